@@ -1,0 +1,3 @@
+"""curate: GPU-accelerated dataset curation engine."""
+
+__version__ = "0.1.0"

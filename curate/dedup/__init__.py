@@ -1,0 +1,1 @@
+"""Deduplication stages: exact (content hash) now; semantic and kNN build on embeddings."""

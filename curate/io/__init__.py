@@ -1,0 +1,1 @@
+"""Filesystem access (local paths and fsspec URIs), atomic writes and hashing."""

@@ -1,0 +1,38 @@
+"""Text payload checks: valid UTF-8, not empty, not absurdly long."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from curate.probe import Rejected
+
+
+@dataclass(frozen=True)
+class TextCheck:
+    max_bytes: int = 1_000_000
+
+
+def decode_text(raw: bytes, check: TextCheck = TextCheck()) -> str:
+    """Decode ``raw`` as UTF-8 or raise :class:`Rejected` with a reason."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("undecodable-text", f"not valid UTF-8 at byte {exc.start}") from exc
+    return _apply_rules(text, len(raw), check)
+
+
+def check_text(text: str, check: TextCheck = TextCheck()) -> str:
+    """Apply the same rules to text that was decoded elsewhere (JSON, CSV)."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:  # lone surrogates: input bytes that were not UTF-8
+        raise Rejected("undecodable-text", f"not valid UTF-8 at character {exc.start}") from exc
+    return _apply_rules(text, size, check)
+
+
+def _apply_rules(text: str, size: int, check: TextCheck) -> str:
+    if not text.strip():
+        raise Rejected("empty-text", "no non-whitespace characters")
+    if size > check.max_bytes:
+        raise Rejected("text-too-long", f"{size:,} bytes exceeds the cap of {check.max_bytes:,}")
+    return text

@@ -1,0 +1,160 @@
+"""The reader contract: plan a source into resumable units, read a unit into manifest rows.
+
+A reader never raises on bad data: every input it sees becomes exactly one row, with
+``status="quarantined"`` and a reason when something is wrong. It raises
+:class:`~curate.errors.CurateError` only for misuse found while planning (a Parquet file
+without the named column, say), before any work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from curate.io.fs import Location
+from curate.io.hashing import content_hash
+from curate.manifest import OK, QUARANTINED
+from curate.probe import Rejected
+from curate.probe.image import ImageCheck, probe_image
+from curate.probe.text import TextCheck, check_text
+
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+Row = dict[str, Any]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Fields:
+    """Names of the fields/columns that carry each role in record-like sources."""
+
+    id: str = "id"
+    text: str = "text"
+    image: str = "image"
+    label: str = "label"
+    split: str = "split"
+    embedding: str | None = None
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What readers need to know; part of every unit's fingerprint."""
+
+    fields: Fields = field(default_factory=Fields)
+    image: ImageCheck = field(default_factory=ImageCheck)
+    text: TextCheck = field(default_factory=TextCheck)
+    files_per_unit: int = 2048
+    workers: int = 4
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A resumable piece of a source: a shard file, or a chunk of a folder listing.
+
+    ``stamp`` holds what changes when the inputs change (sizes, mtimes, etags); it
+    goes into the unit's fingerprint, so an unchanged unit is skipped on rerun.
+    """
+
+    reader: str
+    key: str
+    uri: str
+    stamp: tuple = ()
+    items: tuple = ()
+
+
+class Reader(Protocol):
+    name: str
+    version: int
+
+    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]: ...
+
+    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]: ...
+
+
+def normalise_split(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return SPLIT_ALIASES.get(text.lower(), text) or None
+
+
+def as_label(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def image_row(data: bytes, check: ImageCheck, **row: Any) -> Row:
+    """A manifest row for an image payload: probed, hashed, ok or quarantined."""
+    row.update(kind="image", bytes=len(data), content_hash=content_hash(data))
+    try:
+        info = probe_image(data, check)
+    except Rejected as rej:
+        return {**row, "status": QUARANTINED, "reason": rej.reason}
+    return {**row, "format": info.format, "mode": info.mode, "width": info.width,
+            "height": info.height, "status": OK}
+
+
+def text_row(text: str, check: TextCheck, **row: Any) -> Row:
+    """A manifest row for a text payload that was decoded by the reader."""
+    try:
+        check_text(text, check)
+        raw = text.encode("utf-8")
+    except Rejected as rej:
+        return {**row, "kind": "text", "status": QUARANTINED, "reason": rej.reason}
+    return {**row, "kind": "text", "text": text, "bytes": len(raw),
+            "content_hash": content_hash(raw), "status": OK}
+
+
+def rejected_row(reason: str, **row: Any) -> Row:
+    """A quarantined row for an input that could not even be read as a payload."""
+    return {**row, "status": QUARANTINED, "reason": reason}
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int, chunk: int = 256) -> Iterator[R]:
+    """Ordered parallel map in bounded chunks (Pillow and file reads release the GIL)."""
+    batch: list[T] = []
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= chunk:
+                yield from pool.map(fn, batch)
+                batch = []
+        if batch:
+            yield from pool.map(fn, batch)
+
+
+def file_stamp(info: dict) -> tuple:
+    """The change-detecting facts fsspec gives for a file (size plus mtime or etag)."""
+    marks = [info.get(k) for k in ("size", "mtime", "LastModified", "ETag", "etag", "created")]
+    return tuple(str(m) for m in marks if m is not None)
+
+
+def shard_units(reader: str, loc: Location, suffixes: tuple[str, ...]) -> list[Unit]:
+    """One unit per shard file: ``loc`` itself, or every matching file under a folder."""
+    if loc.isdir():
+        found = loc.fs.find(loc.path, detail=True)
+        files = sorted(
+            p for p in found if p.lower().endswith(suffixes) and not _hidden(p[len(loc.path):])
+        )
+        infos = [(p, found[p]) for p in files]
+    else:
+        infos = [(loc.path, loc.fs.info(loc.path))]
+    return [
+        Unit(reader=reader, key=Location(loc.fs, p).uri, uri=Location(loc.fs, p).uri,
+             stamp=file_stamp(info))
+        for p, info in infos
+    ]
+
+
+def _hidden(path: str) -> bool:
+    return any(part.startswith(".") for part in path.split("/") if part)
+
+
+def stem(uri: str) -> str:
+    """File name without folders and extensions (``a/b/data.jsonl.gz`` -> ``data``)."""
+    return uri.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]

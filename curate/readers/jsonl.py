@@ -1,0 +1,78 @@
+"""JSON Lines text: one object per line; ``.jsonl``, ``.ndjson``, optionally compressed.
+
+Each line is decoded on its own, so one bad line (not UTF-8, not JSON, no text field)
+is quarantined and the rest of the file is read. Blank lines are not records.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from curate.io.fs import Location, locate
+from curate.readers.base import (
+    ReadOptions,
+    Row,
+    Unit,
+    as_label,
+    normalise_split,
+    rejected_row,
+    shard_units,
+    stem,
+    text_row,
+)
+
+SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson") for comp in ("", ".gz", ".bz2", ".xz", ".zst"))
+
+
+class JsonlReader:
+    name = "jsonl"
+    version = 1
+
+    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
+        return shard_units(self.name, loc, SUFFIXES)
+
+    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        shard = locate(unit.uri)
+        line_no = 0
+        try:
+            with shard.fs.open(shard.path, "rb", compression="infer") as fh:
+                for line_no, raw in enumerate(fh, 1):
+                    if raw.strip():
+                        yield self._row(raw, line_no, shard.uri, opts)
+        except (OSError, EOFError, ValueError) as exc:
+            yield rejected_row(f"corrupt-shard: unreadable after line {line_no} ({exc})",
+                               id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+                               source_kind=self.name, kind="text")
+
+    def _row(self, raw: bytes, line_no: int, uri: str, opts: ReadOptions) -> Row:
+        f = opts.fields
+        row: Row = dict(id=f"{stem(uri)}:{line_no}", source=f"{uri}#line={line_no}",
+                        source_kind=self.name, kind="text")
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            return rejected_row(f"undecodable-text: line {line_no} is not valid UTF-8 at byte "
+                                f"{exc.start}", **row)
+        except ValueError as exc:
+            return rejected_row(f"invalid-record: line {line_no} is not valid JSON ({exc})", **row)
+        if not isinstance(obj, dict):
+            return rejected_row(f"invalid-record: line {line_no} is a JSON {type(obj).__name__}, "
+                                "not an object", **row)
+        return record_row(obj, f"line {line_no}", opts, row)
+
+
+def record_row(obj: dict, where: str, opts: ReadOptions, row: Row) -> Row:
+    """Shared by JSONL and CSV: id, label, split and text fields of one record."""
+    f = opts.fields
+    if obj.get(f.id) not in (None, ""):
+        row["id"] = str(obj[f.id])
+    row["label"] = as_label(obj.get(f.label))
+    row["split"] = normalise_split(obj.get(f.split))
+    text = obj.get(f.text)
+    if text is None:
+        return rejected_row(f"missing-field: {where} has no {f.text!r} field", **row)
+    if not isinstance(text, str):
+        return rejected_row(f"invalid-record: {where} field {f.text!r} is a "
+                            f"{type(text).__name__}, not a string", **row)
+    return text_row(text, opts.text, **row)

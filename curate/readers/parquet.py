@@ -1,0 +1,148 @@
+"""Parquet files: one row per sample, payload in an image column (bytes, a Hugging Face
+``{bytes, path}`` struct, or a path relative to the file) or in a text column.
+
+Optional columns: id, label, split, and an embedding column whose vectors are checked
+(present, finite, one dimension per file) so ``precomputed:`` embeddings can trust them.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.errors import CurateError
+from curate.io.fs import Location, locate
+from curate.readers.base import (
+    ReadOptions,
+    Row,
+    Unit,
+    as_label,
+    image_row,
+    normalise_split,
+    rejected_row,
+    shard_units,
+    stem,
+    text_row,
+    thread_map,
+)
+
+BATCH_ROWS = 1024
+
+
+class ParquetReader:
+    name = "parquet"
+    version = 1
+
+    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
+        units = shard_units(self.name, loc, (".parquet", ".pq"))
+        for unit in units:
+            shard = locate(unit.uri)
+            try:
+                with shard.fs.open(shard.path, "rb") as fh:
+                    schema = pq.read_schema(fh)
+            except (OSError, pa.ArrowException):
+                continue  # unreadable files are quarantined when read
+            payload_role(schema, opts, unit.uri)
+        return units
+
+    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        shard = locate(unit.uri)
+        fields = opts.fields
+        position = 0
+        try:
+            with shard.fs.open(shard.path, "rb") as fh:
+                pf = pq.ParquetFile(fh)
+                role = payload_role(pf.schema_arrow, opts, unit.uri)
+                payload = fields.image if role.startswith("image") else fields.text
+                wanted = [payload, fields.id, fields.label, fields.split, fields.embedding]
+                columns = [c for c in dict.fromkeys(wanted) if c and c in pf.schema_arrow.names]
+                dim: list[int] = []
+                for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                    rows = batch.to_pylist()
+                    args = [(position + i, r) for i, r in enumerate(rows)]
+                    position += len(rows)
+                    if fields.embedding and not dim:
+                        dim.extend(_first_dimension(rows, fields.embedding))
+                    yield from thread_map(lambda a: self._row(*a, role, shard, opts, dim), args,
+                                          opts.workers, BATCH_ROWS)
+        except (OSError, pa.ArrowException, CurateError) as exc:
+            yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows ({exc})",
+                               id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+                               source_kind=self.name, kind="text")
+
+    def _row(self, index: int, rec: dict, role: str, shard: Location, opts: ReadOptions,
+             dim: list[int]) -> Row:
+        f = opts.fields
+        rid = rec.get(f.id)
+        row: Row = dict(id=str(rid) if rid is not None else f"{stem(shard.uri)}:{index}",
+                        source=f"{shard.uri}#row={index}", source_kind=self.name,
+                        label=as_label(rec.get(f.label)), split=normalise_split(rec.get(f.split)),
+                        kind="text" if role == "text" else "image")
+        if f.embedding:
+            problem = embedding_problem(rec.get(f.embedding), dim)
+            if problem:
+                return rejected_row(problem, **row)
+        value = rec.get(f.image if row["kind"] == "image" else f.text)
+        if role == "text":
+            if not isinstance(value, str):
+                return rejected_row(f"missing-field: {f.text!r} is empty", **row)
+            return text_row(value, opts.text, **row)
+        if role == "image-struct" and isinstance(value, dict):
+            value = value.get("bytes") or value.get("path")
+        if isinstance(value, str):
+            path = value if "://" in value or value.startswith("/") else posixpath.join(
+                posixpath.dirname(shard.path), value)
+            target = locate(path) if "://" in value else Location(shard.fs, path)
+            row["source"] = target.uri
+            try:
+                value = target.fs.cat_file(target.path)
+            except OSError as exc:
+                return rejected_row(f"read-error: {exc}", **row)
+        if not isinstance(value, bytes):
+            return rejected_row(f"missing-field: {f.image!r} is empty", **row)
+        return image_row(value, opts.image, **row)
+
+
+def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:
+    """``image-bytes``, ``image-struct``, ``image-path`` or ``text``; misuse is an error."""
+    f = opts.fields
+    if f.image in schema.names:
+        t = schema.field(f.image).type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
+            return "image-bytes"
+        if pa.types.is_struct(t) and t.get_field_index("bytes") >= 0:
+            return "image-struct"
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            return "image-path"
+        raise CurateError(f"{uri}: image column {f.image!r} has type {t}; expected bytes, "
+                          "a {bytes, path} struct or a path string")
+    if f.text in schema.names:
+        return "text"
+    if f.embedding and f.embedding in schema.names:
+        raise CurateError(f"{uri}: an embedding column needs a payload column too "
+                          f"(image {f.image!r} or text {f.text!r})")
+    raise CurateError(f"{uri}: no image column {f.image!r} and no text column {f.text!r} "
+                      f"(columns: {', '.join(schema.names)}); use --image-field or --text-field")
+
+
+def embedding_problem(vector: list | None, dim: list[int]) -> str | None:
+    """Reason to quarantine an embedding, or None. ``dim`` holds the file's dimension."""
+    if vector is None or len(vector) == 0:
+        return "invalid-embedding: missing"
+    if any(v is None or not math.isfinite(v) for v in vector):
+        return "invalid-embedding: contains NaN, Inf or null"
+    if dim and len(vector) != dim[0]:
+        return f"invalid-embedding: dimension {len(vector)}, expected {dim[0]}"
+    return None
+
+
+def _first_dimension(rows: list[dict], column: str) -> list[int]:
+    """Dimension of the first usable vector, in row order (deterministic under threads)."""
+    for rec in rows:
+        if embedding_problem(rec.get(column), []) is None:
+            return [len(rec[column])]
+    return []

@@ -1,0 +1,147 @@
+"""WebDataset ``.tar`` shards: consecutive members sharing a key form one sample.
+
+The sample id is the WebDataset ``__key__`` (member path up to the first dot of its file
+name). Members are read from the stream, never extracted, and unsafe members (absolute
+paths, ``..``, links, devices) quarantine their sample. A shard that breaks mid-stream
+keeps the samples read so far and gets one quarantined row for its unreadable rest.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from curate.io.fs import Location, locate
+from curate.readers.base import (
+    ReadOptions,
+    Row,
+    Unit,
+    as_label,
+    image_row,
+    normalise_split,
+    rejected_row,
+    shard_units,
+    text_row,
+    thread_map,
+)
+from curate.probe import Rejected
+from curate.probe.text import decode_text
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
+TEXT_EXTS = ("txt", "text", "caption")
+LABEL_EXTS = ("cls", "cls.txt", "label", "class")
+
+
+@dataclass
+class _Sample:
+    key: str
+    members: dict[str, bytes] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None
+
+
+class WebDatasetReader:
+    name = "webdataset"
+    version = 1
+
+    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
+        return shard_units(self.name, loc, (".tar",))
+
+    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        shard = locate(unit.uri)
+        yield from thread_map(lambda s: self._row(s, shard, opts), self._samples(shard), opts.workers, 64)
+
+    def _samples(self, shard: Location) -> Iterator[_Sample]:
+        current: _Sample | None = None
+        count = 0
+        try:
+            with shard.fs.open(shard.path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
+                for member in tar:
+                    if member.isdir():
+                        continue
+                    key, ext = split_key(member.name)
+                    if current is None or key != current.key:
+                        if current is not None:
+                            yield current
+                            count += 1
+                        current = _Sample(key)
+                    problem = member_problem(member)
+                    if problem:
+                        current.problem = current.problem or problem
+                        continue
+                    current.members[ext] = tar.extractfile(member).read()
+                    current.names[ext] = member.name
+        except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+            if current is not None:
+                current.problem = current.problem or f"corrupt-shard: member data cut short ({exc})"
+                yield current
+                count += 1
+                current = None
+            yield _Sample(key=f"{shard.name}#unreadable-rest",
+                          problem=f"corrupt-shard: tar stream unreadable after {count} samples ({exc})")
+        if current is not None:
+            yield current
+
+    def _row(self, sample: _Sample, shard: Location, opts: ReadOptions) -> Row:
+        row: Row = dict(id=sample.key, source=f"{shard.uri}#{sample.key}", source_kind=self.name,
+                        kind="image")
+        meta = _json_meta(sample.members.get("json"))
+        row["label"] = as_label(_first(sample.members, LABEL_EXTS, decode=True) or meta.get(opts.fields.label))
+        row["split"] = normalise_split(meta.get(opts.fields.split))
+        if sample.problem:
+            return rejected_row(sample.problem, **row)
+        caption = _first(sample.members, TEXT_EXTS, decode=True)
+        image_ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
+        if image_ext is not None:
+            row["source"] = f"{shard.uri}#{sample.names[image_ext]}"
+            return image_row(sample.members[image_ext], opts.image, text=caption, **row)
+        text_ext = next((e for e in TEXT_EXTS if e in sample.members), None)
+        if text_ext is not None:
+            row["source"] = f"{shard.uri}#{sample.names[text_ext]}"
+            try:
+                text = decode_text(sample.members[text_ext], opts.text)
+            except Rejected as rej:
+                return rejected_row(rej.reason, **{**row, "kind": "text"})
+            return text_row(text, opts.text, **row)
+        exts = ", ".join(sorted(sample.members)) or "none"
+        return rejected_row(f"no-payload: no image or text member (members: {exts})", **row)
+
+
+def split_key(name: str) -> tuple[str, str]:
+    """``dir/sample.seg.png`` -> (``dir/sample``, ``seg.png``)."""
+    folder, _, base = name.rpartition("/")
+    stem, _, ext = base.partition(".")
+    return (f"{folder}/{stem}" if folder else stem), ext.lower()
+
+
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    name = member.name
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return f"unsafe-path: tar member {name!r} has an absolute path"
+    if ".." in name.replace("\\", "/").split("/"):
+        return f"unsafe-path: tar member {name!r} leaves the archive root ('..')"
+    if member.issym() or member.islnk():
+        return f"unsafe-path: tar member {name!r} is a link to {member.linkname!r}"
+    if not member.isfile():
+        return f"unsafe-path: tar member {name!r} is not a regular file"
+    return None
+
+
+def _first(members: dict[str, bytes], exts: tuple[str, ...], decode: bool = False):
+    for ext in exts:
+        if ext in members:
+            raw = members[ext]
+            return raw.decode("utf-8", errors="replace").strip() if decode else raw
+    return None
+
+
+def _json_meta(raw: bytes | None) -> dict:
+    if not raw:
+        return {}
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}

@@ -1,0 +1,68 @@
+"""A workspace: one directory (local path or URI) holding everything for one dataset.
+
+Layout (see DESIGN.md section 2)::
+
+    manifest/part-00000.parquet ...   + manifest/_meta.json
+    decisions/<stage>/<run-id>.parquet + <run-id>.json
+    state/                            completion markers and fingerprints
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curate.errors import CurateError
+from curate.io import atomic
+from curate.io.fs import Location, locate
+from curate.manifest import SCHEMA
+
+
+class Workspace:
+    """Paths and manifest access for one workspace; stages take it as their first argument."""
+
+    def __init__(self, uri: str) -> None:
+        self.root: Location = locate(uri)
+
+    def __repr__(self) -> str:
+        return f"Workspace({self.root.uri!r})"
+
+    def loc(self, *parts: str) -> Location:
+        return self.root.join(*parts)
+
+    @property
+    def manifest_dir(self) -> Location:
+        return self.loc("manifest")
+
+    def state(self, *parts: str) -> Location:
+        return self.loc("state", *parts)
+
+    def decisions(self, stage: str) -> Location:
+        return self.loc("decisions", stage)
+
+    def has_manifest(self) -> bool:
+        return self.manifest_dir.join("_meta.json").exists()
+
+    def require_manifest(self) -> None:
+        if not self.root.exists():
+            raise CurateError(f"workspace {self.root.uri} does not exist (run `curate ingest` first)")
+        if not self.has_manifest():
+            raise CurateError(f"workspace {self.root.uri} has no manifest (run `curate ingest` first)")
+
+    def manifest_meta(self) -> dict:
+        self.require_manifest()
+        return atomic.read_json(self.manifest_dir.join("_meta.json"))
+
+    def manifest_parts(self) -> list[Location]:
+        return [self.manifest_dir.join(name) for name in self.manifest_meta()["parts"]]
+
+    def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
+        """The whole manifest (or some columns) in ingest order."""
+        tables = []
+        for part in self.manifest_parts():
+            with part.fs.open(part.path, "rb") as fh:
+                tables.append(pq.read_table(fh, columns=columns))
+        if not tables:
+            schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables(tables)
