@@ -13,11 +13,11 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from curate.errors import CurateError
 from curate.io import atomic
-from curate.io.fs import Location
+from curate.io.fs import Location, locate
+from curate.io.tables import read_table
 from curate.manifest import reason_code
 from curate.workspace import Workspace
 
@@ -41,8 +41,7 @@ def load_run(ws: Workspace, stage: str, run_id: str) -> DecisionRun | None:
     table_loc, meta_loc = run_paths(ws, stage, run_id)
     if not (meta_loc.exists() and table_loc.exists()):
         return None
-    with table_loc.fs.open(table_loc.path, "rb") as fh:
-        table = pq.read_table(fh)
+    table = read_table(table_loc)
     return DecisionRun(stage, run_id, table, table_loc, reused=True)
 
 
@@ -70,8 +69,6 @@ def decision_counts(table: pa.Table) -> dict[str, int]:
 
 def copy_out(run: DecisionRun, out: str) -> Location:
     """Also write the run's table to a user-chosen path (Parquet, or CSV by extension)."""
-    from curate.io.fs import locate
-
     dest = locate(out)
     if dest.path.lower().endswith(".csv"):
         import pyarrow.csv as pacsv

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from curate import __version__, manifest
@@ -25,6 +24,7 @@ from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
 from curate.io.hashing import fingerprint
+from curate.io.tables import read_table
 from curate.readers import resolve
 from curate.readers.base import Reader, ReadOptions, Unit
 from curate.state import clear, is_done, mark_done
@@ -128,8 +128,7 @@ def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[st
     writer = _PartWriter(ws.manifest_dir, config.rows_per_part)
     unique = _UniqueIds()
     for part, _ in units:
-        with part.fs.open(part.path, "rb") as fh:
-            writer.add(unique.apply(pq.read_table(fh, schema=manifest.SCHEMA)))
+        writer.add(unique.apply(read_table(part, schema=manifest.SCHEMA)))
     names, count, quarantined = writer.close()
     for stale in ws.manifest_dir.fs.ls(ws.manifest_dir.path, detail=False):
         name = stale.rsplit("/", 1)[-1]

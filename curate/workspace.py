@@ -10,11 +10,11 @@ Layout (see DESIGN.md section 2)::
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
+from curate.io.tables import read_table
 from curate.manifest import SCHEMA
 
 
@@ -60,8 +60,7 @@ class Workspace:
         """The whole manifest (or some columns) in ingest order."""
         tables = []
         for part in self.manifest_parts():
-            with part.fs.open(part.path, "rb") as fh:
-                tables.append(pq.read_table(fh, columns=columns))
+            tables.append(read_table(part, columns=columns))
         if not tables:
             schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
             return schema.empty_table()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import click
+import pyarrow.compute as pc
 
 from curate.cli.options import workspace_option
-from curate.decisions import copy_out
+from curate.decisions import copy_out, decision_counts
 from curate.dedup.exact import ExactDedupConfig, exact_dedup
 from curate.workspace import Workspace
 
@@ -26,19 +27,14 @@ def command(workspace, method, out) -> None:
     ws = Workspace(workspace)
     ws.require_manifest()
     run = exact_dedup(ws, ExactDedupConfig())
-    counts = _counts(run.table)
+    counts = decision_counts(run.table)
+    groups = pc.count_distinct(run.table.column("group")).as_py()
     state = "unchanged, reused" if run.reused else "written"
-    click.echo(f"dedup ({method}): {run.table.num_rows:,} samples -> kept {counts['kept']:,}, "
-               f"exact-duplicate {counts['exact-duplicate']:,}, quarantined {counts['quarantined']:,}")
-    click.echo(f"  groups   {counts['groups']:,}")
+    removed = ", ".join(f"{reason} {n:,}" for reason, n in counts.items() if reason != "kept")
+    click.echo(f"dedup ({method}): {run.table.num_rows:,} samples -> kept {counts['kept']:,}"
+               + (f"; removed: {removed}" if removed else ""))
+    click.echo(f"  groups   {groups:,} duplicate groups")
     click.echo(f"  run      {run.run_id} ({state}) {run.path.uri}")
     if out:
         click.echo(f"  copy     {copy_out(run, out).uri}")
 
-
-def _counts(table) -> dict[str, int]:
-    reasons = table.column("reason").to_pylist()
-    groups = {g for g in table.column("group").to_pylist() if g is not None}
-    return {"kept": sum(table.column("kept").to_pylist()),
-            "exact-duplicate": reasons.count("exact-duplicate"),
-            "quarantined": reasons.count("quarantined"), "groups": len(groups)}

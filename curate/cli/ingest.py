@@ -35,9 +35,12 @@ from curate.workspace import Workspace
 @click.option("--max-text-bytes", default=TextCheck.max_bytes, show_default=True, type=int)
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int,
               help="Threads for reading and probing.")
+@click.option("--files-per-unit", default=ReadOptions.files_per_unit, show_default=True, type=int,
+              help="Image-folder files per resumable unit (shard files are one unit each).")
 @progress_option
 def command(sources, workspace, kind, id_field, text_field, image_field, label_field, split_field,
-            embedding_field, max_pixels, check, max_text_bytes, workers, progress) -> None:
+            embedding_field, max_pixels, check, max_text_bytes, workers, files_per_unit,
+            progress) -> None:
     """Read SOURCES into the workspace manifest (one row per sample).
 
     SOURCES are folders of images (labels from sub-folders, split from a top folder named
@@ -54,6 +57,7 @@ def command(sources, workspace, kind, id_field, text_field, image_field, label_f
             image=ImageCheck(max_pixels=max_pixels, decode=check == "decode"),
             text=TextCheck(max_bytes=max_text_bytes),
             workers=workers,
+            files_per_unit=files_per_unit,
         ),
         progress=progress,
     )

@@ -53,7 +53,7 @@ def probe_image(data: bytes, check: ImageCheck = ImageCheck()) -> ImageInfo:
         except UnidentifiedImageError as exc:
             raise Rejected("not-an-image", f"no known image format in {len(data)} bytes") from exc
         except Exception as exc:  # Pillow raises many types on broken headers
-            raise Rejected("corrupt-image", f"unreadable header ({type(exc).__name__}: {exc})") from exc
+            raise Rejected(_failure_code(exc), f"unreadable header ({type(exc).__name__}: {exc})") from exc
         with img:
             info = ImageInfo(img.format or "unknown", img.mode, int(img.width), int(img.height))
             _check_header(info, check)
@@ -83,6 +83,9 @@ def _decode(img: Image.Image) -> None:
     except Image.DecompressionBombError as exc:
         raise Rejected("decompression-bomb", str(exc)) from exc
     except Exception as exc:
-        message = str(exc) or type(exc).__name__
-        code = "truncated-image" if "truncated" in message or "broken data" in message else "corrupt-image"
-        raise Rejected(code, f"decode failed ({message})") from exc
+        raise Rejected(_failure_code(exc), f"decode failed ({str(exc) or type(exc).__name__})") from exc
+
+
+def _failure_code(exc: Exception) -> str:
+    message = str(exc).lower()
+    return "truncated-image" if "truncat" in message or "broken data" in message else "corrupt-image"

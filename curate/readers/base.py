@@ -20,7 +20,8 @@ from curate.probe import Rejected
 from curate.probe.image import ImageCheck, probe_image
 from curate.probe.text import TextCheck, check_text
 
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
+                 "test": "test"}
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -115,7 +116,8 @@ def rejected_row(reason: str, **row: Any) -> Row:
     return {**row, "status": QUARANTINED, "reason": reason}
 
 
-def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int, chunk: int = 256) -> Iterator[R]:
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
+               chunk: int = 256) -> Iterator[R]:
     """Ordered parallel map in bounded chunks (Pillow and file reads release the GIL)."""
     batch: list[T] = []
     with ThreadPoolExecutor(max(1, workers)) as pool:
@@ -155,6 +157,15 @@ def _hidden(path: str) -> bool:
     return any(part.startswith(".") for part in path.split("/") if part)
 
 
+COMPRESSION_EXTS = ("gz", "bz2", "xz", "zst", "zstd", "lz4")
+
+
 def stem(uri: str) -> str:
-    """File name without folders and extensions (``a/b/data.jsonl.gz`` -> ``data``)."""
-    return uri.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+    """File name without folders, format and compression extension (``a/b/data.jsonl.gz``
+    -> ``data``). Other dots stay, so ``part.0.jsonl`` and ``part.1.jsonl`` differ."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    base, dot, ext = name.rpartition(".")
+    if dot and base and ext.lower() in COMPRESSION_EXTS:
+        name = base
+    base, dot, _ = name.rpartition(".")
+    return base if dot and base else name

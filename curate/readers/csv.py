@@ -68,11 +68,12 @@ class CsvReader:
 
 def _open_text(shard: Location) -> io.TextIOWrapper:
     raw = shard.fs.open(shard.path, "rb", compression="infer")
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+    # utf-8-sig: a byte-order mark (as Excel writes) must not become part of the first name
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _dialect(path: str) -> type[csv.Dialect]:
-    return csv.excel_tab if ".tsv" in path.lower() else csv.excel
+    return csv.excel_tab if path.lower().endswith((".tsv", ".tsv.gz")) else csv.excel
 
 
 def _header(shard: Location) -> list[str] | None:

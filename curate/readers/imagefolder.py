@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from curate.io.fs import Location, locate
 from curate.probe.image import IMAGE_EXTENSIONS
+from curate.readers.base import SPLIT_ALIASES as _SPLITS
 from curate.readers.base import (
     ReadOptions,
     Row,
@@ -23,7 +24,6 @@ from curate.readers.base import (
     rejected_row,
     thread_map,
 )
-from curate.readers.base import SPLIT_ALIASES as _SPLITS
 
 
 class ImageFolderReader:

@@ -22,7 +22,8 @@ from curate.readers.base import (
     text_row,
 )
 
-SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson") for comp in ("", ".gz", ".bz2", ".xz", ".zst"))
+SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson")
+                 for comp in ("", ".gz", ".bz2", ".xz", ".zst"))
 
 
 class JsonlReader:
@@ -46,14 +47,15 @@ class JsonlReader:
                                source_kind=self.name, kind="text")
 
     def _row(self, raw: bytes, line_no: int, uri: str, opts: ReadOptions) -> Row:
-        f = opts.fields
         row: Row = dict(id=f"{stem(uri)}:{line_no}", source=f"{uri}#line={line_no}",
                         source_kind=self.name, kind="text")
-        try:
-            obj = json.loads(raw.decode("utf-8"))
+        try:  # a byte-order mark may start the file
+            obj = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
         except UnicodeDecodeError as exc:
             return rejected_row(f"undecodable-text: line {line_no} is not valid UTF-8 at byte "
                                 f"{exc.start}", **row)
+        except RecursionError:
+            return rejected_row(f"invalid-record: line {line_no} is nested too deeply", **row)
         except ValueError as exc:
             return rejected_row(f"invalid-record: line {line_no} is not valid JSON ({exc})", **row)
         if not isinstance(obj, dict):

@@ -70,15 +70,15 @@ class ParquetReader:
                     yield from thread_map(lambda a: self._row(*a, role, shard, opts, dim), args,
                                           opts.workers, BATCH_ROWS)
         except (OSError, pa.ArrowException, CurateError) as exc:
-            yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows ({exc})",
-                               id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+            yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows "
+                               f"({exc})", id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
                                source_kind=self.name, kind="text")
 
     def _row(self, index: int, rec: dict, role: str, shard: Location, opts: ReadOptions,
              dim: list[int]) -> Row:
         f = opts.fields
         rid = rec.get(f.id)
-        row: Row = dict(id=str(rid) if rid is not None else f"{stem(shard.uri)}:{index}",
+        row: Row = dict(id=str(rid) if rid not in (None, "") else f"{stem(shard.uri)}:{index}",
                         source=f"{shard.uri}#row={index}", source_kind=self.name,
                         label=as_label(rec.get(f.label)), split=normalise_split(rec.get(f.split)),
                         kind="text" if role == "text" else "image")
@@ -96,11 +96,11 @@ class ParquetReader:
         if isinstance(value, str):
             path = value if "://" in value or value.startswith("/") else posixpath.join(
                 posixpath.dirname(shard.path), value)
-            target = locate(path) if "://" in value else Location(shard.fs, path)
-            row["source"] = target.uri
-            try:
+            try:  # one bad path (unknown protocol, missing file) must not end the file
+                target = locate(path) if "://" in value else Location(shard.fs, path)
+                row["source"] = target.uri
                 value = target.fs.cat_file(target.path)
-            except OSError as exc:
+            except (OSError, CurateError) as exc:
                 return rejected_row(f"read-error: {exc}", **row)
         if not isinstance(value, bytes):
             return rejected_row(f"missing-field: {f.image!r} is empty", **row)
@@ -110,6 +110,8 @@ class ParquetReader:
 def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:
     """``image-bytes``, ``image-struct``, ``image-path`` or ``text``; misuse is an error."""
     f = opts.fields
+    if f.embedding:
+        _check_embedding_column(schema, f.embedding, uri)
     if f.image in schema.names:
         t = schema.field(f.image).type
         if pa.types.is_binary(t) or pa.types.is_large_binary(t):
@@ -122,11 +124,23 @@ def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:
                           "a {bytes, path} struct or a path string")
     if f.text in schema.names:
         return "text"
-    if f.embedding and f.embedding in schema.names:
+    if f.embedding:
         raise CurateError(f"{uri}: an embedding column needs a payload column too "
                           f"(image {f.image!r} or text {f.text!r})")
     raise CurateError(f"{uri}: no image column {f.image!r} and no text column {f.text!r} "
                       f"(columns: {', '.join(schema.names)}); use --image-field or --text-field")
+
+
+def _check_embedding_column(schema: pa.Schema, name: str, uri: str) -> None:
+    """The embedding column must exist and hold lists of numbers (else every row fails)."""
+    if name not in schema.names:
+        raise CurateError(f"{uri}: no embedding column {name!r} "
+                          f"(columns: {', '.join(schema.names)}); use --embedding-field")
+    t = schema.field(name).type
+    if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) \
+            or not (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)):
+        raise CurateError(f"{uri}: embedding column {name!r} has type {t}; "
+                          "expected a list of numbers")
 
 
 def embedding_problem(vector: list | None, dim: list[int]) -> str | None:

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from curate.io.fs import Location, locate
+from curate.probe import Rejected
+from curate.probe.text import decode_text
 from curate.readers.base import (
     ReadOptions,
     Row,
@@ -26,8 +28,6 @@ from curate.readers.base import (
     text_row,
     thread_map,
 )
-from curate.probe import Rejected
-from curate.probe.text import decode_text
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 TEXT_EXTS = ("txt", "text", "caption")
@@ -51,13 +51,15 @@ class WebDatasetReader:
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         shard = locate(unit.uri)
-        yield from thread_map(lambda s: self._row(s, shard, opts), self._samples(shard), opts.workers, 64)
+        yield from thread_map(lambda s: self._row(s, shard, opts), self._samples(shard),
+                              opts.workers, 64)
 
     def _samples(self, shard: Location) -> Iterator[_Sample]:
         current: _Sample | None = None
         count = 0
         try:
-            with shard.fs.open(shard.path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tar:
+            with shard.fs.open(shard.path, "rb") as fh, \
+                    tarfile.open(fileobj=fh, mode="r|*", tarinfo=_StrictTarInfo) as tar:
                 for member in tar:
                     if member.isdir():
                         continue
@@ -75,12 +77,14 @@ class WebDatasetReader:
                     current.names[ext] = member.name
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             if current is not None:
-                current.problem = current.problem or f"corrupt-shard: member data cut short ({exc})"
+                current.problem = current.problem or (
+                    f"corrupt-shard: sample may be incomplete, tar stream breaks in or after it "
+                    f"({exc})")
                 yield current
                 count += 1
                 current = None
-            yield _Sample(key=f"{shard.name}#unreadable-rest",
-                          problem=f"corrupt-shard: tar stream unreadable after {count} samples ({exc})")
+            yield _Sample(key=f"{shard.name}#unreadable-rest", problem=(
+                f"corrupt-shard: tar stream unreadable after {count} samples ({exc})"))
         if current is not None:
             yield current
 
@@ -88,7 +92,8 @@ class WebDatasetReader:
         row: Row = dict(id=sample.key, source=f"{shard.uri}#{sample.key}", source_kind=self.name,
                         kind="image")
         meta = _json_meta(sample.members.get("json"))
-        row["label"] = as_label(_first(sample.members, LABEL_EXTS, decode=True) or meta.get(opts.fields.label))
+        label = _first(sample.members, LABEL_EXTS, decode=True)
+        row["label"] = as_label(label or meta.get(opts.fields.label))
         row["split"] = normalise_split(meta.get(opts.fields.split))
         if sample.problem:
             return rejected_row(sample.problem, **row)
@@ -107,6 +112,19 @@ class WebDatasetReader:
             return text_row(text, opts.text, **row)
         exts = ", ".join(sorted(sample.members)) or "none"
         return rejected_row(f"no-payload: no image or text member (members: {exts})", **row)
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """Makes a cut, missing or garbled header an error. ``tarfile`` treats one as the end of
+    the archive and drops the rest of the shard silently; only a zero block may end it."""
+
+    @classmethod
+    def fromtarfile(cls, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tar)
+        except (tarfile.EmptyHeaderError, tarfile.TruncatedHeaderError,
+                tarfile.InvalidHeaderError) as exc:
+            raise tarfile.ReadError(f"no valid tar header at byte {tar.offset}: {exc}") from None
 
 
 def split_key(name: str) -> tuple[str, str]:
@@ -142,6 +160,6 @@ def _json_meta(raw: bytes | None) -> dict:
         return {}
     try:
         meta = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return meta if isinstance(meta, dict) else {}

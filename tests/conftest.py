@@ -1,0 +1,46 @@
+"""Shared helpers: tiny images built in memory (no committed binaries)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+
+def encode_image(size=(16, 12), mode="RGB", fmt="PNG", seed=0, **save) -> bytes:
+    """A small deterministic noise image encoded as ``fmt``."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    channels = {"L": 1, "RGB": 3, "RGBA": 4, "CMYK": 4}.get(mode, 3)
+    arr = rng.integers(0, 255, size=(h, w, channels), dtype=np.uint8)
+    img = Image.fromarray(arr[..., 0] if channels == 1 else arr, "L" if channels == 1 else
+                          ("RGBA" if channels == 4 else "RGB"))
+    if mode not in ("L", "RGB", "RGBA"):
+        img = img.convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+@pytest.fixture
+def images():
+    return encode_image
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
