@@ -34,14 +34,20 @@ class DemoConfig:
 
 
 def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig()) -> dict:
-    """Write the demo dataset into ``folder`` and return its ground truth."""
+    """Write the demo dataset into ``folder`` and return its ground truth.
+
+    The ground-truth file is written last; a folder that already has one is complete
+    and is reused as it is, so the quick start can be rerun.
+    """
     from sklearn.datasets import load_digits
 
     top = Path(folder)
+    if (top / "ground_truth.json").exists():
+        return json.loads((top / "ground_truth.json").read_text())
     if top.exists() and any(top.iterdir()):
         from curate.errors import CurateError
 
-        raise CurateError(f"demo folder {top} is not empty")
+        raise CurateError(f"demo folder {top} is not empty and holds no finished demo: remove it or pick another")
     root = top / "images"
     rng = random.Random(config.seed)
     digits = load_digits()
