@@ -60,8 +60,8 @@ WORDS = (
 )
 COLUMNS = (
     "benchmark", "case", "impl", "n", "repeats", "workers", "seconds", "seconds_min",
-    "seconds_max", "items_per_s", "peak_rss_mb", "import_rss_mb", "ratio_vs_baseline",
-    "device", "cpu_count", "python", "curate_version", "timestamp",
+    "seconds_max", "cpu_seconds", "items_per_s", "ratio_vs_baseline", "peak_rss_mb",
+    "import_rss_mb", "load_1m", "device", "cpu_count", "python", "curate_version", "timestamp",
 )
 
 
@@ -171,6 +171,7 @@ def run_case(case: str, impl: str, src: Path, work: Path, workers: int | None) -
         from curate.readers.base import ReadOptions
         from curate.workspace import Workspace
     import_rss = _peak_rss_mb()
+    cpu0 = _cpu_seconds()
 
     ws_dir = work / "ws" / f"{case}-{'curate' if impl == 'curate-rerun' else impl}"
     if impl == "baseline":
@@ -197,8 +198,13 @@ def run_case(case: str, impl: str, src: Path, work: Path, workers: int | None) -
         n = result.samples
         info = {"quarantined": result.quarantined, "units_read": result.units_read,
                 "units_skipped": result.units_skipped, "workers": read.workers}
-    return {"n": n, "seconds": seconds, "peak_rss_mb": _peak_rss_mb(),
-            "import_rss_mb": import_rss, **info}
+    return {"n": n, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu0,
+            "peak_rss_mb": _peak_rss_mb(), "import_rss_mb": import_rss, **info}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _peak_rss_mb() -> float:
@@ -212,6 +218,7 @@ def _peak_rss_mb() -> float:
 
 def measure(case: str, impl: str, src: Path, work: Path, workers: int | None) -> dict:
     """Run one (case, impl) in a fresh interpreter and return its JSON report."""
+    load = os.getloadavg()[0]
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", case, impl,
            "--src", str(src), "--work", str(work)]
     if workers is not None:
@@ -220,7 +227,7 @@ def measure(case: str, impl: str, src: Path, work: Path, workers: int | None) ->
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit(f"{case}/{impl} failed with exit status {proc.returncode}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "load_1m": load}
 
 
 def device_name() -> str:
@@ -247,21 +254,24 @@ def summarise(case: str, impl: str, runs: list[dict], expected: int) -> dict:
     return {
         "case": case, "impl": impl, "n": n, "repeats": len(runs),
         "workers": runs[0].get("workers", 1), "seconds": median, "seconds_min": min(secs),
-        "seconds_max": max(secs), "items_per_s": n / median if median else float("inf"),
+        "seconds_max": max(secs), "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+        "items_per_s": n / median if median else float("inf"),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "import_rss_mb": max(r["import_rss_mb"] for r in runs),
+        "load_1m": max(r["load_1m"] for r in runs),
     }
 
 
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'case':<7} {'impl':<13} {'n':>8} {'workers':>7} {'seconds':>8} {'items/s':>10} "
-            f"{'vs baseline':>11} {'peak RSS MB':>11} {'after import':>12}")
+    head = (f"{'case':<7} {'impl':<13} {'n':>9} {'workers':>7} {'seconds':>8} {'cpu s':>7} "
+            f"{'items/s':>11} {'vs baseline':>11} {'peak RSS MB':>11} {'after import':>12}")
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['case']:<7} {r['impl']:<13} {r['n']:>8,} {r['workers']:>7} "
-              f"{r['seconds']:>8.2f} {r['items_per_s']:>10,.0f} {r['ratio_vs_baseline']:>10.2f}x "
-              f"{r['peak_rss_mb']:>11.0f} {r['import_rss_mb']:>12.0f}")
+        print(f"{r['case']:<7} {r['impl']:<13} {r['n']:>9,} {r['workers']:>7} "
+              f"{r['seconds']:>8.3f} {r['cpu_seconds']:>7.3f} {r['items_per_s']:>11,.0f} "
+              f"{r['ratio_vs_baseline']:>10.2f}x {r['peak_rss_mb']:>11.0f} "
+              f"{r['import_rss_mb']:>12.0f}")
 
 
 def write_csv(path: Path, rows: list[dict], env: dict, append: bool) -> None:
@@ -273,9 +283,9 @@ def write_csv(path: Path, rows: list[dict], env: dict, append: bool) -> None:
             writer.writeheader()
         for r in rows:
             rec = {"benchmark": BENCHMARK, **env, **r}
-            for key in ("seconds", "seconds_min", "seconds_max"):
+            for key in ("seconds", "seconds_min", "seconds_max", "cpu_seconds"):
                 rec[key] = f"{rec[key]:.4f}"
-            for key in ("items_per_s", "peak_rss_mb", "import_rss_mb"):
+            for key in ("items_per_s", "peak_rss_mb", "import_rss_mb", "load_1m"):
                 rec[key] = f"{rec[key]:.1f}"
             rec["ratio_vs_baseline"] = f"{rec['ratio_vs_baseline']:.3f}"
             writer.writerow(rec)
@@ -333,18 +343,27 @@ def main(argv: list[str] | None = None) -> None:
           f"median of {args.repeat} run(s), each in its own process")
     sources = ensure_data(work, rows, images, args.seed)
 
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        print(f"WARNING: 1-minute load average is {load:.2f} before starting; other work on "
+              "this machine will inflate wall times (cpu s is less affected)")
     results = []
     for case in args.cases:
+        # Round-robin over implementations so background noise hits all of them alike.
+        runs: dict[str, list[dict]] = {impl: [] for impl in impls}
+        for rep in range(max(1, args.repeat)):
+            for impl in impls:
+                run = measure(case, impl, sources[case], work, args.workers)
+                runs[impl].append(run)
+                print(f"  {case}/{impl} #{rep + 1}: {run['seconds']:.3f}s "
+                      f"({run['n'] / run['seconds']:,.0f}/s), cpu {run['cpu_seconds']:.3f}s, "
+                      f"peak RSS {run['peak_rss_mb']:.0f} MB, load {run['load_1m']:.2f}")
         base_rate = None
         for impl in impls:
-            runs = [measure(case, impl, sources[case], work, args.workers)
-                    for _ in range(max(1, args.repeat))]
-            row = summarise(case, impl, runs, sizes[case])
+            row = summarise(case, impl, runs[impl], sizes[case])
             base_rate = base_rate or row["items_per_s"]
             row["ratio_vs_baseline"] = row["items_per_s"] / base_rate
             results.append(row)
-            print(f"  {case}/{impl}: {row['seconds']:.2f}s ({row['items_per_s']:,.0f}/s), "
-                  f"peak RSS {row['peak_rss_mb']:.0f} MB")
 
     print()
     print("baseline = single-threaded loop: read, sha256, json.loads / PIL full decode to RGB,")

@@ -33,7 +33,7 @@ def reader_for_file(path: str) -> str | None:
 def resolve(uri: str, kind: str = "auto") -> list[tuple[Reader, Location]]:
     """Turn one command-line source into (reader, location) pairs, or fail with one line.
 
-    A glob expands to its matches in sorted order. A folder whose direct files are all
+    A glob expands to its matches in sorted order. A folder whose files are all
     shards/tables of one kind is read by that reader; any other folder is an image folder.
     """
     if kind != "auto" and kind not in READERS:
@@ -61,13 +61,21 @@ def resolve(uri: str, kind: str = "auto") -> list[tuple[Reader, Location]]:
     return [(READERS[name], loc)]
 
 
-def _folder_kind(loc: Location) -> str:
+def _folder_kind(loc: Location, sample: int = 200) -> str:
+    """Reader for a folder, judged from (up to ``sample``) files found under it."""
+    kinds: set[str | None] = set()
+    seen = 0
     try:
-        names = [p for p in loc.fs.ls(loc.path, detail=True) if p.get("type") == "file"]
+        for _, _, files in loc.fs.walk(loc.path):
+            for name in files:
+                if name.startswith("."):
+                    continue
+                kinds.add(reader_for_file(name))
+                seen += 1
+            if seen >= sample or None in kinds:
+                break
     except OSError as exc:
         raise CurateError(f"cannot list source folder {loc.uri!r}: {exc}") from exc
-    kinds = {reader_for_file(p["name"]) for p in names
-             if not p["name"].rsplit("/", 1)[-1].startswith(".")}
     if len(kinds) == 1 and None not in kinds:
         return kinds.pop()
     return "imagefolder"

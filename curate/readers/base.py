@@ -137,20 +137,34 @@ def file_stamp(info: dict) -> tuple:
 
 
 def shard_units(reader: str, loc: Location, suffixes: tuple[str, ...]) -> list[Unit]:
-    """One unit per shard file: ``loc`` itself, or every matching file under a folder."""
+    """One unit per shard file: ``loc`` itself, or every matching file under a folder.
+
+    ``items`` holds the shard's id prefix for samples without their own id: the file
+    stem for a file source, ``<folder name>/<relative path without extension>`` for files
+    found under a folder (so ``a/data.jsonl`` and ``b/data.jsonl`` do not collide).
+    """
     if loc.isdir():
         found = loc.fs.find(loc.path, detail=True)
-        files = sorted(
-            p for p in found if p.lower().endswith(suffixes) and not _hidden(p[len(loc.path):])
-        )
-        infos = [(p, found[p]) for p in files]
+        base = loc.path.rstrip("/") + "/"
+        files = sorted(p for p in found if p.lower().endswith(suffixes) and not _hidden(p[len(base):]))
+        infos = [(p, found[p], f"{loc.name}/{_strip_ext(p[len(base):])}") for p in files]
     else:
-        infos = [(loc.path, loc.fs.info(loc.path))]
+        infos = [(loc.path, loc.fs.info(loc.path), stem(loc.path))]
     return [
         Unit(reader=reader, key=Location(loc.fs, p).uri, uri=Location(loc.fs, p).uri,
-             stamp=file_stamp(info))
-        for p, info in infos
+             stamp=file_stamp(info), items=(prefix,))
+        for p, info, prefix in infos
     ]
+
+
+def id_prefix(unit: Unit) -> str:
+    """Prefix of position-derived ids for samples of a shard unit."""
+    return unit.items[0] if unit.items else stem(unit.uri)
+
+
+def _strip_ext(rel: str) -> str:
+    folder, _, name = rel.rpartition("/")
+    return f"{folder}/{stem(name)}" if folder else stem(name)
 
 
 def _hidden(path: str) -> bool:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from curate.errors import CurateError
 from curate.io.fs import Location, locate
-from curate.readers.base import ReadOptions, Row, Unit, rejected_row, shard_units, stem
+from curate.readers.base import ReadOptions, Row, Unit, id_prefix, rejected_row, shard_units
 from curate.readers.jsonl import record_row
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the text size cap applies instead
@@ -43,21 +43,21 @@ class CsvReader:
                         break
                     except csv.Error as exc:
                         yield rejected_row(f"invalid-record: CSV row after line {line} ({exc})",
-                                           **self._base(shard.uri, reader.line_num))
+                                           **self._base(shard.uri, id_prefix(unit), reader.line_num))
                         continue
                     line = reader.line_num
-                    yield self._row(rec, width, line, shard.uri, opts)
+                    yield self._row(rec, width, line, shard.uri, id_prefix(unit), opts)
         except (OSError, EOFError) as exc:
             yield rejected_row(f"corrupt-shard: unreadable after line {line} ({exc})",
-                               id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+                               id=f"{id_prefix(unit)}#unreadable-rest", source=unit.uri,
                                source_kind=self.name, kind="text")
 
-    def _base(self, uri: str, line: int) -> Row:
-        return dict(id=f"{stem(uri)}:{line}", source=f"{uri}#line={line}",
+    def _base(self, uri: str, prefix: str, line: int) -> Row:
+        return dict(id=f"{prefix}:{line}", source=f"{uri}#line={line}",
                     source_kind=self.name, kind="text")
 
-    def _row(self, rec: dict, width: int, line: int, uri: str, opts: ReadOptions) -> Row:
-        row = self._base(uri, line)
+    def _row(self, rec: dict, width: int, line: int, uri: str, prefix: str, opts: ReadOptions) -> Row:
+        row = self._base(uri, prefix, line)
         fields = len(rec) - 1 + len(rec["\0extra"]) if "\0extra" in rec else sum(
             v is not None for v in rec.values())
         if fields != width:

@@ -15,10 +15,10 @@ from curate.readers.base import (
     Row,
     Unit,
     as_label,
+    id_prefix,
     normalise_split,
     rejected_row,
     shard_units,
-    stem,
     text_row,
 )
 
@@ -40,14 +40,14 @@ class JsonlReader:
             with shard.fs.open(shard.path, "rb", compression="infer") as fh:
                 for line_no, raw in enumerate(fh, 1):
                     if raw.strip():
-                        yield self._row(raw, line_no, shard.uri, opts)
+                        yield self._row(raw, line_no, shard.uri, id_prefix(unit), opts)
         except (OSError, EOFError, ValueError) as exc:
             yield rejected_row(f"corrupt-shard: unreadable after line {line_no} ({exc})",
-                               id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+                               id=f"{id_prefix(unit)}#unreadable-rest", source=unit.uri,
                                source_kind=self.name, kind="text")
 
-    def _row(self, raw: bytes, line_no: int, uri: str, opts: ReadOptions) -> Row:
-        row: Row = dict(id=f"{stem(uri)}:{line_no}", source=f"{uri}#line={line_no}",
+    def _row(self, raw: bytes, line_no: int, uri: str, prefix: str, opts: ReadOptions) -> Row:
+        row: Row = dict(id=f"{prefix}:{line_no}", source=f"{uri}#line={line_no}",
                         source_kind=self.name, kind="text")
         try:  # a byte-order mark may start the file
             obj = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))

@@ -12,20 +12,20 @@ import posixpath
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from curate.errors import CurateError
 from curate.io.fs import Location, locate
+from curate.io.tables import open_parquet
 from curate.readers.base import (
     ReadOptions,
     Row,
     Unit,
     as_label,
+    id_prefix,
     image_row,
     normalise_split,
     rejected_row,
     shard_units,
-    stem,
     text_row,
     thread_map,
 )
@@ -42,8 +42,7 @@ class ParquetReader:
         for unit in units:
             shard = locate(unit.uri)
             try:
-                with shard.fs.open(shard.path, "rb") as fh:
-                    schema = pq.read_schema(fh)
+                schema = open_parquet(shard).schema_arrow
             except (OSError, pa.ArrowException):
                 continue  # unreadable files are quarantined when read
             payload_role(schema, opts, unit.uri)
@@ -53,9 +52,9 @@ class ParquetReader:
         shard = locate(unit.uri)
         fields = opts.fields
         position = 0
+        prefix = id_prefix(unit)
         try:
-            with shard.fs.open(shard.path, "rb") as fh:
-                pf = pq.ParquetFile(fh)
+            with open_parquet(shard) as pf:
                 role = payload_role(pf.schema_arrow, opts, unit.uri)
                 payload = fields.image if role.startswith("image") else fields.text
                 wanted = [payload, fields.id, fields.label, fields.split, fields.embedding]
@@ -67,18 +66,18 @@ class ParquetReader:
                     position += len(rows)
                     if fields.embedding and not dim:
                         dim.extend(_first_dimension(rows, fields.embedding))
-                    yield from thread_map(lambda a: self._row(*a, role, shard, opts, dim), args,
+                    yield from thread_map(lambda a: self._row(*a, role, shard, prefix, opts, dim), args,
                                           opts.workers, BATCH_ROWS)
         except (OSError, pa.ArrowException, CurateError) as exc:
             yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows "
-                               f"({exc})", id=f"{stem(unit.uri)}#unreadable-rest", source=unit.uri,
+                               f"({exc})", id=f"{id_prefix(unit)}#unreadable-rest", source=unit.uri,
                                source_kind=self.name, kind="text")
 
-    def _row(self, index: int, rec: dict, role: str, shard: Location, opts: ReadOptions,
+    def _row(self, index: int, rec: dict, role: str, shard: Location, prefix: str, opts: ReadOptions,
              dim: list[int]) -> Row:
         f = opts.fields
         rid = rec.get(f.id)
-        row: Row = dict(id=str(rid) if rid not in (None, "") else f"{stem(shard.uri)}:{index}",
+        row: Row = dict(id=str(rid) if rid not in (None, "") else f"{prefix}:{index}",
                         source=f"{shard.uri}#row={index}", source_kind=self.name,
                         label=as_label(rec.get(f.label)), split=normalise_split(rec.get(f.split)),
                         kind="text" if role == "text" else "image")

@@ -98,11 +98,11 @@ class WebDatasetReader:
         if sample.problem:
             return rejected_row(sample.problem, **row)
         caption = _first(sample.members, TEXT_EXTS, decode=True)
-        image_ext = next((e for e in IMAGE_EXTS if e in sample.members), None)
+        image_ext = _payload_ext(sample.members, IMAGE_EXTS)
         if image_ext is not None:
             row["source"] = f"{shard.uri}#{sample.names[image_ext]}"
             return image_row(sample.members[image_ext], opts.image, text=caption, **row)
-        text_ext = next((e for e in TEXT_EXTS if e in sample.members), None)
+        text_ext = _payload_ext(sample.members, TEXT_EXTS)
         if text_ext is not None:
             row["source"] = f"{shard.uri}#{sample.names[text_ext]}"
             try:
@@ -145,6 +145,15 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
     if not member.isfile():
         return f"unsafe-path: tar member {name!r} is not a regular file"
     return None
+
+
+def _payload_ext(members: dict[str, bytes], exts: tuple[str, ...]) -> str | None:
+    """The member extension holding the payload: an exact match in preference order, else
+    one whose last part matches (``seg.png``)."""
+    exact = next((e for e in exts if e in members), None)
+    if exact is not None:
+        return exact
+    return next((e for e in sorted(members) if e.rsplit(".", 1)[-1] in exts), None)
 
 
 def _first(members: dict[str, bytes], exts: tuple[str, ...], decode: bool = False):

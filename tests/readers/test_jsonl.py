@@ -180,6 +180,15 @@ def test_ingest_of_parts_with_dotted_names_keeps_fallback_ids_distinct(tmp_path)
     ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
     rows = ws.read_manifest(columns=["id", "status"]).to_pylist()
     assert rows == [
-        {"id": "shard.00000-of-00002:1", "status": "ok"},
-        {"id": "shard.00001-of-00002:1", "status": "ok"},
+        {"id": "src/shard.00000-of-00002:1", "status": "ok"},
+        {"id": "src/shard.00001-of-00002:1", "status": "ok"},
     ]
+
+
+def test_same_file_names_in_sub_folders_get_distinct_fallback_ids(tmp_path):
+    write(tmp_path / "corpus" / "a" / "data.jsonl", b'{"text": "a"}\n')
+    write(tmp_path / "corpus" / "b" / "data.jsonl.gz", gzip.compress(b'{"text": "b"}\n'))
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(tmp_path / "corpus")], IngestConfig(progress=False))
+    rows = ws.read_manifest(columns=["id", "status"]).to_pylist()
+    assert rows == [{"id": "corpus/a/data:1", "status": "ok"}, {"id": "corpus/b/data:1", "status": "ok"}]

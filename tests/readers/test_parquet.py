@@ -279,8 +279,8 @@ def test_ingest_folder_of_parts_without_ids_gives_distinct_ids(tmp_path):
     result = ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
     rows = ws.read_manifest(columns=["id", "status", "text"]).to_pylist()
     assert [(r["id"], r["status"], r["text"]) for r in rows] == [
-        ("part.0:0", "ok", "a"), ("part.0:1", "ok", "b"),
-        ("part.1:0", "ok", "c"), ("part.1:1", "ok", "d"),
+        ("src/part.0:0", "ok", "a"), ("src/part.0:1", "ok", "b"),
+        ("src/part.1:0", "ok", "c"), ("src/part.1:1", "ok", "d"),
     ]
     assert result.quarantined == 0
 

@@ -359,3 +359,9 @@ def test_ingest_of_truncated_shard_accounts_for_everything(tmp_path):
         ("a", "ok"), ("b", "ok"), ("c", "quarantined"), ("cut.tar#unreadable-rest", "quarantined"),
     ]
     assert all(r["reason"].startswith("corrupt-shard:") for r in rows[2:])
+
+
+def test_multi_part_image_extension_is_the_payload(tmp_path):
+    shard = make_tar(tmp_path / "seg.tar", [member("s1.seg.png", png())])
+    [row] = read_all(shard)
+    assert row["status"] == "ok" and row["source"].endswith("#s1.seg.png")
