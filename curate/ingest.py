@@ -64,16 +64,19 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
     options_fp = _options_fingerprint(config.read)
     done: list[tuple[Location, str]] = []
     read = skipped = 0
-    bar = tqdm(planned, desc="ingest", unit="shard", disable=not config.progress or None)
-    for reader, unit in bar:
+    bar = tqdm(desc="ingest", unit=" samples", total=_known_samples(planned),
+               disable=not config.progress or None)
+    for n, (reader, unit) in enumerate(planned, 1):
+        bar.set_postfix_str(f"shard {n}/{len(planned)}")
         fp = fingerprint([__version__, reader.name, reader.version, unit, options_fp])
         base = fingerprint(unit.key)[:20]
         part, marker = units_dir.join(f"{base}.parquet"), units_dir.join(f"{base}.json")
         if is_done(marker, fp, part):
             skipped += 1
+            bar.update(len(unit.items) if reader.name == "imagefolder" else 0)
         else:
             clear(marker)
-            table = manifest.to_table(reader.read(unit, config.read))
+            table = _read_unit(reader, unit, config.read, bar)
             atomic.write_parquet(part, table)
             mark_done(marker, fp, key=unit.key, rows=table.num_rows)
             read += 1
@@ -89,6 +92,27 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
         seconds=time.perf_counter() - start,
         manifest_fingerprint=fp,
     )
+
+
+def _read_unit(reader: Reader, unit: Unit, opts: ReadOptions, bar: tqdm, chunk: int = 8192) -> pa.Table:
+    """Read one unit into a manifest table, converting rows to Arrow in bounded chunks."""
+    tables, rows = [], []
+    for row in reader.read(unit, opts):
+        rows.append(row)
+        if len(rows) >= chunk:
+            tables.append(manifest.to_table(rows))
+            bar.update(len(rows))
+            rows = []
+    tables.append(manifest.to_table(rows))
+    bar.update(len(rows))
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def _known_samples(planned: list[tuple[Reader, Unit]]) -> int | None:
+    """Total for the progress bar when every unit is a folder chunk (one file, one sample)."""
+    if all(reader.name == "imagefolder" for reader, _ in planned):
+        return sum(len(unit.items) for _, unit in planned)
+    return None
 
 
 def _plan(sources: list[str], config: IngestConfig) -> list[tuple[Reader, Unit]]:
