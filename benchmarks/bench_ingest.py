@@ -61,7 +61,7 @@ WORDS = (
 COLUMNS = (
     "benchmark", "case", "impl", "n", "repeats", "workers", "seconds", "seconds_min",
     "seconds_max", "cpu_seconds", "items_per_s", "ratio_vs_baseline", "peak_rss_mb",
-    "import_rss_mb", "load_1m", "device", "cpu_count", "python", "curate_version", "timestamp",
+    "import_rss_mb", "load_1m", "device", "cpu_count", "python", "curate_version", "commit", "timestamp",
 )
 
 
@@ -243,6 +243,21 @@ def device_name() -> str:
     return f"cpu: {model}"
 
 
+def git_commit() -> str:
+    """Short HEAD of the checkout, ``+dirty`` when the package sources differ from it."""
+    root = HERE.parent
+
+    def git(*cmd: str) -> str:
+        out = subprocess.run(["git", "-C", str(root), *cmd], capture_output=True, text=True,
+                             check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD")
+    if not head:
+        return "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", "curate", "kernels") else "")
+
+
 def summarise(case: str, impl: str, runs: list[dict], expected: int) -> dict:
     secs = [r["seconds"] for r in runs]
     n = runs[0]["n"]
@@ -336,15 +351,16 @@ def main(argv: list[str] | None = None) -> None:
     env = {
         "device": device_name(), "cpu_count": os.cpu_count(),
         "python": platform.python_version(), "curate_version": curate.__version__,
+        "commit": git_commit(),
         "timestamp": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     print(f"ingest benchmark: {env['device']}, {env['cpu_count']} CPUs, "
-          f"Python {env['python']}, curate {env['curate_version']}; "
+          f"Python {env['python']}, curate {env['curate_version']} ({env['commit']}); "
           f"median of {args.repeat} run(s), each in its own process")
     sources = ensure_data(work, rows, images, args.seed)
 
     load = os.getloadavg()[0]
-    if load > 0.5:
+    if load > 0.5 * (os.cpu_count() or 1):
         print(f"WARNING: 1-minute load average is {load:.2f} before starting; other work on "
               "this machine will inflate wall times (cpu s is less affected)")
     results = []

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from curate import __version__, manifest
@@ -24,7 +25,7 @@ from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
 from curate.io.hashing import fingerprint
-from curate.io.tables import read_table
+from curate.io.tables import open_parquet
 from curate.readers import resolve
 from curate.readers.base import Reader, ReadOptions, Unit
 from curate.state import clear, is_done, mark_done
@@ -68,7 +69,7 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
                disable=not config.progress or None)
     for n, (reader, unit) in enumerate(planned, 1):
         bar.set_postfix_str(f"shard {n}/{len(planned)}")
-        fp = fingerprint([__version__, reader.name, reader.version, unit, options_fp])
+        fp = fingerprint([__version__, reader.name, reader.version, unit.key, unit.stamp, unit.items, options_fp])
         base = fingerprint(unit.key)[:20]
         part, marker = units_dir.join(f"{base}.parquet"), units_dir.join(f"{base}.json")
         if is_done(marker, fp, part):
@@ -76,9 +77,8 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
             bar.update(len(unit.items) if reader.name == "imagefolder" else 0)
         else:
             clear(marker)
-            table = _read_unit(reader, unit, config.read, bar)
-            atomic.write_parquet(part, table)
-            mark_done(marker, fp, key=unit.key, rows=table.num_rows)
+            rows = _write_unit(reader, unit, config.read, part, bar)
+            mark_done(marker, fp, key=unit.key, rows=rows)
             read += 1
         done.append((part, fp))
     bar.close()
@@ -94,18 +94,21 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
     )
 
 
-def _read_unit(reader: Reader, unit: Unit, opts: ReadOptions, bar: tqdm, chunk: int = 8192) -> pa.Table:
-    """Read one unit into a manifest table, converting rows to Arrow in bounded chunks."""
-    tables, rows = [], []
-    for row in reader.read(unit, opts):
-        rows.append(row)
-        if len(rows) >= chunk:
-            tables.append(manifest.to_table(rows))
-            bar.update(len(rows))
-            rows = []
-    tables.append(manifest.to_table(rows))
-    bar.update(len(rows))
-    return pa.concat_tables(tables).combine_chunks()
+def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, bar: tqdm,
+                chunk: int = 8192) -> int:
+    """Stream one unit's rows into its Parquet part, in row groups of ``chunk`` rows."""
+    count = 0
+    with atomic.atomic_open(part) as fh, pq.ParquetWriter(fh, manifest.SCHEMA, compression="zstd") as out:
+        rows: list[dict] = []
+        for row in reader.read(unit, opts):
+            rows.append(row)
+            if len(rows) >= chunk:
+                out.write_table(manifest.to_table(rows))
+                count, rows = count + len(rows), []
+                bar.update(chunk)
+        out.write_table(manifest.to_table(rows))
+        bar.update(len(rows))
+    return count + len(rows)
 
 
 def _known_samples(planned: list[tuple[Reader, Unit]]) -> int | None:
@@ -152,7 +155,8 @@ def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[st
     writer = _PartWriter(ws.manifest_dir, config.rows_per_part)
     unique = _UniqueIds()
     for part, _ in units:
-        writer.add(unique.apply(read_table(part, schema=manifest.SCHEMA)))
+        for batch in open_parquet(part).iter_batches(batch_size=65536):
+            writer.add(unique.apply(pa.Table.from_batches([batch])))
     names, count, quarantined = writer.close()
     for stale in ws.manifest_dir.fs.ls(ws.manifest_dir.path, detail=False):
         name = stale.rsplit("/", 1)[-1]

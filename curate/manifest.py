@@ -37,9 +37,11 @@ QUARANTINED = "quarantined"
 
 def to_table(records: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a manifest-schema table from row dicts (missing keys become null)."""
-    rows = [_valid_utf8(r) for r in records]
-    columns = {f.name: [r.get(f.name) for r in rows] for f in SCHEMA}
-    return pa.table(columns, schema=SCHEMA)
+    rows = list(records)
+    try:
+        return pa.Table.from_pylist(rows, schema=SCHEMA)
+    except UnicodeEncodeError:  # rare: lone surrogates somewhere; fix the rows that have them
+        return pa.Table.from_pylist([_valid_utf8(r) for r in rows], schema=SCHEMA)
 
 
 def reason_code(reason: str | None) -> str | None:

@@ -18,19 +18,21 @@ def decode_text(raw: bytes, check: TextCheck = TextCheck()) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected("undecodable-text", f"not valid UTF-8 at byte {exc.start}") from exc
-    return _apply_rules(text, len(raw), check)
+    return check_size_and_content(text, len(raw), check)
 
 
-def check_text(text: str, check: TextCheck = TextCheck()) -> str:
-    """Apply the same rules to text that was decoded elsewhere (JSON, CSV)."""
+def check_text(text: str, check: TextCheck = TextCheck()) -> bytes:
+    """Apply the same rules to text decoded elsewhere (JSON, CSV); returns its UTF-8 bytes."""
     try:
-        size = len(text.encode("utf-8"))
+        raw = text.encode("utf-8")
     except UnicodeEncodeError as exc:  # lone surrogates: input bytes that were not UTF-8
         raise Rejected("undecodable-text", f"not valid UTF-8 at character {exc.start}") from exc
-    return _apply_rules(text, size, check)
+    check_size_and_content(text, len(raw), check)
+    return raw
 
 
-def _apply_rules(text: str, size: int, check: TextCheck) -> str:
+def check_size_and_content(text: str, size: int, check: TextCheck) -> str:
+    """Emptiness and size rules for text whose UTF-8 size is already known."""
     if not text.strip():
         raise Rejected("empty-text", "no non-whitespace characters")
     if size > check.max_bytes:

@@ -8,6 +8,7 @@ without the named column, say), before any work is done.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -102,13 +103,12 @@ def image_row(data: bytes, check: ImageCheck, **row: Any) -> Row:
 
 def text_row(text: str, check: TextCheck, **row: Any) -> Row:
     """A manifest row for a text payload that was decoded by the reader."""
+    row["kind"] = "text"
     try:
-        check_text(text, check)
-        raw = text.encode("utf-8")
+        raw = check_text(text, check)
     except Rejected as rej:
-        return {**row, "kind": "text", "status": QUARANTINED, "reason": rej.reason}
-    return {**row, "kind": "text", "text": text, "bytes": len(raw),
-            "content_hash": content_hash(raw), "status": OK}
+        return {**row, "status": QUARANTINED, "reason": rej.reason}
+    return {**row, "text": text, "bytes": len(raw), "content_hash": content_hash(raw), "status": OK}
 
 
 def rejected_row(reason: str, **row: Any) -> Row:
@@ -116,18 +116,23 @@ def rejected_row(reason: str, **row: Any) -> Row:
     return {**row, "status": QUARANTINED, "reason": reason}
 
 
-def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
-               chunk: int = 256) -> Iterator[R]:
-    """Ordered parallel map in bounded chunks (Pillow and file reads release the GIL)."""
-    batch: list[T] = []
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+def thread_map(fn: Callable[[T], R], items: Iterable[T], workers: int, window: int = 0) -> Iterator[R]:
+    """Ordered parallel map keeping up to ``window`` tasks in flight (bounded memory).
+
+    Pillow decodes and file reads release the GIL; with one worker this is plain ``map``.
+    """
+    if workers <= 1:
+        yield from map(fn, items)
+        return
+    window = window or 4 * workers
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque = deque()
         for item in items:
-            batch.append(item)
-            if len(batch) >= chunk:
-                yield from pool.map(fn, batch)
-                batch = []
-        if batch:
-            yield from pool.map(fn, batch)
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def file_stamp(info: dict) -> tuple:

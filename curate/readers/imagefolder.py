@@ -62,7 +62,7 @@ class ImageFolderReader:
                 return rejected_row(f"unsupported-file-type: {ext or 'no extension'!r} is not an "
                                     "image extension", **row)
             try:
-                data = root.fs.cat_file(root.join(rel).path)
+                data = root.join(rel).read_bytes()
             except OSError as exc:
                 return rejected_row(f"read-error: {exc}", **row)
             return image_row(data, opts.image, **row)

@@ -66,8 +66,9 @@ class ParquetReader:
                     position += len(rows)
                     if fields.embedding and not dim:
                         dim.extend(_first_dimension(rows, fields.embedding))
+                    workers = opts.workers if role.startswith("image") else 1  # text is GIL-bound
                     yield from thread_map(lambda a: self._row(*a, role, shard, prefix, opts, dim), args,
-                                          opts.workers, BATCH_ROWS)
+                                          workers, BATCH_ROWS)
         except (OSError, pa.ArrowException, CurateError) as exc:
             yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows "
                                f"({exc})", id=f"{id_prefix(unit)}#unreadable-rest", source=unit.uri,
@@ -98,7 +99,7 @@ class ParquetReader:
             try:  # one bad path (unknown protocol, missing file) must not end the file
                 target = locate(path) if "://" in value else Location(shard.fs, path)
                 row["source"] = target.uri
-                value = target.fs.cat_file(target.path)
+                value = target.read_bytes()
             except (OSError, CurateError) as exc:
                 return rejected_row(f"read-error: {exc}", **row)
         if not isinstance(value, bytes):
