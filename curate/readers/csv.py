@@ -63,7 +63,7 @@ class CsvReader:
         if fields != width:
             return rejected_row(f"invalid-record: line {line} has {fields} fields, "
                                 f"the header has {width}", **row)
-        return record_row(rec, f"line {line}", opts, row)
+        return record_row(rec, line, opts, row)
 
 
 def _open_text(shard: Location) -> io.TextIOWrapper:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import orjson
+
 from curate.io.fs import Location, locate
 from curate.readers.base import (
     ReadOptions,
@@ -49,6 +51,13 @@ class JsonlReader:
     def _row(self, raw: bytes, line_no: int, uri: str, prefix: str, opts: ReadOptions) -> Row:
         row: Row = dict(id=f"{prefix}:{line_no}", source=f"{uri}#line={line_no}",
                         source_kind=self.name, kind="text")
+        try:
+            obj = orjson.loads(raw)  # fast path; anything it refuses is diagnosed below
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            if isinstance(obj, dict):
+                return record_row(obj, line_no, opts, row)
         try:  # a byte-order mark may start the file
             obj = json.loads(raw.decode("utf-8-sig" if line_no == 1 else "utf-8"))
         except UnicodeDecodeError as exc:
@@ -61,20 +70,25 @@ class JsonlReader:
         if not isinstance(obj, dict):
             return rejected_row(f"invalid-record: line {line_no} is a JSON {type(obj).__name__}, "
                                 "not an object", **row)
-        return record_row(obj, f"line {line_no}", opts, row)
+        return record_row(obj, line_no, opts, row)
 
 
-def record_row(obj: dict, where: str, opts: ReadOptions, row: Row) -> Row:
+def record_row(obj: dict, line_no: int, opts: ReadOptions, row: Row) -> Row:
     """Shared by JSONL and CSV: id, label, split and text fields of one record."""
     f = opts.fields
-    if obj.get(f.id) not in (None, ""):
-        row["id"] = str(obj[f.id])
-    row["label"] = as_label(obj.get(f.label))
-    row["split"] = normalise_split(obj.get(f.split))
+    rid = obj.get(f.id)
+    if rid is not None and rid != "":
+        row["id"] = rid if isinstance(rid, str) else str(rid)
+    label = obj.get(f.label)
+    if label is not None:
+        row["label"] = as_label(label)
+    split = obj.get(f.split)
+    if split is not None:
+        row["split"] = normalise_split(split)
     text = obj.get(f.text)
+    if isinstance(text, str):
+        return text_row(text, opts.text, **row)
     if text is None:
-        return rejected_row(f"missing-field: {where} has no {f.text!r} field", **row)
-    if not isinstance(text, str):
-        return rejected_row(f"invalid-record: {where} field {f.text!r} is a "
-                            f"{type(text).__name__}, not a string", **row)
-    return text_row(text, opts.text, **row)
+        return rejected_row(f"missing-field: line {line_no} has no {f.text!r} field", **row)
+    return rejected_row(f"invalid-record: line {line_no} field {f.text!r} is a "
+                        f"{type(text).__name__}, not a string", **row)

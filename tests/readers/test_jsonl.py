@@ -46,8 +46,8 @@ def test_id_label_split_fields_and_fallback_ids(tmp_path):
     assert [r["id"] for r in rows] == ["doc-a", "docs:2", "17", "docs:4", "docs:5"]
     assert all(r["status"] == "ok" and r["kind"] == "text" for r in rows)
     assert [r["text"] for r in rows] == ["alpha", "beta", "gamma", "delta", "epsilon"]
-    assert [r["label"] for r in rows] == ["pos", "2", None, None, None]
-    assert [r["split"] for r in rows] == ["val", None, None, "train", None]
+    assert [r.get("label") for r in rows] == ["pos", "2", None, None, None]
+    assert [r.get("split") for r in rows] == ["val", None, None, "train", None]
     assert rows[0]["bytes"] == 5 and rows[0]["content_hash"] == content_hash(b"alpha")
     assert rows[1]["source"] == f"{path}#line=2"
     assert rows[0]["source_kind"] == "jsonl"
