@@ -8,6 +8,7 @@ without the named column, say), before any work is done.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,7 +50,7 @@ class ReadOptions:
     image: ImageCheck = field(default_factory=ImageCheck)
     text: TextCheck = field(default_factory=TextCheck)
     files_per_unit: int = 2048
-    workers: int = 4
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
