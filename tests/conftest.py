@@ -10,6 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from curate.io.fs import locate
+from curate.manifest import reason_code
+from curate.readers import READERS
+from curate.readers.base import ReadOptions
+
 
 def encode_image(size=(16, 12), mode="RGB", fmt="PNG", seed=0, **save) -> bytes:
     """A small deterministic noise image encoded as ``fmt``."""
@@ -24,6 +29,17 @@ def encode_image(size=(16, 12), mode="RGB", fmt="PNG", seed=0, **save) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **save)
     return buf.getvalue()
+
+
+def read_source(reader: str, path, opts: ReadOptions = ReadOptions(workers=2)) -> list[dict]:
+    """Plan and read one source with one reader, as ingest would (rows before assembly)."""
+    impl = READERS[reader]
+    return [row for unit in impl.plan(locate(str(path)), opts) for row in impl.read(unit, opts)]
+
+
+def code(row: dict) -> str | None:
+    """The reason code of a row (``None`` when ok)."""
+    return reason_code(row.get("reason"))
 
 
 def write(path: Path, data: bytes) -> Path:

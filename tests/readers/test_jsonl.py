@@ -8,30 +8,19 @@ from pathlib import Path
 import pytest
 
 from curate.ingest import IngestConfig, ingest
-from curate.io.fs import locate
 from curate.io.hashing import content_hash
 from curate.probe.text import TextCheck
-from curate.readers import READERS
 from curate.readers.base import Fields, ReadOptions
 from curate.workspace import Workspace
+from tests.conftest import code, read_source, write
 
 OPTS = ReadOptions(workers=2)
 
 
 def read_all(path: Path, opts: ReadOptions = OPTS) -> list[dict]:
-    reader = READERS["jsonl"]
-    units = reader.plan(locate(str(path)), opts)
-    return [row for unit in units for row in reader.read(unit, opts)]
+    return read_source("jsonl", path, opts)
 
 
-def write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path
-
-
-def code(row: dict) -> str | None:
-    return row["reason"].split(":", 1)[0] if row.get("reason") else None
 
 
 def test_id_label_split_fields_and_fallback_ids(tmp_path):

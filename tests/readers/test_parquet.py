@@ -19,6 +19,7 @@ from curate.probe.text import TextCheck
 from curate.readers import READERS
 from curate.readers.base import Fields, ReadOptions
 from curate.workspace import Workspace
+from tests.conftest import code, read_source
 
 OPTS = ReadOptions(workers=2)
 EMB = ReadOptions(fields=Fields(embedding="emb"), workers=2)
@@ -37,13 +38,8 @@ def write(path: Path, columns: dict, schema: pa.Schema | None = None) -> Path:
 
 
 def read_all(path: Path, opts: ReadOptions = OPTS) -> list[dict]:
-    reader = READERS["parquet"]
-    units = reader.plan(locate(str(path)), opts)
-    return [row for unit in units for row in reader.read(unit, opts)]
+    return read_source("parquet", path, opts)
 
-
-def code(row: dict) -> str | None:
-    return row["reason"].split(":", 1)[0] if row.get("reason") else None
 
 
 # -- image payloads -------------------------------------------------------------------------

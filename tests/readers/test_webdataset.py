@@ -17,6 +17,7 @@ from curate.readers import READERS
 from curate.readers.base import ReadOptions
 from curate.readers.webdataset import split_key
 from curate.workspace import Workspace
+from tests.conftest import code, read_source
 
 OPTS = ReadOptions(workers=2)
 
@@ -56,13 +57,8 @@ def make_tar(path: Path, members: list) -> Path:
 
 
 def read_all(path: Path, opts: ReadOptions = OPTS) -> list[dict]:
-    reader = READERS["webdataset"]
-    units = reader.plan(locate(str(path)), opts)
-    return [row for unit in units for row in reader.read(unit, opts)]
+    return read_source("webdataset", path, opts)
 
-
-def code(row: dict) -> str | None:
-    return row["reason"].split(":", 1)[0] if row.get("reason") else None
 
 
 def by_id(rows: list[dict]) -> dict[str, dict]:
