@@ -16,6 +16,9 @@ SCHEMA = pa.schema(
         pa.field("id", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("source_kind", pa.string(), nullable=False),
+        # byte range of the payload inside its shard (tar members), for ranged reads
+        pa.field("offset", pa.int64()),
+        pa.field("length", pa.int64()),
         pa.field("content_hash", pa.string()),
         pa.field("bytes", pa.int64()),
         pa.field("kind", pa.string(), nullable=False),

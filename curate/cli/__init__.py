@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, ingest
+    from curate.cli import dedup, demo, embed, ingest
 
-    for module in (ingest, dedup, demo):
+    for module in (ingest, embed, dedup, demo):
         cli.add_command(module.command)
 
 

@@ -39,12 +39,13 @@ class _Sample:
     key: str
     members: dict[str, bytes] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    offsets: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
 
 
 class WebDatasetReader:
     name = "webdataset"
-    version = 1
+    version = 2
 
     def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
         return shard_units(self.name, loc, (".tar",))
@@ -75,6 +76,7 @@ class WebDatasetReader:
                         continue
                     current.members[ext] = tar.extractfile(member).read()
                     current.names[ext] = member.name
+                    current.offsets[ext] = member.offset_data
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             if current is not None:
                 current.problem = current.problem or (
@@ -100,7 +102,8 @@ class WebDatasetReader:
         caption = _first(sample.members, TEXT_EXTS, decode=True)
         image_ext = _payload_ext(sample.members, IMAGE_EXTS)
         if image_ext is not None:
-            row["source"] = f"{shard.uri}#{sample.names[image_ext]}"
+            row.update(source=f"{shard.uri}#{sample.names[image_ext]}",
+                       offset=sample.offsets[image_ext], length=len(sample.members[image_ext]))
             return image_row(sample.members[image_ext], opts.image, text=caption, **row)
         text_ext = _payload_ext(sample.members, TEXT_EXTS)
         if text_ext is not None:

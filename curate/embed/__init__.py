@@ -1,0 +1,1 @@
+"""Embedding: a registry of embedders, an fp16 embedding store, local and Ray executors."""

@@ -1,0 +1,97 @@
+"""The embedding store: L2-normalised fp16 vectors for one model, one row per embedded sample.
+
+``embeddings/<slug>/`` holds
+
+- ``vectors.npy``   [count, dim] float16, a standard .npy: ``np.load(mmap_mode="r")`` maps it
+                    without reading it into RAM;
+- ``ids.parquet``   ``id``, ``manifest_row`` of every store row, in manifest order;
+- ``status.parquet`` one row per manifest id: ``id``, ``embedded`` (bool), ``row`` (store row or
+                    null), ``reason`` (null | "quarantined" | "unsupported-kind: ..." |
+                    "embed-failed: ...") - nothing is lost;
+- ``meta.json``     model, dim, count, valid count, precision, normalised, fingerprint;
+                    written last: a store with meta.json is complete.
+
+The vector file is preallocated and filled shard by shard (row ranges); a shard is done
+when its marker under ``state/embed/<slug>/`` holds the run fingerprint, so a killed run
+resumes at the first unfinished shard and produces the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curate.errors import CurateError
+from curate.io import atomic
+from curate.io.fs import Location
+from curate.io.tables import read_table
+from curate.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    """A complete store, opened read-only; ``vectors`` is memory-mapped."""
+
+    vectors: np.ndarray
+    ids: list[str]
+    manifest_rows: np.ndarray
+    valid: np.ndarray
+    meta: dict
+
+
+def store_dir(ws: Workspace, slug: str) -> Location:
+    return ws.loc("embeddings", slug)
+
+
+def local_path(loc: Location) -> Path:
+    if not loc.is_local:
+        raise CurateError(f"embedding stores need a local workspace for memory mapping, not {loc.uri}")
+    return Path(loc.path)
+
+
+def create_or_resume(path: Path, count: int, dim: int, resume: bool) -> np.memmap:
+    """Open the vector file for writing: reuse it when resuming, else allocate a fresh one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if resume and path.exists():
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape == (count, dim) and arr.dtype == np.float16:
+            return arr
+    tmp = path.with_name(atomic.TMP_MARK + path.name)
+    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(count, dim))
+    arr.flush()
+    tmp.replace(path)
+    return np.load(path, mmap_mode="r+")
+
+
+def write_tables(folder: Location, ids: pa.Table, status: pa.Table, meta: dict) -> None:
+    atomic.write_parquet(folder.join("ids.parquet"), ids)
+    atomic.write_parquet(folder.join("status.parquet"), status)
+    atomic.write_json(folder.join("meta.json"), meta)
+
+
+def open_store(ws: Workspace, slug: str) -> StoredEmbeddings:
+    """Open a complete store (clear error when it is missing or unfinished)."""
+    folder = store_dir(ws, slug)
+    if not folder.join("meta.json").exists():
+        raise CurateError(f"no finished embeddings for {slug!r} in {ws.root.uri} (run `curate embed`)")
+    meta = atomic.read_json(folder.join("meta.json"))
+    ids = read_table(folder.join("ids.parquet"))
+    status = read_table(folder.join("status.parquet"), columns=["row", "embedded"])
+    valid = np.zeros(meta["count"], dtype=bool)
+    rows = status.column("row").to_numpy(zero_copy_only=False)
+    embedded = status.column("embedded").to_numpy(zero_copy_only=False)
+    valid[rows[embedded].astype(np.int64)] = True
+    vectors = np.load(local_path(folder.join("vectors.npy")), mmap_mode="r")
+    return StoredEmbeddings(vectors, ids.column("id").to_pylist(),
+                            ids.column("manifest_row").to_numpy(), valid, meta)
+
+
+def list_stores(ws: Workspace) -> list[str]:
+    root = ws.loc("embeddings")
+    if not root.exists():
+        return []
+    return sorted(p.rsplit("/", 1)[-1] for p in root.fs.ls(root.path, detail=False)
+                  if root.fs.exists(f"{p}/meta.json"))
