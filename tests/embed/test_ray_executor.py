@@ -1,0 +1,49 @@
+"""The Ray executor (a local Ray instance, CPU only) writes the same store as the local one."""
+
+import json
+
+import numpy as np
+import pytest
+
+from curate.embed.stage import EmbedConfig, embed
+from curate.ingest import IngestConfig, ingest
+from curate.workspace import Workspace
+from tests.conftest import write
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _workspace(tmp_path, name, n=40):
+    lines = b"".join(json.dumps({"id": f"t{i}", "text": f"t {i}" if i % 7 else ""}).encode() + b"\n"
+                     for i in range(n))
+    src = write(tmp_path / "t.jsonl", lines)
+    ws = Workspace(str(tmp_path / name))
+    ingest(ws, [str(src)], IngestConfig(progress=False))
+    return ws
+
+
+@pytest.mark.slow
+def test_ray_store_equals_local_store(tmp_path, local_ray):
+    vectors = np.random.default_rng(1).normal(size=(40, 16)).astype(np.float32)
+    vectors[5] = np.nan  # one failure travels back from the actors too
+    np.save(tmp_path / "v.npy", vectors)
+    spec = f"precomputed:{tmp_path / 'v.npy'}"
+    results = {}
+    for executor in ("local", "ray"):
+        ws = _workspace(tmp_path, executor)
+        cfg = EmbedConfig(model=spec, workers=0, batch_size=4, shard_size=8, executor=executor, progress=False)
+        results[executor] = embed(ws, cfg)
+    assert results["ray"].shards_done == results["local"].shards_done == 5
+    slug = results["local"].slug
+    for name in ("vectors.npy", "ids.parquet", "status.parquet"):
+        local = (tmp_path / "local" / "embeddings" / slug / name).read_bytes()
+        remote = (tmp_path / "ray" / "embeddings" / slug / name).read_bytes()
+        assert local == remote, name
+    assert results["ray"].failed == 1
