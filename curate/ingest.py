@@ -26,12 +26,11 @@ from curate.io import atomic
 from curate.io.fs import Location
 from curate.io.hashing import fingerprint
 from curate.io.tables import open_parquet
+from curate.manifest import MANIFEST_FORMAT
 from curate.readers import resolve
 from curate.readers.base import Reader, ReadOptions, Unit
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
-
-MANIFEST_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,8 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
                disable=not config.progress or None)
     for n, (reader, unit) in enumerate(planned, 1):
         bar.set_postfix_str(f"shard {n}/{len(planned)}")
-        fp = fingerprint([__version__, reader.name, reader.version, unit.key, unit.stamp, unit.items, options_fp])
+        fp = fingerprint([__version__, MANIFEST_FORMAT, reader.name, reader.version, unit.key, unit.stamp,
+                          unit.items, options_fp])
         base = fingerprint(unit.key)[:20]
         part, marker = units_dir.join(f"{base}.parquet"), units_dir.join(f"{base}.json")
         if is_done(marker, fp, part):

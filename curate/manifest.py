@@ -34,6 +34,8 @@ SCHEMA = pa.schema(
     ]
 )
 
+MANIFEST_FORMAT = 2  # bump when SCHEMA changes: ingest re-reads every unit, readers refuse old manifests
+
 OK = "ok"
 QUARANTINED = "quarantined"
 

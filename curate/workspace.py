@@ -15,7 +15,7 @@ from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.io.tables import read_table
-from curate.manifest import SCHEMA
+from curate.manifest import MANIFEST_FORMAT, SCHEMA
 
 
 class Workspace:
@@ -58,6 +58,10 @@ class Workspace:
 
     def read_manifest(self, columns: list[str] | None = None) -> pa.Table:
         """The whole manifest (or some columns) in ingest order."""
+        meta = self.manifest_meta()
+        if meta.get("format") != MANIFEST_FORMAT:
+            raise CurateError(f"the manifest in {self.root.uri} has format {meta.get('format')}, this curate "
+                              f"reads format {MANIFEST_FORMAT}: rerun `curate ingest` with the same sources")
         tables = []
         for part in self.manifest_parts():
             tables.append(read_table(part, columns=columns))

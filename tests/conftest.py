@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Tests never touch the network: the hub libraries read these when first imported.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 import io
 from pathlib import Path
 

@@ -1,0 +1,232 @@
+"""open_clip image + text embedder: the production default on GPU nodes.
+
+Spec forms (``SPEC_FORMS``):
+
+- ``openclip:<arch>/<pretrained>``: weights by tag from the open_clip hub cache;
+- ``openclip:<arch>@/path/to/checkpoint.pt``: a local state-dict file;
+- ``openclip:<arch>``: random weights (tests and benchmarks: the cost is the same).
+
+Preprocessing is the model's own eval transform, so vectors match what the model was
+trained to see. ``open_clip`` (and through it torchvision) is imported only when a model is
+built, so the registry stays cheap to import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+from curate.embed.base import Embedder, Runtime
+
+SPEC_FORMS = "openclip:<arch>/<pretrained>, openclip:<arch>@/path/to/checkpoint.pt, openclip:<arch>"
+_SPEC = re.compile(r"openclip:(?P<arch>[^/@\s]+)(?:/(?P<tag>[^/@\s]+)|@(?P<ckpt>\S.*))?")
+_MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class OpenClipSpec:
+    """A parsed spec: an architecture and at most one weight source."""
+
+    arch: str
+    pretrained: str | None = None
+    checkpoint: str | None = None
+
+
+def parse_spec(spec: str) -> OpenClipSpec:
+    """Split a spec into its parts (syntax only); ``ValueError`` names the accepted forms."""
+    m = _SPEC.fullmatch(spec) if isinstance(spec, str) else None
+    if m is None:
+        raise ValueError(f"bad open_clip spec {spec!r}; use one of: {SPEC_FORMS}")
+    return OpenClipSpec(m["arch"], m["tag"], m["ckpt"])
+
+
+def slug_for(spec: OpenClipSpec) -> str:
+    """A folder-safe name: arch + tag, or arch + checkpoint stem + digest of its path and size."""
+    if spec.checkpoint:
+        path = Path(spec.checkpoint).expanduser().resolve()
+        where = f"{path}:{path.stat().st_size if path.is_file() else -1}"
+        tag = f"{path.stem}-{hashlib.sha256(where.encode()).hexdigest()[:8]}"
+    else:
+        tag = spec.pretrained or "random"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"openclip-{spec.arch}-{tag}").strip(".-")
+
+
+def checkpoint_digest(path: Path) -> str:
+    """Size plus a hash of the first and last MiB: cheap for GB files, catches swapped weights."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(_MB))
+        if size > _MB:
+            f.seek(max(size - _MB, _MB))
+            h.update(f.read())
+    return f"{size}:{h.hexdigest()[:16]}"
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Bytes to an upright RGB PIL image; ``ValueError`` when they are not a readable image."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return img.convert("RGB")
+    except Exception as exc:  # Pillow raises many types for broken input
+        raise ValueError(f"undecodable image ({type(exc).__name__}: {exc})") from exc
+
+
+class OpenClipEmbedder(Embedder):
+    """An open_clip model (both towers) with the model-defined preprocessing."""
+
+    kinds = frozenset({"image", "text"})
+    device_decode = True  # JPEGs can be decoded and preprocessed on the device (gpu_image.py)
+
+    def __init__(
+        self, arch: str, pretrained: str | None = None, checkpoint: str | Path | None = None, *, spec: str | None = None
+    ) -> None:
+        import open_clip
+
+        if pretrained and checkpoint:
+            raise ValueError("give a pretrained tag or a checkpoint file, not both")
+        if arch not in open_clip.list_models():
+            raise ValueError(f"unknown open_clip architecture {arch!r} (see open_clip.list_models())")
+        if pretrained and pretrained not in open_clip.list_pretrained_tags_by_model(arch):
+            tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
+            raise ValueError(f"unknown pretrained tag {pretrained!r} for {arch} (known: {tags})")
+        self.arch, self.pretrained = arch, pretrained
+        self.checkpoint = Path(checkpoint).expanduser().resolve() if checkpoint else None
+        if self.checkpoint and not self.checkpoint.is_file():
+            raise ValueError(f"checkpoint file not found: {checkpoint}")
+        self.spec = spec or (
+            f"openclip:{arch}" + (f"/{pretrained}" if pretrained else f"@{checkpoint}" if checkpoint else "")
+        )
+        self.slug = slug_for(OpenClipSpec(arch, pretrained, str(self.checkpoint) if self.checkpoint else None))
+        self._model, self._preprocess = self._build()
+        self.preprocess_cfg = dict(self._model.visual.preprocess_cfg)
+        self.dim = _output_dim(self._model, self.preprocess_cfg)
+        self.context_length = getattr(self._model, "context_length", None)
+        self._tokenizer = None
+        self._device_pp = None
+        self._digest: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: str) -> OpenClipEmbedder:
+        p = parse_spec(spec)
+        return cls(p.arch, p.pretrained, p.checkpoint, spec=spec)
+
+    def _build(self) -> tuple[torch.nn.Module, Any]:
+        import open_clip
+
+        weights = str(self.checkpoint) if self.checkpoint else self.pretrained
+        # A fixed seed makes the random form reproducible in every process (pickled copies
+        # rebuild it); pretrained_text=False keeps it from fetching base text-tower weights.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                self.arch, pretrained=weights, pretrained_text=False
+            )
+        return model.eval(), preprocess
+
+    # --- pickling: loader workers need the transforms, not the weights -------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_model=None, _tokenizer=None, _device_pp=None)
+        return state
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The model, rebuilt on first use in a process that received a pickled copy."""
+        if self._model is None:
+            self._model, self._preprocess = self._build()
+            runtime = getattr(self, "runtime", None)
+            if runtime is not None:
+                self._model.to(runtime.device)
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            import open_clip
+
+            self._tokenizer = open_clip.get_tokenizer(self.arch)
+        return self._tokenizer
+
+    # --- the Embedder contract ------------------------------------------------------------
+    def setup(self, runtime: Runtime) -> None:
+        super().setup(runtime)
+        self.model.to(runtime.device).eval()
+
+    def prepare(self, kind: str, payload: bytes | str) -> Any:
+        if kind == "image":
+            if not isinstance(payload, (bytes, bytearray, memoryview)):
+                raise ValueError(f"image payload must be bytes, got {type(payload).__name__}")
+            return self._preprocess(decode_image(bytes(payload)))
+        if kind == "text":
+            if not isinstance(payload, str):
+                raise ValueError(f"text payload must be str, got {type(payload).__name__}")
+            return payload
+        raise ValueError(f"{self.spec} embeds {sorted(self.kinds)}, not {kind!r}")
+
+    def collate(self, prepared: list[Any]) -> torch.Tensor:
+        if prepared and all(isinstance(p, str) for p in prepared):
+            return self.tokenizer(list(prepared))
+        return torch.stack(prepared)
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        runtime = getattr(self, "runtime", None)
+        if runtime is None:
+            raise RuntimeError("call setup(runtime) before forward()")
+        if batch.is_floating_point() and batch.ndim == 4:
+            encode = self.model.encode_image
+        elif not batch.is_floating_point() and batch.ndim == 2:
+            encode = self.model.encode_text
+        else:
+            raise ValueError(f"expected images [B,3,H,W] or token ids [B,L], got {batch.dtype} {tuple(batch.shape)}")
+        low = runtime.dtype != torch.float32
+        amp = torch.autocast(runtime.device.type, dtype=runtime.dtype) if low else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
+            out = encode(batch.to(runtime.device, non_blocking=True))
+        return out.float()
+
+    def prepare_on_device(self, payloads: list[bytes]) -> tuple[torch.Tensor, list[int]]:
+        """Decode JPEGs and preprocess them on ``runtime.device``; other payloads come back as failed."""
+        from curate.embed.gpu_image import DevicePreprocess, prepare_jpegs
+
+        runtime = getattr(self, "runtime", None)
+        if runtime is None:
+            raise RuntimeError("call setup(runtime) before prepare_on_device()")
+        if self._device_pp is None:
+            self._device_pp = DevicePreprocess.from_open_clip(self.preprocess_cfg)
+        return prepare_jpegs(payloads, self._device_pp, runtime.device)
+
+    def identity(self) -> dict:
+        if self.checkpoint and self._digest is None:
+            self._digest = checkpoint_digest(self.checkpoint)
+        return {
+            "spec": self.spec,
+            "dim": self.dim,
+            "family": "openclip",
+            "arch": self.arch,
+            "pretrained": self.pretrained,
+            "checkpoint": self._digest,
+            "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in self.preprocess_cfg.items()},
+            "context_length": self.context_length,
+        }
+
+
+def _output_dim(model: torch.nn.Module, preprocess_cfg: dict) -> int:
+    """Embedding width: the vision tower's ``output_dim``, else measured on a blank image."""
+    dim = getattr(model.visual, "output_dim", None)
+    if isinstance(dim, int):
+        return dim
+    size = preprocess_cfg["size"]
+    h, w = (size, size) if isinstance(size, int) else size
+    with torch.inference_mode():
+        return int(model.encode_image(torch.zeros(1, 3, h, w)).shape[-1])

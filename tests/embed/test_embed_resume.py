@@ -1,0 +1,51 @@
+"""Kill -9 in the middle of `curate embed`, rerun: the store is byte-identical to a clean run."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from curate.demo import build_demo
+from curate.embed.store import open_store
+from curate.workspace import Workspace
+
+EMBED = ["--model", "perceptual", "--workers", "0", "--batch-size", "16", "--shard-size", "32", "--no-progress"]
+
+
+def curate(*args):
+    return subprocess.run([sys.executable, "-m", "curate", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_kill_during_embed_then_rerun_gives_identical_store(tmp_path):
+    build_demo(tmp_path / "demo")
+    for ws in ("clean", "killed"):
+        assert curate("ingest", str(tmp_path / "demo" / "images"), "-w", str(tmp_path / ws),
+                      "--no-progress").returncode == 0
+    clean = curate("embed", "-w", str(tmp_path / "clean"), *EMBED)
+    assert clean.returncode == 0, clean.stderr
+
+    state = tmp_path / "killed" / "state" / "embed" / "perceptual-v1"
+    proc = subprocess.Popen([sys.executable, "-m", "curate", "embed", "-w", str(tmp_path / "killed"), *EMBED],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        if state.exists() and len(list(state.glob("shard-*.json"))) >= 8:
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, "the kill should land mid-run"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "embeddings" / "perceptual-v1" / "meta.json").exists()
+
+    rerun = curate("embed", "-w", str(tmp_path / "killed"), *EMBED)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "reused 0" not in rerun.stdout  # finished shards were skipped
+    for name in ("vectors.npy", "ids.parquet", "status.parquet"):
+        a = (tmp_path / "clean" / "embeddings" / "perceptual-v1" / name).read_bytes()
+        b = (tmp_path / "killed" / "embeddings" / "perceptual-v1" / name).read_bytes()
+        assert a == b, name
+    store = open_store(Workspace(str(tmp_path / "killed")), "perceptual-v1")
+    assert store.valid.all() and len(store.ids) == 1872
