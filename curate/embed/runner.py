@@ -53,6 +53,38 @@ class _Rows(Dataset):
             return i, kind, None, _describe(exc)
 
 
+class _Collate:
+    """Runs in the loader worker: one stacked batch per kind, so a batch crosses the process
+    boundary as a few tensors, not one shared-memory handle per sample."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    def __call__(self, items: list) -> dict:
+        failures, groups = [], {}
+        for i, kind, item, error in items:
+            if error is not None:
+                failures.append((i, error))
+            else:
+                groups.setdefault(kind, []).append((i, item))
+        batches = {}
+        for kind, members in groups.items():
+            indices = [i for i, _ in members]
+            payload = [item for _, item in members]
+            if kind == "raw":
+                batches[kind] = (indices, payload)
+                continue
+            try:
+                batches[kind] = (indices, self.embedder.collate(payload))
+            except Exception as exc:  # one bad item must not sink its batch: fail them one by one
+                for i, item in members:
+                    try:
+                        batches.setdefault(f"{kind}#{i}", ([i], self.embedder.collate([item])))
+                    except Exception as inner:
+                        failures.append((i, _describe(inner if inner else exc)))
+        return {"size": len(items), "failures": failures, "batches": batches}
+
+
 def embed_rows(embedder: Embedder, rows: list[dict], settings: LoaderSettings,
                progress: Callable[[int], None] = lambda n: None) -> tuple[np.ndarray, dict[int, str]]:
     """Vectors [len(rows), dim] (fp16, L2-normalised; zero where failed) and failures by index."""
@@ -61,46 +93,46 @@ def embed_rows(embedder: Embedder, rows: list[dict], settings: LoaderSettings,
     if not rows:
         return out, failures
     dataset = _Rows(rows, embedder, settings.device_decode and embedder.device_decode)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, collate_fn=list,
+    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, collate_fn=_Collate(embedder),
                         num_workers=settings.workers, worker_init_fn=_one_thread,
                         pin_memory=embedder.runtime.device.type == "cuda",
                         prefetch_factor=4 if settings.workers else None)
     with torch.inference_mode():
         for batch in loader:
-            for idx, vectors in _embed_batch(embedder, batch, failures):
-                finite = torch.isfinite(vectors).all(dim=1)
-                for bad in np.flatnonzero(~finite.cpu().numpy()):
+            failures.update({i: f"embed-failed: {error}" for i, error in batch["failures"]})
+            for idx, vectors in _forward(embedder, batch["batches"], failures):
+                finite = torch.isfinite(vectors).all(dim=1).cpu().numpy()
+                for bad in np.flatnonzero(~finite):
                     failures[idx[bad]] = "embed-failed: the model returned NaN or Inf"
                 normed = F.normalize(vectors.float(), dim=1).nan_to_num(0.0)
                 out[idx] = normed.to(torch.float16).cpu().numpy()
-            progress(len(batch))
+            progress(batch["size"])
     for i in failures:
         out[i] = 0
     return out, failures
 
 
-def _embed_batch(embedder: Embedder, batch: list, failures: dict[int, str]):
-    """Yield (row indices, vectors) per kind group of one loader batch."""
-    groups: dict[str, list[tuple[int, Any]]] = {}
-    for i, kind, item, error in batch:
-        if error is not None:
-            failures[i] = f"embed-failed: {error}"
-        else:
-            groups.setdefault(kind, []).append((i, item))
-    raw = groups.pop("raw", [])
-    if raw:
-        prepared, failed = embedder.prepare_on_device([payload for _, payload in raw])
-        keep = [k for k in range(len(raw)) if k not in set(failed)]
-        if keep:
-            yield [raw[k][0] for k in keep], embedder.forward(prepared)
+def _forward(embedder: Embedder, batches: dict[str, tuple[list[int], Any]], failures: dict[int, str]):
+    """Yield (row indices, vectors) for each collated group of one loader batch."""
+    batches = dict(batches)
+    raw = batches.pop("raw", None)
+    if raw is not None:
+        indices, payloads = raw
+        prepared, failed = embedder.prepare_on_device(payloads)
+        failed_set = set(failed)
+        kept = [i for k, i in enumerate(indices) if k not in failed_set]
+        if kept:
+            yield kept, embedder.forward(prepared)
+        retry = []
         for k in failed:  # not decodable on the device: try the CPU path for this one
-            i, payload = raw[k]
             try:
-                groups.setdefault("image", []).append((i, embedder.prepare("image", payload)))
+                retry.append((indices[k], embedder.prepare("image", payloads[k])))
             except Exception as exc:
-                failures[i] = f"embed-failed: {_describe(exc)}"
-    for items in groups.values():
-        yield [i for i, _ in items], embedder.forward(embedder.collate([item for _, item in items]))
+                failures[indices[k]] = f"embed-failed: {_describe(exc)}"
+        if retry:
+            yield [i for i, _ in retry], embedder.forward(embedder.collate([item for _, item in retry]))
+    for indices, batch in batches.values():
+        yield indices, embedder.forward(batch)
 
 
 def _describe(exc: Exception) -> str:
