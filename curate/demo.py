@@ -56,7 +56,7 @@ def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig()) -> 
         split = "test" if n % config.test_every == config.test_every - 1 else "train"
         fmt = "png" if n % 3 == 2 else "jpg"
         rel = f"{split}/{target}/{n:04d}.{fmt}"
-        img = _render(pixels)
+        img = _render(pixels, n)
         _write(root / rel, _encode(img, fmt))
         originals.append((rel, img, int(target)))
 
@@ -93,9 +93,23 @@ def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig()) -> 
     return truth
 
 
-def _render(pixels: np.ndarray) -> Image.Image:
-    grey = np.clip(pixels * (255.0 / 16.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey, "L").resize((SIZE, SIZE), Image.BICUBIC)
+def _render(pixels: np.ndarray, n: int) -> Image.Image:
+    """Digit ``n`` in a dark ink over its own smooth random colour background.
+
+    The digits are 8x8 scans with 16 grey levels: many different scans of a digit are
+    near-identical, so in grey they would be near-duplicates of each other. A background
+    drawn per image makes different scans different images, while planted copies keep
+    the background of their original.
+    """
+    rng = np.random.default_rng(1000 + n)
+    digit = np.clip(pixels / 16.0, 0.0, 1.0)
+    digit = np.asarray(Image.fromarray((digit * 255).astype(np.uint8), "L").resize((SIZE, SIZE), Image.BICUBIC),
+                       dtype=np.float32)[..., None] / 255.0
+    coarse = (rng.random((4, 4, 3)) * 255).astype(np.uint8)
+    background = np.asarray(Image.fromarray(coarse, "RGB").resize((SIZE, SIZE), Image.BICUBIC), dtype=np.float32) / 255
+    ink = rng.random(3).astype(np.float32) * 0.3
+    rgb = background * (1.0 - digit) + ink * digit
+    return Image.fromarray((rgb * 255).clip(0, 255).astype(np.uint8), "RGB")
 
 
 def _encode(img: Image.Image, fmt: str, quality: int = 92) -> bytes:
@@ -108,7 +122,7 @@ def _encode(img: Image.Image, fmt: str, quality: int = 92) -> bytes:
 
 
 def _reencode(img: Image.Image) -> Image.Image:
-    return Image.open(io.BytesIO(_encode(img, "jpg", quality=55))).convert("L")
+    return Image.open(io.BytesIO(_encode(img, "jpg", quality=55))).convert("RGB")
 
 
 def _resize(img: Image.Image) -> Image.Image:
@@ -116,7 +130,8 @@ def _resize(img: Image.Image) -> Image.Image:
 
 
 def _crop(img: Image.Image) -> Image.Image:
-    return img.crop((4, 4, SIZE - 4, SIZE - 4)).resize((SIZE, SIZE), Image.BILINEAR)
+    """A light crop: 3 px (about 5%) off each side, resized back."""
+    return img.crop((3, 3, SIZE - 3, SIZE - 3)).resize((SIZE, SIZE), Image.BILINEAR)
 
 
 def _write(path: Path, data: bytes) -> None:

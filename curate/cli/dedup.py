@@ -7,26 +7,62 @@ import pyarrow.compute as pc
 
 from curate.cli.options import workspace_option
 from curate.decisions import copy_out, decision_counts
-from curate.dedup.exact import ExactDedupConfig, exact_dedup
 from curate.workspace import Workspace
 
 
 @click.command("dedup")
 @workspace_option
-@click.option("--method", type=click.Choice(["exact"]), default="exact", show_default=True,
-              help="exact: identical bytes (content hash).")
+@click.option("--method", type=click.Choice(["exact", "semantic"]), default="exact", show_default=True,
+              help="exact: identical bytes (content hash). semantic: cosine similarity of embeddings.")
+@click.option("--threshold", "thresholds", type=float, multiple=True, default=(0.9,), show_default=True,
+              help="Cosine similarity above which an item is a duplicate; repeat to score several in one "
+                   "pass (the first decides `kept`, each gets a kept@T column).")
+@click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
+@click.option("--clusters", type=int, default=None, help="k-means clusters (default about sqrt(N)).")
+@click.option("--keep", default="hard", show_default=True,
+              help="Which copy survives: hard (farthest from centroid), easy, random, column:NAME[:asc|desc].")
+@click.option("--chain/--no-chain", default=False, show_default=True,
+              help="--chain: removed items still remove others (SemDeDup reference). Default: only kept items do.")
+@click.option("--margin", type=float, default=0.05, show_default=True,
+              help="Items whose two nearest centroids are closer than this are compared across the boundary.")
+@click.option("--against", default=None, metavar="OTHER_WS",
+              help="Also remove items that duplicate anything in another workspace (same model).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, metavar="PATH",
               help="Also write the decision table here (.parquet, or .csv by extension).")
-def command(workspace, method, out) -> None:
+def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, seed, out) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).
 
     exact: samples with identical bytes form a group (numbered by first appearance); the
     first copy in manifest order is kept, the others get reason "exact-duplicate" and
     duplicate_of = the kept id. Quarantined samples get reason "quarantined".
+
+    semantic: SemDeDup on the embedding store (run `curate embed` first): k-means clusters,
+    within each cluster items ranked by --keep; an item is a duplicate when its similarity
+    to a higher-ranked (kept) item exceeds the threshold; items near a cluster boundary are
+    compared across it. Adds max_sim, cluster and kept@T columns; test/val items that
+    duplicate train items are reported as leakage.
     """
     ws = Workspace(workspace)
     ws.require_manifest()
-    run = exact_dedup(ws, ExactDedupConfig())
+    extra = ""
+    if method == "exact":
+        from curate.dedup.exact import ExactDedupConfig, exact_dedup
+
+        run = exact_dedup(ws, ExactDedupConfig())
+    else:
+        from curate.dedup.semantic import SemanticConfig, semantic_dedup
+
+        result = semantic_dedup(ws, SemanticConfig(
+            thresholds=tuple(thresholds), model=model, clusters=clusters, keep=keep, chain=chain,
+            margin=margin, seed=seed, device=device, against=against))
+        run = result.run
+        extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
+                 f"leakage pairs (test/val duplicating train) {result.leakage:,}")
+        for t in thresholds:
+            kept = pc.sum(run.table.column(f"kept@{t:g}")).as_py()
+            extra += f"\n  at {t:g}   kept {kept:,}"
     counts = decision_counts(run.table)
     groups = pc.count_distinct(run.table.column("group")).as_py()
     state = "unchanged, reused" if run.reused else "written"
@@ -34,7 +70,8 @@ def command(workspace, method, out) -> None:
     click.echo(f"dedup ({method}): {run.table.num_rows:,} samples -> kept {counts['kept']:,}"
                + (f"; removed: {removed}" if removed else ""))
     click.echo(f"  groups   {groups:,} duplicate groups")
+    if extra:
+        click.echo(extra)
     click.echo(f"  run      {run.run_id} ({state}) {run.path.uri}")
     if out:
         click.echo(f"  copy     {copy_out(run, out).uri}")
-

@@ -60,3 +60,26 @@ def test_minilm_on_text_workspace_is_aligned_and_semantic(tmp_path):
     sim = v @ v.T
     assert sim[0, 1] > 0.5 and sim[2, 3] > 0.5
     assert max(sim[0, 2], sim[0, 3], sim[1, 2], sim[1, 3]) < 0.3
+
+
+def test_semantic_dedup_on_demo_finds_planted_copies_and_keeps_the_rest(tmp_path):
+    """Must-show of the dedup issue: offline embedder + semantic dedup on the demo."""
+    import pyarrow.parquet as pq
+
+    truth = build_demo(tmp_path / "demo")
+    ws = str(tmp_path / "ws")
+    curate("ingest", str(tmp_path / "demo" / "images"), "-w", ws, "--no-progress")
+    curate("embed", "-w", ws, "--model", "perceptual", "--no-progress")
+    out = curate("dedup", "-w", ws, "--method", "semantic", "--threshold", "0.9", "--out", str(tmp_path / "d.parquet"))
+    rows = {r["id"]: r for r in pq.read_table(tmp_path / "d.parquet").to_pylist()}
+    planted = {frozenset((f"images/{c['path']}", f"images/{c['of']}"))
+               for c in truth["near_copies"] + truth["exact_copies"]}
+    for pair in planted:
+        a, b = sorted(pair)
+        assert rows[a]["kept"] != rows[b]["kept"], f"planted pair {a} / {b} not resolved to one copy"
+        gone, kept = (a, b) if not rows[a]["kept"] else (b, a)
+        assert rows[gone]["duplicate_of"] == kept
+    removed = {i for i, r in rows.items() if r["reason"] in ("semantic-duplicate", "exact-duplicate")}
+    assert len(removed) == len(planted)  # nothing unrelated was removed
+    assert sum(r["kept"] for r in rows.values()) == truth["source_count"]
+    assert "leakage pairs (test/val duplicating train) 4" in out  # the planted cross-split copies

@@ -1,0 +1,297 @@
+"""Semantic dedup (SemDeDup family) over an embedding store, with its known flaws fixed.
+
+1. Spherical k-means on a sample, every row assigned with its two nearest centroids.
+2. One global keep priority (``keep.py``); within each cluster, every item's max cosine
+   similarity to a higher-priority item (the ``max_sim_earlier`` kernel, blockwise).
+3. Items near a cluster boundary are also compared with the adjacent cluster, so
+   duplicates split by a boundary are found (SemDeDup misses them).
+4. Each threshold is applied with an explicit chaining rule (``rules.py``); all thresholds
+   come from one pass, and per-item ``max_sim`` is saved so a new threshold needs no rerun.
+5. ``against``: items that duplicate anything in another workspace (same model) go first.
+
+Output: ``decisions/dedup/<run-id>.parquet``, one row per manifest id; the centroids go to
+``index/<slug>/`` for later batches; test/val items duplicating train items are reported.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from curate import __version__
+from curate.decisions import DecisionRun, load_run, write_run
+from curate.dedup.keep import parse_policy, priority_ranks
+from curate.dedup.rules import decide, group_roots
+from curate.dedup.scoring import Neighbours, across_boundaries, combine, gather, within_clusters
+from curate.embed.base import resolve_runtime
+from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.errors import CurateError
+from curate.index.assign import assign
+from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
+from curate.io import atomic
+from curate.io.hashing import fingerprint
+from curate.workspace import Workspace
+
+STAGE = "dedup"
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    thresholds: tuple[float, ...] = (0.9,)
+    model: str | None = None  # store slug; None: the workspace's only store
+    clusters: int | None = None
+    sample: int = 200_000
+    keep: str = "hard"
+    chain: bool = False
+    margin: float = 0.05
+    seed: int = 0
+    device: str = "auto"
+    against: str | None = None
+    batch_rows: int = 262_144
+
+
+@dataclass(frozen=True)
+class SemanticResult:
+    run: DecisionRun
+    clusters: int
+    boundary_rows: int
+    leakage: int
+    seconds: float
+
+
+def pick_store(ws: Workspace, slug: str | None) -> str:
+    stores = list_stores(ws)
+    if slug is not None:
+        if slug not in stores:
+            raise CurateError(f"no embeddings {slug!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'})")
+        return slug
+    if len(stores) != 1:
+        raise CurateError(f"{ws.root.uri} has {len(stores)} embedding stores ({', '.join(stores) or 'none'}): "
+                          "run `curate embed` first or pick one with --model")
+    return stores[0]
+
+
+def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> SemanticResult:
+    """Score and decide; reuse the run when manifest, store and config are unchanged."""
+    start = time.perf_counter()
+    ws.require_manifest()
+    if not config.thresholds or not all(-1.0 <= t <= 1.0 for t in config.thresholds):
+        raise CurateError("thresholds must be cosine similarities in [-1, 1]")
+    parse_policy(config.keep)
+    slug = pick_store(ws, config.model)
+    store = open_store(ws, slug)
+    run_id = "semantic-" + fingerprint([__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"],
+                                        config, _against_fingerprint(config.against, slug)])[:12]
+    existing = load_run(ws, STAGE, run_id)
+    if existing is not None:
+        meta = atomic.read_json(ws.decisions(STAGE).join(f"{run_id}.json"))
+        return SemanticResult(existing, meta["clusters"], meta["boundary_rows"], meta["leakage"],
+                              time.perf_counter() - start)
+
+    device = resolve_runtime(config.device, "fp32").device
+    manifest = ws.read_manifest()
+    vectors, valid = store.vectors, store.valid
+    k, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config)
+    ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
+    ranks = np.where(valid, ranks, np.iinfo(np.int64).max)  # failed embeddings never outrank anything
+
+    nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows)
+    cross, boundary = across_boundaries(vectors, labels, top_ids, top_sims, members, offsets, ranks,
+                                        config.margin, device)
+    nb = combine(nb, cross)
+    forced, against_ids = _against(ws, store, slug, config, device)
+
+    hood = _Neighbourhood(labels, members, offsets, boundary, top_ids)
+
+    def similarity(i: int, pool: np.ndarray) -> np.ndarray:
+        return (gather(vectors, pool, device) @ gather(vectors, np.array([i]), device)[0]).cpu().numpy()
+
+    decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.thresholds}
+    table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
+    _save_index(ws, slug, vectors, valid, top_ids)
+    meta = {"method": "semantic", "model": slug, "config": _config_json(config), "clusters": k,
+            "boundary_rows": len(boundary), "leakage": len(leakage),
+            "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
+    if len(leakage):
+        atomic.write_parquet(ws.decisions(STAGE).join(f"{run_id}-leakage.parquet"), leakage)
+    run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
+    return SemanticResult(run, k, len(boundary), len(leakage), time.perf_counter() - start)
+
+
+def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig):
+    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(clusters=config.clusters, sample=config.sample,
+                                                                  seed=config.seed, device=config.device))
+    k = len(centroids)
+    a = assign(vectors, centroids, valid=valid, top=min(2, k), device=config.device)
+    labels = np.where(valid, a.labels, -1).astype(np.int64)
+    top_ids = a.centroid_ids.astype(np.int64)
+    if top_ids.shape[1] < 2:
+        top_ids = np.concatenate([top_ids, np.full((len(top_ids), 1), -1)], axis=1)
+    top_sims = a.sims if a.sims.shape[1] >= 2 else np.concatenate([a.sims, np.full((len(a.sims), 1), -np.inf,
+                                                                                  dtype=np.float32)], axis=1)
+    rows = np.flatnonzero(labels >= 0)
+    members = rows[np.argsort(labels[rows], kind="stable")]
+    offsets = np.searchsorted(labels[members], np.arange(k + 1)).astype(np.int64)
+    return k, labels, top_ids, top_sims, members, offsets
+
+
+class _Neighbourhood:
+    """Rows an item can be compared with: its cluster, the adjacent cluster when it sits
+    on a boundary, and boundary rows of other clusters that look into its cluster."""
+
+    def __init__(self, labels, members, offsets, boundary, top_ids) -> None:
+        self.labels, self.members, self.offsets = labels, members, offsets
+        self.is_boundary = np.zeros(len(labels), dtype=bool)
+        self.is_boundary[boundary] = True
+        self.second = top_ids[:, 1]
+        targets = self.second[boundary]
+        order = np.argsort(targets, kind="stable")
+        self.inbound_rows, self.inbound_targets = boundary[order], targets[order]
+
+    def _cluster(self, c: int) -> np.ndarray:
+        return self.members[self.offsets[c]:self.offsets[c + 1]]
+
+    def __call__(self, i: int) -> np.ndarray:
+        c = self.labels[i]
+        parts = [self._cluster(c)]
+        if self.is_boundary[i]:
+            parts.append(self._cluster(self.second[i]))
+        lo, hi = np.searchsorted(self.inbound_targets, [c, c + 1])
+        parts.append(self.inbound_rows[lo:hi])
+        return np.unique(np.concatenate(parts))
+
+
+def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: SemanticConfig,
+             device: torch.device) -> tuple[np.ndarray | None, list]:
+    """Rows duplicating an item of ``config.against`` (same model) above the first threshold."""
+    if config.against is None:
+        return None, []
+    other_ws = Workspace(config.against)
+    other_ws.require_manifest()
+    other = open_store(other_ws, pick_store(other_ws, slug))
+    if other.vectors.shape[1] != store.vectors.shape[1]:
+        raise CurateError(f"--against {config.against}: its embeddings have dim {other.vectors.shape[1]}, "
+                          f"these have {store.vectors.shape[1]}")
+    best, where = _best_match(store.vectors, store.valid, other.vectors, other.valid, device)
+    forced = store.valid & (best > config.thresholds[0])
+    ids = [(other.ids[w], float(s)) if f else None for f, w, s in zip(forced, where, best)]
+    return forced, ids
+
+
+def _best_match(queries, q_valid, base, b_valid, device, block: int = 16384):
+    from curate.kernels.dispatch import topk_cosine
+
+    best = np.full(len(queries), -np.inf, dtype=np.float32)
+    where = np.full(len(queries), -1, dtype=np.int64)
+    base_rows = np.flatnonzero(b_valid)
+    if not len(base_rows):
+        return best, where
+    for lo in range(0, len(queries), block):
+        rows = np.arange(lo, min(lo + block, len(queries)))
+        rows = rows[q_valid[rows]]
+        if not len(rows):
+            continue
+        for b0 in range(0, len(base_rows), 262_144):
+            part = base_rows[b0:b0 + 262_144]
+            sims, idx = topk_cosine(gather(queries, rows, device), gather(base, part, device), 1)
+            sims, idx = sims[:, 0].cpu().numpy(), idx[:, 0].cpu().numpy()
+            better = sims > best[rows]
+            best[rows[better]], where[rows[better]] = sims[better], part[idx[better]]
+    return best, where
+
+
+def _table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: Neighbours, decisions: dict,
+           config: SemanticConfig, forced: np.ndarray | None, against_ids: list) -> tuple[pa.Table, pa.Table]:
+    n = manifest.num_rows
+    mrows = store.manifest_rows
+    ids = manifest.column("id").to_pylist()
+    hashes = manifest.column("content_hash").to_pylist()
+    primary = config.thresholds[0]
+    removed, dup_of = decisions[primary]
+    roots = group_roots(removed, dup_of)
+    in_store = np.zeros(n, dtype=bool)
+    in_store[mrows[store.valid]] = True
+
+    kept = np.zeros(n, dtype=bool)
+    kept[mrows] = store.valid & ~removed
+    reason: list[str | None] = [None if k else "quarantined" for k in kept]
+    duplicate_of: list[str | None] = [None] * n
+    group = np.full(n, -1, dtype=np.int64)
+    # a group is a kept item with at least one duplicate; numbered in manifest order of the keeper
+    linked = np.flatnonzero(removed & (dup_of >= 0))
+    keepers = np.unique(roots[linked])
+    number = {int(r): g for g, r in enumerate(keepers[np.argsort(mrows[keepers], kind="stable")])}
+    for s in np.flatnonzero(store.valid & removed):
+        m = int(mrows[s])
+        if forced is not None and forced[s]:
+            other_id, _ = against_ids[s]
+            reason[m], duplicate_of[m] = "semantic-duplicate", f"{config.against}::{other_id}"
+            continue
+        d = int(mrows[dup_of[s]])
+        duplicate_of[m] = ids[d]
+        reason[m] = "exact-duplicate" if hashes[m] is not None and hashes[m] == hashes[d] else "semantic-duplicate"
+        group[m] = number[int(roots[s])]
+    for r, g in number.items():
+        group[mrows[r]] = g
+    max_sim = np.full(n, np.nan, dtype=np.float32)
+    max_sim[mrows] = np.where(np.isfinite(nb.max_sim), nb.max_sim, np.nan)
+    cluster = np.full(n, -1, dtype=np.int64)
+    cluster[mrows] = labels
+    columns = {
+        "id": manifest.column("id"),
+        "kept": pa.array(kept),
+        "reason": pa.array(reason, pa.string()),
+        "duplicate_of": pa.array(duplicate_of, pa.string()),
+        "group": pa.array(group, pa.int64(), mask=group < 0),
+        "max_sim": pa.array(max_sim, pa.float32(), mask=np.isnan(max_sim)),
+        "cluster": pa.array(cluster, pa.int64(), mask=cluster < 0),
+    }
+    for t in config.thresholds:
+        k_t = np.zeros(n, dtype=bool)
+        k_t[mrows] = store.valid & ~decisions[t][0]
+        columns[f"kept@{t:g}"] = pa.array(k_t)
+    return pa.table(columns), _leakage(manifest, mrows, removed, dup_of, nb.max_sim)
+
+
+def _leakage(manifest: pa.Table, mrows: np.ndarray, removed: np.ndarray, dup_of: np.ndarray,
+             sims: np.ndarray) -> pa.Table:
+    """Pairs (test/val item, train item) that duplicate each other, whichever was kept."""
+    split = manifest.column("split").to_pylist()
+    ids = manifest.column("id").to_pylist()
+    rows = []
+    for s in np.flatnonzero(removed & (dup_of >= 0)):
+        a, b = int(mrows[s]), int(mrows[dup_of[s]])
+        pair = {split[a], split[b]}
+        if "train" in pair and pair & {"test", "val"}:
+            held, train = (a, b) if split[a] != "train" else (b, a)
+            rows.append({"id": ids[held], "split": split[held], "train_id": ids[train], "similarity": float(sims[s])})
+    schema = pa.schema([("id", pa.string()), ("split", pa.string()), ("train_id", pa.string()),
+                        ("similarity", pa.float32())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _save_index(ws: Workspace, slug: str, vectors, valid, top_ids) -> None:
+    """Centroids and assignments for later batches (``--against`` loads the store itself)."""
+    folder = ws.loc("index", slug)
+    atomic.write_parquet(folder.join("assignments.parquet"),
+                         pa.table({"row": pa.array(np.arange(len(valid))), "cluster": pa.array(top_ids[:, 0]),
+                                   "second": pa.array(top_ids[:, 1])}))
+
+
+def _against_fingerprint(against: str | None, slug: str) -> str | None:
+    if against is None:
+        return None
+    meta = Workspace(against).loc("embeddings", slug, "meta.json")
+    return atomic.read_json(meta).get("fingerprint") if meta.exists() else against
+
+
+def _config_json(config: SemanticConfig) -> dict:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+

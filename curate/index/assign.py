@@ -1,0 +1,109 @@
+"""Assign every store row to its nearest centroids, blockwise over the memory-mapped store.
+
+Rows are read ``block`` at a time from the fp16 array, converted to fp32 and multiplied by
+the centroids with torch (on the GPU when the device resolves to CUDA), so peak memory is
+about block x (d + k) floats, never N x k. ``top=2`` also records the second-nearest
+centroid: the dedup stage compares items near a cluster boundary with that cluster too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Cap on one block's [block, k] similarity matrix: with many centroids the block shrinks.
+MAX_SIMS_BYTES = 1 << 30
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` is CUDA when torch sees a GPU, else CPU; anything else is passed to torch."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def read_block(vectors: np.ndarray, start: int, stop: int, device: torch.device) -> torch.Tensor:
+    """Rows ``start:stop`` of a (memory-mapped, usually fp16) array as fp32 on ``device``.
+
+    On CUDA the half-precision rows are copied as they are and widened on the device (half
+    the transfer); on CPU numpy widens them straight from the mapped pages.
+    """
+    part = vectors[start:stop]
+    if device.type == "cpu":
+        return torch.from_numpy(np.asarray(part, dtype=np.float32))
+    return torch.from_numpy(np.array(part)).to(device, non_blocking=False).float()
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Nearest centroids of every row; invalid rows have label -1, ids -1 and NaN sims.
+
+    When ``top`` exceeds the number of centroids the missing columns hold id -1, sim -inf.
+    """
+
+    labels: np.ndarray  # int32 [N]
+    sims: np.ndarray  # float32 [N, top], cosine, descending
+    centroid_ids: np.ndarray  # int32 [N, top]
+
+
+def assign(vectors: np.ndarray, centroids: np.ndarray, valid: np.ndarray | None = None, block: int = 65536,
+           top: int = 2, device: str | torch.device = "auto") -> Assignment:
+    """Label each row of ``vectors`` [N, d] with its most similar of ``centroids`` [k, d].
+
+    ``vectors`` may be an ``np.memmap``: only ``block`` rows are materialised at a time.
+    Similarities are inner products, i.e. cosines for unit vectors.
+    """
+    if top < 1:
+        raise ValueError(f"top must be at least 1, not {top}")
+    n, d = vectors.shape
+    cents = np.ascontiguousarray(centroids, dtype=np.float32)
+    if cents.ndim != 2 or cents.shape[1] != d:
+        raise ValueError(f"centroids of shape {cents.shape} do not match vectors of dimension {d}")
+    k = cents.shape[0]
+    dev = resolve_device(device)
+    labels = np.full(n, -1, dtype=np.int32)
+    sims = np.full((n, top), -np.inf, dtype=np.float32)
+    ids = np.full((n, top), -1, dtype=np.int32)
+    if n == 0 or k == 0:
+        return Assignment(labels, sims, ids)
+    step = max(1, min(int(block), MAX_SIMS_BYTES // (4 * k)))
+    got = min(top, k)
+    cents_t = torch.from_numpy(cents).to(dev).T.contiguous()
+    with torch.inference_mode():
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            x = read_block(vectors, start, stop, dev)
+            s, i = torch.topk(x @ cents_t, got, dim=1)
+            sims[start:stop, :got] = s.cpu().numpy()
+            ids[start:stop, :got] = i.to(torch.int32).cpu().numpy()
+    labels[:] = ids[:, 0]
+    if valid is not None:
+        invalid = ~np.asarray(valid, dtype=bool)
+        labels[invalid] = -1
+        ids[invalid] = -1
+        sims[invalid] = np.nan
+    return Assignment(labels, sims, ids)
+
+
+def cluster_members(labels: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by cluster: ``order[offsets[c]:offsets[c + 1]]`` are cluster ``c``'s rows.
+
+    The sort is stable, so rows stay in store order within a cluster; rows labelled -1
+    (invalid) are left out. ``order`` is int64, ``offsets`` int64 [k + 1].
+    """
+    labels = np.asarray(labels)
+    keep = labels >= 0
+    if k is None:
+        k = int(labels[keep].max()) + 1 if keep.any() else 0
+    elif keep.any() and int(labels.max()) >= k:
+        raise ValueError(f"label {int(labels.max())} is out of range for k={k}")
+    order = np.argsort(labels, kind="stable").astype(np.int64, copy=False)
+    order = order[len(labels) - int(keep.sum()):]
+    counts = np.bincount(labels[keep], minlength=k)
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return order, offsets

@@ -1,0 +1,180 @@
+"""max_sim_earlier: the SemDeDup core, "how similar is each item to an item ranked before it".
+
+``x`` [n, d] holds L2-normalised rows (fp16 or fp32); ``segments`` [s+1] int64 offsets cut it
+into segments (clusters, each already sorted in keep order), so thousands of clusters run in
+one call. For every row i of segment [a, b):
+
+    max_sim[i] = max_{a <= j < i} x_i . x_j      (-inf when i == a)
+    argmax[i]  = that j, as a global row index of x (-1 when none)
+
+Ties go to the smallest j (the highest-priority item), in both implementations. Rows outside
+every segment get -inf / -1. Accumulation is fp32 throughout; n x n is never materialised.
+
+- ``max_sim_earlier_reference``: plain torch, the CPU production path (any device works).
+  Segments of similar length are padded into one batch and scored with batched matmuls: each
+  query block of 128 rows is multiplied with the keys before it only (lower-triangular block
+  skipping; the diagonal block is masked), so about half of the n^2 d products are done.
+  Padding needs no mask: a valid query row i only sees keys j < i, never padding.
+- ``max_sim_earlier_triton``: one program per query tile of one segment, looping over the
+  earlier key tiles of that segment with a running max / argmax in registers (``tl.dot``, fp32
+  accumulate, ``input_precision="ieee"`` so fp32 inputs are not rounded to tf32).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._runtime import HAS_TRITON, check_launch, next_pow2, tl, triton
+
+QUERY_BLOCK = 128  # rows per query block in the reference: small enough to skip most of the upper triangle
+
+
+def check_segments(x: torch.Tensor, segments: torch.Tensor) -> np.ndarray:
+    """Validate ``x`` and ``segments``; return the offsets as a host int64 array."""
+    if x.dim() != 2:
+        raise ValueError(f"x must be [n, d], got shape {tuple(x.shape)}")
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        raise TypeError(f"x must be fp16, bf16 or fp32, got {x.dtype}")
+    bounds = np.asarray(segments.detach().cpu(), dtype=np.int64).reshape(-1)
+    if bounds.size == 0:
+        return np.zeros(1, dtype=np.int64)
+    if bounds[0] < 0 or bounds[-1] > x.shape[0] or np.any(np.diff(bounds) < 0):
+        raise ValueError(f"segments must be non-decreasing offsets within [0, {x.shape[0]}]")
+    return bounds
+
+
+def max_sim_earlier_reference(x: torch.Tensor, segments: torch.Tensor,
+                              block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blockwise torch reference; returns (max_sim float32 [n], argmax int64 [n]).
+
+    Memory beyond the inputs: a packed fp32 batch of at most ``2 * block`` rows (or one segment
+    longer than that, as a view when ``x`` is fp32) plus a score tile of ``128 x block`` per
+    segment in the batch.
+    """
+    bounds = check_segments(x, segments)
+    n = x.shape[0]
+    best = torch.full((n,), float("-inf"), dtype=torch.float32, device=x.device)
+    arg = torch.full((n,), -1, dtype=torch.int64, device=x.device)
+    starts, lengths = bounds[:-1], np.diff(bounds)
+    todo = np.flatnonzero(lengths >= 2)
+    todo = todo[np.argsort(-lengths[todo], kind="stable")]  # longest first: similar lengths share a batch
+    tri = torch.ones(QUERY_BLOCK, QUERY_BLOCK, dtype=torch.bool, device=x.device).triu_()  # j >= i
+    for group in _batches(lengths, todo, max_rows=2 * block):
+        _score_batch(x, starts[group], lengths[group], best, arg, block, tri)
+    return best, arg
+
+
+def _batches(lengths: np.ndarray, order: np.ndarray, max_rows: int):
+    """Runs of segments (longest first) padded to the first one's length, wasting < 1/8 of it."""
+    i = 0
+    while i < len(order):
+        pad = int(lengths[order[i]])
+        j = i + 1
+        while j < len(order) and (j - i + 1) * pad <= max_rows and 8 * lengths[order[j]] >= 7 * pad:
+            j += 1
+        yield order[i:j]
+        i = j
+
+
+def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best: torch.Tensor,
+                 arg: torch.Tensor, block: int, tri: torch.Tensor) -> None:
+    g, pad = len(starts), int(lengths.max())
+    device = x.device
+    pos = torch.arange(pad, device=device)
+    rows = torch.as_tensor(starts, device=device)[:, None] + pos  # [g, pad] global rows
+    if g == 1:
+        packed = x[int(starts[0]):int(starts[0]) + pad].unsqueeze(0)  # a view; chunks converted below
+    else:  # padding rows repeat real rows: a valid query i only sees keys j < i, so they never count
+        packed = x.index_select(0, rows.reshape(-1).clamp_(max=x.shape[0] - 1)).float().view(g, pad, -1)
+    top = torch.full((g, pad), float("-inf"), dtype=torch.float32, device=device)
+    top_j = torch.zeros((g, pad), dtype=torch.int64, device=device)
+    for k0 in range(0, pad, block):
+        keys_t = packed[:, k0:k0 + block].float().transpose(1, 2)  # [g, d, kc]
+        for q0 in range(k0, pad, QUERY_BLOCK):  # only query rows after the chunk start see it
+            q1 = min(q0 + QUERY_BLOCK, pad)
+            width = min(keys_t.shape[2], q1 - k0)  # keys [k0, k0 + width) can precede a row of [q0, q1)
+            sims = torch.bmm(packed[:, q0:q1].float(), keys_t[:, :, :width])  # [g, bq, width]
+            if q0 < k0 + width:  # the chunk reaches the diagonal: hide keys j >= i
+                sims[:, :, q0 - k0:].masked_fill_(tri[:q1 - q0, :k0 + width - q0], float("-inf"))
+            value, where = sims.max(dim=2)  # first maximum: the smallest j wins ties
+            if k0 == 0:
+                top[:, q0:q1], top_j[:, q0:q1] = value, where
+            else:  # later chunks hold larger j: replace only on a strictly larger value
+                better = value > top[:, q0:q1]
+                top[:, q0:q1] = torch.where(better, value, top[:, q0:q1])
+                top_j[:, q0:q1] = torch.where(better, where + k0, top_j[:, q0:q1])
+    valid = pos[None, :] < torch.as_tensor(lengths, device=device)[:, None]
+    found = top > float("-inf")
+    top_j = torch.where(found, top_j + rows[:, :1], -1)
+    flat = rows[valid]
+    best[flat] = top[valid]
+    arg[flat] = top_j[valid]
+
+
+if HAS_TRITON:
+
+    @triton.jit
+    def _max_sim_earlier_kernel(X, stride_x, PLAN, n_tiles, OUT_SIM, OUT_ARG, D,
+                                BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+        pid = tl.program_id(0)
+        row0 = tl.load(PLAN + pid)  # first query row of this tile
+        seg0 = tl.load(PLAN + n_tiles + pid)  # first row of its segment
+        seg1 = tl.load(PLAN + 2 * n_tiles + pid)  # one past its last row
+        rows = row0 + tl.arange(0, BLOCK_M)
+        row_ok = rows < seg1
+        key_end = tl.minimum(row0 + BLOCK_M, seg1) - 1  # keys precede the tile's last row
+        offs_d = tl.arange(0, BLOCK_D)
+        best = tl.full([BLOCK_M], float("-inf"), tl.float32)
+        best_j = tl.full([BLOCK_M], -1, tl.int64)
+        for k0 in range(seg0, key_end, BLOCK_N):
+            cols = k0 + tl.arange(0, BLOCK_N)
+            acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
+            for d0 in range(0, D, BLOCK_D):
+                d = d0 + offs_d
+                q = tl.load(X + rows[:, None] * stride_x + d[None, :],
+                            mask=row_ok[:, None] & (d[None, :] < D), other=0.0)
+                kt = tl.load(X + cols[None, :] * stride_x + d[:, None],
+                             mask=(cols[None, :] < key_end) & (d[:, None] < D), other=0.0)
+                acc += tl.dot(q, kt, input_precision="ieee")
+            acc = tl.where(cols[None, :] < rows[:, None], acc, float("-inf"))
+            tile_best = tl.max(acc, axis=1)
+            tile_j = tl.min(tl.where(acc == tile_best[:, None], cols[None, :], seg1), axis=1)  # smallest j
+            better = tile_best > best  # key tiles come in order: a tie keeps the earlier j
+            best = tl.where(better, tile_best, best)
+            best_j = tl.where(better, tile_j, best_j)
+        tl.store(OUT_SIM + rows, best, mask=row_ok)
+        tl.store(OUT_ARG + rows, best_j, mask=row_ok)
+
+
+def _tile_plan(bounds: np.ndarray, block_m: int) -> np.ndarray:
+    """[3, tiles] int64: (first row, segment start, segment end) per query tile, heaviest first."""
+    starts, lengths = bounds[:-1], np.diff(bounds)
+    keep = lengths >= 2
+    starts, lengths = starts[keep], lengths[keep]
+    tiles = -(-lengths // block_m)
+    seg = np.repeat(np.arange(len(starts)), tiles)
+    offset = (np.arange(len(seg)) - np.repeat(np.cumsum(tiles) - tiles, tiles)) * block_m
+    order = np.argsort(-offset, kind="stable")  # late tiles see the most keys: launch them first
+    seg, offset = seg[order], offset[order]
+    return np.stack([starts[seg] + offset, starts[seg], starts[seg] + lengths[seg]]).astype(np.int64)
+
+
+def max_sim_earlier_triton(x: torch.Tensor, segments: torch.Tensor, block_m: int = 64, block_n: int = 64,
+                           block_d: int = 64, num_warps: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triton kernel; same contract as :func:`max_sim_earlier_reference`."""
+    bounds = check_segments(x, segments)
+    check_launch(x)
+    x = x.contiguous()
+    n, d = x.shape
+    best = torch.full((n,), float("-inf"), dtype=torch.float32, device=x.device)
+    arg = torch.full((n,), -1, dtype=torch.int64, device=x.device)
+    plan = _tile_plan(bounds, block_m)
+    if plan.shape[1] == 0:
+        return best, arg
+    plan_t = torch.from_numpy(plan).to(x.device)
+    block_d = max(16, min(block_d, next_pow2(d)))
+    _max_sim_earlier_kernel[(plan.shape[1],)](
+        x, x.stride(0), plan_t, plan.shape[1], best, arg, d,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, num_warps=num_warps)
+    return best, arg

@@ -1,0 +1,142 @@
+"""Semantic dedup on hand-made vector sets (precomputed embeddings), so every expected
+decision can be worked out by hand."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from curate.dedup.semantic import SemanticConfig, semantic_dedup
+from curate.embed.stage import EmbedConfig, embed
+from curate.errors import CurateError
+from curate.ingest import IngestConfig, ingest
+from curate.workspace import Workspace
+from tests.conftest import write
+
+
+def unit(*v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+def angle(deg, d=3):
+    v = np.zeros(d)
+    v[0], v[1] = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    return v
+
+
+def workspace(tmp_path, name, vectors, texts=None, splits=None):
+    """A text workspace whose embeddings are exactly ``vectors`` (rows in manifest order)."""
+    n = len(vectors)
+    texts = texts or [f"item {i}" for i in range(n)]
+    rows = [{"id": f"{name}{i}", "text": texts[i], **({"split": splits[i]} if splits else {})} for i in range(n)]
+    src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    ws = Workspace(str(tmp_path / name))
+    ingest(ws, [str(src)], IngestConfig(progress=False))
+    (tmp_path / f"{name}-vectors").mkdir()
+    npy = tmp_path / f"{name}-vectors" / "vectors.npy"  # same file name: same store slug in every workspace
+    np.save(npy, np.asarray(vectors, dtype=np.float32))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    return ws
+
+
+def decisions(result):
+    return {r["id"]: r for r in result.run.table.to_pylist()}
+
+
+def test_chaining_rule_explicit(tmp_path):
+    # a~b and b~c at cos 20deg = 0.94 > 0.9, but a vs c at cos 40deg = 0.77. Longest text
+    # first: a, then b, then c.
+    ws = workspace(tmp_path, "w", [angle(0), angle(20), angle(40)], texts=["aaaaaa", "bbbb", "cc"])
+    common = dict(thresholds=(0.9,), clusters=1, keep="column:bytes:desc")
+    chained = decisions(semantic_dedup(ws, SemanticConfig(chain=True, **common)))
+    assert [chained[f"w{i}"]["kept"] for i in range(3)] == [True, False, False]
+    assert chained["w2"]["duplicate_of"] == "w1"  # removed by an item that is itself removed
+    unchained = decisions(semantic_dedup(ws, SemanticConfig(chain=False, **common)))
+    assert [unchained[f"w{i}"]["kept"] for i in range(3)] == [True, False, True]
+    assert unchained["w1"]["duplicate_of"] == "w0" and unchained["w1"]["reason"] == "semantic-duplicate"
+    assert unchained["w0"]["group"] == unchained["w1"]["group"] == 0 and unchained["w2"]["group"] is None
+    np.testing.assert_allclose(unchained["w2"]["max_sim"], np.cos(np.radians(20)), atol=1e-3)
+    assert unchained["w0"]["max_sim"] is None  # nothing outranks the first item
+
+
+@pytest.mark.parametrize("policy", ["hard", "easy", "column:bytes:desc", "column:bytes:asc", "random"])
+def test_keep_policies_pick_the_expected_copy(tmp_path, policy):
+    # one cluster; p and q are near-duplicates (cos 0.995); r and s are unrelated
+    vectors = [angle(30), angle(35.7), angle(100), unit(0, 0, 1)]
+    ws = workspace(tmp_path, "w", vectors, texts=["p" * 5, "q" * 9, "r", "s"])
+    got = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1, keep=policy, seed=3)))
+    centroid = np.mean(np.asarray(vectors), axis=0)
+    centroid /= np.linalg.norm(centroid)
+    sim = {name: float(np.asarray(v) @ centroid) for name, v in zip("pq", vectors)}
+    expected_kept = {
+        "hard": min(sim, key=sim.get),  # farthest from the centroid survives
+        "easy": max(sim, key=sim.get),
+        "column:bytes:desc": "q",  # longer text
+        "column:bytes:asc": "p",
+    }.get(policy)
+    kept = {name for name, i in zip("pq", (0, 1)) if got[f"w{i}"]["kept"]}
+    assert len(kept) == 1
+    if expected_kept:
+        assert kept == {expected_kept}
+    assert got["w2"]["kept"] and got["w3"]["kept"]
+
+
+def test_duplicate_pair_across_a_cluster_boundary_is_found(tmp_path):
+    rng = np.random.default_rng(0)
+    group_a = [unit(*(np.array([1.0, 0, 0, 0]) + 0.05 * rng.normal(size=4))) for _ in range(30)]
+    group_b = [unit(*(np.array([0, 1.0, 0, 0]) + 0.05 * rng.normal(size=4))) for _ in range(30)]
+    p = unit(1.0, 0.96, 0.3, 0)  # just on A's side of the bisector
+    q = unit(0.96, 1.0, 0.3, 0)  # just on B's side; cos(p, q) ~ 0.999
+    ws = workspace(tmp_path, "w", [*group_a, *group_b, p, q])
+    fixed = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=2)))
+    assert fixed["w60"]["cluster"] != fixed["w61"]["cluster"], "the pair must straddle the boundary"
+    assert [fixed["w60"]["kept"], fixed["w61"]["kept"]].count(False) == 1
+    reference = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=2, margin=0.0)))
+    assert reference["w60"]["kept"] and reference["w61"]["kept"], "plain SemDeDup misses it"
+
+
+def test_several_thresholds_in_one_pass(tmp_path):
+    ws = workspace(tmp_path, "w", [angle(0), angle(10), angle(25), angle(60)], texts=["aaaa", "bbb", "cc", "d"])
+    run = semantic_dedup(ws, SemanticConfig(thresholds=(0.95, 0.8), clusters=1, keep="column:bytes:desc")).run
+    table = run.table.to_pydict()
+    # cos10 = 0.985, cos15 = 0.966, cos25 = 0.906, cos35 = 0.82
+    assert table["kept@0.95"] == [True, False, True, True]
+    assert table["kept@0.8"] == [True, False, False, True]
+    assert table["kept"] == table["kept@0.95"]
+
+
+def test_incremental_against_another_workspace(tmp_path):
+    old = workspace(tmp_path, "old", [angle(0), angle(90)])
+    new = workspace(tmp_path, "new", [angle(1), angle(45), angle(135)])
+    got = decisions(semantic_dedup(new, SemanticConfig(thresholds=(0.99,), clusters=1, against=old.root.path)))
+    assert not got["new0"]["kept"] and got["new0"]["duplicate_of"] == f"{old.root.path}::old0"
+    assert got["new1"]["kept"] and got["new2"]["kept"]
+
+
+def test_leakage_between_train_and_test(tmp_path):
+    vectors = [angle(0), angle(50), angle(0.5), angle(100)]
+    ws = workspace(tmp_path, "w", vectors, splits=["train", "train", "test", "test"])
+    result = semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))
+    assert result.leakage == 1
+    leak = pq.read_table(tmp_path / "w" / "decisions" / "dedup" / f"{result.run.run_id}-leakage.parquet")
+    assert leak.to_pylist() == [{"id": "w2", "split": "test", "train_id": "w0",
+                                 "similarity": pytest.approx(np.cos(np.radians(0.5)), abs=1e-3)}]
+
+
+def test_rows_without_embeddings_are_accounted_for_and_runs_are_reused(tmp_path):
+    ws = workspace(tmp_path, "w", [angle(0), angle(0.1), angle(90)], texts=["a", "", "c"])
+    first = semantic_dedup(ws, SemanticConfig(clusters=1))
+    table = first.run.table
+    assert table.num_rows == 3 and table.column("reason").to_pylist()[1] == "quarantined"
+    again = semantic_dedup(ws, SemanticConfig(clusters=1))
+    assert again.run.reused and again.run.run_id == first.run.run_id
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    ws = workspace(tmp_path, "w", [angle(0), angle(90)])
+    with pytest.raises(CurateError, match="keep policy"):
+        semantic_dedup(ws, SemanticConfig(keep="biggest"))
+    with pytest.raises(CurateError, match="no embeddings"):
+        semantic_dedup(ws, SemanticConfig(model="nope"))
