@@ -32,6 +32,7 @@ def _check(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor) -> None:
         raise ValueError("x has no rows")
 
 
+@torch.no_grad()
 def kcenter_update_reference(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor,
                              block: int = 65536) -> tuple[torch.Tensor, int, float]:
     """Blockwise torch reference; returns (mind, index of its max, that max)."""

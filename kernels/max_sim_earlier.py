@@ -44,6 +44,7 @@ def check_segments(x: torch.Tensor, segments: torch.Tensor) -> np.ndarray:
     return bounds
 
 
+@torch.no_grad()
 def max_sim_earlier_reference(x: torch.Tensor, segments: torch.Tensor,
                               block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
     """Blockwise torch reference; returns (max_sim float32 [n], argmax int64 [n]).

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 
 
+@torch.no_grad()
 def topk_cosine_reference(q: torch.Tensor, b: torch.Tensor, k: int, *, exclude_self: bool = False,
                           offset: int = 0, block: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
     """Blockwise top-k cosine neighbours; fp32 products whatever the input dtype."""

@@ -5,10 +5,10 @@ Within a cluster, rows sorted by keep rank go through the ``max_sim_earlier`` ke
 so memory is bounded by the batch, not the largest cluster squared.
 
 SemDeDup never compares items of different clusters, so a duplicate pair split by a
-boundary survives. Here every item whose nearest two centroids are within ``margin`` of
-each other is also compared with all items of its second cluster; each such block updates
-both sides (the boundary item and the other cluster's items), with the same rule: only a
-higher-priority item (smaller rank) can make an item a duplicate.
+boundary survives. Here an item is also compared with all items of each of its 2nd..4th
+nearest clusters whose centroid is within ``margin`` of its nearest one; each such block
+updates both sides (the boundary item and the other cluster's items), with the same rule:
+only a higher-priority item (smaller rank) can make an item a duplicate.
 """
 
 from __future__ import annotations
@@ -68,19 +68,35 @@ def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarra
     return Neighbours(best, arg)
 
 
-def across_boundaries(vectors: np.ndarray, labels: np.ndarray, top_ids: np.ndarray, top_sims: np.ndarray,
-                      members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray, margin: float,
-                      device: torch.device, block: int = 8192) -> tuple[Neighbours, np.ndarray]:
-    """Best higher-ranked neighbour in the adjacent cluster, and the boundary rows compared."""
+def boundary_links(labels: np.ndarray, top_ids: np.ndarray, top_sims: np.ndarray,
+                   margin: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row, other cluster) pairs to compare: each of a row's 2nd..top-nearest centroids
+    that is within ``margin`` of its nearest one."""
+    rows, targets = [], []
+    for r in range(1, top_ids.shape[1]):
+        near = np.flatnonzero((labels >= 0) & (top_ids[:, r] >= 0) & (top_sims[:, 0] - top_sims[:, r] < margin))
+        rows.append(near)
+        targets.append(top_ids[near, r])
+    if not rows or margin <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(rows).astype(np.int64), np.concatenate(targets).astype(np.int64)
+
+
+def across_boundaries(vectors: np.ndarray, links: tuple[np.ndarray, np.ndarray], members: np.ndarray,
+                      offsets: np.ndarray, ranks: np.ndarray, device: torch.device,
+                      block: int = 8192) -> Neighbours:
+    """Best higher-ranked neighbour among the clusters each boundary row is linked to.
+
+    Each block of similarities updates both sides: the boundary rows and the rows of the
+    other cluster (which may not be near the boundary themselves)."""
     n = len(ranks)
     best = np.full(n, -np.inf, dtype=np.float32)
     arg = np.full(n, -1, dtype=np.int64)
-    if top_ids.shape[1] < 2 or margin <= 0:
-        return Neighbours(best, arg), np.empty(0, dtype=np.int64)
-    boundary = np.flatnonzero((labels >= 0) & (top_ids[:, 1] >= 0) & (top_sims[:, 0] - top_sims[:, 1] < margin))
-    targets = top_ids[boundary, 1]
-    for target in np.unique(targets):
-        queries = boundary[targets == target]
+    rows, targets = links
+    order = np.argsort(targets, kind="stable")
+    rows, targets = rows[order], targets[order]
+    cuts = np.flatnonzero(np.diff(targets)) + 1
+    for queries, target in zip(np.split(rows, cuts), targets[np.r_[0, cuts]] if len(targets) else []):
         others = members[offsets[target]:offsets[target + 1]]
         if not len(others):
             continue
@@ -91,13 +107,14 @@ def across_boundaries(vectors: np.ndarray, labels: np.ndarray, top_ids: np.ndarr
             sims = q @ gather(vectors, part, device).T  # [queries, block]
             p_rank = torch.from_numpy(ranks[part]).to(device)
             higher = p_rank[None, :] < q_rank[:, None]  # the other item outranks the query
-            _update(best, arg, queries, part, torch.where(higher, sims, -torch.inf))
-            _update(best, arg, part, queries, torch.where(~higher, sims, -torch.inf).T)
-    return Neighbours(best, arg), boundary
+            _update(best, arg, queries, part, *sims.masked_fill(~higher, -torch.inf).max(dim=1))
+            _update(best, arg, part, queries, *sims.masked_fill_(higher, -torch.inf).max(dim=0))
+    return Neighbours(best, arg)
 
 
-def _update(best: np.ndarray, arg: np.ndarray, rows: np.ndarray, cols: np.ndarray, sims: torch.Tensor) -> None:
-    value, where = sims.max(dim=1)
+def _update(best: np.ndarray, arg: np.ndarray, rows: np.ndarray, cols: np.ndarray, value: torch.Tensor,
+            where: torch.Tensor) -> None:
+    """Keep, for each of ``rows``, the better of its current best and ``cols[where]``."""
     value, where = value.cpu().numpy(), where.cpu().numpy()
     better = value > best[rows]
     best[rows[better]] = value[better]

@@ -26,7 +26,7 @@ from curate import __version__
 from curate.decisions import DecisionRun, load_run, write_run
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.rules import decide, group_roots
-from curate.dedup.scoring import Neighbours, across_boundaries, combine, gather, within_clusters
+from curate.dedup.scoring import Neighbours, across_boundaries, boundary_links, combine, gather, within_clusters
 from curate.embed.base import resolve_runtime
 from curate.embed.store import StoredEmbeddings, list_stores, open_store
 from curate.errors import CurateError
@@ -43,11 +43,13 @@ STAGE = "dedup"
 class SemanticConfig:
     thresholds: tuple[float, ...] = (0.9,)
     model: str | None = None  # store slug; None: the workspace's only store
-    clusters: int | None = None
-    sample: int = 200_000
+    clusters: int | None = None  # None: about sqrt(N)
+    sample: int | None = None  # k-means training rows; None: 64 per cluster (FAISS suggests 39..256)
+    iterations: int = 10  # Lloyd iterations: cluster quality matters little, boundaries are handled
     keep: str = "hard"
     chain: bool = False
-    margin: float = 0.05
+    margin: float = 0.03  # boundary: 2nd..4th centroid within this cosine of the nearest
+    neighbours: int = 4  # centroids per item considered for the boundary pass
     seed: int = 0
     device: str = "auto"
     against: str | None = None
@@ -95,24 +97,25 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     device = resolve_runtime(config.device, "fp32").device
     manifest = ws.read_manifest()
     vectors, valid = store.vectors, store.valid
-    k, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config)
+    centroids, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config)
+    k = len(centroids)
     ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
     ranks = np.where(valid, ranks, np.iinfo(np.int64).max)  # failed embeddings never outrank anything
 
     nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows)
-    cross, boundary = across_boundaries(vectors, labels, top_ids, top_sims, members, offsets, ranks,
-                                        config.margin, device)
-    nb = combine(nb, cross)
+    links = boundary_links(labels, top_ids, top_sims, config.margin)
+    boundary = np.unique(links[0])
+    nb = combine(nb, across_boundaries(vectors, links, members, offsets, ranks, device))
     forced, against_ids = _against(ws, store, slug, config, device)
 
-    hood = _Neighbourhood(labels, members, offsets, boundary, top_ids)
+    hood = _Neighbourhood(labels, members, offsets, links)
 
     def similarity(i: int, pool: np.ndarray) -> np.ndarray:
         return (gather(vectors, pool, device) @ gather(vectors, np.array([i]), device)[0]).cpu().numpy()
 
     decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.thresholds}
     table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
-    _save_index(ws, slug, vectors, valid, top_ids)
+    _save_index(ws, slug, centroids, top_ids)
     meta = {"method": "semantic", "model": slug, "config": _config_json(config), "clusters": k,
             "boundary_rows": len(boundary), "leakage": len(leakage),
             "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
@@ -123,34 +126,35 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
 
 
 def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig):
-    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(clusters=config.clusters, sample=config.sample,
-                                                                  seed=config.seed, device=config.device))
+    n_valid = int(valid.sum())
+    k = config.clusters or max(1, min(n_valid, int(round(np.sqrt(n_valid)))))
+    sample = config.sample or max(64 * k, 10_000)
+    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(
+        clusters=k, sample=sample, iterations=config.iterations, seed=config.seed, device=config.device,
+        init="random"))
     k = len(centroids)
-    a = assign(vectors, centroids, valid=valid, top=min(2, k), device=config.device)
+    a = assign(vectors, centroids, valid=valid, top=min(config.neighbours, k), device=config.device)
     labels = np.where(valid, a.labels, -1).astype(np.int64)
     top_ids = a.centroid_ids.astype(np.int64)
-    if top_ids.shape[1] < 2:
-        top_ids = np.concatenate([top_ids, np.full((len(top_ids), 1), -1)], axis=1)
-    top_sims = a.sims if a.sims.shape[1] >= 2 else np.concatenate([a.sims, np.full((len(a.sims), 1), -np.inf,
-                                                                                  dtype=np.float32)], axis=1)
+    top_sims = a.sims
     rows = np.flatnonzero(labels >= 0)
     members = rows[np.argsort(labels[rows], kind="stable")]
     offsets = np.searchsorted(labels[members], np.arange(k + 1)).astype(np.int64)
-    return k, labels, top_ids, top_sims, members, offsets
+    return centroids, labels, top_ids, top_sims, members, offsets
 
 
 class _Neighbourhood:
-    """Rows an item can be compared with: its cluster, the adjacent cluster when it sits
-    on a boundary, and boundary rows of other clusters that look into its cluster."""
+    """Rows an item can be compared with: its cluster, the clusters it is linked to across
+    a boundary, and boundary rows of other clusters linked into its cluster."""
 
-    def __init__(self, labels, members, offsets, boundary, top_ids) -> None:
+    def __init__(self, labels: np.ndarray, members: np.ndarray, offsets: np.ndarray,
+                 links: tuple[np.ndarray, np.ndarray]) -> None:
         self.labels, self.members, self.offsets = labels, members, offsets
-        self.is_boundary = np.zeros(len(labels), dtype=bool)
-        self.is_boundary[boundary] = True
-        self.second = top_ids[:, 1]
-        targets = self.second[boundary]
-        order = np.argsort(targets, kind="stable")
-        self.inbound_rows, self.inbound_targets = boundary[order], targets[order]
+        rows, targets = links
+        by_row = np.argsort(rows, kind="stable")
+        self.out_rows, self.out_targets = rows[by_row], targets[by_row]
+        by_target = np.argsort(targets, kind="stable")
+        self.in_targets, self.in_rows = targets[by_target], rows[by_target]
 
     def _cluster(self, c: int) -> np.ndarray:
         return self.members[self.offsets[c]:self.offsets[c + 1]]
@@ -158,10 +162,10 @@ class _Neighbourhood:
     def __call__(self, i: int) -> np.ndarray:
         c = self.labels[i]
         parts = [self._cluster(c)]
-        if self.is_boundary[i]:
-            parts.append(self._cluster(self.second[i]))
-        lo, hi = np.searchsorted(self.inbound_targets, [c, c + 1])
-        parts.append(self.inbound_rows[lo:hi])
+        lo, hi = np.searchsorted(self.out_rows, [i, i + 1])
+        parts.extend(self._cluster(t) for t in self.out_targets[lo:hi])
+        lo, hi = np.searchsorted(self.in_targets, [c, c + 1])
+        parts.append(self.in_rows[lo:hi])
         return np.unique(np.concatenate(parts))
 
 
@@ -274,12 +278,22 @@ def _leakage(manifest: pa.Table, mrows: np.ndarray, removed: np.ndarray, dup_of:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _save_index(ws: Workspace, slug: str, vectors, valid, top_ids) -> None:
-    """Centroids and assignments for later batches (``--against`` loads the store itself)."""
+def _save_index(ws: Workspace, slug: str, centroids: np.ndarray, top_ids: np.ndarray) -> None:
+    """Centroids and per-row nearest clusters, for later batches and for audits."""
     folder = ws.loc("index", slug)
-    atomic.write_parquet(folder.join("assignments.parquet"),
-                         pa.table({"row": pa.array(np.arange(len(valid))), "cluster": pa.array(top_ids[:, 0]),
-                                   "second": pa.array(top_ids[:, 1])}))
+    atomic.write_bytes(folder.join("centroids.npy"), _npy_bytes(centroids))
+    atomic.write_parquet(folder.join("assignments.parquet"), pa.table({
+        "row": pa.array(np.arange(len(top_ids))),
+        "clusters": pa.array(list(top_ids), pa.list_(pa.int64())),
+    }))
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
 
 
 def _against_fingerprint(against: str | None, slug: str) -> str | None:

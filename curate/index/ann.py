@@ -292,7 +292,7 @@ def range_search(index: AnnIndex, queries: np.ndarray, threshold: float,
 
 
 def exact_search(base: np.ndarray, queries: np.ndarray, k: int, valid: np.ndarray | None = None,
-                 block: int = 8192, device: str | torch.device = "auto",
+                 block: int = 4096, device: str | torch.device = "auto",
                  cache_bytes: int = 1 << 30) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` inner-product search in torch, blockwise (no FAISS needed).
 

@@ -83,6 +83,8 @@ def assign(vectors: np.ndarray, centroids: np.ndarray, valid: np.ndarray | None 
     labels[:] = ids[:, 0]
     if valid is not None:
         invalid = ~np.asarray(valid, dtype=bool)
+        if invalid.shape != (n,):
+            raise ValueError(f"valid mask of shape {invalid.shape} does not match {n} rows")
         labels[invalid] = -1
         ids[invalid] = -1
         sims[invalid] = np.nan

@@ -52,7 +52,7 @@ def test_reference_greedy_picks_match_numpy():
 
 def test_ties_go_to_the_smallest_row():
     x = torch.zeros(6, 4)
-    x[:, 0] = 1.0  # every row sits on the center: distance 0, mind unchanged where below... none are
+    x[:, 0] = 1.0
     mind = torch.tensor([0.25, 0.5, 0.75, 0.75, 0.5, 0.75])
     c = torch.tensor([0.0, 1.0, 0.0, 0.0])  # orthogonal: distance 1 > mind, so mind keeps its ties
     _, i, v = kcenter_update_reference(x, c, mind.clone())
