@@ -12,8 +12,9 @@ from curate.workspace import Workspace
 
 @click.command("dedup")
 @workspace_option
-@click.option("--method", type=click.Choice(["exact", "semantic"]), default="exact", show_default=True,
-              help="exact: identical bytes (content hash). semantic: cosine similarity of embeddings.")
+@click.option("--method", type=click.Choice(["exact", "semantic", "knn"]), default="exact", show_default=True,
+              help="exact: identical bytes (content hash). semantic: SemDeDup on embeddings. knn: FAISS range "
+                   "search + connected components.")
 @click.option("--threshold", "thresholds", type=float, multiple=True, default=(0.9,), show_default=True,
               help="Cosine similarity above which an item is a duplicate; repeat to score several in one "
                    "pass (the first decides `kept`, each gets a kept@T column).")
@@ -38,6 +39,9 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
     first copy in manifest order is kept, the others get reason "exact-duplicate" and
     duplicate_of = the kept id. Quarantined samples get reason "quarantined".
 
+    knn: pairs above the threshold from a FAISS range search, grouped into connected
+    components; the best-ranked item of each component is kept.
+
     semantic: SemDeDup on the embedding store (run `curate embed` first): k-means clusters,
     within each cluster items ranked by --keep; an item is a duplicate when its similarity
     to a higher-ranked (kept) item exceeds the threshold; items near a cluster boundary are
@@ -55,7 +59,7 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
         from curate.dedup.semantic import SemanticConfig, semantic_dedup
 
         result = semantic_dedup(ws, SemanticConfig(
-            thresholds=tuple(thresholds), model=model, clusters=clusters, keep=keep, chain=chain,
+            thresholds=tuple(thresholds), method=method, model=model, clusters=clusters, keep=keep, chain=chain,
             margin=margin, seed=seed, device=device, against=against))
         run = result.run
         extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "

@@ -42,6 +42,7 @@ STAGE = "dedup"
 @dataclass(frozen=True)
 class SemanticConfig:
     thresholds: tuple[float, ...] = (0.9,)
+    method: str = "semantic"  # semantic (clusters + kernel) | knn (range search + union-find)
     model: str | None = None  # store slug; None: the workspace's only store
     clusters: int | None = None  # None: about sqrt(N)
     sample: int | None = None  # k-means training rows; None: 64 per cluster (FAISS suggests 39..256)
@@ -86,8 +87,11 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     parse_policy(config.keep)
     slug = pick_store(ws, config.model)
     store = open_store(ws, slug)
-    run_id = "semantic-" + fingerprint([__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"],
-                                        config, _against_fingerprint(config.against, slug)])[:12]
+    if config.method not in ("semantic", "knn"):
+        raise CurateError(f"unknown dedup method {config.method!r}")
+    inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"], config,
+              _against_fingerprint(config.against, slug)]
+    run_id = f"{config.method}-" + fingerprint(inputs)[:12]
     existing = load_run(ws, STAGE, run_id)
     if existing is not None:
         meta = atomic.read_json(ws.decisions(STAGE).join(f"{run_id}.json"))
@@ -97,6 +101,15 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     device = resolve_runtime(config.device, "fp32").device
     manifest = ws.read_manifest()
     vectors, valid = store.vectors, store.valid
+    if config.method == "knn":
+        from curate.dedup.knn import knn_decisions
+
+        labels, nb, decisions = knn_decisions(vectors, valid, store.manifest_rows, manifest, config.thresholds,
+                                              config.keep, config.seed, config.device)
+        forced, against_ids = None, []
+        table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
+        return _finish(ws, run_id, slug, store, config, table, leakage, manifest,
+                       int(len(np.unique(labels[labels >= 0]))), 0, start)
     centroids, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config)
     k = len(centroids)
     ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
@@ -116,13 +129,19 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.thresholds}
     table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
     _save_index(ws, slug, centroids, top_ids)
-    meta = {"method": "semantic", "model": slug, "config": _config_json(config), "clusters": k,
-            "boundary_rows": len(boundary), "leakage": len(leakage),
+    return _finish(ws, run_id, slug, store, config, table, leakage, manifest, k, len(boundary), start)
+
+
+def _finish(ws: Workspace, run_id: str, slug: str, store: StoredEmbeddings, config: SemanticConfig,
+            table: pa.Table, leakage: pa.Table, manifest: pa.Table, clusters: int, boundary: int,
+            start: float) -> SemanticResult:
+    meta = {"method": config.method, "model": slug, "config": _config_json(config), "clusters": clusters,
+            "boundary_rows": boundary, "leakage": len(leakage),
             "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
     if len(leakage):
         atomic.write_parquet(ws.decisions(STAGE).join(f"{run_id}-leakage.parquet"), leakage)
     run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
-    return SemanticResult(run, k, len(boundary), len(leakage), time.perf_counter() - start)
+    return SemanticResult(run, clusters, boundary, len(leakage), time.perf_counter() - start)
 
 
 def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig):

@@ -140,3 +140,14 @@ def test_bad_config_is_a_clear_error(tmp_path):
         semantic_dedup(ws, SemanticConfig(keep="biggest"))
     with pytest.raises(CurateError, match="no embeddings"):
         semantic_dedup(ws, SemanticConfig(model="nope"))
+
+
+def test_knn_method_groups_connected_components(tmp_path):
+    # a~b (cos 0.994) and b~c (cos 0.994) but a vs c = cos 13deg = 0.974 < 0.99: one component
+    vectors = [angle(0), angle(6.5), angle(13), angle(90)]
+    ws = workspace(tmp_path, "w", vectors, texts=["aaaa", "bbb", "cc", "d"])
+    got = decisions(semantic_dedup(ws, SemanticConfig(method="knn", thresholds=(0.99,), keep="column:bytes:desc")))
+    assert [got[f"w{i}"]["kept"] for i in range(4)] == [True, False, False, True]
+    assert got["w1"]["duplicate_of"] == got["w2"]["duplicate_of"] == "w0"  # transitive grouping
+    assert got["w0"]["group"] == got["w2"]["group"] is not None and got["w3"]["group"] is None
+    np.testing.assert_allclose(got["w0"]["max_sim"], np.cos(np.radians(6.5)), atol=1e-3)
