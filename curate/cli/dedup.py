@@ -29,10 +29,13 @@ from curate.workspace import Workspace
 @click.option("--against", default=None, metavar="OTHER_WS",
               help="Also remove items that duplicate anything in another workspace (same model).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: per-cluster work as Ray tasks (RAY_ADDRESS or a local Ray).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", default=None, metavar="PATH",
               help="Also write the decision table here (.parquet, or .csv by extension).")
-def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, seed, out) -> None:
+def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, executor, seed,
+            out) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).
 
     exact: samples with identical bytes form a group (numbered by first appearance); the
@@ -60,7 +63,7 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
 
         result = semantic_dedup(ws, SemanticConfig(
             thresholds=tuple(thresholds), method=method, model=model, clusters=clusters, keep=keep, chain=chain,
-            margin=margin, seed=seed, device=device, against=against))
+            margin=margin, seed=seed, device=device, against=against, executor=executor))
         run = result.run
         extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
                  f"leakage pairs (test/val duplicating train) {result.leakage:,}")

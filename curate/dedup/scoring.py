@@ -37,12 +37,11 @@ def gather(vectors: np.ndarray, rows: np.ndarray, device: torch.device) -> torch
     return torch.from_numpy(block).to(device)
 
 
-def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
-                    device: torch.device, batch_rows: int = 262_144) -> Neighbours:
-    """Max similarity of each row to a higher-ranked row of its own cluster."""
-    n = len(ranks)
-    best = np.full(n, -np.inf, dtype=np.float32)
-    arg = np.full(n, -1, dtype=np.int64)
+def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
+                    batch_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Whole clusters packed into batches of at most ``batch_rows`` rows (a bigger cluster is
+    a batch of its own): (rows sorted by rank within each cluster, segment offsets)."""
+    batches = []
     k = len(offsets) - 1
     start = 0
     while start < k:
@@ -53,19 +52,58 @@ def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarra
         rows, seg = [], [0]
         for c in range(start, stop):
             cluster = members[offsets[c]:offsets[c + 1]]
-            cluster = cluster[np.argsort(ranks[cluster], kind="stable")]
-            rows.append(cluster)
-            seg.append(seg[-1] + len(cluster))
-        flat = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-        if len(flat):
-            x = gather(vectors, flat, device)
-            sims, idx = max_sim_earlier(x, torch.tensor(seg, dtype=torch.int64, device=device))
-            sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
-            has = idx >= 0
-            best[flat] = sims
-            arg[flat[has]] = flat[idx[has]]
+            rows.append(cluster[np.argsort(ranks[cluster], kind="stable")])
+            seg.append(seg[-1] + len(rows[-1]))
+        if seg[-1]:
+            batches.append((np.concatenate(rows), np.asarray(seg, dtype=np.int64)))
         start = stop
+    return batches
+
+
+def score_batch(vectors: np.ndarray, rows: np.ndarray, seg: np.ndarray,
+                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """``max_sim_earlier`` on one batch: (max similarity, store row of the best or -1)."""
+    x = gather(vectors, rows, device)
+    sims, idx = max_sim_earlier(x, torch.from_numpy(seg).to(device))
+    sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
+    return sims, np.where(idx >= 0, rows[np.clip(idx, 0, None)], -1)
+
+
+def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
+                    device: torch.device, batch_rows: int = 262_144, executor: str = "local") -> Neighbours:
+    """Max similarity of each row to a higher-ranked row of its own cluster.
+
+    Batches are independent: ``executor="ray"`` runs them as Ray tasks (each opens the
+    memory-mapped store by path, so workers need the workspace on a shared filesystem)."""
+    n = len(ranks)
+    best = np.full(n, -np.inf, dtype=np.float32)
+    arg = np.full(n, -1, dtype=np.int64)
+    batches = cluster_batches(members, offsets, ranks, batch_rows)
+    if executor == "ray":
+        results = _score_on_ray(vectors, batches, device)
+    else:
+        results = (score_batch(vectors, rows, seg, device) for rows, seg in batches)
+    for (rows, _), (sims, args) in zip(batches, results):
+        best[rows], arg[rows] = sims, args
     return Neighbours(best, arg)
+
+
+def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device) -> list:
+    import ray
+
+    path = getattr(vectors, "filename", None)
+    if path is None:
+        raise ValueError("the Ray executor needs a memory-mapped store (a file path)")
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+    @ray.remote(num_gpus=1 if device.type == "cuda" else 0)
+    def task(rows: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        local = np.load(path, mmap_mode="r")
+        dev = torch.device("cuda" if torch.cuda.is_available() and device.type == "cuda" else "cpu")
+        return score_batch(local, rows, seg, dev)
+
+    return ray.get([task.remote(rows, seg) for rows, seg in batches])
 
 
 def boundary_links(labels: np.ndarray, top_ids: np.ndarray, top_sims: np.ndarray,

@@ -55,6 +55,7 @@ class SemanticConfig:
     device: str = "auto"
     against: str | None = None
     batch_rows: int = 262_144
+    executor: str = "local"  # local | ray (cluster batches as Ray tasks)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
     ranks = np.where(valid, ranks, np.iinfo(np.int64).max)  # failed embeddings never outrank anything
 
-    nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows)
+    nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows, config.executor)
     links = boundary_links(labels, top_ids, top_sims, config.margin)
     boundary = np.unique(links[0])
     nb = combine(nb, across_boundaries(vectors, links, members, offsets, ranks, device))

@@ -47,3 +47,20 @@ def test_ray_store_equals_local_store(tmp_path, local_ray):
         remote = (tmp_path / "ray" / "embeddings" / slug / name).read_bytes()
         assert local == remote, name
     assert results["ray"].failed == 1
+
+
+@pytest.mark.slow
+def test_ray_dedup_tasks_equal_local(tmp_path, local_ray):
+    from curate.dedup.semantic import SemanticConfig, semantic_dedup
+    from tests.dedup.test_semantic import workspace
+
+    rng = np.random.default_rng(2)
+    base = rng.normal(size=(60, 8))
+    vectors = np.concatenate([base, base[:10] + 0.01 * rng.normal(size=(10, 8))])
+    ws = workspace(tmp_path, "w", vectors)
+    tables = {}
+    for executor in ("local", "ray"):
+        cfg = SemanticConfig(thresholds=(0.95,), clusters=4, executor=executor, batch_rows=20)
+        tables[executor] = semantic_dedup(ws, cfg).run.table
+    assert tables["ray"].equals(tables["local"])
+    assert (~np.asarray(tables["ray"].column("kept"))).sum() == 10
