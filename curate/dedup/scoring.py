@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curate.device import resolve_device
 from curate.kernels.dispatch import max_sim_earlier
 
 
@@ -100,8 +101,7 @@ def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device) -> l
     @ray.remote(num_gpus=1 if device.type == "cuda" else 0)
     def task(rows: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local = np.load(path, mmap_mode="r")
-        dev = torch.device("cuda" if torch.cuda.is_available() and device.type == "cuda" else "cpu")
-        return score_batch(local, rows, seg, dev)
+        return score_batch(local, rows, seg, resolve_device("auto" if device.type != "cpu" else "cpu"))
 
     return ray.get([task.remote(rows, seg) for rows, seg in batches])
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from curate.device import resolve_device
+
 if TYPE_CHECKING:
     from curate.embed.payloads import PayloadFetcher
 
@@ -39,9 +41,7 @@ def resolve_runtime(device: str = "auto", precision: str = "fp16") -> Runtime:
     """``auto`` picks CUDA when present, else CPU; half precision falls back to fp32 on CPU."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    dev = resolve_device(device)
     dtype = PRECISIONS[precision]
     if dev.type == "cpu" and dtype == torch.float16:
         dtype = torch.float32  # fp16 matmuls are slow or missing on CPU

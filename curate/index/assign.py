@@ -13,17 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curate.device import resolve_device  # noqa: F401 (re-exported)
+
 # Cap on one block's [block, k] similarity matrix: with many centroids the block shrinks.
 MAX_SIMS_BYTES = 1 << 30
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA when torch sees a GPU, else CPU; anything else is passed to torch."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def read_block(vectors: np.ndarray, start: int, stop: int, device: torch.device) -> torch.Tensor:
