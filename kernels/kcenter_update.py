@@ -34,7 +34,7 @@ def _check(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor) -> None:
 
 @torch.no_grad()
 def kcenter_update_reference(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor,
-                             block: int = 65536) -> tuple[torch.Tensor, int, float]:
+                             block: int = 16384) -> tuple[torch.Tensor, int, float]:
     """Blockwise torch reference; returns (mind, index of its max, that max)."""
     _check(x, c, mind)
     c32 = c.to(device=x.device, dtype=torch.float32)

@@ -43,7 +43,7 @@ def unit_rows(n: int, d: int, seed: int = 0, dtype=torch.float32, dups: float = 
     """Random L2-normalised rows, about ``dups`` of them near-copies of an earlier row."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    for i in range(1, n):
+    for i in range(1, n if dups > 0 else 0):
         if torch.rand(1, generator=g).item() < dups:
             j = int(torch.randint(0, i, (1,), generator=g))
             x[i] = x[j] + 0.05 * torch.randn(d, generator=g, dtype=torch.float64)

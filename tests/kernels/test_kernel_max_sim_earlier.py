@@ -52,6 +52,15 @@ def test_reference_long_segment_in_chunks_fp16():
     assert_max_sim_close(x, bounds, [t.numpy() for t in got], brute_max_sim_earlier(x, bounds), TOL[torch.float32])
 
 
+@pytest.mark.parametrize("block", [1000, 4096])
+def test_reference_long_segment_wide_query_blocks(block):
+    """Over 2048 rows: 256-row query blocks, with and without key chunks (block < length)."""
+    bounds = [0, 2200, 2203, 2300]
+    x = unit_rows(bounds[-1], 8, seed=8)
+    got = max_sim_earlier_reference(x, torch.tensor(bounds), block=block)
+    assert_max_sim_close(x, bounds, [t.numpy() for t in got], brute_max_sim_earlier(x, bounds), TOL[torch.float32])
+
+
 def tie_rows() -> torch.Tensor:
     """Rows whose products are exact in fp16 and fp32 (entries 0 or +-0.5), so ties are exact ties."""
     v = torch.tensor([0.5, 0.5, 0.5, 0.5, 0, 0, 0, 0])
