@@ -56,6 +56,7 @@ class SemanticConfig:
     against: str | None = None
     batch_rows: int = 262_144
     executor: str = "local"  # local | ray (cluster batches as Ray tasks)
+    save_index: bool = True  # a FAISS index under index/<slug>/ for later --against runs
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,11 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.thresholds}
     table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
     _save_index(ws, slug, centroids, top_ids)
+    if config.save_index:
+        from curate.index.ann import build_index, index_dir, save_index
+
+        index = build_index(vectors, valid, centroids=centroids, device=config.device)
+        save_index(index, index_dir(ws, slug), {"store_fingerprint": store.meta["fingerprint"]})
     return _finish(ws, run_id, slug, store, config, table, leakage, manifest, k, len(boundary), start)
 
 
@@ -200,31 +206,40 @@ def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: Semantic
     if other.vectors.shape[1] != store.vectors.shape[1]:
         raise CurateError(f"--against {config.against}: its embeddings have dim {other.vectors.shape[1]}, "
                           f"these have {store.vectors.shape[1]}")
-    best, where = _best_match(store.vectors, store.valid, other.vectors, other.valid, device)
+    best, where = _best_match(store.vectors, store.valid, other_ws, other, pick_store(other_ws, slug), device)
     forced = store.valid & (best > config.thresholds[0])
     ids = [(other.ids[w], float(s)) if f else None for f, w, s in zip(forced, where, best)]
     return forced, ids
 
 
-def _best_match(queries, q_valid, base, b_valid, device, block: int = 16384):
+def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, other: StoredEmbeddings,
+                slug: str, device: torch.device, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 similarity and store row in the other workspace for every valid query row:
+    through the other workspace's saved FAISS index when it matches its store, else exact."""
+    from curate.index.ann import index_dir, load_index, read_meta, search
     from curate.kernels.dispatch import topk_cosine
 
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     where = np.full(len(queries), -1, dtype=np.int64)
-    base_rows = np.flatnonzero(b_valid)
-    if not len(base_rows):
+    rows = np.flatnonzero(q_valid)
+    folder = index_dir(other_ws, slug)
+    if folder.join("index.json").exists() and \
+            read_meta(folder).get("store_fingerprint") == other.meta["fingerprint"]:
+        index = load_index(folder, device=str(device))
+        for lo in range(0, len(rows), block):
+            part = rows[lo:lo + block]
+            sims, hits = search(index, np.asarray(queries[part], dtype=np.float32), 1)
+            best[part], where[part] = sims[:, 0], hits[:, 0]
         return best, where
-    for lo in range(0, len(queries), block):
-        rows = np.arange(lo, min(lo + block, len(queries)))
-        rows = rows[q_valid[rows]]
-        if not len(rows):
-            continue
+    base_rows = np.flatnonzero(other.valid)
+    for lo in range(0, len(rows), block):
+        part = rows[lo:lo + block]
         for b0 in range(0, len(base_rows), 262_144):
-            part = base_rows[b0:b0 + 262_144]
-            sims, idx = topk_cosine(gather(queries, rows, device), gather(base, part, device), 1)
+            base = base_rows[b0:b0 + 262_144]
+            sims, idx = topk_cosine(gather(queries, part, device), gather(other.vectors, base, device), 1)
             sims, idx = sims[:, 0].cpu().numpy(), idx[:, 0].cpu().numpy()
-            better = sims > best[rows]
-            best[rows[better]], where[rows[better]] = sims[better], part[idx[better]]
+            better = sims > best[part]
+            best[part[better]], where[part[better]] = sims[better], base[idx[better]]
     return best, where
 
 

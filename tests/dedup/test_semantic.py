@@ -151,3 +151,20 @@ def test_knn_method_groups_connected_components(tmp_path):
     assert got["w1"]["duplicate_of"] == got["w2"]["duplicate_of"] == "w0"  # transitive grouping
     assert got["w0"]["group"] == got["w2"]["group"] is not None and got["w3"]["group"] is None
     np.testing.assert_allclose(got["w0"]["max_sim"], np.cos(np.radians(6.5)), atol=1e-3)
+
+
+def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
+    old = workspace(tmp_path, "old", [angle(0), angle(90), unit(0, 0, 1)])
+    semantic_dedup(old, SemanticConfig(thresholds=(0.99,), clusters=1))  # saves index/<slug>/
+    folder = tmp_path / "old" / "index" / "precomputed-vectors"
+    assert (folder / "index.json").exists() and (folder / "faiss.index").exists()
+    import curate.kernels.dispatch as dispatch
+
+    def no_exact_scan(*args, **kwargs):
+        raise AssertionError("the saved index should answer --against")
+
+    monkeypatch.setattr(dispatch, "topk_cosine", no_exact_scan)
+    new = workspace(tmp_path, "new", [angle(89.5), angle(45)])
+    got = decisions(semantic_dedup(new, SemanticConfig(thresholds=(0.99,), clusters=1, against=old.root.path)))
+    assert not got["new0"]["kept"] and got["new0"]["duplicate_of"] == f"{old.root.path}::old1"
+    assert got["new1"]["kept"]
