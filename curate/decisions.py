@@ -78,3 +78,71 @@ def copy_out(run: DecisionRun, out: str) -> Location:
     else:
         atomic.write_parquet(dest, run.table)
     return dest
+
+
+def list_runs(ws: Workspace, stage: str) -> list[dict]:
+    """Sidecars of the completed runs of ``stage``, oldest first (by ``created_at``, then run id)."""
+    folder = ws.decisions(stage)
+    if not folder.exists():
+        return []
+    metas = []
+    for path in folder.fs.ls(folder.path, detail=False):
+        name = path.rsplit("/", 1)[-1]
+        if not name.endswith(".json") or name.startswith(atomic.TMP_MARK):
+            continue
+        run_id = name[: -len(".json")]
+        if folder.join(f"{run_id}.parquet").exists():
+            metas.append(atomic.read_json(folder.join(name)))
+    return sorted(metas, key=lambda m: (m.get("created_at", 0.0), m.get("run_id", "")))
+
+
+def latest_run(ws: Workspace, stage: str, run_id: str | None = None) -> DecisionRun | None:
+    """The run ``run_id`` of ``stage`` (error when absent), or its latest run (None when it has none)."""
+    if run_id is not None:
+        run = load_run(ws, stage, run_id)
+        if run is None:
+            raise CurateError(f"no finished {stage} run {run_id!r} in {ws.root.uri}")
+        return run
+    runs = list_runs(ws, stage)
+    return load_run(ws, stage, runs[-1]["run_id"]) if runs else None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Which manifest rows earlier stages kept, and why the others went (reason per row, None if kept)."""
+
+    kept: Any  # np.ndarray[bool], one per manifest row
+    reasons: list[str | None]
+    runs: tuple[DecisionRun, ...]
+
+
+def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[str, str] | None = None,
+             manifest: pa.Table | None = None) -> Upstream:
+    """Combine the latest (or named) runs of ``stages`` with the manifest status.
+
+    A row survives when it is ``ok`` in the manifest and kept by every run found; the reason of a
+    row that did not is ``"<stage>: <reason>"`` of the first stage that removed it (or
+    ``"quarantined: <manifest reason>"``). Stages with no run yet are skipped.
+    """
+    import numpy as np
+
+    run_ids = run_ids or {}
+    manifest = manifest if manifest is not None else ws.read_manifest(["id", "status", "reason"])
+    status = manifest.column("status").to_pylist()
+    m_reason = manifest.column("reason").to_pylist()
+    kept = np.array([s == "ok" for s in status], dtype=bool)
+    reasons: list[str | None] = [None if k else f"quarantined: {r}" for k, r in zip(kept, m_reason)]
+    runs = []
+    for stage in stages:
+        run = latest_run(ws, stage, run_ids.get(stage))
+        if run is None:
+            continue
+        if not run.table.column("id").equals(manifest.column("id")):
+            raise CurateError(f"{stage} run {run.run_id} was made for another manifest: rerun `curate {stage}`")
+        stage_kept = run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
+        stage_reason = run.table.column("reason").to_pylist()
+        for i in np.flatnonzero(kept & ~stage_kept):
+            reasons[i] = f"{stage}: {stage_reason[i] or 'removed'}"
+        kept &= stage_kept
+        runs.append(run)
+    return Upstream(kept, reasons, tuple(runs))

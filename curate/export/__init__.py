@@ -1,0 +1,1 @@
+"""Curated, versioned shards and their lineage."""

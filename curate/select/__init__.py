@@ -1,0 +1,1 @@
+"""Choosing what to keep (prune) and what to label next (select)."""
