@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, embed, ingest
+    from curate.cli import dedup, demo, embed, export, ingest
 
-    for module in (ingest, embed, dedup, demo):
+    for module in (ingest, embed, dedup, export, demo):
         cli.add_command(module.command)
 
 
