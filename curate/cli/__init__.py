@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, embed, export, ingest
+    from curate.cli import dedup, demo, embed, export, ingest, prune
 
-    for module in (ingest, embed, dedup, export, demo):
+    for module in (ingest, embed, dedup, prune, export, demo):
         cli.add_command(module.command)
 
 
