@@ -1,0 +1,229 @@
+"""``curate run pipeline.toml``: the whole flow from one file, resumable stage by stage.
+
+The file names a ``workspace`` and has one table per stage to run, in this order:
+``demo`` (build the demo data), ``ingest``, ``embed``, ``dedup``, ``prune``, ``select``,
+``export``, ``report``. A table's keys are the fields of that stage's config dataclass
+(nested dataclasses as sub-tables, lists for tuples); an unknown key is an error that
+lists the valid ones. Relative paths are relative to the current directory. Every stage
+reuses what is already done, so a rerun after a crash picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from curate.decisions import decision_counts
+from curate.errors import CurateError
+from curate.workspace import Workspace
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ORDER = ("demo", "ingest", "embed", "dedup", "prune", "select", "export", "report")
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    stage: str
+    seconds: float
+    summary: str
+
+
+@dataclass
+class Context:
+    """What later stages need from earlier ones (the export folder for the report)."""
+
+    ws: Workspace
+    progress: bool
+    export_folder: Any = None
+    outcomes: list[StageOutcome] = dataclasses.field(default_factory=list)
+
+
+def load_pipeline(path: str | Path) -> dict:
+    """Parse and check a pipeline file (clear errors for a missing file, bad TOML, unknown tables)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise CurateError(f"cannot read pipeline file {path}: {exc.strerror or exc}") from exc
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CurateError(f"{path} is not valid TOML: {exc}") from exc
+    if not isinstance(spec.get("workspace"), str):
+        raise CurateError(f"{path} needs a top-level `workspace = \"PATH\"`")
+    unknown = sorted(set(spec) - set(ORDER) - {"workspace"})
+    if unknown:
+        raise CurateError(f"{path}: unknown table(s) {', '.join(unknown)}; stages are {', '.join(ORDER)}")
+    for stage in ORDER:
+        if stage in spec and not isinstance(spec[stage], dict):
+            raise CurateError(f"{path}: `{stage}` must be a table ([{stage}])")
+    return spec
+
+
+def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
+    """Instantiate the frozen config ``cls`` from a TOML table, checking names and shapes."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise CurateError(f"[{where}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    values = dict(fixed)
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = build_config(hint, value, f"{where}.{name}")
+        elif _wants_tuple(hint):
+            value = _as_tuple(value) if isinstance(value, (list, dict)) else (value,)
+        else:
+            _check_scalar(hint, value, f"{where}.{name}")
+        values[name] = value
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise CurateError(f"[{where}]: {exc}") from exc
+
+
+def _wants_tuple(hint: Any) -> bool:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(typing.get_origin(h) is tuple for h in options)
+
+
+def _as_tuple(value: Any) -> Any:
+    """TOML arrays become tuples and tables become (key, value) pairs, recursively."""
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _as_tuple(v)) for k, v in value.items())
+    return value
+
+
+_SCALARS = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def _check_scalar(hint: Any, value: Any, where: str) -> None:
+    """Reject e.g. a string where a number is expected, before the stage trips over it."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not all(o in _SCALARS or o is type(None) for o in options):
+        return  # not a plain scalar field: the stage checks it
+    accepted = tuple(t for o in options if o in _SCALARS for t in _SCALARS[o])
+    if value is None and type(None) in options:
+        return
+    if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        raise CurateError(f"[{where.split('.')[0]}] {where.split('.', 1)[1]} must be {names}, not {value!r}")
+
+
+def _counts_line(table) -> str:
+    counts = decision_counts(table)
+    removed = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "kept")
+    return f"kept {counts['kept']:,}" + (f"; removed {removed}" if removed else "")
+
+
+def _demo(spec: dict, ctx: Context) -> str:
+    from curate.demo import DemoConfig, build_demo
+
+    folder = spec.get("folder", "demo-data")
+    truth = build_demo(folder, build_config(DemoConfig, {k: v for k, v in spec.items() if k != "folder"}, "demo"))
+    return (f"{truth['file_count']:,} files in {folder} ({truth['source_count']:,} originals, "
+            f"{len(truth['exact_copies'])} exact and {len(truth['near_copies'])} near copies, "
+            f"{len(truth['corrupt'])} corrupt)")
+
+
+def _ingest(spec: dict, ctx: Context) -> str:
+    from curate.ingest import IngestConfig, ingest
+
+    sources = spec.get("sources")
+    if not sources or not isinstance(sources, list):
+        raise CurateError("[ingest] needs `sources = [\"PATH or URI\", ...]`")
+    config = build_config(IngestConfig, {k: v for k, v in spec.items() if k != "sources"}, "ingest",
+                          progress=spec.get("progress", ctx.progress))
+    r = ingest(ctx.ws, [str(s) for s in sources], config)
+    return (f"{r.samples:,} samples, {r.quarantined:,} quarantined; units read {r.units_read}, "
+            f"skipped {r.units_skipped}")
+
+
+def _embed(spec: dict, ctx: Context) -> str:
+    from curate.embed.stage import EmbedConfig, embed
+
+    r = embed(ctx.ws, build_config(EmbedConfig, spec, "embed", progress=spec.get("progress", ctx.progress)))
+    return (f"{r.embedded:,} embedded with {r.slug} on {r.device}, {r.failed:,} failed; shards done "
+            f"{r.shards_done}, reused {r.shards_skipped}")
+
+
+def _dedup(spec: dict, ctx: Context) -> str:
+    method = spec.get("method", "semantic")
+    if method == "exact":
+        from curate.dedup.exact import ExactDedupConfig, exact_dedup
+
+        run = exact_dedup(ctx.ws, build_config(ExactDedupConfig, {k: v for k, v in spec.items() if k != "method"},
+                                               "dedup"))
+    else:
+        from curate.dedup.semantic import SemanticConfig, semantic_dedup
+
+        run = semantic_dedup(ctx.ws, build_config(SemanticConfig, spec, "dedup")).run
+    return f"{method}: {_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
+
+
+def _prune(spec: dict, ctx: Context) -> str:
+    from curate.select.prune import PruneConfig, prune
+
+    run = prune(ctx.ws, build_config(PruneConfig, spec, "prune")).run
+    return f"{_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
+
+
+def _select(spec: dict, ctx: Context) -> str:
+    from curate.select.stage import SelectConfig, select
+
+    result = select(ctx.ws, build_config(SelectConfig, spec, "select"))
+    return f"{len(result.picked):,} picked for labeling -> {result.export}"
+
+
+def _export(spec: dict, ctx: Context) -> str:
+    from curate.export.stage import ExportConfig, export
+
+    r = export(ctx.ws, build_config(ExportConfig, spec, "export", progress=spec.get("progress", ctx.progress)))
+    ctx.export_folder = r.folder
+    state = "reused" if r.reused else "written"
+    return f"version {r.version} ({state}): {r.lineage['counts']['exported']:,} samples, {len(r.shards)} shards"
+
+
+def _report(spec: dict, ctx: Context) -> str:
+    from curate.report import ReportConfig, build_report
+
+    fixed = {}
+    if "out" not in spec and ctx.export_folder is not None:
+        fixed["out"] = ctx.export_folder.join("report.html").uri
+    return f"{build_report(ctx.ws, build_config(ReportConfig, spec, 'report', **fixed)).uri}"
+
+
+RUNNERS: dict[str, Callable[[dict, Context], str]] = {
+    "demo": _demo, "ingest": _ingest, "embed": _embed, "dedup": _dedup, "prune": _prune, "select": _select,
+    "export": _export, "report": _report,
+}
+
+
+def run_pipeline(path: str | Path, progress: bool = True,
+                 on_stage: Callable[[StageOutcome], None] | None = None) -> list[StageOutcome]:
+    """Run every stage the file names, in flow order; returns one outcome per stage."""
+    spec = load_pipeline(path)
+    ctx = Context(Workspace(spec["workspace"]), progress)
+    for stage in ORDER:
+        if stage not in spec:
+            continue
+        start = time.perf_counter()
+        summary = RUNNERS[stage](dict(spec[stage]), ctx)
+        outcome = StageOutcome(stage, time.perf_counter() - start, summary)
+        ctx.outcomes.append(outcome)
+        if on_stage is not None:
+            on_stage(outcome)
+    return ctx.outcomes
