@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, embed, export, ingest, prune, run
+    from curate.cli import dedup, demo, embed, export, ingest, prune, report, run
 
-    for module in (ingest, embed, dedup, prune, export, run, demo):
+    for module in (ingest, embed, dedup, prune, export, run, report, demo):
         cli.add_command(module.command)
 
 

@@ -1,0 +1,43 @@
+"""``curate report``."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from curate.cli.options import workspace_option
+from curate.workspace import Workspace
+
+
+@click.command("report")
+@workspace_option
+@click.option("--out", default=None, metavar="PATH",
+              help="Where to write the page: a .html file, or a folder (gets report.html). Default: WS/report.html.")
+@click.option("--model", default=None, help="Embedding store (model slug) for the map; default: the dedup run's.")
+@click.option("--max-groups", default=12, show_default=True, type=int, help="Duplicate groups shown.")
+@click.option("--max-points", default=5000, show_default=True, type=int, help="Points drawn on the embedding map.")
+@click.option("--run", "runs", multiple=True, metavar="STAGE=RUN_ID",
+              help="Use this run of a stage instead of its latest (repeatable), e.g. dedup=semantic-0123abcd.")
+@click.option("--seed", default=0, show_default=True, type=int)
+def command(workspace, out, model, max_groups, max_points, runs, seed) -> None:
+    """Write a self-contained HTML report of a workspace (opens offline).
+
+    Shows counts per stage and reason, label balance before/after dedup and prune, cluster
+    sizes, the largest duplicate groups as thumbnails (or text snippets), a 2-D map of the
+    embeddings coloured by each sample's fate, and prune/select score histograms with the
+    top picks. Bounded work: sampled map, only shown samples are read.
+    """
+    from curate.errors import CurateError
+    from curate.report.build import ReportConfig, build_report
+
+    run_ids = {}
+    for item in runs:
+        stage, sep, run_id = item.partition("=")
+        if not sep or not stage or not run_id:
+            raise CurateError(f"--run takes STAGE=RUN_ID, not {item!r}")
+        run_ids[stage] = run_id
+    start = time.perf_counter()
+    dest = build_report(Workspace(workspace), ReportConfig(out=out, max_groups=max_groups, max_points=max_points,
+                                                           seed=seed, run_ids=run_ids or None, model=model))
+    click.echo(f"report: {dest.uri} in {time.perf_counter() - start:.1f}s")

@@ -1,0 +1,145 @@
+"""``build_report``: gather a workspace's facts and write one self-contained ``report.html``.
+
+The page needs nothing but itself: CSS inline, charts as inline SVG, thumbnails as data:
+URIs, no script. The work is bounded whatever the dataset size: the map draws at most
+``max_points`` sampled rows, cluster sizes come from the dedup table (or k-means on a
+sample), and only the samples shown are read for thumbnails. Its bytes depend only on the
+workspace and the config (no clock), so an export that holds it stays reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from curate import __version__
+from curate.decisions import DecisionRun, latest_run, upstream
+from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.errors import CurateError
+from curate.io import atomic
+from curate.io.fs import Location, locate
+from curate.report import facts
+from curate.report.embmap import EmbeddingMap, embedding_map
+from curate.report.thumbs import PREVIEW_COLUMNS, Preview, previews
+from curate.workspace import Workspace
+
+STAGES = ("dedup", "prune", "select")
+SURVIVAL_STAGES = ("dedup", "prune")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``out``: a file path (``.html``), a folder (gets ``report.html``), or None for ``WS/report.html``."""
+
+    out: str | None = None
+    max_groups: int = 12
+    max_points: int = 5000
+    seed: int = 0
+    run_ids: Mapping[str, str] | None = None  # stage -> run id; default: each stage's latest run
+    model: str | None = None  # embedding store slug; default: the dedup run's, else the first store
+    top_picks: int = 12
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the page shows (see :func:`curate.report.html.render`)."""
+
+    workspace: str
+    version: str
+    manifest_fingerprint: str | None
+    counts: facts.Counts
+    balance: facts.Balance | None
+    clusters: facts.ClusterSizes | None
+    groups: list[facts.Group]
+    group_total: int
+    map: EmbeddingMap | None
+    model: str | None
+    scores: list[facts.Scores]
+    previews: dict[int, Preview] = field(default_factory=dict)
+    text_dataset: bool = False
+
+
+def output_location(ws: Workspace, out: str | None) -> Location:
+    if out is None:
+        return ws.loc("report.html")
+    loc = locate(out)
+    return loc if loc.path.lower().endswith((".html", ".htm")) else loc.join("report.html")
+
+
+def build_report(ws: Workspace, config: ReportConfig = ReportConfig()) -> Location:
+    """Write the report and return where it went."""
+    from curate.report.html import render
+
+    if config.max_points < 0 or config.max_groups < 0:
+        raise CurateError("max_points and max_groups must not be negative")
+    data = gather(ws, config)
+    dest = output_location(ws, config.out)
+    atomic.write_bytes(dest, render(data).encode("utf-8"))
+    return dest
+
+
+def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
+    ws.require_manifest()
+    run_ids = dict(config.run_ids or {})
+    manifest = ws.read_manifest(sorted(set(PREVIEW_COLUMNS) | {"reason"}))
+    runs = [run for stage in STAGES if (run := latest_run(ws, stage, run_ids.get(stage))) is not None]
+    for run in runs:
+        if not run.table.column("id").equals(manifest.column("id")):
+            raise CurateError(f"{run.stage} run {run.run_id} was made for another manifest: rerun `curate {run.stage}`")
+    by_stage = {run.stage: run for run in runs}
+    metas = {run.stage: _meta(ws, run) for run in runs}
+    up = upstream(ws, SURVIVAL_STAGES, {s: r.run_id for s, r in by_stage.items()}, manifest=manifest)
+
+    counts = facts.counts(manifest, runs, metas)
+    balance = facts.balance(manifest.column("label").to_pylist(), up.kept)
+    groups, group_total = facts.duplicate_groups(by_stage.get("dedup"), config.max_groups)
+    slug = _pick_model(ws, config.model, metas.get("dedup", {}))
+    store = open_store(ws, slug) if slug else None
+    clusters = facts.cluster_sizes_from_run(by_stage.get("dedup"))
+    if clusters is None and store is not None and _store_matches(store, manifest):
+        clusters = facts.cluster_sizes_from_store(store.vectors, store.valid, config.seed)
+    emap = None
+    if store is not None and config.max_points and _store_matches(store, manifest):
+        emap = embedding_map(store, up, config.max_points, config.seed)
+    score_runs = [facts.scores(by_stage.get(stage), config.top_picks if stage == "select" else 0)
+                  for stage in ("prune", "select")]
+    scores = [s for s in score_runs if s is not None]
+
+    shown = [r for g in groups for r, _, _ in g.members] + [r for s in scores for r, _ in s.picks]
+    kinds = manifest.column("kind").to_pylist()
+    return ReportData(
+        workspace=ws.root.uri, version=__version__, manifest_fingerprint=ws.manifest_meta().get("fingerprint"),
+        counts=counts, balance=balance, clusters=clusters, groups=groups, group_total=group_total, map=emap,
+        model=slug, scores=scores, previews=previews(manifest, shown),
+        text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2)
+
+
+def _meta(ws: Workspace, run: DecisionRun) -> dict:
+    loc = ws.decisions(run.stage).join(f"{run.run_id}.json")
+    return atomic.read_json(loc) if loc.exists() else {}
+
+
+def _pick_model(ws: Workspace, model: str | None, dedup_meta: dict) -> str | None:
+    stores = list_stores(ws)
+    if model is not None:
+        if model not in stores:
+            raise CurateError(f"no embeddings {model!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'})")
+        return model
+    if dedup_meta.get("model") in stores:
+        return dedup_meta["model"]
+    return stores[0] if stores else None
+
+
+def _store_matches(store: StoredEmbeddings, manifest: pa.Table) -> bool:
+    """A store made for an older manifest cannot be coloured by this manifest's decisions."""
+    rows = store.manifest_rows
+    if not len(rows):
+        return False
+    if int(np.max(rows)) >= manifest.num_rows:
+        return False
+    ids = manifest.column("id")
+    probe = np.linspace(0, len(rows) - 1, num=min(len(rows), 64)).astype(np.int64)
+    return all(store.ids[i] == ids[int(rows[i])].as_py() for i in probe)

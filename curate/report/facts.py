@@ -1,0 +1,176 @@
+"""The numbers the report shows, computed from the manifest and the decision tables.
+
+Free functions over Arrow tables and numpy arrays; each returns a small dataclass that
+:mod:`curate.report.html` renders. Nothing here reads sample payloads (see ``thumbs.py``)
+and nothing grows faster than the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from curate.decisions import DecisionRun, decision_counts
+from curate.manifest import reason_code
+
+NO_LABEL = "(none)"
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    stage: str
+    run_id: str
+    method: str | None
+    counts: dict[str, int]  # {"kept": n, "<reason code>": n}
+    survivors: int  # rows kept by this stage and every earlier one (and ok in the manifest)
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int
+    status: dict[str, int]
+    quarantine_reasons: dict[str, int]
+    stages: list[StageCounts] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Balance:
+    labels: list[str]
+    before: list[int]  # every manifest row
+    after: list[int]  # rows that survived dedup and prune
+
+
+@dataclass(frozen=True)
+class ClusterSizes:
+    sizes: np.ndarray  # rows per cluster (estimated when ``source`` says so)
+    source: str
+
+
+@dataclass(frozen=True)
+class Group:
+    number: int
+    size: int
+    keeper: int | None  # manifest row
+    members: list[tuple[int, str | None, float | None]]  # (manifest row, reason, max_sim), keeper first
+
+
+@dataclass(frozen=True)
+class Scores:
+    stage: str
+    run_id: str
+    values: np.ndarray
+    picks: list[tuple[int, float | None]]  # (manifest row, score) of the top kept rows, select only
+
+
+def kept_mask(run: DecisionRun) -> np.ndarray:
+    return run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
+
+
+def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict]) -> Counts:
+    """Manifest status and reasons, then every stage run's counts and the survivors after it."""
+    status = manifest.column("status").to_pylist()
+    reasons = manifest.column("reason").to_pylist()
+    quarantined = Counter(reason_code(r) or "unspecified" for s, r in zip(status, reasons) if s != "ok")
+    alive = np.array([s == "ok" for s in status], dtype=bool)
+    stages = []
+    for run in runs:
+        alive &= kept_mask(run)
+        meta = metas.get(run.stage, {})
+        stages.append(StageCounts(run.stage, run.run_id, meta.get("method"), decision_counts(run.table),
+                                  int(alive.sum())))
+    return Counts(len(status), dict(Counter(status).most_common()), dict(quarantined.most_common()), stages)
+
+
+def balance(labels: list[str | None], survived: np.ndarray, max_labels: int = 40) -> Balance | None:
+    """Label counts before (manifest) and after (survivors); None when no row has a label."""
+    if all(label is None for label in labels):
+        return None
+    names = [NO_LABEL if label is None else str(label) for label in labels]
+    before = Counter(names)
+    after = Counter(n for n, s in zip(names, survived) if s)
+    top = sorted(before, key=lambda n: (-before[n], n))[:max_labels]
+    order = sorted(top, key=_natural)
+    return Balance(order, [before[n] for n in order], [after.get(n, 0) for n in order])
+
+
+def _natural(name: str) -> tuple:
+    return (0, int(name), "") if name.lstrip("-").isdigit() else (1, 0, name)
+
+
+def cluster_sizes_from_run(run: DecisionRun | None) -> ClusterSizes | None:
+    if run is None or "cluster" not in run.table.column_names:
+        return None
+    column = run.table.column("cluster")
+    if column.null_count == len(column):
+        return None
+    labels = column.to_numpy(zero_copy_only=False)
+    labels = labels[~np.isnan(labels)].astype(np.int64) if labels.dtype.kind == "f" else labels.astype(np.int64)
+    sizes = np.bincount(labels)
+    return ClusterSizes(sizes[sizes > 0], f"the `cluster` column of dedup run {run.run_id}")
+
+
+def cluster_sizes_from_store(vectors: np.ndarray, valid: np.ndarray, seed: int,
+                             max_rows: int = 200_000) -> ClusterSizes | None:
+    """Spherical k-means (about sqrt(N) clusters) on a sample; sizes scaled up to the store."""
+    from curate.index.assign import assign
+    from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, gather_rows, sample_rows
+
+    n_valid = int(valid.sum())
+    if n_valid < 2:
+        return None
+    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(sample=min(max_rows, 20_000), iterations=10,
+                                                                  seed=seed, init="random"))
+    rows = sample_rows(valid, max_rows, seed)
+    labels = assign(gather_rows(vectors, rows), centroids, top=1).labels
+    sizes = np.bincount(labels, minlength=len(centroids)) * (n_valid / len(rows))
+    how = "" if len(rows) == n_valid else f", sizes estimated from {len(rows):,} sampled rows"
+    return ClusterSizes(sizes[sizes > 0], f"k-means on the embedding store ({len(centroids)} clusters{how})")
+
+
+def duplicate_groups(run: DecisionRun | None, max_groups: int, max_members: int = 8) -> tuple[list[Group], int]:
+    """The ``max_groups`` largest duplicate groups of a dedup run, and how many groups it has."""
+    if run is None or "group" not in run.table.column_names:
+        return [], 0
+    table = run.table
+    group = table.column("group").to_numpy(zero_copy_only=False)
+    group = np.where(np.isnan(group), -1, group).astype(np.int64) if group.dtype.kind == "f" else group.astype(np.int64)
+    rows = np.flatnonzero(group >= 0)
+    if not len(rows):
+        return [], 0
+    numbers, sizes = np.unique(group[rows], return_counts=True)
+    order = np.lexsort((numbers, -sizes))[:max_groups]
+    kept = kept_mask(run)
+    reasons = table.column("reason")
+    sims = table.column("max_sim") if "max_sim" in table.column_names else None
+    by_group = rows[np.argsort(group[rows], kind="stable")]
+    starts = np.searchsorted(group[by_group], numbers)
+    out = []
+    for i in order:
+        members = by_group[starts[i]:starts[i] + sizes[i]]
+        members = sorted(members.tolist(), key=lambda r: (not kept[r], r))[:max_members]
+        listed = [(r, reasons[r].as_py(), None if sims is None else sims[r].as_py()) for r in members]
+        keeper = members[0] if kept[members[0]] else None
+        out.append(Group(int(numbers[i]), int(sizes[i]), keeper, listed))
+    return out, len(numbers)
+
+
+def scores(run: DecisionRun | None, top: int = 0) -> Scores | None:
+    """The ``score`` column of a prune/select run, and its ``top`` kept rows (by ``rank``, else score)."""
+    if run is None or "score" not in run.table.column_names:
+        return None
+    table = run.table
+    values = table.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
+    picks: list[tuple[int, float | None]] = []
+    if top:
+        kept = np.flatnonzero(kept_mask(run))
+        if "rank" in table.column_names:
+            rank = table.column("rank").to_numpy(zero_copy_only=False).astype(np.float64)[kept]
+            kept = kept[np.lexsort((kept, np.where(np.isnan(rank), np.inf, rank)))]
+        else:
+            s = values[kept]
+            kept = kept[np.lexsort((kept, -np.where(np.isnan(s), -np.inf, s)))]
+        picks = [(int(r), None if np.isnan(values[r]) else float(values[r])) for r in kept[:top]]
+    return Scores(run.stage, run.run_id, values[np.isfinite(values)], picks)
