@@ -1,0 +1,92 @@
+"""``curate select``."""
+
+from __future__ import annotations
+
+import textwrap
+
+import click
+
+from curate.cli.options import workspace_option
+from curate.errors import CurateError
+from curate.select.registry import STRATEGIES
+from curate.workspace import Workspace
+
+_STRATEGY_HELP = "\b\n" + "\n".join(
+    textwrap.fill(f"{s.name}: {s.help}", 92, initial_indent="  ", subsequent_indent="      ")
+    for s in STRATEGIES.values())
+
+
+def _class_quota(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    out = []
+    for v in values:
+        name, sep, amount = v.rpartition("=")
+        try:
+            out.append((name, float(amount)))
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise CurateError(f"--class-quota takes CLASS=COUNT or CLASS=SHARE, not {v!r}")
+    return tuple(out)
+
+
+@click.command("select", help=f"""Choose the next batch to label and export it for a labeling tool.
+
+Candidates: items that are ok, not removed by the latest dedup run, not in --labeled, and
+that have what the strategy needs. Writes decisions/select/<run-id>.parquet (one row per
+manifest id: kept = selected, reason, score, rank) and the batch to --out.
+
+Strategies (--strategy):
+
+{_STRATEGY_HELP}
+
+Predictions (--predictions): Parquet with an `id` column and a list column probs|logits
+(optionally mc [T][C] MC-dropout samples, features [d] penultimate features), or a .npy
+[N, C] / [N, T, C] or .npz (probs|logits, mc, features, ids) whose rows are the manifest's ok
+rows in manifest order. Logits are detected (negative values or rows not summing to 1) and
+softmaxed. No model yet? --probe trains a linear probe on the labeled items' embeddings.
+""")
+@workspace_option
+@click.option("--budget", "-n", type=int, required=True, help="How many items to pick.")
+@click.option("--strategy", "-s", default="hybrid", show_default=True, metavar="NAME",
+              help=f"One of: {', '.join(STRATEGIES)}.")
+@click.option("--predictions", default=None, metavar="FILE", help="Model outputs for the pool (see above).")
+@click.option("--labeled", default=None, metavar="FILE",
+              help="Ids already labeled: text (one per line), or CSV/Parquet with `id` [and `label`].")
+@click.option("--probe", is_flag=True, help="Train a linear probe on the labeled embeddings and score the pool.")
+@click.option("--out", "-o", required=True, metavar="FILE", help="Export file (.json Label Studio, .csv, .parquet).")
+@click.option("--format", "fmt", type=click.Choice(["labelstudio", "csv", "parquet"]), default=None,
+              help="Export format (default: from the --out extension; .json is Label Studio).")
+@click.option("--data-key", default=None, help="Label Studio data key (default: image, or text for texts).")
+@click.option("--document-root", default=None, metavar="DIR",
+              help="Label Studio local-files root: image paths become /data/local-files/?d=<relative path>.")
+@click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
+@click.option("--round", "round_", type=int, default=None, help="Labeling round (default: 1 + earlier runs).")
+@click.option("--dup-threshold", type=float, default=0.9, show_default=True,
+              help="hybrid: never two items above this cosine in a batch, nor one near a labeled item.")
+@click.option("--uncertainty", type=click.Choice(["margin", "entropy", "least-confidence"]), default="margin",
+              show_default=True, help="hybrid: the uncertainty score.")
+@click.option("--preselect", type=float, default=10.0, show_default=True,
+              help="hybrid / cluster-margin: consider the preselect x budget most uncertain candidates.")
+@click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")
+@click.option("--class-quota", multiple=True, metavar="CLASS=N|SHARE",
+              help="hybrid: cap for one predicted class (a count, or a share of the budget below 1); repeat.")
+@click.option("--clusters", type=int, default=None, help="cluster-margin: k-means clusters (default sqrt(pool)).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def command(workspace, budget, strategy, predictions, labeled, probe, out, fmt, data_key, document_root, model,
+            round_, dup_threshold, uncertainty, preselect, quota_per_class, class_quota, clusters, seed,
+            device) -> None:
+    from curate.select.stage import SelectConfig, select
+
+    ws = Workspace(workspace)
+    result = select(ws, SelectConfig(
+        budget=budget, strategy=strategy, predictions=predictions, labeled=labeled, probe=probe, model=model,
+        out=out, format=fmt, data_key=data_key, document_root=document_root, round=round_, seed=seed,
+        uncertainty=uncertainty, preselect=preselect, dup_threshold=dup_threshold, quota_per_class=quota_per_class,
+        class_quota=_class_quota(class_quota), clusters=clusters, device=device))
+    run = result.run
+    click.echo(f"select ({strategy}, round {result.round}): picked {len(result.picked):,} of "
+               f"{result.candidates:,} candidates in {result.seconds:.1f}s")
+    click.echo(f"  run      {run.run_id} {run.path.uri}")
+    if result.export is not None:
+        click.echo(f"  export   {result.export.uri}")

@@ -1,0 +1,109 @@
+"""The labeling batch as a file a labeling tool imports: Label Studio JSON, CSV or Parquet.
+
+Every format lists ``id``, ``source``, ``score``, ``rank`` (plus ``strategy``, ``round``,
+``kind`` and, when the model made predictions, ``prediction`` and ``confidence``).
+
+Label Studio (its documented import format): a JSON list of tasks::
+
+    {"data": {"image": "<uri>"},                       # or {"text": "<the text>"}
+     "meta": {"id", "score", "rank", "strategy", "round"},
+     "predictions": [{"model_version": "...", "score": 0.83,
+                      "result": [{"from_name": "choice", "to_name": "image", "type": "choices",
+                                  "value": {"choices": ["cat"]}}]}]}   # only with predictions
+
+The data key is ``data_key`` (default ``image`` for images, ``text`` for texts). An image's
+reference is its manifest ``source``; with ``document_root`` a local file becomes Label
+Studio's local-storage URL ``/data/local-files/?d=<path relative to the root>``. Files are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from curate.errors import CurateError
+from curate.io import atomic
+from curate.io.fs import Location, locate
+
+FORMATS = ("labelstudio", "csv", "parquet")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "labelstudio"
+    data_key: str | None = None  # None: image / text by kind
+    document_root: str | None = None  # local-files root of the Label Studio server
+    model_version: str = "curate"
+    from_name: str = "choice"  # the Choices control's name in the labeling config
+
+
+def guess_format(out: str, fmt: str | None) -> str:
+    """The explicit format, else from the extension (.json -> labelstudio, .csv, .parquet)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise CurateError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+        return fmt
+    lower = out.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith(".parquet"):
+        return "parquet"
+    return "labelstudio"
+
+
+def reference(source: str, document_root: str | None) -> str:
+    """What Label Studio should load for an image: the URI, or a local-files URL under the root."""
+    if document_root is None or "://" in source or "#" in source:
+        return source
+    root = os.path.abspath(document_root)
+    path = os.path.abspath(source)
+    if os.path.commonpath([root, path]) != root:
+        raise CurateError(f"{source} is not under --document-root {document_root}")
+    return "/data/local-files/?d=" + quote(os.path.relpath(path, root).replace(os.sep, "/"), safe="/")
+
+
+def labelstudio_tasks(batch: pa.Table, options: ExportOptions = ExportOptions()) -> list[dict]:
+    """Label Studio tasks, one per row of ``batch`` (see the module docstring), in rank order."""
+    tasks = []
+    has_pred = "prediction" in batch.column_names
+    for row in batch.to_pylist():
+        key = options.data_key or ("text" if row["kind"] == "text" else "image")
+        value = row.get("text") if row["kind"] == "text" else reference(row["source"], options.document_root)
+        task = {"data": {key: value if value is not None else row["source"]},
+                "meta": {k: row[k] for k in ("id", "score", "rank", "strategy", "round")}}
+        if has_pred and row["prediction"] is not None:
+            task["predictions"] = [{
+                "model_version": options.model_version,
+                "score": row["confidence"],
+                "result": [{"from_name": options.from_name, "to_name": key, "type": "choices",
+                            "value": {"choices": [row["prediction"]]}}],
+            }]
+        tasks.append(task)
+    return tasks
+
+
+def write_export(batch: pa.Table, out: str, options: ExportOptions = ExportOptions()) -> Location:
+    """Write ``batch`` to ``out`` in ``options.format``, atomically."""
+    dest = locate(out)
+    fmt = options.format
+    columns = [c for c in batch.column_names if c != "text"] if fmt != "labelstudio" else None
+    if fmt == "labelstudio":
+        data = json.dumps(labelstudio_tasks(batch, options), indent=1, allow_nan=False, default=float)
+        atomic.write_bytes(dest, (data + "\n").encode())
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(batch.select(columns), buf)
+        atomic.write_bytes(dest, buf.getvalue())
+    elif fmt == "parquet":
+        atomic.write_parquet(dest, batch.select(columns))
+    else:
+        raise CurateError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+    return dest

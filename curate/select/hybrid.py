@@ -1,0 +1,111 @@
+"""The default selector: uncertainty × diversity, dedup-aware, with optional class quotas.
+
+1. Preselect the ``preselect × budget`` most uncertain candidates (margin by default).
+2. Among them, pick greedily the item maximising ``u_i × d_i``: its uncertainty times its
+   cosine distance to the nearest labeled-or-picked item (an uncertainty-weighted k-center).
+   The distances are updated after each pick with one mat-vec over the preselection.
+3. Dedup-aware: an item whose cosine similarity to a labeled item or to an earlier pick
+   exceeds ``dup_threshold`` is never picked (the same update finds them; the labeled set is
+   scanned blockwise once). Quotas cap the picks per predicted class.
+4. If the preselection runs dry (duplicates, quotas), the next most uncertain tranche is
+   added and the loop goes on, with the picks so far acting as labeled items.
+
+Cost: budget × preselect × budget × d for the greedy loop (memory O(preselect × budget × d));
+for batches above ~50k, ``cluster-margin`` is the cheaper tool.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from curate.device import resolve_device
+
+
+def _rows(x: np.ndarray, rows: np.ndarray, dev: torch.device, block: int = 65536) -> torch.Tensor:
+    out = torch.empty((len(rows), x.shape[1]), dtype=torch.float32, device=dev)
+    for lo in range(0, len(rows), block):
+        out[lo:lo + block] = torch.from_numpy(np.asarray(x[rows[lo:lo + block]], dtype=np.float32)).to(dev)
+    return out
+
+
+def max_similarity(x: np.ndarray, rows: np.ndarray, ref_rows: np.ndarray, device: str | torch.device = "auto",
+                   block: int = 16384, chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows``: the max cosine to any of ``ref_rows`` (unit rows of ``x``) and which
+    ref row attains it (-inf / -1 when ``ref_rows`` is empty). Blockwise: block × chunk at a time."""
+    dev = resolve_device(device)
+    best = np.full(len(rows), -np.inf, dtype=np.float32)
+    where = np.full(len(rows), -1, dtype=np.int64)
+    if len(rows) == 0 or len(ref_rows) == 0:
+        return best, where
+    for r0 in range(0, len(ref_rows), chunk):
+        ref = _rows(x, ref_rows[r0:r0 + chunk], dev)
+        for lo in range(0, len(rows), block):
+            s, i = (_rows(x, rows[lo:lo + block], dev) @ ref.T).max(dim=1)
+            s, i = s.cpu().numpy(), i.cpu().numpy()
+            better = s > best[lo:lo + len(s)]
+            best[lo:lo + len(s)][better] = s[better]
+            where[lo:lo + len(s)][better] = ref_rows[r0 + i[better]]
+    return best, where
+
+
+def quota_array(classes: np.ndarray, quota: dict[int, int] | int | None) -> np.ndarray | None:
+    """Max picks per class index (int64, large where unlimited), or None without quotas."""
+    if quota is None:
+        return None
+    n_cls = int(max(classes.max(initial=-1) + 1, max(quota, default=-1) + 1 if isinstance(quota, dict) else 0))
+    if isinstance(quota, int):
+        return np.full(n_cls, quota, dtype=np.int64)
+    caps = np.full(n_cls, np.iinfo(np.int64).max, dtype=np.int64)
+    for c, n in quota.items():
+        caps[int(c)] = int(n)
+    return caps
+
+
+def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray, labeled: np.ndarray,
+           budget: int, preselect: float = 10.0, dup_threshold: float | None = 0.9,
+           classes: np.ndarray | None = None, quota: dict[int, int] | int | None = None,
+           device: str | torch.device = "auto", power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pick up to ``budget`` candidate rows; ``features`` [N, d] unit rows, ``uncertainty`` [N]
+    (higher = more uncertain), ``classes`` [N] predicted class (needed with ``quota``).
+    Returns (rows in pick order, ``u^power × d`` of each pick when picked)."""
+    dev = resolve_device(device)
+    caps = quota_array(classes, quota) if quota is not None else None
+    taken = np.zeros(len(caps), dtype=np.int64) if caps is not None else None
+    order = np.flatnonzero(candidates)
+    order = order[np.argsort(-uncertainty[order], kind="stable")]
+    budget = int(min(budget, len(order)))
+    labeled_rows = np.flatnonzero(labeled)
+    limit = 1.0 - dup_threshold if dup_threshold is not None else -1.0
+    picks: list[int] = []
+    scores: list[float] = []
+    start = 0
+    tranche = max(budget, int(np.ceil(preselect * budget)))
+    while len(picks) < budget and start < len(order):
+        rows = order[start:start + tranche]
+        start += len(rows)
+        x = _rows(features, rows, dev)
+        ref = np.concatenate([labeled_rows, np.asarray(picks, dtype=np.int64)])
+        sim, _ = max_similarity(features, rows, ref, dev)
+        mind = torch.from_numpy(np.minimum(1.0 - sim.astype(np.float64), 2.0)).to(dev)
+        weight = torch.from_numpy(np.power(uncertainty[rows].astype(np.float64), power) + 1e-9).to(dev)
+        alive = mind > limit
+        if caps is not None:
+            full = np.flatnonzero(taken >= caps)
+            alive &= ~torch.from_numpy(np.isin(classes[rows], full)).to(dev)
+        while len(picks) < budget and bool(alive.any()):
+            value = torch.where(alive, weight * mind, torch.tensor(-1.0, dtype=torch.float64, device=dev))
+            at = int(torch.argmax(value).item())
+            picks.append(int(rows[at]))
+            scores.append(float(value[at].item()))
+            d = (1.0 - x @ x[at]).double()
+            torch.minimum(mind, d, out=mind)
+            alive &= mind > limit
+            alive[at] = False
+            if caps is not None:
+                c = int(classes[rows[at]])
+                taken[c] += 1
+                if taken[c] >= caps[c]:
+                    alive &= ~torch.from_numpy(classes[rows] == c).to(dev)
+        tranche = max(tranche, budget - len(picks))
+    return np.asarray(picks, dtype=np.int64), np.asarray(scores, dtype=np.float64)

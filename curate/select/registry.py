@@ -1,0 +1,148 @@
+"""The selection strategies by name: one uniform signature over arrays, plus what each needs.
+
+A strategy is ``fn(pool, budget, rng, options) -> (rows, scores)``: ``rows`` are pool rows in
+pick order, ``scores`` the strategy's score of each pick (NaN when it has none). The stage
+builds the :class:`Pool` (arrays aligned row by row) and reads ``needs`` to load only what is
+required and to explain what is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from curate.select import badge, cluster_margin, hybrid, typiclust, uncertainty
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One row per item that is a candidate or labeled (the stage maps rows to manifest rows)."""
+
+    candidates: np.ndarray  # bool [n]: may be picked
+    labeled: np.ndarray  # bool [n]: already labeled
+    embeddings: np.ndarray | None = None  # [n, d] unit rows (workspace embeddings)
+    probs: np.ndarray | None = None  # [n, C] probabilities (rows of labeled items may be anything)
+    mc: np.ndarray | None = None  # [n, T, C] MC-dropout probabilities
+    model_features: np.ndarray | None = None  # [n, h] penultimate features, when the user has them
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs of the strategies that have any (the stage's config passes them through)."""
+
+    uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
+    preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
+    power: float = 1.0  # hybrid: weight = uncertainty ** power
+    dup_threshold: float | None = 0.9  # hybrid: cosine above which two items are near-duplicates
+    quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
+    clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool))
+    knn: int = 20  # typiclust neighbours
+    cap: int = 4096  # typiclust: cluster members scored at most
+    device: str = "auto"
+
+
+Fn = Callable[[Pool, int, np.random.Generator, Options], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    fn: Fn
+    needs: tuple[str, ...]  # of "probs", "mc", "embeddings"
+    help: str
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def _uncertainty(name: str) -> Fn:
+    def fn(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+        source = pool.mc if name == "bald" else pool.probs
+        scores = np.full(len(pool.candidates), -np.inf)
+        rows = np.flatnonzero(pool.candidates)
+        scores[rows] = uncertainty.uncertainty(name, source[rows], opt.device)
+        picks = uncertainty.top_scores(scores, pool.candidates, budget)
+        return picks, scores[picks]
+    return fn
+
+
+def _random(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    rows = np.flatnonzero(pool.candidates)
+    picks = rng.permutation(rows)[:budget]
+    return picks, np.full(len(picks), np.nan)
+
+
+def _coreset(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select.kcenter import kcenter_greedy
+
+    x = _unit(pool.model_features) if pool.model_features is not None else pool.embeddings
+    result = kcenter_greedy(x, budget, candidates=pool.candidates, initial=np.flatnonzero(pool.labeled),
+                            device=opt.device)
+    return result.picks, result.distances.astype(np.float64)
+
+
+def _badge(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    h = pool.model_features if pool.model_features is not None else pool.embeddings
+    return badge.badge(pool.probs, h, pool.candidates, budget, rng, opt.device)
+
+
+def _typiclust(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    return typiclust.typiclust(pool.embeddings, pool.candidates, pool.labeled, budget, rng, knn=opt.knn,
+                               cap=opt.cap, device=opt.device)
+
+
+def _cluster_margin(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    members = pool.candidates | pool.labeled
+    k = opt.clusters or max(2, int(round(np.sqrt(members.sum()))))
+    labels = typiclust.cluster_pool(pool.embeddings, members, k, int(rng.integers(2**31)), opt.device)
+    u = np.zeros(len(members))
+    rows = np.flatnonzero(pool.candidates)
+    u[rows] = uncertainty.margin(pool.probs[rows], opt.device)
+    return cluster_margin.cluster_margin(u, labels, pool.candidates, budget, opt.preselect)
+
+
+def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    u = np.zeros(len(pool.candidates))
+    rows = np.flatnonzero(pool.candidates)
+    u[rows] = uncertainty.uncertainty(opt.uncertainty, pool.probs[rows], opt.device)
+    if opt.uncertainty == "entropy" and pool.probs.shape[1] > 1:
+        u /= np.log(pool.probs.shape[1])  # in [0, 1] like the others
+    classes = np.argmax(pool.probs, axis=1) if opt.quota is not None else None
+    return hybrid.hybrid(pool.embeddings, u, pool.candidates, pool.labeled, budget, opt.preselect,
+                         opt.dup_threshold, classes, opt.quota, opt.device, opt.power)
+
+
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("hybrid", _hybrid, ("probs", "embeddings"),
+             "(default) the most uncertain (margin) preselected, then uncertainty-weighted k-center on the "
+             "embeddings; never near-duplicates (--dup-threshold); --quota-per-class. Needs predictions/--probe."),
+    Strategy("least-confidence", _uncertainty("least-confidence"), ("probs",),
+             "1 - max probability. Needs predictions (or --probe)."),
+    Strategy("margin", _uncertainty("margin"), ("probs",),
+             "smallest gap between the two top classes. Needs predictions (or --probe)."),
+    Strategy("entropy", _uncertainty("entropy"), ("probs",),
+             "highest predictive entropy. Needs predictions (or --probe)."),
+    Strategy("bald", _uncertainty("bald"), ("mc",),
+             "mutual information over MC-dropout samples [N, T, C]. Needs predictions with MC samples."),
+    Strategy("coreset", _coreset, ("embeddings",),
+             "k-center greedy from the labeled set (model features when given, else embeddings). No model."),
+    Strategy("badge", _badge, ("probs", "embeddings"),
+             "k-means++ on gradient embeddings (probs × model features or embeddings). Needs predictions."),
+    Strategy("typiclust", _typiclust, ("embeddings",),
+             "cold start: most typical item of each uncovered k-means cluster. No model needed."),
+    Strategy("cluster-margin", _cluster_margin, ("probs", "embeddings"),
+             "large batches: lowest-margin items round-robin over embedding clusters. Needs predictions."),
+    Strategy("random", _random, (), "uniform sample of the candidates (seeded). Needs nothing."),
+)}
+
+
+def get(name: str) -> Strategy:
+    from curate.errors import CurateError
+
+    if name not in STRATEGIES:
+        raise CurateError(f"unknown strategy {name!r} (choose from {', '.join(STRATEGIES)})")
+    return STRATEGIES[name]

@@ -1,0 +1,273 @@
+"""The select stage: choose the next labeling batch and record why every item was (not) chosen.
+
+Candidates are the manifest rows that earlier stages kept (``curate.decisions.upstream``:
+ok in the manifest, not removed by the latest dedup run), that are not labeled yet and that
+have what the strategy needs (predictions and/or an embedding). The strategy (``registry``)
+picks up to ``budget`` of them; the batch is exported for a labeling tool (``exports``) and
+the run is recorded as ``decisions/select/<run-id>.parquet``: one row per manifest id with
+``id``, ``kept`` (= selected), ``reason`` (null | ``not-selected`` | ``labeled`` |
+``no-prediction`` | ``no-embedding`` | upstream reasons), ``score``, ``rank``; the sidecar
+holds the round, strategy and config. Same inputs + config + seed -> same batch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+import pyarrow as pa
+
+from curate import __version__
+from curate.decisions import DecisionRun, list_runs, upstream, write_run
+from curate.errors import CurateError
+from curate.io.fs import Location, locate
+from curate.io.hashing import fingerprint
+from curate.select import registry
+from curate.select.exports import ExportOptions, guess_format, write_export
+from curate.select.predictions import load_labeled, load_predictions
+from curate.workspace import Workspace
+
+STAGE = "select"
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    budget: int
+    strategy: str = "hybrid"
+    predictions: str | None = None  # Parquet with id, or .npy/.npz aligned with the manifest's ok rows
+    labeled: str | None = None  # ids already labeled (txt / CSV / Parquet with id[, label])
+    probe: bool = False  # no model yet: train a linear probe on the labeled embeddings
+    model: str | None = None  # embedding store slug; None: the only one
+    out: str | None = None  # export file; None: no export
+    format: str | None = None  # labelstudio | csv | parquet; None: by extension
+    data_key: str | None = None
+    document_root: str | None = None
+    round: int | None = None  # None: 1 + earlier select runs
+    seed: int = 0
+    uncertainty: str = "margin"
+    preselect: float = 10.0
+    power: float = 1.0
+    dup_threshold: float | None = 0.9
+    quota_per_class: int | None = None
+    class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
+    clusters: int | None = None
+    upstream: tuple[str, ...] = ("dedup",)
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SelectResult:
+    run: DecisionRun
+    picked: list[str]
+    export: Location | None
+    round: int
+    candidates: int
+    seconds: float
+
+
+def _check(config: SelectConfig) -> registry.Strategy:
+    if config.budget <= 0:
+        raise CurateError(f"--budget must be positive, got {config.budget}")
+    strategy = registry.get(config.strategy)
+    if config.predictions and config.probe:
+        raise CurateError("give either --predictions or --probe, not both")
+    if "mc" in strategy.needs and not config.predictions:
+        raise CurateError(f"strategy {config.strategy} needs MC-dropout samples: pass --predictions with an `mc` "
+                          "column (Parquet) or an [N, T, C] array")
+    if "probs" in strategy.needs and not (config.predictions or config.probe):
+        raise CurateError(f"strategy {config.strategy} needs model predictions: pass --predictions FILE, or --probe "
+                          "to train a linear probe on the labeled items")
+    if config.uncertainty not in ("margin", "entropy", "least-confidence"):
+        raise CurateError(f"unknown uncertainty {config.uncertainty!r} (margin, entropy, least-confidence)")
+    if config.dup_threshold is not None and not -1.0 <= config.dup_threshold <= 1.0:
+        raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1]")
+    return strategy
+
+
+def _file_stat(path: str | None) -> list | None:
+    if path is None:
+        return None
+    loc = locate(path)
+    info = loc.fs.info(loc.path)
+    return [loc.uri, info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag")]
+
+
+def _quota(config: SelectConfig, names: list[str]) -> dict[int, int] | int | None:
+    if not config.class_quota:
+        return config.quota_per_class
+    index = {n: i for i, n in enumerate(names)}
+    caps: dict[int, int] = {}
+    for name, value in config.class_quota:
+        if name not in index:
+            raise CurateError(f"class quota for unknown class {name!r} (classes: {', '.join(names[:20])})")
+        caps[index[name]] = int(value) if value >= 1 else int(np.ceil(value * config.budget))
+    if config.quota_per_class is not None:
+        return {i: caps.get(i, config.quota_per_class) for i in range(len(names))}
+    return caps
+
+
+def select(ws: Workspace, config: SelectConfig) -> SelectResult:
+    """Pick the batch, write the decision table (and the export when ``config.out``)."""
+    start = time.perf_counter()
+    ws.require_manifest()
+    strategy = _check(config)
+    manifest = ws.read_manifest(["id", "source", "kind", "label", "text", "status", "reason"])
+    ids = manifest.column("id").to_pylist()
+    n = len(ids)
+    up = upstream(ws, config.upstream, manifest=manifest.select(["id", "status", "reason"]))
+    labeled = np.zeros(n, dtype=bool)
+    file_labels: dict[int, str] = {}
+    if config.labeled:
+        rows, labels = load_labeled(config.labeled, ids)
+        labeled[rows] = True
+        file_labels = {int(r): lab for r, lab in zip(rows, labels) if lab is not None}
+    ok = np.array([s == "ok" for s in manifest.column("status").to_pylist()], dtype=bool)
+    preds = load_predictions(config.predictions, ids, ok) if config.predictions else None
+
+    needs_emb = "embeddings" in strategy.needs or config.probe
+    store_row = np.full(n, -1, dtype=np.int64)
+    store, slug = None, None
+    if needs_emb:
+        from curate.dedup.semantic import pick_store
+        from curate.embed.store import open_store
+
+        slug = pick_store(ws, config.model)
+        store = open_store(ws, slug)
+        store_row[store.manifest_rows[store.valid]] = np.flatnonzero(store.valid)
+    has_emb = store_row >= 0 if needs_emb else np.ones(n, dtype=bool)
+    pred_row = np.full(n, -1, dtype=np.int64)
+    if preds is not None:
+        pred_row[preds.rows] = np.arange(len(preds.rows))
+    has_pred = (pred_row >= 0) if preds is not None else np.ones(n, dtype=bool)
+
+    available = up.kept & ~labeled
+    candidates = available & has_pred & has_emb
+    members = candidates | (labeled & has_emb)
+    rows = np.flatnonzero(members)  # pool row -> manifest row
+
+    embeddings = _gather(store.vectors, store_row[rows]) if store is not None else None
+    probs = mc = feats = None
+    class_names: list[str] = []
+    if preds is not None:
+        at = pred_row[rows]
+        fill = np.maximum(at, 0)
+        probs = preds.probs[fill]
+        mc = preds.mc[fill] if preds.mc is not None else None
+        feats = preds.features[fill] if preds.features is not None else None
+        class_names = [str(i) for i in range(probs.shape[1])]
+    elif config.probe:
+        probs, class_names = _probe(manifest, labeled, file_labels, members, rows, embeddings, config)
+    if "mc" in strategy.needs and mc is None:
+        raise CurateError(f"strategy {config.strategy} needs MC-dropout samples, {config.predictions} has none")
+
+    pool = registry.Pool(candidates[rows], labeled[rows], embeddings, probs, mc, feats)
+    options = registry.Options(uncertainty=config.uncertainty, preselect=config.preselect, power=config.power,
+                               dup_threshold=config.dup_threshold, quota=_quota(config, class_names),
+                               clusters=config.clusters, device=config.device)
+    if options.quota is not None and probs is None:
+        raise CurateError("class quotas need predictions (or --probe)")
+    if options.quota is not None and config.strategy != "hybrid":
+        raise CurateError("class quotas are supported by the hybrid strategy")
+
+    inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"] if store else None,
+              _file_stat(config.predictions), _file_stat(config.labeled),
+              [r.run_id for r in up.runs],
+              replace(config, out=None, format=None, data_key=None, document_root=None)]
+    run_id = f"{config.strategy}-" + fingerprint(inputs)[:12]
+    earlier = list_runs(ws, STAGE)
+    same = [m for m in earlier if m.get("run_id") == run_id]
+    round_ = same[-1]["round"] if same else (config.round or 1 + len(earlier))
+
+    rng = np.random.default_rng([config.seed, round_])
+    picks, scores = strategy.fn(pool, min(config.budget, int(pool.candidates.sum())), rng, options)
+    picked_rows = rows[picks]
+    table = _table(manifest, up.reasons, labeled, available, has_pred, has_emb, picked_rows, scores)
+    meta = {"strategy": config.strategy, "round": round_, "budget": config.budget, "picked": len(picks),
+            "candidates": int(candidates.sum()), "labeled": int(labeled.sum()), "model": slug,
+            "predictions": config.predictions, "labeled_file": config.labeled, "probe": config.probe,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+            "manifest_fingerprint": ws.manifest_meta()["fingerprint"],
+            "upstream_runs": {r.stage: r.run_id for r in up.runs}}
+    run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
+    export = None
+    if config.out:
+        batch = _batch(manifest, picked_rows, scores, config.strategy, round_,
+                       probs[picks] if probs is not None else None, class_names)
+        export = write_export(batch, config.out, ExportOptions(
+            format=guess_format(config.out, config.format), data_key=config.data_key,
+            document_root=config.document_root))
+    return SelectResult(run, [ids[r] for r in picked_rows], export, round_, int(candidates.sum()),
+                        time.perf_counter() - start)
+
+
+def _gather(vectors: np.ndarray, rows: np.ndarray, block: int = 65536) -> np.ndarray:
+    """Store rows as fp32 unit vectors (read in sorted blocks from the memory map)."""
+    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
+    for lo in range(0, len(rows), block):
+        out[lo:lo + block] = vectors[rows[lo:lo + block]]
+    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
+    return out
+
+
+def _probe(manifest: pa.Table, labeled: np.ndarray, file_labels: dict[int, str], members: np.ndarray,
+           rows: np.ndarray, embeddings: np.ndarray, config: SelectConfig) -> tuple[np.ndarray, list[str]]:
+    """Train the linear probe on labeled pool items with a label; probabilities for the pool."""
+    from curate.select.probe import ProbeConfig, predict_proba, train_probe
+
+    manifest_labels = manifest.column("label").to_pylist()
+    pos = np.flatnonzero(labeled[rows])
+    labels = [file_labels.get(int(rows[p]), manifest_labels[rows[p]]) for p in pos]
+    train = [(p, lab) for p, lab in zip(pos, labels) if lab is not None]
+    if not train:
+        raise CurateError("--probe needs labeled items with labels (a `label` column in --labeled, or manifest "
+                          "labels) and embeddings")
+    names = sorted({lab for _, lab in train})
+    index = {name: i for i, name in enumerate(names)}
+    x = embeddings[[p for p, _ in train]]
+    y = np.array([index[lab] for _, lab in train])
+    probe = train_probe(x, y, len(names), ProbeConfig(seed=config.seed, device=config.device), stats_from=embeddings)
+    return predict_proba(probe, embeddings, config.device), names
+
+
+def _table(manifest: pa.Table, up_reasons: list, labeled: np.ndarray, available: np.ndarray, has_pred: np.ndarray,
+           has_emb: np.ndarray, picked: np.ndarray, scores: np.ndarray) -> pa.Table:
+    n = manifest.num_rows
+    reason = np.array(["not-selected"] * n, dtype=object)
+    reason[~has_pred] = "no-prediction"
+    reason[~has_emb] = "no-embedding"
+    for i in np.flatnonzero(~available):
+        reason[i] = up_reasons[i]
+    reason[labeled] = "labeled"
+    reason[picked] = None
+    kept = np.zeros(n, dtype=bool)
+    kept[picked] = True
+    score = np.full(n, np.nan)
+    score[picked] = scores
+    rank = np.full(n, -1, dtype=np.int64)
+    rank[picked] = np.arange(1, len(picked) + 1)
+    return pa.table({
+        "id": manifest.column("id"),
+        "kept": pa.array(kept),
+        "reason": pa.array(reason.tolist(), pa.string()),
+        "score": pa.array(score, pa.float64(), mask=~np.isfinite(score)),
+        "rank": pa.array(rank, pa.int64(), mask=rank < 0),
+    })
+
+
+def _batch(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, strategy: str, round_: int,
+           probs: np.ndarray | None, class_names: list[str]) -> pa.Table:
+    """The export table: one row per pick in rank order."""
+    take = manifest.take(pa.array(picked, pa.int64()))
+    columns = {
+        "id": take.column("id"), "source": take.column("source"),
+        "score": pa.array(scores, pa.float64(), mask=~np.isfinite(scores)),
+        "rank": pa.array(np.arange(1, len(picked) + 1), pa.int64()),
+        "strategy": pa.array([strategy] * len(picked), pa.string()),
+        "round": pa.array([round_] * len(picked), pa.int64()),
+        "kind": take.column("kind"), "text": take.column("text"),
+    }
+    if probs is not None:
+        columns["prediction"] = pa.array([class_names[c] for c in np.argmax(probs, axis=1)], pa.string())
+        columns["confidence"] = pa.array(np.max(probs, axis=1).astype(np.float64), pa.float64())
+    return pa.table(columns)
