@@ -130,10 +130,15 @@ def _counts_line(table) -> str:
 
 
 def _demo(spec: dict, ctx: Context) -> str:
-    from curate.demo import DemoConfig, build_demo
+    folder = spec.pop("folder", "demo-data")
+    if spec.pop("kind", "image") == "text":
+        from curate.demo_text import TextDemoConfig, build_text_demo
 
-    folder = spec.get("folder", "demo-data")
-    truth = build_demo(folder, build_config(DemoConfig, {k: v for k, v in spec.items() if k != "folder"}, "demo"))
+        truth = build_text_demo(folder, build_config(TextDemoConfig, spec, "demo"))
+    else:
+        from curate.demo import DemoConfig, build_demo
+
+        truth = build_demo(folder, build_config(DemoConfig, spec, "demo"))
     return (f"{truth['file_count']:,} files in {folder} ({truth['source_count']:,} originals, "
             f"{len(truth['exact_copies'])} exact and {len(truth['near_copies'])} near copies, "
             f"{len(truth['corrupt'])} corrupt)")

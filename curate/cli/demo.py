@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import click
 
-from curate.demo import DemoConfig, build_demo
-
 
 @click.command("demo")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--seed", default=0, show_default=True, help="Seed for which images get planted copies.")
-def command(folder, seed) -> None:
-    """Build the offline demo image dataset in FOLDER (from scikit-learn's digits).
+@click.option("--kind", type=click.Choice(["image", "text"]), default="image", show_default=True,
+              help="image: scikit-learn digits as JPEG/PNG files. text: topic sentences in one JSONL file.")
+@click.option("--seed", default=0, show_default=True, help="Seed for which samples get planted copies.")
+def command(folder, kind, seed) -> None:
+    """Build an offline demo dataset in FOLDER, with planted duplicates and bad inputs.
 
-    Writes FOLDER/images/ with train/test class folders of 64x64 JPEG/PNG digits with planted exact copies,
-    near copies (re-encoded, resized, cropped) and corrupt files, and FOLDER/ground_truth.json
-    listing every planted item. No network needed.
+    image: FOLDER/images/ with train/test class folders of 64x64 JPEG/PNG digits (from
+    scikit-learn's digits), planted exact copies, near copies (re-encoded, resized, cropped)
+    and corrupt files. text: FOLDER/texts.jsonl with topic-labelled sentences, exact copies,
+    near copies (case, punctuation, one word) and bad rows. FOLDER/ground_truth.json lists
+    every planted item. No network needed; an existing finished demo is reused.
     """
-    truth = build_demo(folder, DemoConfig(seed=seed))
-    click.echo(f"demo: {truth['file_count']:,} files in {folder}/images ({truth['source_count']:,} digits, "
+    if kind == "text":
+        from curate.demo_text import TextDemoConfig, build_text_demo
+
+        truth, where = build_text_demo(folder, TextDemoConfig(seed=seed)), f"{folder}/texts.jsonl"
+    else:
+        from curate.demo import DemoConfig, build_demo
+
+        truth, where = build_demo(folder, DemoConfig(seed=seed)), f"{folder}/images"
+    click.echo(f"demo: {truth['file_count']:,} samples in {where} ({truth['source_count']:,} originals, "
                f"{len(truth['exact_copies'])} exact copies, {len(truth['near_copies'])} near copies, "
-               f"{len(truth['corrupt'])} corrupt); ground truth in {folder}/ground_truth.json")
+               f"{len(truth['corrupt'])} bad); ground truth in {folder}/ground_truth.json")
