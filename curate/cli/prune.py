@@ -59,7 +59,9 @@ def command(workspace, fraction, count, strategy, balance_by, target_distributio
     if report.get("clusters"):
         click.echo(f"  clusters {report['clusters']:,}")
     if report.get("radius") is not None:
-        click.echo(f"  radius   {report['radius']:.4f} (max cosine distance of a candidate to its nearest kept item)")
+        scope = " of its class" if report.get("quotas") else ""
+        click.echo(f"  radius   {report['radius']:.4f} (max cosine distance of a candidate to its nearest kept item"
+                   f"{scope})")
     if report.get("by_class"):
         shown = list(report["by_class"].items())
         click.echo("  class    before -> after: " + ", ".join(f"{c} {b:,} -> {a:,}" for c, (b, a) in shown[:12])
