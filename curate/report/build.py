@@ -93,7 +93,7 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
     metas = {run.stage: _meta(ws, run) for run in runs}
     up = upstream(ws, SURVIVAL_STAGES, {s: r.run_id for s, r in by_stage.items()}, manifest=manifest)
 
-    counts = facts.counts(manifest, runs, metas)
+    counts = facts.counts(manifest, runs, metas, up.kept)
     balance = facts.balance(manifest.column("label").to_pylist(), up.kept)
     groups, group_total = facts.duplicate_groups(by_stage.get("dedup"), config.max_groups)
     slug = _pick_model(ws, config.model, metas.get("dedup", {}))

@@ -33,6 +33,7 @@ class Counts:
     total: int
     status: dict[str, int]
     quarantine_reasons: dict[str, int]
+    survivors: int  # ok and kept by dedup and prune
     stages: list[StageCounts] = field(default_factory=list)
 
 
@@ -69,7 +70,7 @@ def kept_mask(run: DecisionRun) -> np.ndarray:
     return run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
 
 
-def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict]) -> Counts:
+def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict], survived: np.ndarray) -> Counts:
     """Manifest status and reasons, then every stage run's counts and the survivors after it."""
     status = manifest.column("status").to_pylist()
     reasons = manifest.column("reason").to_pylist()
@@ -81,7 +82,8 @@ def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict]) 
         meta = metas.get(run.stage, {})
         stages.append(StageCounts(run.stage, run.run_id, meta.get("method"), decision_counts(run.table),
                                   int(alive.sum())))
-    return Counts(len(status), dict(Counter(status).most_common()), dict(quarantined.most_common()), stages)
+    return Counts(len(status), dict(Counter(status).most_common()), dict(quarantined.most_common()),
+                  int(np.sum(survived)), stages)
 
 
 def balance(labels: list[str | None], survived: np.ndarray, max_labels: int = 40) -> Balance | None:
@@ -121,7 +123,9 @@ def cluster_sizes_from_store(vectors: np.ndarray, valid: np.ndarray, seed: int,
     n_valid = int(valid.sum())
     if n_valid < 2:
         return None
-    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(sample=min(max_rows, 20_000), iterations=10,
+    sample = min(max_rows, 20_000)
+    k = max(1, min(round(np.sqrt(n_valid)), sample // 8, n_valid))
+    centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(clusters=k, sample=sample, iterations=10,
                                                                   seed=seed, init="random"))
     rows = sample_rows(valid, max_rows, seed)
     labels = assign(gather_rows(vectors, rows), centroids, top=1).labels

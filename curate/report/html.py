@@ -31,7 +31,7 @@ table{border-collapse:collapse;margin:6px 0;font-size:13px}th,td{padding:3px 10p
 text-align:left;vertical-align:top}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;height:10px;background:#4c78a8;border-radius:2px;vertical-align:middle}
 .muted{color:#6b7280;font-size:12px}.empty{color:#6b7280;font-style:italic}
-.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:12px}
+.groups{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:12px}
 .group{border:1px solid #e5e7eb;border-radius:6px;padding:8px}.tiles{display:flex;flex-wrap:wrap;gap:6px}
 .tile{width:104px;font-size:10px;line-height:1.25;color:#4b5563;overflow-wrap:anywhere}
 .tile b{display:block;font-weight:600;color:#111}.tile img{width:70px;height:70px;
@@ -69,9 +69,9 @@ def _n(x: float) -> str:
 
 def _counts(data: ReportData) -> str:
     c = data.counts
-    final = c.stages[-1].survivors if c.stages else c.status.get("ok", 0)
     cards = [("samples", c.total), ("ok", c.status.get("ok", 0)), ("quarantined", c.status.get("quarantined", 0)),
-             ("kept after every stage", final)]
+             ("kept after dedup + prune", c.survivors)]
+    cards += [("selected", s.survivors) for s in c.stages if s.stage == "select"]
     html = ['<div class="cards">'] + [f'<div class="card" data-key="{esc(k)}"><b>{_n(v)}</b><span>{esc(k)}</span></div>'
                                       for k, v in cards] + ["</div>"]
     html.append("<h3>Stages</h3><table><tr><th>stage</th><th>run</th><th>method</th><th class=n>kept</th>"

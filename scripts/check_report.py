@@ -1,0 +1,62 @@
+"""Build the demo workspace, write its report.html and look at it in headless Chromium.
+
+    python scripts/check_report.py [--dir /tmp/curate-report-check] [--png docs/report-screenshot.png]
+
+Runs the quick start (curate demo -> ingest -> embed perceptual -> dedup semantic), times
+``build_report``, checks the page is self-contained (no external src/href), and saves a
+1280 x 3000 screenshot (needs ``chromium``: ``apt-get install chromium`` on Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from curate.dedup.semantic import SemanticConfig, semantic_dedup
+from curate.demo import build_demo
+from curate.embed.stage import EmbedConfig, embed
+from curate.ingest import IngestConfig, ingest
+from curate.report.browser import find_chromium, screenshot
+from curate.report.build import ReportConfig, build_report
+from curate.workspace import Workspace
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="/tmp/curate-report-check", help="work folder (demo data + workspace)")
+    parser.add_argument("--png", default=None, help="screenshot path (default: DIR/report.png)")
+    parser.add_argument("--fresh", action="store_true", help="remove DIR first")
+    parser.add_argument("--height", type=int, default=3000)
+    args = parser.parse_args()
+    top = Path(args.dir)
+    if args.fresh and top.exists():
+        shutil.rmtree(top)
+    ws = Workspace(str(top / "ws"))
+    t0 = time.perf_counter()
+    build_demo(top / "demo")
+    ingest(ws, [str(top / "demo" / "images")], IngestConfig(progress=False))
+    embed(ws, EmbedConfig(model="perceptual", progress=False))
+    semantic_dedup(ws, SemanticConfig(thresholds=(0.9,)))
+    t1 = time.perf_counter()
+    page = build_report(ws, ReportConfig())
+    t2 = time.perf_counter()
+    html = Path(page.path).read_text(encoding="utf-8")
+    external = [u for u in re.findall(r'(?:src|href)="([^"]*)"', html) if not u.startswith(("#", "data:"))]
+    print(f"pipeline {t1 - t0:.1f}s; report {t2 - t1:.2f}s -> {page.path} ({len(html) / 1024:.0f} KiB)")
+    if external:
+        print(f"FAIL: external references: {external[:5]}")
+        return 1
+    if find_chromium() is None:
+        print("no chromium: skipping the screenshot (apt-get install chromium)")
+        return 0
+    png = screenshot(page.path, args.png or top / "report.png", height=args.height)
+    print(f"screenshot {png} ({png.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
