@@ -33,6 +33,12 @@ def _to(x: np.ndarray, dev: torch.device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dev)
 
 
+def squared_distances(q: torch.Tensor, h: torch.Tensor, sq: torch.Tensor, at: int, lo: int, hi: int) -> torch.Tensor:
+    """``||g_i - g_at||²`` for rows ``lo:hi`` from the factors alone (float64, clamped at 0)."""
+    cross = (q[lo:hi] @ q[at]) * (h[lo:hi] @ h[at])
+    return (sq[lo:hi] + sq[at] - 2.0 * cross.double()).clamp_min(0.0)
+
+
 def _sample(d2: torch.Tensor, rng: np.random.Generator) -> int:
     """Index drawn with probability proportional to ``d2`` (float64 cumulative sum)."""
     cdf = torch.cumsum(d2, dim=0)
@@ -68,11 +74,9 @@ def badge(probs: np.ndarray, features: np.ndarray, candidates: np.ndarray, budge
     for k in range(budget):
         picks[k] = at
         picked[at] = True
-        qc, hc = q[at], h[at]
         for lo in range(0, len(rows), block):
             hi = min(len(rows), lo + block)
-            dist = sq[lo:hi] + sq[at] - 2.0 * ((q[lo:hi] @ qc) * (h[lo:hi] @ hc)).double()
-            torch.minimum(d2[lo:hi], dist.clamp_min(0.0), out=d2[lo:hi])
+            torch.minimum(d2[lo:hi], squared_distances(q, h, sq, at, lo, hi), out=d2[lo:hi])
         d2[picked] = 0.0
         if k + 1 == budget:
             break

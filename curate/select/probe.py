@@ -57,7 +57,7 @@ def train_probe(x: np.ndarray, y: np.ndarray, num_classes: int | None = None,
     w = torch.zeros((x.shape[1], num_classes), dtype=torch.float64, device=dev, requires_grad=True)
     b = torch.zeros(num_classes, dtype=torch.float64, device=dev, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=config.max_iter, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
