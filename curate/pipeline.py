@@ -203,7 +203,7 @@ def _export(spec: dict, ctx: Context) -> str:
 
 
 def _report(spec: dict, ctx: Context) -> str:
-    from curate.report import ReportConfig, build_report
+    from curate.report.build import ReportConfig, build_report
 
     fixed = {}
     if "out" not in spec and ctx.export_folder is not None:
