@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate import __version__
-from curate.decisions import DecisionRun, list_runs, upstream, write_run
+from curate.decisions import DecisionRun, list_runs, load_run, upstream, write_run
 from curate.errors import CurateError
 from curate.io.fs import Location, locate
 from curate.io.hashing import fingerprint
@@ -189,7 +189,10 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "manifest_fingerprint": ws.manifest_meta()["fingerprint"],
             "upstream_runs": {r.stage: r.run_id for r in up.runs}}
-    run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
+    # the same inputs + config were run before: same decisions; keep that run (and its place in the history)
+    run = load_run(ws, STAGE, run_id) if same else None
+    if run is None or not run.table.equals(table):
+        run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
     export = None
     if config.out:
         batch = _batch(manifest, picked_rows, scores, config.strategy, round_,

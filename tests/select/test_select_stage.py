@@ -1,0 +1,188 @@
+"""The select stage end to end on tiny text workspaces with hand-made embeddings and predictions."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from curate.cli import cli
+from curate.decisions import list_runs
+from curate.dedup.semantic import SemanticConfig, semantic_dedup
+from curate.embed.stage import EmbedConfig, embed
+from curate.errors import CurateError
+from curate.ingest import IngestConfig, ingest
+from curate.select.stage import SelectConfig, select
+from curate.workspace import Workspace
+from tests.conftest import write
+
+
+def angle(deg, d=4):
+    v = np.zeros(d)
+    v[0], v[1] = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    return v
+
+
+def workspace(tmp_path, vectors, texts=None, labels=None):
+    """Text workspace w0..w{n-1} whose embeddings are ``vectors``; an empty text is quarantined."""
+    n = len(vectors)
+    texts = texts or [f"item {i}" for i in range(n)]
+    rows = [{"id": f"w{i}", "text": texts[i], **({"label": labels[i]} if labels else {})} for i in range(n)]
+    src = write(tmp_path / "src.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(src)], IngestConfig(progress=False))
+    np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
+    embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'vectors.npy'}", workers=0, progress=False))
+    return ws
+
+
+def spread(n, d=4):
+    return [angle(i * 150.0 / n, d) + np.eye(d)[2] * 0.01 * i for i in range(n)]
+
+
+def probs_with_margins(gaps):
+    """Two-class probabilities whose margin is ``gap``: p = (1 + gap) / 2."""
+    p = (1 + np.asarray(gaps)) / 2
+    return np.stack([p, 1 - p], 1).astype(np.float32)
+
+
+def table(result):
+    return {r["id"]: r for r in result.run.table.to_pylist()}
+
+
+def test_decision_table_reasons_ranks_and_rounds(tmp_path):
+    texts = [f"item {i}" for i in range(8)]
+    texts[5] = ""  # quarantined: empty-text
+    ws = workspace(tmp_path, spread(8), texts)
+    (tmp_path / "labeled.txt").write_text("w0\nw1\n")
+    gaps = [0.1, 0.0, 0.5, 0.05, 0.3, 0.2, 0.9]  # the 7 ok rows (w5 is skipped): w0 w1 w2 w3 w4 w6 w7
+    np.save(tmp_path / "p.npy", probs_with_margins(gaps))
+    cfg = SelectConfig(budget=3, strategy="margin", predictions=str(tmp_path / "p.npy"),
+                       labeled=str(tmp_path / "labeled.txt"), out=str(tmp_path / "batch.csv"))
+    result = select(ws, cfg)
+    # candidates w2 w3 w4 w6 w7 with gaps .5 .05 .3 .2 .9 -> most uncertain: w3, w6, w4
+    assert result.picked == ["w3", "w6", "w4"] and result.round == 1 and result.candidates == 5
+    rows = table(result)
+    assert list(rows) == [f"w{i}" for i in range(8)]  # one row per manifest id, in order
+    assert [rows[i]["rank"] for i in ("w3", "w6", "w4")] == [1, 2, 3]
+    assert rows["w3"]["score"] == pytest.approx(0.95) and rows["w3"]["reason"] is None and rows["w3"]["kept"]
+    assert rows["w0"]["reason"] == "labeled" and rows["w5"]["reason"].startswith("quarantined: empty-text")
+    assert rows["w2"]["reason"] == "not-selected" and rows["w2"]["rank"] is None and rows["w2"]["score"] is None
+    # a new run is the next round; the same run again keeps its round
+    again = select(ws, SelectConfig(**{**cfg.__dict__, "budget": 2}))
+    assert again.round == 2 and again.picked == ["w3", "w6"]
+    assert select(ws, cfg).round == 1
+    assert [m["round"] for m in list_runs(ws, "select")] == [1, 2]
+
+
+def test_dedup_removed_items_are_never_candidates(tmp_path):
+    vectors = spread(6)
+    vectors[1] = vectors[0] + np.eye(4)[3] * 0.01  # near-duplicate of w0
+    ws = workspace(tmp_path, vectors)
+    semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))
+    result = select(ws, SelectConfig(budget=10, strategy="random"))
+    rows = table(result)
+    removed = [i for i, r in rows.items() if r["reason"] and r["reason"].startswith("dedup: semantic-duplicate")]
+    assert len(removed) == 1 and removed[0] in ("w0", "w1")
+    assert len(result.picked) == 5 and removed[0] not in result.picked
+
+
+def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(tmp_path):
+    # w0 labeled; w1 ~ w0; w2 ~ w3 (cos > 0.9); w4, w5 elsewhere. w1, w2, w3 are the most uncertain.
+    vectors = [angle(0), angle(5), angle(90), angle(93), angle(45), angle(170)]
+    ws = workspace(tmp_path, vectors)
+    (tmp_path / "labeled.txt").write_text("w0\n")
+    ids = [f"w{i}" for i in range(1, 6)]
+    probs = probs_with_margins([0.0, 0.02, 0.01, 0.6, 0.7])
+    pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs))}), tmp_path / "p.parquet")
+    result = select(ws, SelectConfig(budget=3, predictions=str(tmp_path / "p.parquet"),
+                                     labeled=str(tmp_path / "labeled.txt")))
+    assert "w1" not in result.picked and not {"w2", "w3"} <= set(result.picked)
+    assert result.picked[0] == "w3" and len(result.picked) == 3
+
+
+def test_logits_and_probabilities_give_the_same_batch_and_missing_rows_are_reported(tmp_path):
+    ws = workspace(tmp_path, spread(6))
+    probs = probs_with_margins([0.4, 0.1, 0.3, 0.2])
+    ids = ["w0", "w2", "w3", "w5"]
+    pq.write_table(pa.table({"id": ids, "probs": list(probs)}), tmp_path / "p.parquet")
+    pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs) + 3.0)}), tmp_path / "l.parquet")
+    a = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "p.parquet")))
+    b = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "l.parquet")))
+    assert a.picked == b.picked == ["w2", "w5"]
+    assert table(a)["w1"]["reason"] == "no-prediction"
+
+
+def test_probe_scores_the_pool_from_manifest_labels(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = ["left" if i % 2 else "right" for i in range(30)]
+    vectors = [angle(80 if lab == "left" else 10) + rng.normal(scale=0.2, size=4) for lab in labels]
+    vectors[7] = angle(45)  # on the boundary: the most uncertain item
+    ws = workspace(tmp_path, vectors, labels=labels)
+    (tmp_path / "labeled.txt").write_text("\n".join(f"w{i}" for i in range(10, 30)) + "\n")
+    result = select(ws, SelectConfig(budget=3, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+                                     out=str(tmp_path / "batch.json")))
+    assert result.picked[0] == "w7"
+    tasks = json.loads((tmp_path / "batch.json").read_text())
+    assert [t["meta"]["id"] for t in tasks] == result.picked
+    assert tasks[0]["data"] == {"text": "item 7"}
+    assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} <= {"left", "right"}
+
+
+def test_class_quota_in_the_stage(tmp_path):
+    ws = workspace(tmp_path, spread(8))
+    probs = np.array([[0.55, 0.45]] * 4 + [[0.2, 0.8]] * 4, dtype=np.float32)  # class 0 most uncertain
+    np.save(tmp_path / "p.npy", probs)
+    result = select(ws, SelectConfig(budget=4, predictions=str(tmp_path / "p.npy"), dup_threshold=None,
+                                     class_quota=(("0", 1),)))
+    assert sum(r in ("w0", "w1", "w2", "w3") for r in result.picked) == 1 and len(result.picked) == 4
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: np.save(p / "x.npy", np.full((5, 2), 0.5, np.float32)), "5 rows, but the manifest has 6 ok rows"),
+    (lambda p: np.save(p / "x.npy", np.array([[np.nan, 1]] * 6, np.float32)), "NaN"),
+    (lambda p: pq.write_table(pa.table({"id": ["w0", "zz"], "probs": [[0.5, 0.5]] * 2}), p / "x.parquet"),
+     "1 ids are not in the manifest (e.g. 'zz')"),
+])
+def test_bad_predictions_are_one_line_errors(tmp_path, make, message):
+    ws = workspace(tmp_path, spread(6))
+    make(tmp_path)
+    path = next(tmp_path.glob("x.*"))
+    with pytest.raises(CurateError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        select(ws, SelectConfig(budget=2, strategy="margin", predictions=str(path)))
+
+
+@pytest.mark.parametrize("cfg,message", [
+    (dict(strategy="margin"), "needs model predictions.*--probe"),
+    (dict(strategy="bald"), "needs MC-dropout samples"),
+    (dict(strategy="nope"), "unknown strategy 'nope'"),
+    (dict(budget=0, strategy="random"), "--budget must be positive"),
+])
+def test_config_errors(tmp_path, cfg, message):
+    ws = workspace(tmp_path, spread(4))
+    with pytest.raises(CurateError, match=message):
+        select(ws, SelectConfig(**{"budget": 2, **cfg}))
+
+
+def test_cli_smoke_and_errors(tmp_path):
+    ws = workspace(tmp_path, spread(6))
+    out = tmp_path / "b.parquet"
+    result = CliRunner().invoke(cli, ["select", "-w", ws.root.path, "--budget", "3", "--strategy", "coreset",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "picked 3 of 6 candidates" in result.output
+    batch = pq.read_table(out)
+    assert batch.column("rank").to_pylist() == [1, 2, 3] and {"id", "source", "score"} <= set(batch.column_names)
+    help_text = CliRunner().invoke(cli, ["select", "--help"]).output
+    for name in ("hybrid", "least-confidence", "margin", "entropy", "bald", "coreset", "badge", "typiclust",
+                 "cluster-margin", "random"):
+        assert f"{name}:" in help_text
+    proc = subprocess.run([sys.executable, "-m", "curate", "select", "-w", ws.root.path, "--budget", "2",
+                           "--strategy", "entropy", "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "--probe" in proc.stderr and "Traceback" not in proc.stderr
