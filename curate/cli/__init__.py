@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, embed, export, ingest, prune, report, run, select
+    from curate.cli import dedup, demo, drift, embed, export, ingest, prune, report, run, select
 
-    for module in (ingest, embed, dedup, prune, select, export, run, report, demo):
+    for module in (ingest, embed, dedup, prune, select, export, run, report, drift, demo):
         cli.add_command(module.command)
 
 

@@ -1,0 +1,263 @@
+"""Drift: does a new batch look like a reference dataset in embedding space?
+
+Both workspaces must be embedded with the same model. Everything works on seeded samples
+(``sample`` rows of NEW; up to ``2 x sample`` rows of REF, split in a *fit* half and a
+*held-out* half for the cluster test) plus one nearest-neighbour index over REF (REF's
+saved FAISS index when it matches, else a fresh one), so memory and time are bounded
+whatever the dataset sizes. Three tests, each a p-value and an effect size:
+
+1. ``nn-distance``: cosine distance of each NEW sample row to its nearest REF item, against
+   the same distance for the REF sample rows to the rest of REF (leave-one-out), compared
+   with a two-sample Kolmogorov-Smirnov test (effect: the KS statistic D).
+2. ``cluster-mass``: spherical k-means on the REF fit half; NEW and held-out REF rows are
+   binned by nearest centroid, or into *outside* when farther from every centroid than
+   REF's own ``outside_quantile`` distance. Total-variation distance between the two
+   histograms, permutation p-value (effect: the TV distance). Reported per cluster: which
+   grew, shrank, and the *appeared* mass (the outside bin).
+3. ``mmd``: unbiased squared MMD (RBF kernel) between sub-samples of NEW and REF, permutation p-value
+   (effect: sqrt(MMD^2)).
+
+A test flags drift when ``p < alpha / 3`` (Bonferroni over the three tests, so the
+false-alarm rate of the whole check is at most ``alpha``) and its effect reaches
+``min_effect``; the batch has drifted when any test flags it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from curate.drift_stats import ks_test, mass_shift_test, mmd_test
+from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.errors import CurateError
+from curate.index.assign import assign
+from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, gather_rows, sample_rows
+from curate.workspace import Workspace
+
+TESTS = ("nn-distance", "cluster-mass", "mmd")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    model: str | None = None  # store slug present in both workspaces; default: NEW's only store
+    sample: int = 2000  # NEW rows, and REF rows per half (fit / held-out)
+    clusters: int | None = None  # k-means on REF; default round(sqrt(fit rows) / 2) in [2, 50]
+    alpha: float = 0.01  # family-wise significance level
+    min_effect: float = 0.03  # smallest effect (KS D, TV distance, sqrt MMD^2) that counts as drift
+    permutations: int = 1000
+    mmd_sample: int = 500
+    outside_quantile: float = 0.99
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TestResult:
+    name: str
+    statistic: float
+    p_value: float
+    effect: float
+    drifted: bool
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterShift:
+    cluster: int | str  # centroid number, or "appeared"
+    ref_fraction: float  # of held-out REF rows
+    new_fraction: float
+    shift: float  # new - ref
+    p_value: float  # two-proportion z-test for this bin alone
+    examples: list[str]  # REF ids nearest the centroid; for "appeared", the NEW ids farthest from REF
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    drifted: bool
+    model: str | None
+    new: dict  # workspace, valid rows, sampled rows
+    reference: dict
+    tests: list[TestResult]
+    clusters: list[ClusterShift]  # every centroid, by shift (largest growth first)
+    appeared: ClusterShift
+    config: dict
+
+    def grown(self, top: int = 5) -> list[ClusterShift]:
+        return [c for c in self.clusters if c.shift > 0][:top]
+
+    def shrunk(self, top: int = 5) -> list[ClusterShift]:
+        return [c for c in reversed(self.clusters) if c.shift < 0][:top]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), indent=2, default=_jsonable) + "\n"
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Seeded sample rows (store rows, sorted within each part) and their fp32 vectors."""
+
+    new_rows: np.ndarray
+    fit_rows: np.ndarray
+    held_rows: np.ndarray
+    new: np.ndarray
+    fit: np.ndarray
+    held: np.ndarray
+
+
+def draw_samples(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np.ndarray, ref_valid: np.ndarray,
+                 config: DriftConfig) -> Samples:
+    if config.sample < 8:
+        raise CurateError("drift needs a sample of at least 8 rows")
+    if int(np.sum(new_valid)) < 4 or int(np.sum(ref_valid)) < 8:
+        raise CurateError("drift needs at least 4 embedded NEW rows and 8 embedded REF rows")
+    new_rows = sample_rows(new_valid, config.sample, config.seed + 1)
+    ref_rows = sample_rows(ref_valid, 2 * config.sample, config.seed)
+    ref_rows = np.random.default_rng(config.seed).permutation(ref_rows)
+    half = len(ref_rows) // 2
+    fit_rows, held_rows = np.sort(ref_rows[:half]), np.sort(ref_rows[half:])
+    return Samples(new_rows, fit_rows, held_rows, gather_rows(new_vectors, new_rows),
+                   gather_rows(ref_vectors, fit_rows), gather_rows(ref_vectors, held_rows))
+
+
+def nearest_distances(ref_vectors: np.ndarray, ref_valid: np.ndarray, queries: np.ndarray,
+                      exclude_rows: np.ndarray | None, device: str, index=None) -> np.ndarray:
+    """Cosine distance of each query to its nearest valid REF row (not its own row when the
+    query is a REF row: ``exclude_rows[i]`` is query i's own store row)."""
+    if index is not None:
+        from curate.index.ann import search
+
+        sims, rows = search(index, queries, 2)
+    else:
+        from curate.index.ann import exact_search
+
+        sims, rows = exact_search(ref_vectors, queries, 2, valid=ref_valid, device=device)
+    first = sims[:, 0]
+    if exclude_rows is not None:
+        first = np.where(rows[:, 0] == exclude_rows, sims[:, 1], sims[:, 0])
+    return (1.0 - first).astype(np.float64)
+
+
+def drift_arrays(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np.ndarray, ref_valid: np.ndarray,
+                 config: DriftConfig = DriftConfig(), new_ids: list[str] | None = None,
+                 ref_ids: list[str] | None = None, index=None) -> DriftReport:
+    """The three tests on two (memory-mapped) embedding arrays; ``index``: an AnnIndex over REF, if any."""
+    if new_vectors.shape[1] != ref_vectors.shape[1]:
+        raise CurateError(f"embeddings differ in dimension: NEW {new_vectors.shape[1]}, REF {ref_vectors.shape[1]}")
+    s = draw_samples(new_vectors, new_valid, ref_vectors, ref_valid, config)
+    per_test = config.alpha / len(TESTS)
+
+    def verdict(p: float, effect: float) -> bool:
+        return bool(p < per_test and effect >= config.min_effect)
+
+    ref_rows, ref_x = np.concatenate([s.fit_rows, s.held_rows]), np.concatenate([s.fit, s.held])
+    d_new = nearest_distances(ref_vectors, ref_valid, s.new, None, config.device, index)
+    d_ref = nearest_distances(ref_vectors, ref_valid, ref_x, ref_rows, config.device, index)
+    ks = ks_test(d_new, d_ref)
+    nn = TestResult("nn-distance", ks.statistic, ks.p_value, ks.statistic, verdict(ks.p_value, ks.statistic),
+                    {"new_median": float(np.median(d_new)), "ref_median": float(np.median(d_ref)),
+                     "new_p90": float(np.quantile(d_new, 0.9)), "ref_p90": float(np.quantile(d_ref, 0.9))})
+
+    mass, clusters, appeared = _cluster_mass(s, config, new_ids, ref_ids)
+    mass_test = TestResult("cluster-mass", mass.tv, mass.p_value, mass.tv, verdict(mass.p_value, mass.tv),
+                           {"clusters": len(clusters)})
+
+    rng = np.random.default_rng(config.seed + 2)
+    mx = s.new[_subset(rng, len(s.new), config.mmd_sample)]
+    my = ref_x[_subset(rng, len(ref_x), config.mmd_sample)]
+    mmd, bandwidth = mmd_test(mx, my, config.permutations, config.seed, config.device)
+    effect = float(np.sqrt(max(mmd.statistic, 0.0)))
+    mmd_result = TestResult("mmd", mmd.statistic, mmd.p_value, effect, verdict(mmd.p_value, effect),
+                            {"bandwidth": bandwidth, "rows": [len(mx), len(my)]})
+    tests = [nn, mass_test, mmd_result]
+    return DriftReport(
+        drifted=any(t.drifted for t in tests), model=None,
+        new={"valid": int(np.sum(new_valid)), "sampled": len(s.new_rows)},
+        reference={"valid": int(np.sum(ref_valid)), "fit": len(s.fit_rows), "held_out": len(s.held_rows)},
+        tests=tests, clusters=clusters, appeared=appeared, config=asdict(config))
+
+
+def _subset(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    return np.sort(rng.choice(n, size=size, replace=False)) if n > size else np.arange(n)
+
+
+def _cluster_mass(s: Samples, config: DriftConfig, new_ids: list[str] | None, ref_ids: list[str] | None):
+    k = config.clusters or int(np.clip(round(np.sqrt(len(s.fit)) / 2), 2, 50))
+    k = max(1, min(k, len(s.fit)))
+    centroids = fit_spherical_kmeans(s.fit, None, KMeansConfig(clusters=k, sample=len(s.fit), iterations=20,
+                                                               seed=config.seed, device=config.device))
+    k = len(centroids)
+    fit = assign(s.fit, centroids, top=1, device=config.device)
+    limit = float(np.quantile(fit.sims[:, 0], 1.0 - config.outside_quantile))  # REF's own far tail
+    held = assign(s.held, centroids, top=1, device=config.device)
+    new = assign(s.new, centroids, top=1, device=config.device)
+    held_bins = np.where(held.sims[:, 0] >= limit, held.labels, k)
+    new_bins = np.where(new.sims[:, 0] >= limit, new.labels, k)
+    mass = mass_shift_test(held_bins, new_bins, k + 1, config.permutations, config.seed)
+    m, n = len(held_bins), len(new_bins)
+    rows = []
+    for c in range(k):
+        members = np.flatnonzero(fit.labels == c)
+        near = members[np.argsort(-fit.sims[members, 0], kind="stable")[:3]]
+        examples = [ref_ids[int(r)] for r in s.fit_rows[near]] if ref_ids is not None else []
+        rows.append(ClusterShift(c, mass.ref_counts[c] / m, mass.new_counts[c] / n,
+                                 mass.new_counts[c] / n - mass.ref_counts[c] / m, float(mass.bin_p[c]), examples))
+    rows.sort(key=lambda r: (-r.shift, r.cluster))
+    outside = np.flatnonzero(new_bins == k)
+    far = outside[np.argsort(new.sims[outside, 0], kind="stable")[:5]]
+    examples = [new_ids[int(r)] for r in s.new_rows[far]] if new_ids is not None else []
+    appeared = ClusterShift("appeared", mass.ref_counts[k] / m, mass.new_counts[k] / n,
+                            mass.new_counts[k] / n - mass.ref_counts[k] / m, float(mass.bin_p[k]), examples)
+    return mass, rows, appeared
+
+
+def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfig()) -> DriftReport:
+    """Compare the embedding stores of two workspaces (same model)."""
+    if not 0 < config.alpha < 1 or not 0 < config.outside_quantile < 1 or config.permutations < 1:
+        raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
+    new_ws.require_manifest()
+    ref_ws.require_manifest()
+    slug = _common_model(new_ws, ref_ws, config.model)
+    new, ref = open_store(new_ws, slug), open_store(ref_ws, slug)
+    index = _ref_index(ref_ws, ref, slug, config.device)
+    report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index)
+    return replace(report, model=slug, new={"workspace": new_ws.root.uri, **report.new},
+                   reference={"workspace": ref_ws.root.uri, **report.reference})
+
+
+def _common_model(new_ws: Workspace, ref_ws: Workspace, model: str | None) -> str:
+    new_stores, ref_stores = list_stores(new_ws), list_stores(ref_ws)
+    if model is None:
+        common = [s for s in new_stores if s in ref_stores]
+        if len(common) != 1:
+            raise CurateError(f"pick the embedding model with --model: NEW has {', '.join(new_stores) or 'none'}, "
+                              f"REF has {', '.join(ref_stores) or 'none'}")
+        return common[0]
+    for name, ws, stores in (("NEW", new_ws, new_stores), ("REF", ref_ws, ref_stores)):
+        if model not in stores:
+            raise CurateError(f"{name} {ws.root.uri} has no embeddings {model!r} (has: {', '.join(stores) or 'none'}; "
+                              "both workspaces must use the same model)")
+    return model
+
+
+def _ref_index(ws: Workspace, store: StoredEmbeddings, slug: str, device: str):
+    """REF's saved FAISS index when it matches its store, else a fresh one; None without FAISS."""
+    from curate.index.ann import build_index, index_dir, load_index, read_meta
+    from curate.index.kmeans import import_faiss
+
+    if import_faiss() is None:
+        return None
+    folder = index_dir(ws, slug)
+    if folder.join("index.json").exists() and read_meta(folder).get("store_fingerprint") == store.meta["fingerprint"]:
+        return load_index(folder, device=device)
+    return build_index(store.vectors, store.valid, device=device)
