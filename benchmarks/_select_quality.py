@@ -13,7 +13,7 @@ accuracy at each label count; labels needed to reach random sampling's final mea
 accuracy (on the mean curve; "-" when never); the area under the curve (mean accuracy over
 the label counts). Writes ``results/select_quality.csv`` (long format: strategy, seed,
 labels, accuracy) and prints a table. The hybrid's knobs can be varied with
-``--hybrid-variants`` (``name:uncertainty:preselect:power:dup``) for honest tuning on
+``--hybrid-variants`` (``name:uncertainty:preselect:power:dup[:typical]``) for honest tuning on
 separate seeds (``--seeds 100 101 102``).
 
     python benchmarks/_select_quality.py                 # 5 seeds, 7 strategies (~3 min on 2 cores)
@@ -46,7 +46,8 @@ def add_quality_args(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--max-labels", type=int, default=300)
     p.add_argument("--l2", type=float, default=1e-2, help="probe L2 strength")
     p.add_argument("--hybrid-variants", nargs="*", default=[],
-                   help="extra hybrids NAME:UNCERTAINTY:PRESELECT:POWER:DUP (DUP 'none' = no dedup check)")
+                   help="extra hybrids NAME:UNCERTAINTY:PRESELECT:POWER:DUP[:TYPICAL_PER_CLASS] (DUP 'none': no "
+                        "dedup check; TYPICAL_PER_CLASS 0: no TypiClust low-budget phase)")
     p.add_argument("--quality-csv", default=str(HERE / "results" / "select_quality.csv"))
     return p
 
@@ -66,9 +67,10 @@ def _strategy(name: str, variants: dict[str, tuple]):
     from curate.select import registry
 
     if name in variants:
-        unc, pre, power, dup = variants[name]
+        unc, pre, power, dup, typical = variants[name]
         return registry.STRATEGIES["hybrid"].fn, registry.Options(uncertainty=unc, preselect=pre, power=power,
-                                                                  dup_threshold=dup, device="cpu")
+                                                                  dup_threshold=dup, typical_per_class=typical,
+                                                                  device="cpu")
     return registry.STRATEGIES[name].fn, registry.Options(device="cpu")
 
 
@@ -143,8 +145,9 @@ def run_quality(args) -> list[dict]:
     torch.set_num_threads(1)  # tiny matrices: threads only add overhead (and the machine is shared)
     variants = {}
     for v in getattr(args, "hybrid_variants", []) or []:
-        name, unc, pre, power, dup = v.split(":")
-        variants[name] = (unc, float(pre), float(power), None if dup == "none" else float(dup))
+        name, unc, pre, power, dup, *typical = v.split(":")
+        variants[name] = (unc, float(pre), float(power), None if dup == "none" else float(dup),
+                          float(typical[0]) if typical else 10.0)
     strategies = list(args.strategies) + [v for v in variants if v not in args.strategies]
     rows = []
     t0 = time.perf_counter()

@@ -67,6 +67,9 @@ softmaxed. No model yet? --probe trains a linear probe on the labeled items' emb
               show_default=True, help="hybrid: the uncertainty score.")
 @click.option("--preselect", type=float, default=10.0, show_default=True,
               help="hybrid / cluster-margin: consider the preselect x budget most uncertain candidates.")
+@click.option("--typical-per-class", type=float, default=10.0, show_default=True,
+              help="hybrid: while fewer than this many labels per class exist, pick TypiClust's typical items "
+                   "(uncertainty of so weak a model is noise); 0 turns it off.")
 @click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")
 @click.option("--class-quota", multiple=True, metavar="CLASS=N|SHARE",
               help="hybrid: cap for one predicted class (a count, or a share of the budget below 1); repeat.")
@@ -74,15 +77,16 @@ softmaxed. No model yet? --probe trains a linear probe on the labeled items' emb
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def command(workspace, budget, strategy, predictions, labeled, probe, out, fmt, data_key, document_root, model,
-            round_, dup_threshold, uncertainty, preselect, quota_per_class, class_quota, clusters, seed,
-            device) -> None:
+            round_, dup_threshold, uncertainty, preselect, typical_per_class, quota_per_class, class_quota, clusters,
+            seed, device) -> None:
     from curate.select.stage import SelectConfig, select
 
     ws = Workspace(workspace)
     result = select(ws, SelectConfig(
         budget=budget, strategy=strategy, predictions=predictions, labeled=labeled, probe=probe, model=model,
         out=out, format=fmt, data_key=data_key, document_root=document_root, round=round_, seed=seed,
-        uncertainty=uncertainty, preselect=preselect, dup_threshold=dup_threshold, quota_per_class=quota_per_class,
+        uncertainty=uncertainty, preselect=preselect, typical_per_class=typical_per_class,
+        dup_threshold=dup_threshold, quota_per_class=quota_per_class,
         class_quota=_class_quota(class_quota), clusters=clusters, device=device))
     run = result.run
     click.echo(f"select ({strategy}, round {result.round}): picked {len(result.picked):,} of "

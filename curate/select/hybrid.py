@@ -9,6 +9,10 @@
    scanned blockwise once). Quotas cap the picks per predicted class.
 4. If the preselection runs dry (duplicates, quotas), the next most uncertain tranche is
    added and the loop goes on, with the picks so far acting as labeled items.
+5. Low-budget regime: while the labeled set is small (fewer than ``typical_per_class`` labels
+   per class), a model's uncertainty is mostly noise and typical examples teach more
+   (Hacohen et al. 2022), so the batch is TypiClust's (``typiclust.py``), filtered by the same
+   dedup/quota rules (``accept``) and topped up by steps 1-4 if the filter removed any.
 
 Cost: budget × preselect × budget × d for the greedy loop (memory O(preselect × budget × d));
 for batches above ~50k, ``cluster-margin`` is the cheaper tool.
@@ -60,6 +64,35 @@ def quota_array(classes: np.ndarray, quota: dict[int, int] | int | None) -> np.n
     for c, n in quota.items():
         caps[int(c)] = int(n)
     return caps
+
+
+def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget: int,
+           dup_threshold: float | None, classes: np.ndarray | None = None,
+           quota: dict[int, int] | int | None = None, device: str | torch.device = "auto") -> np.ndarray:
+    """Positions in ``order`` kept by walking it: skip near-duplicates of labeled items or of earlier
+    accepted ones, and classes whose quota is full. ``order`` is short (a batch), so the pairwise
+    check within it is small; the labeled set is scanned blockwise."""
+    caps = quota_array(classes, quota) if quota is not None else None
+    taken = np.zeros(len(caps), dtype=np.int64) if caps is not None else None
+    ok = np.ones(len(order), dtype=bool)
+    if dup_threshold is not None:
+        ok &= max_similarity(features, order, np.flatnonzero(labeled), device)[0] <= dup_threshold
+    x = _rows(features, order, resolve_device(device))
+    kept: list[int] = []
+    for i in range(len(order)):
+        if len(kept) == budget:
+            break
+        if not ok[i]:
+            continue
+        if dup_threshold is not None and kept and float((x[kept] @ x[i]).max()) > dup_threshold:
+            continue
+        if caps is not None:
+            c = int(classes[order[i]])
+            if taken[c] >= caps[c]:
+                continue
+            taken[c] += 1
+        kept.append(i)
+    return np.asarray(kept, dtype=np.int64)
 
 
 def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray, labeled: np.ndarray,

@@ -35,6 +35,7 @@ class Options:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
     power: float = 1.0  # hybrid: weight = uncertainty ** power
+    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
     dup_threshold: float | None = 0.9  # hybrid: cosine above which two items are near-duplicates
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
     clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool))
@@ -112,8 +113,24 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     if opt.uncertainty == "entropy" and pool.probs.shape[1] > 1:
         u /= np.log(pool.probs.shape[1])  # in [0, 1] like the others
     classes = np.argmax(pool.probs, axis=1) if opt.quota is not None else None
-    return hybrid.hybrid(pool.embeddings, u, pool.candidates, pool.labeled, budget, opt.preselect,
-                         opt.dup_threshold, classes, opt.quota, opt.device, opt.power)
+    labeled = pool.labeled
+    first = np.empty(0, np.int64)
+    if opt.typical_per_class and labeled.sum() < opt.typical_per_class * pool.probs.shape[1]:
+        order, _ = typiclust.typiclust(pool.embeddings, pool.candidates, labeled, budget, rng, knn=opt.knn,
+                                       cap=opt.cap, device=opt.device)
+        first = order[hybrid.accept(pool.embeddings, order, labeled, budget, opt.dup_threshold, classes,
+                                    opt.quota, opt.device)]
+        if len(first) == budget:
+            return first, u[first]
+        labeled = labeled.copy()
+        labeled[first] = True  # top up with the uncertainty x diversity picks, away from these
+    quota = opt.quota
+    if quota is not None and len(first):  # what the first picks used of each class's quota
+        caps = hybrid.quota_array(classes, quota)
+        quota = dict(enumerate((caps - np.bincount(classes[first], minlength=len(caps))).clip(0).tolist()))
+    picks, scores = hybrid.hybrid(pool.embeddings, u, pool.candidates & ~labeled, labeled, budget - len(first),
+                                  opt.preselect, opt.dup_threshold, classes, quota, opt.device, opt.power)
+    return np.concatenate([first, picks]), np.concatenate([u[first], scores])
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (

@@ -48,6 +48,7 @@ class SelectConfig:
     uncertainty: str = "margin"
     preselect: float = 10.0
     power: float = 1.0
+    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes
     dup_threshold: float | None = 0.9
     quota_per_class: int | None = None
     class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
@@ -163,6 +164,7 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
 
     pool = registry.Pool(candidates[rows], labeled[rows], embeddings, probs, mc, feats)
     options = registry.Options(uncertainty=config.uncertainty, preselect=config.preselect, power=config.power,
+                               typical_per_class=config.typical_per_class,
                                dup_threshold=config.dup_threshold, quota=_quota(config, class_names),
                                clusters=config.clusters, device=config.device)
     if options.quota is not None and probs is None:

@@ -91,7 +91,8 @@ def test_dedup_removed_items_are_never_candidates(tmp_path):
     assert len(result.picked) == 5 and removed[0] not in result.picked
 
 
-def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(tmp_path):
+@pytest.mark.parametrize("typical", [0.0, 10.0])  # uncertainty x diversity only / TypiClust phase first
+def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(tmp_path, typical):
     # w0 labeled; w1 ~ w0; w2 ~ w3 (cos > 0.9); w4, w5 elsewhere. w1, w2, w3 are the most uncertain.
     vectors = [angle(0), angle(5), angle(90), angle(93), angle(45), angle(170)]
     ws = workspace(tmp_path, vectors)
@@ -100,9 +101,11 @@ def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(
     probs = probs_with_margins([0.0, 0.02, 0.01, 0.6, 0.7])
     pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs))}), tmp_path / "p.parquet")
     result = select(ws, SelectConfig(budget=3, predictions=str(tmp_path / "p.parquet"),
-                                     labeled=str(tmp_path / "labeled.txt")))
+                                     labeled=str(tmp_path / "labeled.txt"), typical_per_class=typical))
     assert "w1" not in result.picked and not {"w2", "w3"} <= set(result.picked)
-    assert result.picked[0] == "w3" and len(result.picked) == 3
+    assert len(result.picked) == 3
+    if typical == 0:
+        assert result.picked[0] == "w3"  # most uncertain x farthest
 
 
 def test_logits_and_probabilities_give_the_same_batch_and_missing_rows_are_reported(tmp_path):

@@ -205,3 +205,30 @@ def test_probe_is_accurate_on_separable_data_and_deterministic():
     probs = predict_proba(a, x[100:], "cpu")
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     assert (probs.argmax(1) == y[100:]).mean() > 0.9  # chance is 0.25
+
+
+def test_accept_walks_the_order_skipping_duplicates_and_full_classes():
+    from curate.select.hybrid import accept
+
+    x = unit([angle(0), angle(3), angle(60), angle(62), angle(120), angle(180)])
+    labeled = np.array([True, False, False, False, False, False])
+    order = np.array([1, 2, 3, 4, 5])  # 1 ~ labeled 0; 3 ~ 2
+    assert order[accept(x, order, labeled, 5, 0.9, device="cpu")].tolist() == [2, 4, 5]
+    assert order[accept(x, order, labeled, 2, 0.9, device="cpu")].tolist() == [2, 4]
+    classes = np.array([0, 0, 1, 1, 1, 0])
+    assert order[accept(x, order, labeled, 5, None, classes, {1: 1}, device="cpu")].tolist() == [1, 2, 5]
+
+
+def test_hybrid_low_budget_phase_is_typiclust_then_uncertainty():
+    x, centres = planted_clusters([20, 40, 30])
+    n = len(x)
+    probs = np.tile([[0.5, 0.5]], (n, 1))
+    probs[centres] = [0.99, 0.01]  # the typical points are the ones the model is sure about
+    none = np.zeros(n, bool)
+    pool = registry.Pool(~none, none, embeddings=x, probs=probs)
+    opt = registry.Options(device="cpu", knn=10)
+    picks, _ = registry.get("hybrid").fn(pool, 3, np.random.default_rng(0), opt)
+    assert sorted(picks.tolist()) == sorted(centres.tolist())  # 0 labels < 10 per class: TypiClust's batch
+    picks, _ = registry.get("hybrid").fn(pool, 3, np.random.default_rng(0),
+                                         registry.Options(device="cpu", knn=10, typical_per_class=0))
+    assert not set(picks.tolist()) & set(centres.tolist())  # uncertainty first: never the confident centres
