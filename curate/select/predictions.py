@@ -66,19 +66,29 @@ def _finite(values: np.ndarray | None, what: str) -> np.ndarray | None:
 
 
 def _list_column(table: pa.Table, names: tuple[str, ...], path: str, dims: int) -> np.ndarray | None:
+    """The first present column of ``names`` as a float32 array of ``dims`` dims (lists of equal length),
+    converted through Arrow's flat buffers (no Python objects per value)."""
+    import pyarrow.compute as pc
+
     name = next((n for n in names if n in table.column_names), None)
     if name is None:
         return None
-    values = table.column(name).to_pylist()
-    if any(v is None for v in values):
+    arr = table.column(name).combine_chunks()
+    if arr.null_count:
         raise CurateError(f"{path}: column {name!r} has null rows")
-    try:
-        arr = np.asarray(values, dtype=np.float32)
-    except ValueError:
-        raise CurateError(f"{path}: column {name!r} has rows of different lengths") from None
-    if arr.ndim != dims:
+    shape = [len(arr)]
+    for _ in range(dims - 1):
+        if not (pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type)
+                or pa.types.is_fixed_size_list(arr.type)):
+            raise CurateError(f"{path}: column {name!r} should hold {dims - 1}-level lists of numbers")
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if len(lengths) and (lengths != lengths[0]).any():
+            raise CurateError(f"{path}: column {name!r} has rows of different lengths")
+        shape.append(int(lengths[0]) if len(lengths) else 0)
+        arr = arr.flatten()
+    if not (pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type)):
         raise CurateError(f"{path}: column {name!r} should hold {dims - 1}-level lists of numbers")
-    return arr
+    return arr.to_numpy(zero_copy_only=False).astype(np.float32).reshape(shape)
 
 
 def _read_any(path: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, list | None]:

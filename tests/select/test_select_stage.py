@@ -189,3 +189,15 @@ def test_cli_smoke_and_errors(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--probe" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bald_from_parquet_mc_column_and_from_a_3d_npy(tmp_path):
+    ws = workspace(tmp_path, spread(4))
+    mc = np.array([[[0.5, 0.5], [0.5, 0.5]], [[1.0, 0.0], [0.0, 1.0]], [[0.9, 0.1], [0.8, 0.2]],
+                   [[0.0, 1.0], [1.0, 0.0]]], dtype=np.float32)  # w1 and w3 disagree across samples
+    pq.write_table(pa.table({"id": ["w0", "w1", "w2", "w3"], "mc": [m.tolist() for m in mc]}), tmp_path / "m.parquet")
+    np.save(tmp_path / "m.npy", mc)
+    for path in ("m.parquet", "m.npy"):
+        result = select(ws, SelectConfig(budget=2, strategy="bald", predictions=str(tmp_path / path)))
+        assert result.picked == ["w1", "w3"]
+        assert table(result)["w1"]["score"] == pytest.approx(np.log(2), abs=1e-6)
