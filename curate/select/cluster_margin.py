@@ -1,6 +1,6 @@
 """Cluster-Margin (Citovsky et al. 2021): margin uncertainty + cluster round-robin, for big batches.
 
-The pool is clustered once over the embeddings (spherical k-means here; the paper's HAC does
+The pool is clustered once per run over the embeddings (spherical k-means; the paper's HAC does
 not scale to millions). Each round takes the ``preselect × budget`` lowest-margin candidates,
 groups them by cluster, orders the clusters by how many of those candidates they hold
 (smallest first, ties by cluster id) and then visits them round-robin, taking each cluster's
