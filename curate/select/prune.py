@@ -31,6 +31,7 @@ from curate.embed.store import open_store
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.hashing import fingerprint
+from curate.manifest import SCHEMA
 from curate.select import prune_strategies as strategies
 from curate.select.idlist import read_ids
 from curate.select.prototypes import KEEPS, fit_prototypes, interleave
@@ -88,10 +89,10 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> Pru
     ws.require_manifest()
     distribution = parse_distribution(config.target_distribution) if config.target_distribution else None
     balance_by = config.balance_by or ("label" if distribution else None)
-    manifest = ws.read_manifest()
-    if balance_by is not None and balance_by not in manifest.column_names:
+    if balance_by is not None and balance_by not in SCHEMA.names:
         raise CurateError(f"unknown label column {balance_by!r} for --balance-by "
-                          f"(manifest columns: {', '.join(manifest.column_names)})")
+                          f"(manifest columns: {', '.join(SCHEMA.names)})")
+    manifest = ws.read_manifest(list(dict.fromkeys(["id", "status", "reason", "label", balance_by or "label"])))
     slug = pick_store(ws, config.model)
     store = open_store(ws, slug)
     up = upstream(ws, ("dedup",), manifest=manifest.select(["id", "status", "reason"]))
@@ -114,7 +115,7 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> Pru
     candidate = up.kept & (srow >= 0) & ~labeled
     classes = _classes(manifest, balance_by)
     base = int(candidate.sum() + labeled.sum())
-    target = min(config.count, base) if config.count is not None else int(round(config.fraction * base))
+    target = min(config.count, base) if config.count is not None else int(np.floor(config.fraction * base + 0.5))
     if config.count is not None and config.count > base:
         messages.append(f"--count {config.count:,} is more than the {base:,} items available: keeping all")
 
@@ -130,14 +131,14 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> Pru
         labels, dist, k = fit_prototypes(store.vectors, cand_store, config.clusters, config.seed, config.device)
         cluster[candidate] = labels[srow[candidate]]
     parts, radius = [], []
-    for name, quota in quotas.items():
-        in_class = classes == name if balance_by else np.ones(n, dtype=bool)
-        group_labeled = np.flatnonzero(labeled & in_class)
+    for name, members in _groups(classes):
+        quota = quotas.get(name, 0)
+        group_labeled = members[labeled[members]]
         budget = quota - len(group_labeled)
         if budget < 0:
             messages.append(f"{_what(name, balance_by)} has {len(group_labeled):,} labeled items, more than its "
                             f"quota of {quota:,}: all labeled items are kept, nothing else")
-        rows = np.flatnonzero(candidate & in_class)  # manifest rows; their store rows are increasing
+        rows = members[candidate[members]]  # manifest rows, increasing (so are their store rows)
         if config.strategy == "kcenter":
             centers = srow[group_labeled[srow[group_labeled] >= 0]]
             pick = strategies.kcenter_group(store.vectors, srow[rows], centers, max(budget, 0), config.device)
@@ -154,7 +155,7 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> Pru
               "labeled_kept": int(labeled.sum()), "clusters": k, "messages": messages,
               "quotas": _quota_report(quotas, classes, candidate | labeled, order, balance_by),
               "by_class": _by_class(manifest, balance_by, up.kept, order),
-              "radius": float(np.nanmax(radius)) if radius and not np.all(np.isnan(radius)) else None,
+              "radius": _finite_max(radius),
               "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
     report["seconds"] = round(time.perf_counter() - start, 3)
     run = write_run(ws, STAGE, run_id, table, report, manifest.column("id"))
@@ -182,6 +183,15 @@ def _classes(manifest: pa.Table, column: str | None) -> np.ndarray:
         return np.full(manifest.num_rows, NO_LABEL, dtype=object)
     values = manifest.column(column).to_pylist()
     return np.array([NO_LABEL if v is None else str(v) for v in values], dtype=object)
+
+
+def _groups(classes: np.ndarray):
+    """(class, its manifest rows in order) for every class, in sorted class order."""
+    names, codes = np.unique(classes, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    offsets = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    for c, name in enumerate(names):
+        yield name, order[offsets[c]:offsets[c + 1]]
 
 
 def _quotas(classes: np.ndarray, pool: np.ndarray, target: int, balance_by: str | None,
@@ -239,6 +249,12 @@ def _by_class(manifest: pa.Table, balance_by: str | None, before: np.ndarray, or
     classes = _classes(manifest, column)
     b, a = Counter(classes[before].tolist()), Counter(classes[order].tolist())
     return {c: [b[c], a.get(c, 0)] for c in sorted(b, key=lambda c: (-b[c], c))}
+
+
+def _finite_max(values: list[float]) -> float | None:
+    """The largest finite value (kcenter radius over the groups), None when there is none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(max(finite)) if finite else None
 
 
 def _jsonable(settings: dict) -> dict:

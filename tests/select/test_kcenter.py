@@ -95,3 +95,12 @@ def test_fp16_store_gives_the_same_picks_as_fp32():
     picks, _, radius = naive_kcenter(x16.astype(np.float64), 10)
     np.testing.assert_array_equal(got.picks, picks)
     assert got.radius == pytest.approx(radius, abs=1e-3)
+
+
+@pytest.mark.gpu
+def test_cuda_picks_equal_cpu_picks():
+    x = unit_rows(3000, 64, 13).astype(np.float16)
+    cpu = kcenter_greedy(x, 50, device="cpu")
+    gpu = kcenter_greedy(x, 50, device="cuda")
+    np.testing.assert_array_equal(gpu.picks, cpu.picks)
+    assert gpu.radius == pytest.approx(cpu.radius, abs=2e-3)
