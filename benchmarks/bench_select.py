@@ -25,7 +25,7 @@ Checked: every method's picks equal curate's (longest common prefix) and the cov
     python benchmarks/bench_select.py --part speed                          # CPU: 100k x 512, 1k picks
     python benchmarks/bench_select.py --part speed --n 1000000 --picks 100 --impls curate numpy
     python benchmarks/bench_select.py --part speed --n 1000000 --picks 10000 --device cuda   # GPU node
-    python benchmarks/bench_select.py --part quality                        # benchmarks/_select_quality.py
+    python benchmarks/bench_select.py --part quality --seeds 0 1 --max-labels 100   # see _select_quality.py
 """
 
 from __future__ import annotations
@@ -273,20 +273,29 @@ def write_csv(path: Path, rows: list) -> None:
 
 
 def quality(args) -> None:
+    """The learning-curve part lives in ``_select_quality.py``; its own options come after ours."""
     sys.path.insert(0, str(HERE))
     try:
-        from _select_quality import run_quality
+        import _select_quality as q
     except ModuleNotFoundError as exc:
         if exc.name != "_select_quality":
             raise
         print("quality part: benchmarks/_select_quality.py is not there yet (it provides run_quality(args)); "
               "skipped", file=sys.stderr)
         return
-    run_quality(args)
+    if hasattr(q, "add_quality_args"):
+        parser = argparse.ArgumentParser(prog=f"{Path(__file__).name} --part quality")
+        qargs = q.add_quality_args(parser).parse_args(args.extra)
+        for name in ("device", "work", "seed"):
+            if not hasattr(qargs, name):
+                setattr(qargs, name, getattr(args, name))
+    else:
+        qargs = args
+    q.run_quality(qargs)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     p.add_argument("--part", choices=["speed", "quality", "all"], default="all")
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--d", type=int, default=512)
