@@ -7,6 +7,7 @@ never a partial one, whatever moment the writer is killed at. Temporary names ca
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -18,9 +19,21 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curate.errors import CurateError
 from curate.io.fs import Location
 
 TMP_MARK = ".tmp-"
+# A write that fails for one of these is a full or read-only disk: the user's to fix, then rerun.
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+class WriteError(CurateError, OSError):
+    """An artifact could not be written (disk full, quota, read-only): one line, no traceback.
+
+    Still an ``OSError``, so callers that handle I/O errors keep doing so."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def _tmp_sibling(loc: Location) -> Location:
@@ -35,20 +48,29 @@ def atomic_open(loc: Location) -> Iterator[BinaryIO]:
     loc.fs.makedirs(parent, exist_ok=True)
     tmp = _tmp_sibling(loc)
     try:
-        if loc.is_local:
-            with open(tmp.path, "wb") as fh:
-                yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp.path, loc.path)
-            _fsync_dir(parent)
-        else:
-            with loc.fs.open(tmp.path, "wb") as fh:
-                yield fh
-            loc.fs.mv(tmp.path, loc.path)
+        yield from _write_and_rename(loc, tmp, parent)
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS or isinstance(exc, WriteError):
+            raise
+        raise WriteError(exc.errno, f"cannot write {loc.uri}: {exc.strerror or exc}; nothing was "
+                         "replaced, free space and rerun the same command to resume") from exc
     finally:
         if loc.fs.exists(tmp.path):
             loc.fs.rm(tmp.path)
+
+
+def _write_and_rename(loc: Location, tmp: Location, parent: str) -> Iterator[BinaryIO]:
+    if loc.is_local:
+        with open(tmp.path, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp.path, loc.path)
+        _fsync_dir(parent)
+    else:
+        with loc.fs.open(tmp.path, "wb") as fh:
+            yield fh
+        loc.fs.mv(tmp.path, loc.path)
 
 
 def _fsync_dir(path: str) -> None:

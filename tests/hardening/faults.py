@@ -112,16 +112,16 @@ def cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Compl
     return srv.wait(out)
 
 
-def count_events(args: list[str], cwd: Path) -> tuple[int, float]:
-    """Run to completion, counting kill points; returns (events, seconds)."""
+def count_events(args: list[str], cwd: Path) -> tuple[int, float, int]:
+    """Run to completion, counting kill points; returns (events, seconds, completed writes)."""
     log = cwd / f"events-{time.monotonic_ns()}.log"
     start = time.perf_counter()
     result = cli(args, cwd, {"CURATE_KILL_LOG": str(log)})
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr[-3000:]
-    events = len(log.read_text().splitlines()) if log.exists() else 0
+    lines = log.read_text().splitlines() if log.exists() else []
     log.unlink(missing_ok=True)
-    return events, seconds
+    return len(lines), seconds, sum(line.split()[1] == "written" for line in lines)
 
 
 def kill_at_event(args: list[str], cwd: Path, n: int) -> bool:

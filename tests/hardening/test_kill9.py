@@ -11,66 +11,22 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.hardening.faults import (
-    TMP_MARK,
-    cli,
-    count_events,
-    digest,
-    final_files,
-    kill_rounds,
-    no_partial_files,
-    small_dataset,
-    temporaries,
-)
+from tests.hardening.faults import cli, count_events, kill_rounds, no_partial_files, temporaries
+from tests.hardening.flow import STAGES, comparable, made_by, stage_args, swept
 
 pytestmark = pytest.mark.slow
 
-
-def stage_args(stage: str, ws: str, sources: list[str]) -> list[str]:
-    return {
-        "ingest": ["ingest", *sources, "-w", ws, "--files-per-unit", "8", "--workers", "1", "--no-progress"],
-        "embed": ["embed", "-w", ws, "--model", "perceptual", "--shard-size", "16", "--batch-size", "8",
-                  "--workers", "0", "--no-progress"],
-        "dedup": ["dedup", "-w", ws, "--method", "semantic"],
-        "prune": ["prune", "-w", ws, "--fraction", "0.8", "--strategy", "kcenter"],
-        "select": ["select", "-w", ws, "--strategy", "typiclust", "--budget", "10", "--out", f"{ws}/batch.csv"],
-        "export": ["export", "-w", ws, "--name", "t", "--shard-size", "5", "--no-progress"],
-    }[stage]
-
-
-STAGES = ["ingest", "embed", "dedup", "prune", "select", "export"]
 # kills per stage: (at random events, after random delays); more where there is more to break
 KILLS = {"ingest": (6, 2), "embed": (6, 2), "dedup": (4, 2), "prune": (3, 1), "select": (3, 1), "export": (6, 2)}
-TIMED = {".json"}  # sidecars and markers carry times; everything else must be byte-identical
-
-
-@pytest.fixture(scope="module")
-def flow(tmp_path_factory):
-    """Run every stage once without faults, keeping a copy of the workspace before each stage."""
-    root = tmp_path_factory.mktemp("kill9")
-    sources = small_dataset(root)
-    snaps, info = {}, {}
-    for stage in STAGES:
-        snaps[stage] = root / f"before-{stage}"
-        if (root / "ws").exists():
-            shutil.copytree(root / "ws", snaps[stage])
-        info[stage] = count_events(stage_args(stage, "ws", sources), root)
-    return root, sources, snaps, info
-
-
-def comparable(ws: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every final artifact that carries no time."""
-    return {str(p.relative_to(ws)): digest(p) for p in final_files(ws) if p.suffix not in TIMED}
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_kill_9_then_rerun_gives_identical_artifacts(flow, stage):
     root, sources, snaps, info = flow
-    events, seconds = info[stage]
+    events, seconds, _ = info[stage]
     ws_name = f"ws-{stage}-killed"
     ws = root / ws_name
     if snaps[stage].exists():
@@ -86,7 +42,7 @@ def test_kill_9_then_rerun_gives_identical_artifacts(flow, stage):
     no_partial_files(ws)
     expected, got = comparable(root / "ws"), comparable(ws)
     # the reference holds later stages too: compare what this stage and the earlier ones made
-    expected = {k: v for k, v in expected.items() if k in got or _made_by(k, stage)}
+    expected = {k: v for k, v in expected.items() if k in got or made_by(k, stage)}
     assert got == expected, (happened, sorted(set(got.items()) ^ set(expected.items())))
     if stage == "export":
         ref = json.loads((root / "ws" / "exports" / "t" / "latest.json").read_text())
@@ -94,23 +50,8 @@ def test_kill_9_then_rerun_gives_identical_artifacts(flow, stage):
         assert new["version"] == ref["version"]
         lineage = json.loads((ws / "exports" / "t" / new["version"] / "lineage.json").read_text())
         assert lineage["counts"]["accounted"] is True
-    leftovers = [str(p.relative_to(ws)) for p in temporaries(ws) if _swept(p.relative_to(ws))]
+    leftovers = [str(p.relative_to(ws)) for p in temporaries(ws) if swept(p.relative_to(ws))]
     assert not leftovers, leftovers
-
-
-def _made_by(rel: str, stage: str) -> bool:
-    """Artifacts of ``stage`` and earlier stages in the reference workspace."""
-    order = {"manifest": "ingest", "state/ingest": "ingest", "embeddings": "embed", "state/embed": "embed",
-             "index": "dedup", "decisions/dedup": "dedup", "decisions/prune": "prune",
-             "decisions/select": "select", "batch.csv": "select", "exports": "export"}
-    owner = next((s for prefix, s in order.items() if rel.startswith(prefix)), None)
-    return owner is not None and STAGES.index(owner) <= STAGES.index(stage)
-
-
-def _swept(rel: Path) -> bool:
-    """Folders a rerun sweeps of temporaries left by a killed writer (see curate.io.atomic)."""
-    text = str(rel)
-    return TMP_MARK in rel.name and text.startswith(("manifest/", "state/ingest/units/", "decisions/", "exports/"))
 
 
 PIPELINE = """
@@ -140,7 +81,7 @@ def test_kill_9_during_curate_run_then_rerun_gives_the_same_version(flow):
     root, sources, _, _ = flow
     for ws in ("run-clean", "run-killed"):
         (root / f"{ws}.toml").write_text(PIPELINE.format(ws=ws, sources=json.dumps(sources)))
-    events, seconds = count_events(["run", "run-clean.toml", "--no-progress"], root)
+    events, seconds, _ = count_events(["run", "run-clean.toml", "--no-progress"], root)
     args = ["run", "run-killed.toml", "--no-progress"]
     happened = kill_rounds(args, root, events, seconds, seed=7, at_events=6, after_delay=2, check=no_partial_files)
     print("run", happened)
