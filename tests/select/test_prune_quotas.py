@@ -87,3 +87,18 @@ def test_prototypes_with_quotas(labelled):
     kept = sorted(labels[i] for i in range(len(labels)) if got[f"w{i}"]["kept"])
     assert kept == ["cat", "cat", "dog", "dog", "fish", "fish"]
     assert all(got[f"w{i}"]["cluster"] is not None for i in range(len(labels)))
+
+
+def test_labeled_items_count_towards_their_class_quota(labelled, tmp_path):
+    ws, _, labels = labelled
+    fish = [i for i, lab in enumerate(labels) if lab == "fish"]
+    dog = [i for i, lab in enumerate(labels) if lab == "dog"]
+    (tmp_path / "l.txt").write_text(f"w{fish[0]}\nw{dog[0]}\nw{dog[1]}\n")
+    result = prune(ws, PruneConfig(count=4, target_distribution="dog=1", labeled=str(tmp_path / "l.txt"),
+                                   device="cpu"))
+    got = by_id(result)
+    kept = sorted(i for i in range(len(labels)) if got[f"w{i}"]["kept"])
+    # dog's quota of 4 includes its 2 labeled items: 2 more dogs; the labeled fish stays although fish gets 0
+    assert fish[0] in kept and dog[0] in kept and dog[1] in kept
+    assert sorted(labels[i] for i in kept) == ["dog"] * 4 + ["fish"]
+    assert any("class 'fish' has 1 labeled items, more than its quota of 0" in m for m in result.messages)
