@@ -43,7 +43,10 @@ def cluster_pool(features: np.ndarray, pool: np.ndarray, clusters: int, seed: in
                  device: str | torch.device = "auto") -> np.ndarray:
     """Cluster label of every pool row (-1 outside the pool), spherical k-means on ``features``."""
     k = int(min(clusters, MAX_CLUSTERS, pool.sum()))
-    cents = fit_spherical_kmeans(features, pool, KMeansConfig(clusters=k, seed=seed, device=str(device)))
+    # greedy k-means++ seeding costs k passes: worth it for a few hundred clusters, not for thousands
+    init, iterations = ("k-means++", 20) if k <= 256 else ("random", 10)
+    cents = fit_spherical_kmeans(features, pool, KMeansConfig(clusters=k, seed=seed, device=str(device), init=init,
+                                                              iterations=iterations))
     return assign(features, cents, valid=pool, top=1, device=device).labels.astype(np.int64)
 
 
