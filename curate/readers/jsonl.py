@@ -1,4 +1,5 @@
-"""JSON Lines text: one object per line; ``.jsonl``, ``.ndjson``, optionally compressed.
+"""JSON Lines text: one object per line; ``.jsonl``, ``.ndjson``, optionally compressed, and
+compressed ``.json.gz`` (and ``.bz2/.xz/.zst``) dumps.
 
 Each line is decoded on its own, so one bad line (not UTF-8, not JSON, no text field)
 is quarantined and the rest of the file is read. Blank lines are not records.
@@ -26,6 +27,8 @@ from curate.readers.base import (
 
 SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson")
                  for comp in ("", ".gz", ".bz2", ".xz", ".zst"))
+# compressed ``.json`` dumps are JSON Lines in practice (a plain ``.json`` is not picked)
+SUFFIXES += tuple(f".json{comp}" for comp in (".gz", ".bz2", ".xz", ".zst"))
 
 
 class JsonlReader:

@@ -8,6 +8,7 @@ Optional columns: id, label, split, and an embedding column whose vectors are ch
 from __future__ import annotations
 
 import math
+import os
 import posixpath
 from collections.abc import Iterator
 
@@ -35,7 +36,7 @@ BATCH_ROWS = 1024
 
 class ParquetReader:
     name = "parquet"
-    version = 1
+    version = 2
 
     def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
         units = shard_units(self.name, loc, (".parquet", ".pq"))
@@ -96,6 +97,9 @@ class ParquetReader:
         if isinstance(value, str):
             path = value if "://" in value or value.startswith("/") else posixpath.join(
                 posixpath.dirname(shard.path), value)
+            if path is not value and not _inside(path, posixpath.dirname(shard.path), shard.is_local):
+                return rejected_row(f"unsafe-path: relative path {value!r} leaves the folder of the "
+                                    "Parquet file", **row)
             try:  # one bad path (unknown protocol, missing file) must not end the file
                 target = locate(path) if "://" in value else Location(shard.fs, path)
                 row["source"] = target.uri
@@ -105,6 +109,15 @@ class ParquetReader:
         if not isinstance(value, bytes):
             return rejected_row(f"missing-field: {f.image!r} is empty", **row)
         return image_row(value, opts.image, **row)
+
+
+def _inside(path: str, folder: str, local: bool) -> bool:
+    """A relative path column may name files under the Parquet file's folder, nothing else
+    (absolute paths and URLs are explicit and allowed); local symlinks are resolved."""
+    if local:
+        path, folder = os.path.realpath(path), os.path.realpath(folder)
+    folder = posixpath.normpath(folder)
+    return posixpath.normpath(path).startswith(folder.rstrip("/") + "/")
 
 
 def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:

@@ -45,7 +45,7 @@ class _Sample:
 
 class WebDatasetReader:
     name = "webdataset"
-    version = 2
+    version = 3
 
     def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
         return shard_units(self.name, loc, (".tar",))
@@ -73,6 +73,10 @@ class WebDatasetReader:
                     problem = member_problem(member)
                     if problem:
                         current.problem = current.problem or problem
+                        continue
+                    if ext in current.members:  # a second x.jpg would silently replace the first
+                        current.problem = current.problem or (
+                            f"invalid-record: tar member {member.name!r} appears twice in sample {key!r}")
                         continue
                     current.members[ext] = tar.extractfile(member).read()
                     current.names[ext] = member.name
