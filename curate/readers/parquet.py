@@ -162,6 +162,8 @@ def embedding_problem(vector: list | None, dim: list[int]) -> str | None:
         return "invalid-embedding: missing"
     if any(v is None or not math.isfinite(v) for v in vector):
         return "invalid-embedding: contains NaN, Inf or null"
+    if not any(vector):
+        return "invalid-embedding: all zeros (a zero vector has no direction)"
     if dim and len(vector) != dim[0]:
         return f"invalid-embedding: dimension {len(vector)}, expected {dim[0]}"
     return None
