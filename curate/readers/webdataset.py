@@ -65,12 +65,16 @@ class WebDatasetReader:
                     if member.isdir():
                         continue
                     key, ext = split_key(member.name)
+                    keyless = not key.rpartition("/")[2]  # ".hidden", "dir/.png": no sample key
+                    if keyless:
+                        key = member.name
                     if current is None or key != current.key:
                         if current is not None:
                             yield current
                             count += 1
                         current = _Sample(key)
-                    problem = member_problem(member)
+                    problem = member_problem(member) or (keyless and (
+                        f"invalid-record: tar member {member.name!r} has no sample key (its name starts with a dot)"))
                     if problem:
                         current.problem = current.problem or problem
                         continue

@@ -84,3 +84,17 @@ def test_json_gz_is_read_as_json_lines(tmp_path):
     [(reader, _)] = resolve(str(path))
     assert reader.name == "jsonl"
     assert rows_of("jsonl", path) == [("dump:1", "ok", None, "one"), ("dump:2", "ok", None, "two")]
+
+
+def test_webdataset_member_without_a_key_gets_its_name_as_id_not_an_empty_one(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in (".hidden", "d/.png", "ok.png"):
+            data = encode_image()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    rows = read_source("webdataset", write(tmp_path / "k.tar", buf.getvalue()), OPTS)
+    assert [(r["id"], code(r)) for r in rows] == [(".hidden", "invalid-record"), ("d/.png", "invalid-record"),
+                                                  ("ok", None)]
+    assert rows[0]["reason"] == "invalid-record: tar member '.hidden' has no sample key (its name starts with a dot)"
