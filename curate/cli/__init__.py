@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _register() -> None:
-    from curate.cli import dedup, demo, drift, embed, export, ingest, prune, report, run, select
+    from curate.cli import dedup, demo, doctor, drift, embed, export, ingest, prune, report, run, select
 
-    for module in (ingest, embed, dedup, prune, select, export, run, report, drift, demo):
+    for module in (ingest, embed, dedup, prune, select, export, run, report, drift, demo, doctor):
         cli.add_command(module.command)
 
 
