@@ -44,6 +44,15 @@ Predictions (--predictions): Parquet with an `id` column and a list column probs
 [N, C] / [N, T, C] or .npz (probs|logits, mc, features, ids) whose rows are the manifest's ok
 rows in manifest order. Logits are detected (negative values or rows not summing to 1) and
 softmaxed. No model yet? --probe trains a linear probe on the labeled items' embeddings.
+
+Targeted mining (--strategy similar --queries Q): Q is a file of workspace ids (one per line,
+or CSV/Parquet with `id`; e.g. the evaluation items the model got wrong), or a folder / .jsonl
+(`text` or `image` path per line) of external items, embedded with the store's own model.
+The nearest unlabeled items are dealt round-robin over clusters of queries (--clusters,
+default sqrt(#queries)); each pick records its query and cosine similarity.
+
+A Label Studio export (.json) gets labeling-config.xml (choices = the dataset's labels) and
+LABELING.md (label counts and examples, the batch's scores) in the same folder.
 """)
 @workspace_option
 @click.option("--budget", "-n", type=int, required=True, help="How many items to pick.")
@@ -73,12 +82,16 @@ softmaxed. No model yet? --probe trains a linear probe on the labeled items' emb
 @click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")
 @click.option("--class-quota", multiple=True, metavar="CLASS=N|SHARE",
               help="hybrid: cap for one predicted class (a count, or a share of the budget below 1); repeat.")
-@click.option("--clusters", type=int, default=None, help="cluster-margin: k-means clusters (default sqrt(pool)).")
+@click.option("--clusters", type=int, default=None,
+              help="cluster-margin: k-means clusters (default sqrt(pool)); similar: query clusters (sqrt(#queries)).")
+@click.option("--queries", "-q", default=None, metavar="PATH",
+              help="similar: workspace ids file, or a folder / .jsonl of external images or texts.")
+@click.option("--per-query", type=int, default=None, help="similar: at most N picks per query.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def command(workspace, budget, strategy, predictions, labeled, probe, out, fmt, data_key, document_root, model,
             round_, dup_threshold, uncertainty, preselect, typical_per_class, quota_per_class, class_quota, clusters,
-            seed, device) -> None:
+            queries, per_query, seed, device) -> None:
     from curate.select.stage import SelectConfig, select
 
     ws = Workspace(workspace)
@@ -87,10 +100,17 @@ def command(workspace, budget, strategy, predictions, labeled, probe, out, fmt, 
         out=out, format=fmt, data_key=data_key, document_root=document_root, round=round_, seed=seed,
         uncertainty=uncertainty, preselect=preselect, typical_per_class=typical_per_class,
         dup_threshold=dup_threshold, quota_per_class=quota_per_class,
-        class_quota=_class_quota(class_quota), clusters=clusters, device=device))
+        class_quota=_class_quota(class_quota), clusters=clusters, queries=queries, per_query=per_query,
+        device=device))
     run = result.run
     click.echo(f"select ({strategy}, round {result.round}): picked {len(result.picked):,} of "
                f"{result.candidates:,} candidates in {result.seconds:.1f}s")
     click.echo(f"  run      {run.run_id} {run.path.uri}")
     if result.export is not None:
         click.echo(f"  export   {result.export.uri}")
+    if result.handoff is not None:
+        click.echo(f"  labeling {result.handoff[0].uri}, {result.handoff[1].uri}")
+    for name, reason in result.query_failures[:10]:
+        click.echo(f"  query not used: {name}: {reason}", err=True)
+    if len(result.query_failures) > 10:
+        click.echo(f"  ... and {len(result.query_failures) - 10} more queries not used", err=True)

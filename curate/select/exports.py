@@ -1,20 +1,21 @@
 """The labeling batch as a file a labeling tool imports: Label Studio JSON, CSV or Parquet.
 
 Every format lists ``id``, ``source``, ``score``, ``rank`` (plus ``strategy``, ``round``,
-``kind`` and, when the model made predictions, ``prediction`` and ``confidence``).
+``kind``, when the model made predictions ``prediction`` and ``confidence``, and for the
+``similar`` strategy ``query`` and ``similarity``: which query mined the item, and its cosine).
 
 Label Studio (its documented import format): a JSON list of tasks::
 
     {"data": {"image": "<uri>"},                       # or {"text": "<the text>"}
-     "meta": {"id", "score", "rank", "strategy", "round"},
+     "meta": {"id", "score", "rank", "strategy", "round"[, "query", "similarity"]},
      "predictions": [{"model_version": "...", "score": 0.83,
-                      "result": [{"from_name": "choice", "to_name": "image", "type": "choices",
+                      "result": [{"from_name": "label", "to_name": "image", "type": "choices",
                                   "value": {"choices": ["cat"]}}]}]}   # only with predictions
 
 The data key is ``data_key`` (default ``image`` for images, ``text`` for texts). An image's
 reference is its manifest ``source``; with ``document_root`` a local file becomes Label
 Studio's local-storage URL ``/data/local-files/?d=<path relative to the root>``. Files are
-written atomically.
+written atomically. ``handoff.py`` writes the matching labeling config next to the file.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class ExportOptions:
     data_key: str | None = None  # None: image / text by kind
     document_root: str | None = None  # local-files root of the Label Studio server
     model_version: str = "curate"
-    from_name: str = "choice"  # the Choices control's name in the labeling config
+    from_name: str = "label"  # the Choices control's name in the labeling config (handoff.py)
 
 
 def guess_format(out: str, fmt: str | None) -> str:
@@ -68,15 +69,22 @@ def reference(source: str, document_root: str | None) -> str:
     return "/data/local-files/?d=" + quote(os.path.relpath(path, root).replace(os.sep, "/"), safe="/")
 
 
+def data_key(kind: str, options: ExportOptions) -> str:
+    """The task data key of an item of ``kind``: ``options.data_key``, else ``text`` / ``image``."""
+    return options.data_key or ("text" if kind == "text" else "image")
+
+
 def labelstudio_tasks(batch: pa.Table, options: ExportOptions = ExportOptions()) -> list[dict]:
     """Label Studio tasks, one per row of ``batch`` (see the module docstring), in rank order."""
     tasks = []
     has_pred = "prediction" in batch.column_names
+    meta_keys = ("id", "score", "rank", "strategy", "round") + tuple(
+        k for k in ("query", "similarity") if k in batch.column_names)
     for row in batch.to_pylist():
-        key = options.data_key or ("text" if row["kind"] == "text" else "image")
+        key = data_key(row["kind"], options)
         value = row.get("text") if row["kind"] == "text" else reference(row["source"], options.document_root)
         task = {"data": {key: value if value is not None else row["source"]},
-                "meta": {k: row[k] for k in ("id", "score", "rank", "strategy", "round")}}
+                "meta": {k: row[k] for k in meta_keys}}
         if has_pred and row["prediction"] is not None:
             task["predictions"] = [{
                 "model_version": options.model_version,

@@ -1,7 +1,8 @@
 """The selection strategies by name: one uniform signature over arrays, plus what each needs.
 
-A strategy is ``fn(pool, budget, rng, options) -> (rows, scores)``: ``rows`` are pool rows in
-pick order, ``scores`` the strategy's score of each pick (NaN when it has none). The stage
+A strategy is ``fn(pool, budget, rng, options) -> (rows, scores[, extra])``: ``rows`` are pool
+rows in pick order, ``scores`` the strategy's score of each pick (NaN when it has none),
+``extra`` optional per-pick columns (``similar``: the query index of each pick). The stage
 builds the :class:`Pool` (arrays aligned row by row) and reads ``needs`` to load only what is
 required and to explain what is missing.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,10 @@ class Pool:
     probs: np.ndarray | None = None  # [n, C] probabilities (rows of labeled items may be anything)
     mc: np.ndarray | None = None  # [n, T, C] MC-dropout probabilities
     model_features: np.ndarray | None = None  # [n, h] penultimate features, when the user has them
+    vectors: np.ndarray | None = None  # the store's memory-mapped vectors (strategies that search the store)
+    store_rows: np.ndarray | None = None  # [n] store row of each pool row
+    queries: np.ndarray | None = None  # [Q, d] unit query vectors (similar)
+    index: Any = None  # an AnnIndex over the store (similar on large pools), None: exact search
 
 
 @dataclass(frozen=True)
@@ -38,20 +44,21 @@ class Options:
     typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
     dup_threshold: float | None = 0.9  # hybrid: cosine above which two items are near-duplicates
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
-    clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool))
+    clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool)); similar: query groups
+    per_query: int | None = None  # similar: at most this many picks per query
     knn: int = 20  # typiclust neighbours
     cap: int = 4096  # typiclust: cluster members scored at most
     device: str = "auto"
 
 
-Fn = Callable[[Pool, int, np.random.Generator, Options], tuple[np.ndarray, np.ndarray]]
+Fn = Callable[[Pool, int, np.random.Generator, Options], tuple]
 
 
 @dataclass(frozen=True)
 class Strategy:
     name: str
     fn: Fn
-    needs: tuple[str, ...]  # of "probs", "mc", "embeddings"
+    needs: tuple[str, ...]  # of "probs", "mc", "embeddings" (gathered in RAM), "store" (memory-mapped), "queries"
     help: str
 
 
@@ -133,6 +140,22 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     return np.concatenate([first, picks]), np.concatenate([u[first], scores])
 
 
+def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import mining
+
+    n_store = len(pool.vectors)
+    cand = np.zeros(n_store, dtype=bool)
+    cand[pool.store_rows[pool.candidates]] = True
+    lab = np.zeros(n_store, dtype=bool)
+    lab[pool.store_rows[pool.labeled]] = True
+    retriever = mining.choose_retriever(pool.vectors, cand, pool.index, opt.device)
+    result = mining.mine(pool.vectors, pool.queries, cand, lab, budget, retriever, opt.per_query,
+                         opt.dup_threshold, opt.clusters, int(rng.integers(2**31)), opt.device)
+    back = np.full(n_store, -1, dtype=np.int64)
+    back[pool.store_rows] = np.arange(len(pool.store_rows))
+    return back[result.rows], result.similarity, {"query": result.query}
+
+
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("hybrid", _hybrid, ("probs", "embeddings"),
              "(default) the most uncertain (margin) preselected, then uncertainty-weighted k-center on the "
@@ -153,6 +176,9 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
              "cold start: most typical item of each uncovered k-means cluster. No model needed."),
     Strategy("cluster-margin", _cluster_margin, ("probs", "embeddings"),
              "large batches: lowest-margin items round-robin over embedding clusters. Needs predictions."),
+    Strategy("similar", _similar, ("store", "queries"),
+             "targeted mining: the unlabeled items nearest to --queries (workspace ids, or a folder / .jsonl of "
+             "external images or texts), spread round-robin over query clusters; never near-duplicates."),
     Strategy("random", _random, (), "uniform sample of the candidates (seeded). Needs nothing."),
 )}
 

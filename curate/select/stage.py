@@ -6,8 +6,10 @@ have what the strategy needs (predictions and/or an embedding). The strategy (``
 picks up to ``budget`` of them; the batch is exported for a labeling tool (``exports``) and
 the run is recorded as ``decisions/select/<run-id>.parquet``: one row per manifest id with
 ``id``, ``kept`` (= selected), ``reason`` (null | ``not-selected`` | ``labeled`` |
-``no-prediction`` | ``no-embedding`` | upstream reasons), ``score``, ``rank``; the sidecar
-holds the round, strategy and config. Same inputs + config + seed -> same batch.
+``no-prediction`` | ``no-embedding`` | ``query`` | upstream reasons), ``score``, ``rank`` (and
+for ``similar``: ``query``, the query that mined the pick; ``score`` is its cosine to it); the
+sidecar holds the round, strategy and config. Same inputs + config + seed -> same batch. A Label
+Studio export gets ``labeling-config.xml`` and ``LABELING.md`` beside it (``handoff``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from curate.errors import CurateError
 from curate.io.fs import Location, locate
 from curate.io.hashing import fingerprint
 from curate.select import registry
-from curate.select.exports import ExportOptions, guess_format, write_export
+from curate.select.exports import ExportOptions, data_key, guess_format, write_export
 from curate.select.predictions import load_labeled, load_predictions
 from curate.workspace import Workspace
 
@@ -52,7 +54,9 @@ class SelectConfig:
     dup_threshold: float | None = 0.9
     quota_per_class: int | None = None
     class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
-    clusters: int | None = None
+    clusters: int | None = None  # cluster-margin: k-means clusters; similar: query groups
+    queries: str | None = None  # similar: workspace ids file, or a folder / .jsonl of external items
+    per_query: int | None = None  # similar: at most this many picks per query
     upstream: tuple[str, ...] = ("dedup",)
     device: str = "auto"
 
@@ -65,6 +69,8 @@ class SelectResult:
     round: int
     candidates: int
     seconds: float
+    query_failures: list[tuple[str, str]] = ()  # similar: (query, reason) of queries that were not used
+    handoff: tuple[Location, Location] | None = None  # labeling-config.xml, LABELING.md
 
 
 def _check(config: SelectConfig) -> registry.Strategy:
@@ -83,6 +89,13 @@ def _check(config: SelectConfig) -> registry.Strategy:
         raise CurateError(f"unknown uncertainty {config.uncertainty!r} (margin, entropy, least-confidence)")
     if config.dup_threshold is not None and not -1.0 <= config.dup_threshold <= 1.0:
         raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1]")
+    if "queries" in strategy.needs and not config.queries:
+        raise CurateError(f"strategy {config.strategy} needs --queries (workspace ids, or a folder / .jsonl of "
+                          "external images or texts)")
+    if config.queries and "queries" not in strategy.needs:
+        raise CurateError(f"--queries is for --strategy similar, not {config.strategy}")
+    if config.per_query is not None and config.per_query <= 0:
+        raise CurateError(f"--per-query must be positive, got {config.per_query}")
     return strategy
 
 
@@ -127,27 +140,36 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     preds = load_predictions(config.predictions, ids, ok) if config.predictions else None
 
     needs_emb = "embeddings" in strategy.needs or config.probe
+    needs_store = needs_emb or "store" in strategy.needs
     store_row = np.full(n, -1, dtype=np.int64)
     store, slug = None, None
-    if needs_emb:
+    if needs_store:
         from curate.dedup.semantic import pick_store
         from curate.embed.store import open_store
 
         slug = pick_store(ws, config.model)
         store = open_store(ws, slug)
         store_row[store.manifest_rows[store.valid]] = np.flatnonzero(store.valid)
-    has_emb = store_row >= 0 if needs_emb else np.ones(n, dtype=bool)
+    has_emb = store_row >= 0 if needs_store else np.ones(n, dtype=bool)
+    queries = None
+    if config.queries:
+        from curate.select.queries import load_queries
+
+        queries = load_queries(config.queries, store, ids, config.device)
+    is_query = np.zeros(n, dtype=bool)
+    if queries is not None:
+        is_query[queries.manifest_rows[queries.manifest_rows >= 0]] = True
     pred_row = np.full(n, -1, dtype=np.int64)
     if preds is not None:
         pred_row[preds.rows] = np.arange(len(preds.rows))
     has_pred = (pred_row >= 0) if preds is not None else np.ones(n, dtype=bool)
 
     available = up.kept & ~labeled
-    candidates = available & has_pred & has_emb
+    candidates = available & has_pred & has_emb & ~is_query
     members = candidates | (labeled & has_emb)
     rows = np.flatnonzero(members)  # pool row -> manifest row
 
-    embeddings = _gather(store.vectors, store_row[rows]) if store is not None else None
+    embeddings = _gather(store.vectors, store_row[rows]) if needs_emb else None
     probs = mc = feats = None
     class_names: list[str] = []
     if preds is not None:
@@ -162,48 +184,91 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     if "mc" in strategy.needs and mc is None:
         raise CurateError(f"strategy {config.strategy} needs MC-dropout samples, {config.predictions} has none")
 
-    pool = registry.Pool(candidates[rows], labeled[rows], embeddings, probs, mc, feats)
+    index = None
+    if queries is not None:
+        from curate.select.mining import open_index
+
+        index = open_index(ws, slug, store, int(candidates.sum()), config.device)
+    pool = registry.Pool(candidates[rows], labeled[rows], embeddings, probs, mc, feats,
+                         vectors=store.vectors if store is not None else None,
+                         store_rows=store_row[rows] if store is not None else None,
+                         queries=queries.vectors if queries is not None else None, index=index)
     options = registry.Options(uncertainty=config.uncertainty, preselect=config.preselect, power=config.power,
                                typical_per_class=config.typical_per_class,
                                dup_threshold=config.dup_threshold, quota=_quota(config, class_names),
-                               clusters=config.clusters, device=config.device)
+                               clusters=config.clusters, per_query=config.per_query, device=config.device)
     if options.quota is not None and probs is None:
         raise CurateError("class quotas need predictions (or --probe)")
     if options.quota is not None and config.strategy != "hybrid":
         raise CurateError("class quotas are supported by the hybrid strategy")
 
+    settings = asdict(replace(config, out=None, format=None, data_key=None, document_root=None))
+    for key in ("queries", "per_query"):  # absent unless used: run ids of the other strategies stay as they were
+        if settings[key] is None:
+            del settings[key]
     inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"] if store else None,
               _file_stat(config.predictions), _file_stat(config.labeled),
-              [r.run_id for r in up.runs],
-              replace(config, out=None, format=None, data_key=None, document_root=None)]
+              [r.run_id for r in up.runs], settings]
+    if config.queries:
+        from curate.select.queries import describe
+
+        inputs.append(describe(config.queries))
     run_id = f"{config.strategy}-" + fingerprint(inputs)[:12]
     earlier = list_runs(ws, STAGE)
     same = [m for m in earlier if m.get("run_id") == run_id]
     round_ = same[-1]["round"] if same else (config.round or 1 + len(earlier))
 
     rng = np.random.default_rng([config.seed, round_])
-    picks, scores = strategy.fn(pool, min(config.budget, int(pool.candidates.sum())), rng, options)
+    picks, scores, *rest = strategy.fn(pool, min(config.budget, int(pool.candidates.sum())), rng, options)
+    extra = rest[0] if rest else {}
     picked_rows = rows[picks]
-    table = _table(manifest, up.reasons, labeled, available, has_pred, has_emb, picked_rows, scores)
+    pick_query = [queries.names[q] for q in extra["query"]] if "query" in extra else None
+    table = _table(manifest, up.reasons, labeled, available, has_pred, has_emb, picked_rows, scores, is_query,
+                   pick_query)
     meta = {"strategy": config.strategy, "round": round_, "budget": config.budget, "picked": len(picks),
             "candidates": int(candidates.sum()), "labeled": int(labeled.sum()), "model": slug,
             "predictions": config.predictions, "labeled_file": config.labeled, "probe": config.probe,
             "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
             "manifest_fingerprint": ws.manifest_meta()["fingerprint"],
             "upstream_runs": {r.stage: r.run_id for r in up.runs}}
+    if queries is not None:
+        meta.update({"queries": config.queries, "queries_used": len(queries.names),
+                     "queries_external": queries.external,
+                     "query_failures": [list(f) for f in queries.failures[:1000]],
+                     "retrieval": "exact" if index is None else f"index:{index.kind}"})
     # the same inputs + config were run before: same decisions; keep that run (and its place in the history)
     run = load_run(ws, STAGE, run_id) if same else None
     if run is None or not run.table.equals(table):
         run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
-    export = None
+    export = handoff = None
     if config.out:
         batch = _batch(manifest, picked_rows, scores, config.strategy, round_,
-                       probs[picks] if probs is not None else None, class_names)
-        export = write_export(batch, config.out, ExportOptions(
-            format=guess_format(config.out, config.format), data_key=config.data_key,
-            document_root=config.document_root))
+                       probs[picks] if probs is not None else None, class_names, pick_query)
+        options = ExportOptions(format=guess_format(config.out, config.format), data_key=config.data_key,
+                                document_root=config.document_root)
+        export = write_export(batch, config.out, options)
+        if options.format == "labelstudio":
+            handoff = _handoff(batch, export, manifest, ok, file_labels, options)
     return SelectResult(run, [ids[r] for r in picked_rows], export, round_, int(candidates.sum()),
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, list(queries.failures) if queries else [], handoff)
+
+
+def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, file_labels: dict[int, str],
+             options: ExportOptions) -> tuple[Location, Location]:
+    """labeling-config.xml + LABELING.md beside a Label Studio export; choices = the dataset's labels."""
+    from curate.select.handoff import label_set, write_handoff
+
+    kinds = batch.column("kind").to_pylist() or manifest.column("kind").filter(pa.array(ok)).to_pylist()[:1]
+    kind = max(set(kinds), key=kinds.count) if kinds else "image"
+    ids = manifest.column("id").to_pylist()
+    labels = manifest.column("label").to_pylist()
+    for r, lab in file_labels.items():
+        labels[r] = lab
+    rows = np.flatnonzero(ok)
+    predicted = [p for p in batch.column("prediction").to_pylist() if p is not None] \
+        if "prediction" in batch.column_names else []
+    labels = label_set([ids[r] for r in rows], [labels[r] for r in rows], extra=sorted(set(predicted)))
+    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name)
 
 
 def _gather(vectors: np.ndarray, rows: np.ndarray, block: int = 65536) -> np.ndarray:
@@ -236,11 +301,14 @@ def _probe(manifest: pa.Table, labeled: np.ndarray, file_labels: dict[int, str],
 
 
 def _table(manifest: pa.Table, up_reasons: list, labeled: np.ndarray, available: np.ndarray, has_pred: np.ndarray,
-           has_emb: np.ndarray, picked: np.ndarray, scores: np.ndarray) -> pa.Table:
+           has_emb: np.ndarray, picked: np.ndarray, scores: np.ndarray, is_query: np.ndarray | None = None,
+           pick_query: list[str] | None = None) -> pa.Table:
     n = manifest.num_rows
     reason = np.array(["not-selected"] * n, dtype=object)
     reason[~has_pred] = "no-prediction"
     reason[~has_emb] = "no-embedding"
+    if is_query is not None:
+        reason[is_query & has_emb] = "query"
     for i in np.flatnonzero(~available):
         reason[i] = up_reasons[i]
     reason[labeled] = "labeled"
@@ -251,17 +319,22 @@ def _table(manifest: pa.Table, up_reasons: list, labeled: np.ndarray, available:
     score[picked] = scores
     rank = np.full(n, -1, dtype=np.int64)
     rank[picked] = np.arange(1, len(picked) + 1)
-    return pa.table({
+    columns = {
         "id": manifest.column("id"),
         "kept": pa.array(kept),
         "reason": pa.array(reason.tolist(), pa.string()),
         "score": pa.array(score, pa.float64(), mask=~np.isfinite(score)),
         "rank": pa.array(rank, pa.int64(), mask=rank < 0),
-    })
+    }
+    if pick_query is not None:
+        query = np.full(n, None, dtype=object)
+        query[picked] = pick_query
+        columns["query"] = pa.array(query.tolist(), pa.string())
+    return pa.table(columns)
 
 
 def _batch(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, strategy: str, round_: int,
-           probs: np.ndarray | None, class_names: list[str]) -> pa.Table:
+           probs: np.ndarray | None, class_names: list[str], pick_query: list[str] | None = None) -> pa.Table:
     """The export table: one row per pick in rank order."""
     take = manifest.take(pa.array(picked, pa.int64()))
     columns = {
@@ -275,4 +348,7 @@ def _batch(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, strategy:
     if probs is not None:
         columns["prediction"] = pa.array([class_names[c] for c in np.argmax(probs, axis=1)], pa.string())
         columns["confidence"] = pa.array(np.max(probs, axis=1).astype(np.float64), pa.float64())
+    if pick_query is not None:
+        columns["query"] = pa.array(pick_query, pa.string())
+        columns["similarity"] = pa.array(scores, pa.float64())
     return pa.table(columns)

@@ -1,0 +1,127 @@
+"""The labeling hand-off: a Label Studio labeling config and a short brief next to the export.
+
+``labeling-config.xml`` is a Label Studio config whose object tag is named after the export's
+data key (``<Image name="image" value="$image"/>`` or ``<Text name="text" value="$text"/>``,
+so predictions' ``to_name`` resolves) and whose single-choice ``Choices`` (named like the
+predictions' ``from_name``) are the dataset's label names (manifest labels, the --labeled
+file's labels, and any predicted class not among them), XML-escaped. ``LABELING.md`` is made
+from the data: the label set with counts and example ids, and the batch's strategy, score
+summary and (for ``similar``) per-query counts. A labeling team starts from the one folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
+
+import numpy as np
+import pyarrow as pa
+
+from curate.io import atomic
+from curate.io.fs import Location
+
+CONFIG_NAME = "labeling-config.xml"
+NOTES_NAME = "LABELING.md"
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """The label names in a stable order, with item counts and a few example ids each."""
+
+    names: list[str]
+    counts: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def label_set(ids: list[str], labels: list[str | None], extra: list[str] = (), examples: int = 3) -> LabelSet:
+    """Counts and the first ``examples`` ids (in order) of every label; ``extra`` names (e.g. predicted
+    classes) are added with count 0 when missing. Names sorted like the export's class indices."""
+    counts = Counter(lab for lab in labels if lab is not None)
+    first: dict[str, list[str]] = {}
+    for i, lab in zip(ids, labels):
+        if lab is not None and len(first.setdefault(lab, [])) < examples:
+            first[lab].append(i)
+    names = sorted(set(counts) | set(extra))
+    return LabelSet(names, {n: counts.get(n, 0) for n in names}, {n: first.get(n, []) for n in names})
+
+
+def labeling_config(names: list[str], data_key: str, kind: str, from_name: str = "label") -> str:
+    """A Label Studio labeling config (XML) for one image or text per task and one choice."""
+    obj = "Text" if kind == "text" else "Image"
+    lines = ["<View>", f"  <{obj} name={quoteattr(data_key)} value={quoteattr('$' + data_key)}/>"]
+    if names:
+        lines.append(f"  <Choices name={quoteattr(from_name)} toName={quoteattr(data_key)} choice=\"single\" "
+                     "showInLine=\"true\">")
+        lines += [f"    <Choice value={quoteattr(n)}/>" for n in names]
+        lines.append("  </Choices>")
+    else:  # no label names known: free-text labels
+        lines.append(f"  <TextArea name={quoteattr(from_name)} toName={quoteattr(data_key)} maxSubmissions=\"1\"/>")
+    lines.append("</View>")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    return escape(str(value)).replace("|", "\\|").replace("\n", " ")
+
+
+def _stats(values: np.ndarray) -> str:
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return "none (this strategy has no score)"
+    return f"min {values.min():.4f}, median {np.median(values):.4f}, max {values.max():.4f}"
+
+
+def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key: str, kind: str) -> str:
+    """The LABELING.md brief for ``batch`` (the export table, one row per pick in rank order)."""
+    strategy = batch.column("strategy")[0].as_py() if batch.num_rows else "?"
+    round_ = batch.column("round")[0].as_py() if batch.num_rows else "?"
+    scores = np.array([np.nan if s is None else s for s in batch.column("score").to_pylist()], dtype=np.float64)
+    out = [f"# Labeling batch `{export_name}`", "",
+           f"- **{batch.num_rows:,} items**, {kind}s, strategy `{strategy}`, round {round_}",
+           f"- score: {_stats(scores)}"]
+    if "prediction" in batch.column_names:
+        with_pred = sum(p is not None for p in batch.column("prediction").to_pylist())
+        out.append(f"- {with_pred:,} tasks carry a model prediction (pre-selected choice, with its confidence)")
+    out += ["", "## Start", "",
+            f"1. Create a Label Studio project; paste `{CONFIG_NAME}` into Settings > Labeling Interface > Code "
+            f"(or `POST /api/projects` with `label_config`).",
+            f"2. Import `{export_name}` (Data Manager > Import, or `POST /api/projects/<id>/import`).",
+            f"3. Each task shows one {kind} (`data.{data_key}`); pick exactly one label."]
+    if kind == "image":
+        out.append("   Local image paths load when Label Studio serves them: export with `--document-root DIR` and "
+                   "start Label Studio with `LOCAL_FILES_SERVING_ENABLED=true LOCAL_FILES_DOCUMENT_ROOT=DIR`.")
+    if "query" in batch.column_names:
+        queries = batch.column("query").to_pylist()
+        sims = np.asarray(batch.column("similarity").to_numpy(zero_copy_only=False), dtype=np.float64)
+        per: dict[str, list[float]] = {}
+        for q, s in zip(queries, sims):
+            per.setdefault(q, []).append(s)
+        out += ["", "## Queries", "",
+                f"Items mined as nearest neighbours of {len(per):,} queries; similarity is the cosine to the query "
+                f"({_stats(sims)}).", "",
+                "| query | picks | mean similarity | max similarity |", "| --- | ---: | ---: | ---: |"]
+        out += [f"| {_cell(q)} | {len(v)} | {np.mean(v):.4f} | {np.max(v):.4f} |"
+                for q, v in sorted(per.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))]
+    out += ["", "## Label set", ""]
+    if labels.names:
+        out += [f"{len(labels.names)} labels (the choices of `{CONFIG_NAME}`); counts are items already carrying "
+                "the label in the dataset.", "", "| label | items | example ids |", "| --- | ---: | --- |"]
+        out += [f"| {_cell(n)} | {labels.counts.get(n, 0):,} | "
+                f"{', '.join('`' + _cell(i) + '`' for i in labels.examples.get(n, [])) or '-'} |"
+                for n in labels.names]
+    else:
+        out.append(f"The dataset has no label names yet: `{CONFIG_NAME}` asks for a free-text label.")
+    return "\n".join(out) + "\n"
+
+
+def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key: str, kind: str,
+                  from_name: str = "label") -> tuple[Location, Location]:
+    """Write ``labeling-config.xml`` and ``LABELING.md`` next to ``export`` (atomically)."""
+    folder = posixpath.dirname(export.path)
+    config = Location(export.fs, posixpath.join(folder, CONFIG_NAME))
+    notes = Location(export.fs, posixpath.join(folder, NOTES_NAME))
+    atomic.write_bytes(config, labeling_config(labels.names, data_key, kind, from_name).encode())
+    atomic.write_bytes(notes, labeling_notes(batch, labels, export.name, data_key, kind).encode())
+    return config, notes

@@ -1,0 +1,226 @@
+"""Targeted mining: the unlabeled items nearest to a set of queries (e.g. the model's failures).
+
+1. Retrieval: each query's nearest store rows, through the workspace's saved FAISS index when
+   it matches the store (``index/<slug>/``, GPU FAISS when present), else an exact blockwise
+   search over the candidates (torch, GPU when present) for pools below ``FLAT_LIMIT``, else a
+   FAISS index built for the store and saved for the next run. ``k`` starts at
+   ``4 x per_query`` and doubles for a query whose list runs dry before the batch is full
+   (filtered rows: labeled, dedup-removed, queries, near-duplicates).
+2. Spreading: queries are grouped by spherical k-means on their embeddings (k ~ sqrt(Q)); the
+   budget is dealt round-robin over the groups, then over the queries within a group, each
+   turn taking that query's next-nearest acceptable item. One over-represented failure mode
+   cannot take the whole batch; ``per_query`` caps what one query takes.
+3. Dedup-aware: an item whose cosine to a labeled item or to an earlier pick exceeds
+   ``dup_threshold`` is skipped (the labeled set is scanned blockwise, only for items reached).
+
+Memory: Q x k candidate lists, budget x d picked vectors, and (exact path) the candidates as
+fp32 when they fit in ``cache_bytes``; the store itself stays memory-mapped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from curate.device import resolve_device
+from curate.embed.store import StoredEmbeddings
+from curate.index.ann import FLAT_LIMIT, AnnIndex, exact_search, gather_block, search
+from curate.select.hybrid import max_similarity
+from curate.workspace import Workspace
+
+SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Retriever:
+    """``search(queries fp32 [q, d], k) -> (sims [q, k], store rows [q, k])``, rows -1 past the end."""
+
+    search: SearchFn
+    kind: str  # index:flat | index:ivf | exact
+    limit: int  # the most rows a search can return
+
+
+@dataclass(frozen=True)
+class MiningResult:
+    rows: np.ndarray  # int64 store rows, in pick order
+    similarity: np.ndarray  # float64 cosine of each pick to its query
+    query: np.ndarray  # int64 query index of each pick
+    groups: np.ndarray  # int64 query group of every query
+    searches: int  # search calls (1 + k growths)
+    retriever: str
+
+
+def index_retriever(index: AnnIndex) -> Retriever:
+    """Search a FAISS index over the whole store (non-candidates are filtered by the miner)."""
+    return Retriever(lambda q, k: search(index, q, max(1, min(k, index.count))), f"index:{index.kind}", index.count)
+
+
+def exact_retriever(vectors: np.ndarray, searchable: np.ndarray, device: str | torch.device = "auto",
+                    cache_bytes: int = 1 << 30) -> Retriever:
+    """Exact top-k over the ``searchable`` store rows: held as fp32 on the device when they fit
+    in ``cache_bytes``, else streamed from the memory map per search."""
+    dev = resolve_device(device)
+    rows = np.flatnonzero(searchable)
+    if len(rows) * vectors.shape[1] * 4 > cache_bytes:
+        return Retriever(lambda q, k: exact_search(vectors, q, max(1, k), valid=searchable, device=dev),
+                         "exact", len(rows))
+    base = torch.empty((len(rows), vectors.shape[1]), dtype=torch.float32, device=dev)
+    for lo in range(0, len(rows), 65536):
+        base[lo:lo + 65536] = torch.from_numpy(gather_block(vectors, rows[lo:lo + 65536])).to(dev)
+
+    def run(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        from curate.kernels.dispatch import topk_cosine
+
+        if not len(rows):
+            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+        sims, idx = topk_cosine(torch.from_numpy(np.ascontiguousarray(q, dtype=np.float32)).to(dev), base, max(1, k))
+        sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
+        return sims, np.where(idx >= 0, rows[np.clip(idx, 0, None)], -1)
+
+    return Retriever(run, "exact", len(rows))
+
+
+def choose_retriever(vectors: np.ndarray, candidates: np.ndarray, index: AnnIndex | None,
+                     device: str | torch.device = "auto", flat_limit: int = FLAT_LIMIT) -> Retriever:
+    """The index when given and the pool has ``flat_limit`` candidates or more; else exact search
+    over the candidates (same answer as a flat index, nothing to filter)."""
+    if index is not None and candidates.sum() >= flat_limit:
+        return index_retriever(index)
+    return exact_retriever(vectors, candidates, device)
+
+
+def open_index(ws: Workspace, slug: str, store: StoredEmbeddings, candidates: int, device: str = "auto",
+               flat_limit: int = FLAT_LIMIT) -> AnnIndex | None:
+    """None (exact search) for pools below ``flat_limit``; else the saved ``index/<slug>/`` when it
+    was built from this store, else a new index over the store, saved for the next run."""
+    from curate.index.ann import build_index, index_dir, load_index, read_meta, save_index
+
+    if candidates < flat_limit:
+        return None
+    folder = index_dir(ws, slug)
+    if folder.join("index.json").exists() and read_meta(folder).get("store_fingerprint") == store.meta["fingerprint"]:
+        return load_index(folder, device=device)
+    index = build_index(store.vectors, store.valid, device=device)
+    save_index(index, folder, {"store_fingerprint": store.meta["fingerprint"]})
+    return index
+
+
+def query_groups(queries: np.ndarray, clusters: int | None, seed: int,
+                 device: str | torch.device = "auto") -> np.ndarray:
+    """Group of each query: spherical k-means with ``clusters`` (default round(sqrt(Q))) groups,
+    numbered in order of each group's first query; one group when k <= 1."""
+    q = len(queries)
+    k = min(q, clusters if clusters is not None else int(round(math.sqrt(q))))
+    if k <= 1:
+        return np.zeros(q, dtype=np.int64)
+    from curate.select.typiclust import cluster_pool
+
+    labels = cluster_pool(queries, np.ones(q, dtype=bool), k, seed, device)
+    _, first = np.unique(labels, return_index=True)
+    renumber = {int(labels[f]): g for g, f in enumerate(sorted(first))}
+    return np.array([renumber[int(v)] for v in labels], dtype=np.int64)
+
+
+def _unit_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    x = np.asarray(vectors[rows], dtype=np.float32).reshape(len(rows), -1)
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+
+
+def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, labeled: np.ndarray, budget: int,
+         retriever: Retriever, per_query: int | None = None, dup_threshold: float | None = 0.9,
+         clusters: int | None = None, seed: int = 0, device: str | torch.device = "auto") -> MiningResult:
+    """Pick up to ``budget`` of the ``candidates`` (bool over store rows) nearest to ``queries``
+    ([Q, d] unit rows); ``labeled`` (bool over store rows) are never picked nor near-duplicated."""
+    dev = resolve_device(device)
+    nq = len(queries)
+    budget = int(min(budget, candidates.sum(), nq * per_query if per_query else budget))
+    empty = np.empty(0, np.int64)
+    if nq == 0 or budget <= 0:
+        return MiningResult(empty, np.empty(0), empty, np.zeros(nq, np.int64), 0, retriever.kind)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    groups = query_groups(queries, clusters, seed, dev)
+    share = per_query or math.ceil(budget / nq)
+    k0 = max(1, min(retriever.limit, 4 * share))
+    sims, hits = retriever.search(queries, k0)
+    lists = [(sims[i], hits[i]) for i in range(nq)]
+    searches = 1
+    labeled_rows = np.flatnonzero(labeled)
+    near_labeled: dict[int, float] = {}
+
+    def check_labeled(rows: np.ndarray) -> None:
+        if dup_threshold is None or not len(labeled_rows):
+            return
+        new = np.unique(rows[(rows >= 0)])
+        new = new[candidates[new]]
+        new = np.array([r for r in new.tolist() if r not in near_labeled], dtype=np.int64)
+        if len(new):
+            best, _ = max_similarity(vectors, new, labeled_rows, dev)
+            near_labeled.update(zip(new.tolist(), best.tolist()))
+
+    check_labeled(hits.ravel())
+    cursor = np.zeros(nq, dtype=np.int64)
+    taken = np.zeros(nq, dtype=np.int64)
+    alive = np.ones(nq, dtype=bool)
+    used: set[int] = set()
+    picked = torch.empty((budget, queries.shape[1]), dtype=torch.float32, device=dev)
+    out_rows: list[int] = []
+    out_sims: list[float] = []
+    out_query: list[int] = []
+
+    def next_item(qi: int) -> bool:
+        """Advance query ``qi`` to its next acceptable item and pick it; False when it has none."""
+        nonlocal searches
+        while True:
+            s, r = lists[qi]
+            while cursor[qi] < len(r):
+                row, sim = int(r[cursor[qi]]), float(s[cursor[qi]])
+                cursor[qi] += 1
+                if row < 0:
+                    break
+                if not candidates[row] or row in used:
+                    continue
+                if dup_threshold is not None and near_labeled.get(row, -np.inf) > dup_threshold:
+                    continue
+                v = torch.from_numpy(_unit_rows(vectors, np.array([row]))[0]).to(dev)
+                n = len(out_rows)
+                if dup_threshold is not None and n and float((picked[:n] @ v).max()) > dup_threshold:
+                    used.add(row)  # a near-duplicate of a pick stays one: never look at it again
+                    continue
+                picked[n] = v
+                used.add(row)
+                out_rows.append(row)
+                out_sims.append(sim)
+                out_query.append(qi)
+                taken[qi] += 1
+                return True
+            if len(r) >= retriever.limit or (len(r) and r[-1] < 0):
+                return False
+            k = min(retriever.limit, 2 * len(r))  # ran dry: search this query deeper
+            s2, r2 = retriever.search(queries[qi:qi + 1], k)
+            searches += 1
+            lists[qi] = (s2[0], r2[0])
+            check_labeled(r2[0][cursor[qi]:])
+
+    order = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
+    turn = np.zeros(len(order), dtype=np.int64)  # each group's next query (round-robin)
+    while len(out_rows) < budget and alive.any():
+        for g, members in enumerate(order):
+            if len(out_rows) >= budget:
+                break
+            for _ in range(len(members)):  # this group's turn: its next query that still yields
+                qi = int(members[turn[g] % len(members)])
+                turn[g] += 1
+                if not alive[qi]:
+                    continue
+                if next_item(qi):
+                    if per_query and taken[qi] >= per_query:
+                        alive[qi] = False
+                    break
+                alive[qi] = False
+    used.clear()
+    return MiningResult(np.asarray(out_rows, np.int64), np.asarray(out_sims, np.float64),
+                        np.asarray(out_query, np.int64), groups, searches, retriever.kind)
