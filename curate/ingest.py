@@ -24,7 +24,7 @@ from curate import __version__, manifest
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
-from curate.io.hashing import fingerprint
+from curate.io.hashing import content_hash, fingerprint
 from curate.io.tables import open_parquet
 from curate.manifest import MANIFEST_FORMAT
 from curate.readers import resolve
@@ -75,12 +75,15 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
         if is_done(marker, fp, part):
             skipped += 1
             bar.update(len(unit.items) if reader.name == "imagefolder" else 0)
+            digest = atomic.read_json(marker).get("digest") or content_hash(part.read_bytes())
         else:
             clear(marker)
-            rows = _write_unit(reader, unit, config.read, part, bar)
-            mark_done(marker, fp, key=unit.key, rows=rows)
+            rows, read_errors = _write_unit(reader, unit, config.read, part, bar)
+            digest = content_hash(part.read_bytes())
+            if not read_errors:  # a unit with I/O errors is read again next time: they may be transient
+                mark_done(marker, fp, key=unit.key, rows=rows, digest=digest)
             read += 1
-        done.append((part, fp))
+        done.append((part, fingerprint([fp, digest])))  # the manifest changes when a re-read part does
     bar.close()
     fp = _assemble(ws, done, sources, config)
     meta = ws.manifest_meta()
@@ -95,12 +98,13 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
 
 
 def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, bar: tqdm,
-                chunk: int = 8192) -> int:
-    """Stream one unit's rows into its Parquet part, in row groups of ``chunk`` rows."""
-    count = 0
+                chunk: int = 8192) -> tuple[int, int]:
+    """Stream one unit's rows into its Parquet part, in row groups of ``chunk`` rows; (rows, read errors)."""
+    count = read_errors = 0
     with atomic.atomic_open(part) as fh, pq.ParquetWriter(fh, manifest.SCHEMA, compression="zstd") as out:
         rows: list[dict] = []
         for row in reader.read(unit, opts):
+            read_errors += manifest.reason_code(row.get("reason")) == "read-error"
             rows.append(row)
             if len(rows) >= chunk:
                 out.write_table(manifest.to_table(rows))
@@ -108,7 +112,7 @@ def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, b
                 bar.update(chunk)
         out.write_table(manifest.to_table(rows))
         bar.update(len(rows))
-    return count + len(rows)
+    return count + len(rows), read_errors
 
 
 def _known_samples(planned: list[tuple[Reader, Unit]]) -> int | None:

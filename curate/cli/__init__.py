@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     except CurateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+    except OSError as exc:  # disk full, permission denied, a vanished file: the system's words, no traceback
+        click.echo(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), err=True)
+        sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from curate.embed.base import Embedder
@@ -101,10 +100,14 @@ def embed_rows(embedder: Embedder, rows: list[dict], settings: LoaderSettings,
         for batch in loader:
             failures.update({i: f"embed-failed: {error}" for i, error in batch["failures"]})
             for idx, vectors in _forward(embedder, batch["batches"], failures):
-                finite = torch.isfinite(vectors).all(dim=1).cpu().numpy()
-                for bad in np.flatnonzero(~finite):
-                    failures[idx[bad]] = "embed-failed: the model returned NaN or Inf"
-                normed = F.normalize(vectors.float(), dim=1).nan_to_num(0.0)
+                wide = vectors.double()  # float64: a float32 vector whose norm overflows still normalises
+                norms = wide.norm(dim=1)
+                finite = torch.isfinite(wide).all(dim=1).cpu().numpy()
+                usable = (finite & (norms > 0).cpu().numpy() & torch.isfinite(norms).cpu().numpy())
+                for bad in np.flatnonzero(~usable):
+                    failures[idx[bad]] = ("embed-failed: the model returned NaN or Inf" if not finite[bad]
+                                          else "embed-failed: zero or unnormalisable vector")
+                normed = (wide / norms.clamp_min(1e-300)[:, None]).nan_to_num(0.0)
                 out[idx] = normed.to(torch.float16).cpu().numpy()
             progress(batch["size"])
     for i in failures:

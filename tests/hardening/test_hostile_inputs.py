@@ -180,9 +180,6 @@ def test_npy_embeddings_of_the_wrong_shape_or_with_nan_rows(tmp_path):
     np.testing.assert_array_equal(vectors[[0, 2, 3]], np.eye(4, dtype=np.float16)[[0, 2, 3]])
 
 
-@pytest.mark.xfail(strict=False, reason="BUG (curate/embed/runner.py, fix in progress): a zero vector, or a finite "
-                   "one whose float32 "
-                   "norm overflows, is stored as zeros and marked embedded")
 def test_zero_or_overflowing_npy_vectors_are_not_stored_as_zeros(tmp_path):
     src = tmp_path / "t.jsonl"
     src.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(3)))

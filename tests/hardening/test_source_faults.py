@@ -62,9 +62,6 @@ def test_io_error_on_one_image_quarantines_it_and_a_rerun_after_the_fault_reads_
     assert ws.read_manifest().to_pylist() == clean
 
 
-@pytest.mark.xfail(strict=False, reason="BUG (curate/ingest.py, fix in progress): a unit with a read-error row is "
-                   "marked done, so a "
-                   "transient I/O error is kept until the file's size or mtime changes")
 def test_transient_read_error_is_retried_on_rerun(data, monkeypatch):
     root, sources, clean = data
     ws = Workspace(str(root / "ws"))
