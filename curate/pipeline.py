@@ -139,7 +139,7 @@ def _demo(spec: dict, ctx: Context) -> str:
         from curate.demo import DemoConfig, build_demo
 
         truth = build_demo(folder, build_config(DemoConfig, spec, "demo"))
-    return (f"{truth['file_count']:,} files in {folder} ({truth['source_count']:,} originals, "
+    return (f"{truth['file_count']:,} samples in {folder} ({truth['source_count']:,} originals, "
             f"{len(truth['exact_copies'])} exact and {len(truth['near_copies'])} near copies, "
             f"{len(truth['corrupt'])} corrupt)")
 
