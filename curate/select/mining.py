@@ -130,9 +130,32 @@ def _unit_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
+def _labeled_check(vectors: np.ndarray, labeled: np.ndarray, dev: torch.device,
+                   cache_bytes: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``rows -> max cosine to any labeled row``: the labeled vectors held on the device when they
+    fit in ``cache_bytes``, else streamed blockwise (``hybrid.max_similarity``)."""
+    rows = np.flatnonzero(labeled)
+    if not len(rows):
+        return lambda r: np.full(len(r), -np.inf, dtype=np.float32)
+    if len(rows) * vectors.shape[1] * 4 > cache_bytes:
+        return lambda r: max_similarity(vectors, r, rows, dev)[0]
+    ref = torch.empty((len(rows), vectors.shape[1]), dtype=torch.float32, device=dev)
+    for lo in range(0, len(rows), 65536):
+        ref[lo:lo + 65536] = torch.from_numpy(_unit_rows(vectors, rows[lo:lo + 65536])).to(dev)
+
+    def check(r: np.ndarray) -> np.ndarray:
+        if not len(r):
+            return np.empty(0, dtype=np.float32)
+        x = torch.from_numpy(_unit_rows(vectors, r)).to(dev)
+        return (x @ ref.T).max(dim=1).values.cpu().numpy()
+
+    return check
+
+
 def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, labeled: np.ndarray, budget: int,
          retriever: Retriever, per_query: int | None = None, dup_threshold: float | None = 0.9,
-         clusters: int | None = None, seed: int = 0, device: str | torch.device = "auto") -> MiningResult:
+         clusters: int | None = None, seed: int = 0, device: str | torch.device = "auto",
+         cache_bytes: int = 1 << 30, chunk: int = 16) -> MiningResult:
     """Pick up to ``budget`` of the ``candidates`` (bool over store rows) nearest to ``queries``
     ([Q, d] unit rows); ``labeled`` (bool over store rows) are never picked nor near-duplicated."""
     dev = resolve_device(device)
@@ -148,20 +171,14 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
     sims, hits = retriever.search(queries, k0)
     lists = [(sims[i], hits[i]) for i in range(nq)]
     searches = 1
-    labeled_rows = np.flatnonzero(labeled)
-    near_labeled: dict[int, float] = {}
-
-    def check_labeled(rows: np.ndarray) -> None:
-        if dup_threshold is None or not len(labeled_rows):
-            return
-        new = np.unique(rows[(rows >= 0)])
-        new = new[candidates[new]]
-        new = np.array([r for r in new.tolist() if r not in near_labeled], dtype=np.int64)
-        if len(new):
-            best, _ = max_similarity(vectors, new, labeled_rows, dev)
-            near_labeled.update(zip(new.tolist(), best.tolist()))
-
-    check_labeled(hits.ravel())
+    near_labeled = _labeled_check(vectors, labeled, dev, cache_bytes) if dup_threshold is not None else None
+    known: dict[int, float] = {}  # candidate row -> max cosine to a labeled item (filled lazily)
+    if near_labeled is not None:  # the rows each query will most likely reach, in one product
+        first = np.unique(hits[:, :share + max(2, share // 2)])
+        first = first[first >= 0]
+        first = first[candidates[first]]
+        for lo in range(0, len(first), 4096):
+            known.update(zip(first[lo:lo + 4096].tolist(), near_labeled(first[lo:lo + 4096]).tolist()))
     cursor = np.zeros(nq, dtype=np.int64)
     taken = np.zeros(nq, dtype=np.int64)
     alive = np.ones(nq, dtype=bool)
@@ -183,8 +200,14 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
                     break
                 if not candidates[row] or row in used:
                     continue
-                if dup_threshold is not None and near_labeled.get(row, -np.inf) > dup_threshold:
-                    continue
+                if near_labeled is not None:
+                    if row not in known:  # this and the next few rows of the list, in one product
+                        ahead = r[cursor[qi] - 1:cursor[qi] - 1 + chunk]
+                        ahead = np.unique(ahead[ahead >= 0])
+                        ahead = ahead[candidates[ahead]]
+                        known.update(zip(ahead.tolist(), near_labeled(ahead).tolist()))
+                    if known[row] > dup_threshold:
+                        continue
                 v = torch.from_numpy(_unit_rows(vectors, np.array([row]))[0]).to(dev)
                 n = len(out_rows)
                 if dup_threshold is not None and n and float((picked[:n] @ v).max()) > dup_threshold:
@@ -203,7 +226,6 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
             s2, r2 = retriever.search(queries[qi:qi + 1], k)
             searches += 1
             lists[qi] = (s2[0], r2[0])
-            check_labeled(r2[0][cursor[qi]:])
 
     order = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
     turn = np.zeros(len(order), dtype=np.int64)  # each group's next query (round-robin)

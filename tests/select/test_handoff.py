@@ -1,0 +1,104 @@
+"""The labeling hand-off: labeling-config.xml (parsed as XML, checked against the export's keys and
+predictions) and LABELING.md (counts and scores computed by hand); optionally a real Label Studio."""
+
+import json
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from curate.select.handoff import label_set, labeling_config, labeling_notes
+from curate.select.stage import SelectConfig, select
+from tests.select.test_mining import unit, workspace
+
+
+def test_label_set_counts_examples_and_extra_names():
+    ids = [f"i{k}" for k in range(7)]
+    labels = ["b", "a", None, "b", "b", "a", "b"]
+    ls = label_set(ids, labels, extra=["c", "a"], examples=2)
+    assert ls.names == ["a", "b", "c"]
+    assert ls.counts == {"a": 2, "b": 4, "c": 0}
+    assert ls.examples == {"a": ["i1", "i5"], "b": ["i0", "i3"], "c": []}
+
+
+@pytest.mark.parametrize("kind,tag", [("image", "Image"), ("text", "Text")])
+def test_labeling_config_is_valid_xml_with_escaped_choices(kind, tag):
+    names = ['cat & dog', '<odd>', 'say "hi"', "plain"]
+    root = ET.fromstring(labeling_config(names, "img" if kind == "image" else "text", kind))
+    assert root.tag == "View"
+    obj, choices = list(root)
+    key = "img" if kind == "image" else "text"
+    assert obj.tag == tag and obj.attrib == {"name": key, "value": f"${key}"}
+    assert choices.tag == "Choices" and choices.attrib["name"] == "label" and choices.attrib["toName"] == key
+    assert choices.attrib["choice"] == "single"
+    assert [c.attrib["value"] for c in choices] == names  # escaped in the file, the same names once parsed
+
+
+def test_labeling_config_without_labels_asks_for_text():
+    root = ET.fromstring(labeling_config([], "image", "image"))
+    assert [c.tag for c in root] == ["Image", "TextArea"] and root[1].attrib["toName"] == "image"
+
+
+def test_labeling_notes_scores_queries_and_labels():
+    batch = pa.table({"id": ["p1", "p2", "p3", "p4"], "score": [0.9, 0.5, 0.7, 0.8], "rank": [1, 2, 3, 4],
+                      "strategy": ["similar"] * 4, "round": [2] * 4, "kind": ["image"] * 4,
+                      "query": ["q1", "q2", "q1", "q1"], "similarity": [0.9, 0.5, 0.7, 0.8]})
+    text = labeling_notes(batch, label_set(["a1", "b1", "a2"], ["a", "b", "a"]), "batch.json", "image", "image")
+    assert "**4 items**, images, strategy `similar`, round 2" in text
+    assert "min 0.5000, median 0.7500, max 0.9000" in text
+    assert "| q1 | 3 | 0.8000 | 0.9000 |" in text and "| q2 | 1 | 0.5000 | 0.5000 |" in text
+    assert "| a | 2 | `a1`, `a2` |" in text and "| b | 1 | `b1` |" in text
+    assert "Import `batch.json`" in text
+
+
+def labeled_workspace(tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = unit(np.eye(6)[rng.integers(0, 3, 24)] + 0.2 * rng.normal(size=(24, 6)))
+    labels = [["left", "right", "up & down"][i % 3] for i in range(24)]
+    return workspace(tmp_path, vectors, labels=labels)
+
+
+def test_select_writes_handoff_matching_the_export(tmp_path):
+    ws = labeled_workspace(tmp_path)
+    (tmp_path / "labeled.txt").write_text("".join(f"w{i}\n" for i in range(12)))
+    out = tmp_path / "round1" / "tasks.json"
+    result = select(ws, SelectConfig(budget=5, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+                                     out=str(out)))
+    assert result.handoff is not None
+    root = ET.fromstring((tmp_path / "round1" / "labeling-config.xml").read_text())
+    obj, choices = list(root)
+    names = [c.attrib["value"] for c in choices]
+    assert names == ["left", "right", "up & down"]
+    tasks = json.loads(out.read_text())
+    assert len(tasks) == 5
+    for task in tasks:  # every prediction points at controls that exist in the config, with a valid choice
+        assert obj.attrib["name"] in task["data"]
+        region = task["predictions"][0]["result"][0]
+        assert region["from_name"] == choices.attrib["name"] and region["to_name"] == obj.attrib["name"]
+        assert region["value"]["choices"][0] in names
+    notes = (tmp_path / "round1" / "LABELING.md").read_text()
+    assert "| up &amp; down | 8 | `w2`, `w5`, `w8` |" in notes and "strategy `margin`" in notes
+    # CSV / Parquet exports get no Label Studio files
+    csv = select(ws, SelectConfig(budget=5, strategy="random", out=str(tmp_path / "csv" / "b.csv")))
+    assert csv.handoff is None and not (tmp_path / "csv" / "labeling-config.xml").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("CURATE_LABEL_STUDIO"), reason="set CURATE_LABEL_STUDIO to a label-studio "
+                    "executable (installed in its own venv) to import into a real Label Studio")
+def test_real_label_studio_imports_export_and_config(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ws = labeled_workspace(tmp_path)
+    (tmp_path / "labeled.txt").write_text("".join(f"w{i}\n" for i in range(12)))
+    out = tmp_path / "ls" / "tasks.json"
+    select(ws, SelectConfig(budget=6, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+                            out=str(out)))
+    script = Path(__file__).resolve().parents[2] / "scripts" / "check_labelstudio.py"
+    proc = subprocess.run([sys.executable, str(script), "--label-studio", os.environ["CURATE_LABEL_STUDIO"],
+                           "--export", str(out), "--port", "8091"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tasks imported: 6" in proc.stdout and "predictions imported: 6" in proc.stdout
