@@ -8,7 +8,7 @@ whose ``label_config`` is the export's ``labeling-config.xml``, imports the task
 reports against the file, then that an imported task's data and prediction are intact.
 
 Without ``--export`` it makes one: the demo digits workspace, perceptual embeddings, and
-``curate select --strategy similar --probe`` mined from 10 test images (190 other test images
+``curate select --strategy similar --probe`` mined from 10 test images (the first 400 test images
 labeled; the linear probe's guesses become predictions), exported with ``--document-root`` so
 Label Studio serves the images from local files.
 
@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import unquote
 
 
 def api(base: str, token: str, method: str, path: str, body: object | None = None) -> object:
@@ -56,8 +57,8 @@ def make_export(folder: Path) -> tuple[Path, Path]:
     embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
     ids = [i for i, s in zip(ws.read_manifest(["id"]).column("id").to_pylist(),
                              ws.read_manifest(["split"]).column("split").to_pylist()) if s == "test"]
-    (folder / "queries.txt").write_text("\n".join(ids[:10]) + "\n")
-    (folder / "labeled.txt").write_text("\n".join(ids[10:200]) + "\n")
+    (folder / "queries.txt").write_text("\n".join(ids[::36][:10]) + "\n")  # test images of several classes
+    (folder / "labeled.txt").write_text("\n".join(i for i in ids[:400] if i not in ids[::36][:10]) + "\n")
     out = folder / "batch" / "tasks.json"
     result = select(ws, SelectConfig(budget=40, strategy="similar", queries=str(folder / "queries.txt"),
                                      labeled=str(folder / "labeled.txt"), probe=True, out=str(out),
@@ -114,6 +115,13 @@ def main() -> int:
         project = api(base, token, "POST", "/api/projects", {"title": "curate check", "label_config": config})
         pid = project["id"]
         print(f"project {pid} created with labeling-config.xml (label config accepted)")
+        if root:  # Label Studio serves /data/local-files/ only under a Local Files storage of the project,
+            # whose path must be a sub-folder of the document root: the top folder of the exported paths
+            tops = {unquote(str(t["data"].get("image", "")).partition("?d=")[2]).split("/")[0] for t in tasks}
+            folder = Path(root).resolve() / tops.pop() if len(tops) == 1 else Path(root).resolve()
+            storage = api(base, token, "POST", "/api/storages/localfiles",
+                          {"project": pid, "title": "curate images", "path": str(folder), "use_blob_urls": False})
+            print(f"local files storage {storage.get('id')} at {storage.get('path')}")
         imported = api(base, token, "POST", f"/api/projects/{pid}/import", tasks)
         print(f"import response: task_count={imported.get('task_count')} "
               f"prediction_count={imported.get('prediction_count')}")

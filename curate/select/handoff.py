@@ -90,8 +90,10 @@ def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key
             f"2. Import `{export_name}` (Data Manager > Import, or `POST /api/projects/<id>/import`).",
             f"3. Each task shows one {kind} (`data.{data_key}`); pick exactly one label."]
     if kind == "image":
-        out.append("   Local image paths load when Label Studio serves them: export with `--document-root DIR` and "
-                   "start Label Studio with `LOCAL_FILES_SERVING_ENABLED=true LOCAL_FILES_DOCUMENT_ROOT=DIR`.")
+        out.append("   Local image paths load when Label Studio serves them: export with `--document-root DIR`, start "
+                   "Label Studio with `LOCAL_FILES_SERVING_ENABLED=true LOCAL_FILES_DOCUMENT_ROOT=DIR`, and add a "
+                   "Local Files storage with a sub-folder of DIR holding the images to the project "
+                   "(Settings > Cloud Storage; don't sync it).")
     if "query" in batch.column_names:
         queries = batch.column("query").to_pylist()
         sims = np.asarray(batch.column("similarity").to_numpy(zero_copy_only=False), dtype=np.float64)
