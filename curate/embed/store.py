@@ -18,6 +18,8 @@ resumes at the first unfinished shard and produces the same bytes.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,8 +64,29 @@ def create_or_resume(path: Path, count: int, dim: int, resume: bool) -> np.memma
     tmp = path.with_name(atomic.TMP_MARK + path.name)
     arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(count, dim))
     arr.flush()
+    del arr
+    _reserve(tmp)
     tmp.replace(path)
     return np.load(path, mmap_mode="r+")
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole (sparse) vector file now: a full disk is a clear error here, not a SIGBUS
+    when a later shard writes into the memory map."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    size = path.stat().st_size
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            return  # the filesystem cannot preallocate: writes go through the map as before
+        path.unlink(missing_ok=True)
+        raise atomic.WriteError(exc.errno, f"cannot reserve {size:,} bytes for {path.name}: {exc.strerror}; "
+                                "free some space and rerun") from exc
+    finally:
+        os.close(fd)
 
 
 def write_tables(folder: Location, ids: pa.Table, status: pa.Table, meta: dict) -> None:

@@ -1,14 +1,19 @@
 """Kill -9 in the middle of `curate embed`, rerun: the store is byte-identical to a clean run."""
 
+import errno
+import os
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from curate.demo import build_demo
+from curate.embed import store
 from curate.embed.store import open_store
+from curate.errors import CurateError
 from curate.workspace import Workspace
 
 EMBED = ["--model", "perceptual", "--workers", "0", "--batch-size", "16", "--shard-size", "32", "--no-progress"]
@@ -49,3 +54,18 @@ def test_kill_during_embed_then_rerun_gives_identical_store(tmp_path):
         assert a == b, name
     store = open_store(Workspace(str(tmp_path / "killed")), "perceptual-v1")
     assert store.valid.all() and len(store.ids) == 1872
+
+
+def test_full_disk_at_vector_allocation_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+    def no_space(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    path = tmp_path / "vectors.npy"
+    with pytest.raises(CurateError, match="cannot reserve .* bytes for .*No space left"):
+        store.create_or_resume(path, 1000, 64, resume=False)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    arr = store.create_or_resume(path, 1000, 64, resume=False)
+    assert arr.shape == (1000, 64) and os.stat(path).st_blocks * 512 >= 1000 * 64 * 2  # really allocated
+    assert np.all(np.asarray(arr) == 0)
