@@ -54,6 +54,31 @@ def write(path: Path, data: bytes) -> Path:
     return path
 
 
+def vector_workspace(tmp_path: Path, name: str, vectors, texts=None, **columns):
+    """A text workspace whose embeddings are exactly ``vectors`` (rows in manifest order).
+
+    ``columns`` adds per-row fields (e.g. ``label=[...]``, ``split=[...]``); None ones are left out.
+    """
+    import json
+
+    from curate.embed.stage import EmbedConfig, embed
+    from curate.ingest import IngestConfig, ingest
+    from curate.workspace import Workspace
+
+    n = len(vectors)
+    texts = texts or [f"item {i}" for i in range(n)]
+    extra = {k: v for k, v in columns.items() if v is not None}
+    rows = [{"id": f"{name}{i}", "text": texts[i], **{k: v[i] for k, v in extra.items()}} for i in range(n)]
+    src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    ws = Workspace(str(tmp_path / name))
+    ingest(ws, [str(src)], IngestConfig(progress=False))
+    (tmp_path / f"{name}-vectors").mkdir()
+    npy = tmp_path / f"{name}-vectors" / "vectors.npy"  # same file name: same store slug in every workspace
+    np.save(npy, np.asarray(vectors, dtype=np.float32))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    return ws
+
+
 @pytest.fixture
 def images():
     return encode_image

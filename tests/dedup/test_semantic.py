@@ -1,18 +1,14 @@
 """Semantic dedup on hand-made vector sets (precomputed embeddings), so every expected
 decision can be worked out by hand."""
 
-import json
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
-from curate.embed.stage import EmbedConfig, embed
 from curate.errors import CurateError
-from curate.ingest import IngestConfig, ingest
-from curate.workspace import Workspace
-from tests.conftest import write
+from tests.conftest import vector_workspace
 
 
 def unit(*v):
@@ -28,17 +24,7 @@ def angle(deg, d=3):
 
 def workspace(tmp_path, name, vectors, texts=None, splits=None):
     """A text workspace whose embeddings are exactly ``vectors`` (rows in manifest order)."""
-    n = len(vectors)
-    texts = texts or [f"item {i}" for i in range(n)]
-    rows = [{"id": f"{name}{i}", "text": texts[i], **({"split": splits[i]} if splits else {})} for i in range(n)]
-    src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
-    ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
-    (tmp_path / f"{name}-vectors").mkdir()
-    npy = tmp_path / f"{name}-vectors" / "vectors.npy"  # same file name: same store slug in every workspace
-    np.save(npy, np.asarray(vectors, dtype=np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
-    return ws
+    return vector_workspace(tmp_path, name, vectors, texts, split=splits)
 
 
 def decisions(result):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tests.hardening.faults import TMP_MARK, digest, final_files
@@ -20,6 +21,16 @@ def stage_args(stage: str, ws: str, sources: list[str]) -> list[str]:
         "select": ["select", "-w", ws, "--strategy", "typiclust", "--budget", "10", "--out", f"{ws}/batch.csv"],
         "export": ["export", "-w", ws, "--name", "t", "--shard-size", "5", "--no-progress"],
     }[stage]
+
+
+def stage_workspace(flow, stage: str, suffix: str) -> tuple[str, Path, list[str]]:
+    """A fresh workspace ``ws-<stage>-<suffix>`` holding the reference state just before ``stage``."""
+    root, sources, snaps, _ = flow
+    ws_name = f"ws-{stage}-{suffix}"
+    ws = root / ws_name
+    if snaps[stage].exists():
+        shutil.copytree(snaps[stage], ws)
+    return ws_name, ws, stage_args(stage, ws_name, sources)
 
 
 def comparable(ws: Path) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import random
-import shutil
 
 import pytest
 
@@ -13,7 +12,7 @@ from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import locate
 from tests.hardening.faults import cli, no_partial_files
-from tests.hardening.flow import STAGES, comparable, made_by, stage_args
+from tests.hardening.flow import STAGES, comparable, made_by, stage_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -22,11 +21,7 @@ pytestmark = pytest.mark.slow
 def test_disk_full_mid_stage_is_one_line_and_resumable(flow, stage):
     root, sources, snaps, info = flow
     _, _, writes = info[stage]
-    ws_name = f"ws-{stage}-enospc"
-    ws = root / ws_name
-    if snaps[stage].exists():
-        shutil.copytree(snaps[stage], ws)
-    args = stage_args(stage, ws_name, sources)
+    ws_name, ws, args = stage_workspace(flow, stage, "enospc")
     rng = random.Random(100 + STAGES.index(stage))
     failed = 0
     for _ in range(2):  # the disk fills up, some space is freed, it fills up again

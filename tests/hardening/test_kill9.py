@@ -10,12 +10,11 @@ last run finishes. Reference: the same commands run once without faults on a cop
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
 from tests.hardening.faults import cli, count_events, kill_rounds, no_partial_files, temporaries
-from tests.hardening.flow import STAGES, comparable, made_by, stage_args, swept
+from tests.hardening.flow import STAGES, comparable, made_by, stage_workspace, swept
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +26,7 @@ KILLS = {"ingest": (6, 2), "embed": (6, 2), "dedup": (4, 2), "prune": (3, 1), "s
 def test_kill_9_then_rerun_gives_identical_artifacts(flow, stage):
     root, sources, snaps, info = flow
     events, seconds, _ = info[stage]
-    ws_name = f"ws-{stage}-killed"
-    ws = root / ws_name
-    if snaps[stage].exists():
-        shutil.copytree(snaps[stage], ws)
-    args = stage_args(stage, ws_name, sources)
+    ws_name, ws, args = stage_workspace(flow, stage, "killed")
     at_events, after = KILLS[stage]
     happened = kill_rounds(args, root, events, seconds, seed=STAGES.index(stage), at_events=at_events,
                            after_delay=after, check=no_partial_files)

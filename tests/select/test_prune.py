@@ -1,20 +1,16 @@
 """curate prune on hand-made vector sets (precomputed embeddings): k-center, dedup-awareness,
 labeled centers, run reuse, one row per manifest id."""
 
-import json
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
-from curate.embed.stage import EmbedConfig, embed
 from curate.errors import CurateError
-from curate.ingest import IngestConfig, ingest
 from curate.select.kcenter import kcenter_greedy
 from curate.select.prune import PruneConfig, prune
-from curate.workspace import Workspace
-from tests.conftest import write
+from tests.conftest import vector_workspace
 
 
 def angle(deg, d=3):
@@ -25,17 +21,7 @@ def angle(deg, d=3):
 
 def workspace(tmp_path, vectors, labels=None, texts=None, name="w"):
     """A text workspace whose embeddings are exactly ``vectors``; an empty text is quarantined."""
-    n = len(vectors)
-    texts = texts or [f"item {i}" for i in range(n)]
-    rows = [{"id": f"{name}{i}", "text": texts[i], **({"label": labels[i]} if labels else {})} for i in range(n)]
-    src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
-    ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
-    (tmp_path / f"{name}-vectors").mkdir()
-    npy = tmp_path / f"{name}-vectors" / "vectors.npy"
-    np.save(npy, np.asarray(vectors, dtype=np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
-    return ws
+    return vector_workspace(tmp_path, name, vectors, texts, label=labels)
 
 
 def by_id(result):
