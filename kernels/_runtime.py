@@ -8,6 +8,8 @@ interpreter, which Triton switches on for the whole process when ``TRITON_INTERP
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 try:
@@ -41,3 +43,23 @@ def check_launch(x: torch.Tensor) -> None:
 
 def next_pow2(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
+
+
+@functools.cache
+def bf16_matmul_is_fast(device_type: str = "cpu") -> bool:
+    """Whether a bf16 matmul beats fp32 by 1.5x here (CPUs with AVX512-BF16 or AMX: ~2.4x;
+    without them bf16 is emulated and slower). Measured once per process, ~20 ms."""
+    if device_type != "cpu":
+        return device_type == "cuda"
+    import time
+
+    a = torch.randn(512, 512)
+    timings = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), a.T.contiguous().to(dtype)
+        x @ y
+        start = time.perf_counter()
+        for _ in range(4):
+            x @ y
+        timings[dtype] = time.perf_counter() - start
+    return timings[torch.bfloat16] * 1.5 < timings[torch.float32]

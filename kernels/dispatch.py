@@ -12,9 +12,9 @@ from typing import Literal
 
 import torch
 
-from ._runtime import HAS_TRITON
+from ._runtime import HAS_TRITON, bf16_matmul_is_fast
 from .kcenter_update import kcenter_update_reference, kcenter_update_triton
-from .max_sim_earlier import max_sim_earlier_reference, max_sim_earlier_triton
+from .max_sim_earlier import max_sim_earlier_reference, max_sim_earlier_screened, max_sim_earlier_triton
 from .topk_cosine import topk_cosine_reference
 
 Impl = Literal["auto", "reference", "triton"]
@@ -41,10 +41,18 @@ def resolve(op: str, impl: Impl, x: torch.Tensor) -> Callable:
     raise ValueError(f"impl must be 'auto', 'reference' or 'triton', got {impl!r}")
 
 
-def max_sim_earlier(x: torch.Tensor, segments: torch.Tensor,
-                    impl: Impl = "auto") -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row, max similarity to an earlier row of its segment and that row; see ``max_sim_earlier``."""
-    return resolve("max_sim_earlier", impl, x)(x, segments)
+def max_sim_earlier(x: torch.Tensor, segments: torch.Tensor, impl: Impl = "auto",
+                    exact_above: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, max similarity to an earlier row of its segment and that row; see ``max_sim_earlier``.
+
+    ``exact_above``: the caller only needs exact values from this similarity up (a dedup
+    threshold). On a CPU with fast bf16 matmuls the reference then runs as a bf16 screen plus
+    exact fp32 rescoring (``max_sim_earlier_screened``); rows below it are within 1/64.
+    """
+    fn = resolve("max_sim_earlier", impl, x)
+    if fn is max_sim_earlier_reference and exact_above is not None and bf16_matmul_is_fast(x.device.type):
+        return max_sim_earlier_screened(x, segments, exact_above)
+    return fn(x, segments)
 
 
 def kcenter_update(x: torch.Tensor, c: torch.Tensor, mind: torch.Tensor,

@@ -32,10 +32,14 @@ from curate.workspace import Workspace
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: per-cluster work as Ray tasks (RAY_ADDRESS or a local Ray).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--precision", type=click.Choice(["auto", "fp32"]), default="auto", show_default=True,
+              help="auto: on CPUs with fast bf16 (AVX512-BF16/AMX) similarities are screened in bf16 and "
+                   "rescored exactly in fp32 where they reach the lowest threshold (same decisions, ~2x "
+                   "faster; max_sim below it is within 1/64). fp32: every similarity exact.")
 @click.option("--out", default=None, metavar="PATH",
               help="Also write the decision table here (.parquet, or .csv by extension).")
 def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, executor, seed,
-            out) -> None:
+            precision, out) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).
 
     exact: samples with identical bytes form a group (numbered by first appearance); the
@@ -63,7 +67,7 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
 
         result = semantic_dedup(ws, SemanticConfig(
             thresholds=tuple(thresholds), method=method, model=model, clusters=clusters, keep=keep, chain=chain,
-            margin=margin, seed=seed, device=device, against=against, executor=executor))
+            margin=margin, seed=seed, device=device, against=against, executor=executor, precision=precision))
         run = result.run
         extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
                  f"leakage pairs (test/val duplicating train) {result.leakage:,}")

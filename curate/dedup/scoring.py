@@ -61,17 +61,21 @@ def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
     return batches
 
 
-def score_batch(vectors: np.ndarray, rows: np.ndarray, seg: np.ndarray,
-                device: torch.device) -> tuple[np.ndarray, np.ndarray]:
-    """``max_sim_earlier`` on one batch: (max similarity, store row of the best or -1)."""
+def score_batch(vectors: np.ndarray, rows: np.ndarray, seg: np.ndarray, device: torch.device,
+                exact_above: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``max_sim_earlier`` on one batch: (max similarity, store row of the best or -1).
+
+    ``exact_above``: values from there up are exact; below it they may come from a bf16
+    screen (within 1/64), which is all a dedup threshold at or above it needs."""
     x = gather(vectors, rows, device)
-    sims, idx = max_sim_earlier(x, torch.from_numpy(seg).to(device))
+    sims, idx = max_sim_earlier(x, torch.from_numpy(seg).to(device), exact_above=exact_above)
     sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
     return sims, np.where(idx >= 0, rows[np.clip(idx, 0, None)], -1)
 
 
 def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
-                    device: torch.device, batch_rows: int = 262_144, executor: str = "local") -> Neighbours:
+                    device: torch.device, batch_rows: int = 262_144, executor: str = "local",
+                    exact_above: float | None = None) -> Neighbours:
     """Max similarity of each row to a higher-ranked row of its own cluster.
 
     Batches are independent: ``executor="ray"`` runs them as Ray tasks (each opens the
@@ -81,15 +85,15 @@ def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarra
     arg = np.full(n, -1, dtype=np.int64)
     batches = cluster_batches(members, offsets, ranks, batch_rows)
     if executor == "ray":
-        results = _score_on_ray(vectors, batches, device)
+        results = _score_on_ray(vectors, batches, device, exact_above)
     else:
-        results = (score_batch(vectors, rows, seg, device) for rows, seg in batches)
+        results = (score_batch(vectors, rows, seg, device, exact_above) for rows, seg in batches)
     for (rows, _), (sims, args) in zip(batches, results):
         best[rows], arg[rows] = sims, args
     return Neighbours(best, arg)
 
 
-def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device) -> list:
+def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device, exact_above: float | None) -> list:
     import ray
 
     path = getattr(vectors, "filename", None)
@@ -101,7 +105,7 @@ def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device) -> l
     @ray.remote(num_gpus=1 if device.type == "cuda" else 0)
     def task(rows: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         local = np.load(path, mmap_mode="r")
-        return score_batch(local, rows, seg, resolve_device("auto" if device.type != "cpu" else "cpu"))
+        return score_batch(local, rows, seg, resolve_device("auto" if device.type != "cpu" else "cpu"), exact_above)
 
     return ray.get([task.remote(rows, seg) for rows, seg in batches])
 

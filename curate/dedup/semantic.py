@@ -57,6 +57,7 @@ class SemanticConfig:
     batch_rows: int = 262_144
     executor: str = "local"  # local | ray (cluster batches as Ray tasks)
     save_index: bool = True  # a FAISS index under index/<slug>/ for later --against runs
+    precision: str = "auto"  # auto: bf16 screen + exact rescoring where fast (max_sim exact >= thresholds) | fp32
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     parse_policy(config.keep)
     slug = pick_store(ws, config.model)
     store = open_store(ws, slug)
+    if config.precision not in ("auto", "fp32"):
+        raise CurateError(f"unknown precision {config.precision!r} (auto or fp32)")
     if config.method not in ("semantic", "knn"):
         raise CurateError(f"unknown dedup method {config.method!r}")
     inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"], config,
@@ -117,7 +120,8 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
     ranks = np.where(valid, ranks, np.iinfo(np.int64).max)  # failed embeddings never outrank anything
 
-    nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows, config.executor)
+    nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows, config.executor,
+                         exact_above=_exact_above(config))
     links = boundary_links(labels, top_ids, top_sims, config.margin)
     boundary = np.unique(links[0])
     nb = combine(nb, across_boundaries(vectors, links, members, offsets, ranks, device))
@@ -137,6 +141,11 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
         index = build_index(vectors, valid, centroids=centroids, device=config.device)
         save_index(index, index_dir(ws, slug), {"store_fingerprint": store.meta["fingerprint"]})
     return _finish(ws, run_id, slug, store, config, table, leakage, manifest, k, len(boundary), start)
+
+
+def _exact_above(config: SemanticConfig) -> float | None:
+    """Where ``max_sim`` must be exact: from the lowest threshold up (None: everywhere)."""
+    return None if config.precision == "fp32" else min(config.thresholds)
 
 
 def _finish(ws: Workspace, run_id: str, slug: str, store: StoredEmbeddings, config: SemanticConfig,

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from curate.kernels.max_sim_earlier import max_sim_earlier_reference, max_sim_earlier_triton
+from curate.kernels.max_sim_earlier import (
+    BF16_SCREEN_EPS,
+    max_sim_earlier_reference,
+    max_sim_earlier_screened,
+    max_sim_earlier_triton,
+)
 
 from tests.kernels.conftest import TOL, assert_max_sim_close, brute_max_sim_earlier, unit_rows
 
@@ -148,3 +153,48 @@ def test_triton_on_gpu_matches_reference(dtype):
     want = max_sim_earlier_reference(x, seg)
     assert_max_sim_close(x.cpu(), bounds, [t.cpu().numpy() for t in got], [t.cpu().numpy() for t in want], TOL[dtype])
     check_ties(*max_sim_earlier_triton(tie_rows().to(dtype).cuda(), torch.tensor([0, 23]).cuda()))
+
+
+# ---------------------------------------------------------------- bf16 screen + exact rescoring
+
+
+@pytest.mark.parametrize("d", [3, 64, 512])
+def test_bf16_reference_is_within_the_screen_bound(d):
+    bounds = ragged(12, 60, seed=d)
+    x = unit_rows(bounds[-1], d, seed=d, dups=0.3)
+    got = max_sim_earlier_reference(x, torch.tensor(bounds), block=32, compute_dtype=torch.bfloat16)
+    want = brute_max_sim_earlier(x, bounds)
+    fin = np.isfinite(want[0])
+    assert np.array_equal(np.isfinite(got[0].numpy()), fin)
+    assert np.abs(got[0].numpy()[fin] - want[0][fin]).max() <= BF16_SCREEN_EPS
+
+
+@pytest.mark.parametrize("exact_above", [-1.0, 0.5, 0.9, 2.0])
+@pytest.mark.parametrize("dups", [0.2, 0.95])  # 0.95: most segments are redone whole in fp32
+def test_screened_is_exact_from_the_floor_up(exact_above, dups):
+    bounds = ragged(15, 80, seed=int(dups * 100))
+    x = unit_rows(bounds[-1], 64, seed=7, dups=dups)
+    (v, i), (bv, bi) = [tuple(map(np.asarray, r)) for r in (
+        max_sim_earlier_screened(x, torch.tensor(bounds), exact_above, block=16), brute_max_sim_earlier(x, bounds))]
+    high = bv >= exact_above
+    np.testing.assert_allclose(v[high], bv[high], atol=1e-5)
+    xs = x.double().numpy()
+    for r in np.flatnonzero(high & (i != bi)):  # a different argmax only on an exact tie
+        assert abs(float(xs[r] @ xs[i[r]]) - bv[r]) <= 1e-5
+    low = ~high & np.isfinite(bv)
+    assert np.all(v[low] < exact_above)
+    assert np.all(np.abs(v[low] - bv[low]) <= BF16_SCREEN_EPS)
+    assert np.array_equal(np.isfinite(v), np.isfinite(bv)) and np.all(i[~np.isfinite(bv)] == -1)
+
+
+def test_dispatch_screens_only_when_asked(monkeypatch):
+    from curate.kernels import dispatch
+
+    calls = []
+    monkeypatch.setattr(dispatch, "max_sim_earlier_screened", lambda x, s, t: calls.append(t) or ("screened",))
+    monkeypatch.setattr(dispatch, "bf16_matmul_is_fast", lambda device_type: True)
+    x = unit_rows(9, 5, seed=1)
+    assert dispatch.max_sim_earlier(x, torch.tensor([0, 9]), exact_above=0.9) == ("screened",) and calls == [0.9]
+    assert len(dispatch.max_sim_earlier(x, torch.tensor([0, 9]))[0]) == 9
+    monkeypatch.setattr(dispatch, "bf16_matmul_is_fast", lambda device_type: False)
+    assert len(dispatch.max_sim_earlier(x, torch.tensor([0, 9]), exact_above=0.9)[0]) == 9
