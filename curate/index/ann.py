@@ -3,16 +3,23 @@
 A new batch is deduplicated against an existing workspace by searching that workspace's
 index instead of re-clustering everything, and the ``knn`` dedup method turns range-search
 pairs above a threshold into duplicate groups. The metric is the inner product (cosine for
-the store's unit vectors). Below ``flat_limit`` rows the index is exact (``IndexFlatIP``);
-above it is IVF-Flat whose coarse quantizer reuses the dedup k-means centroids when given.
+the store's unit vectors). Below ``flat_limit`` rows the index is exact (``IndexFlatIP``, fp32:
+FAISS's flat search and range search run as BLAS matrix products only on fp32 storage); above it
+is IVF whose coarse quantizer reuses the dedup k-means centroids when given. IVF stores the
+vectors as fp16 by default (``IndexIVFScalarQuantizer`` QT_fp16 on the raw vectors, not the
+residuals): half the size of IVF-Flat and lossless for the fp16 embedding store; ``storage="fp32"``
+keeps IVF-Flat. When the caller already knows each row's nearest centroid (the dedup stage
+assigned every row), ``assignments`` adds the rows straight into those lists with
+``IndexIVF.add_core`` instead of searching the quantizer again.
 FAISS runs on the GPU when a FAISS GPU build sees one; indexes are saved from a CPU copy.
 
 Index positions are not store rows (invalid rows are left out), so every index carries
 ``rows``: the store row of each entry, and searches return store rows.
 
-``index/<slug>/`` holds ``rows.npy``, ``faiss.index`` and ``index.json`` (kind, count, dim,
-nlist, nprobe, ...); each is written atomically and ``index.json`` last, after removing the
-old one, so a reader finds a complete, consistent index or none.
+``index/<slug>/`` holds ``rows.npy``, ``faiss.index`` and ``index.json`` (kind, storage, count,
+dim, nlist, nprobe, ...; indexes saved before ``storage`` existed are fp32); each is written
+atomically and ``index.json`` last, after removing the old one, so a reader finds a complete,
+consistent index or none. FAISS files are self-describing, so the format number is unchanged.
 
 :func:`exact_search` is a pure-torch exact kNN for small pools that needs no FAISS.
 """
@@ -42,6 +49,7 @@ from curate.workspace import Workspace
 INDEX_FORMAT = 1
 FLAT_LIMIT = 200_000
 KINDS = ("auto", "flat", "ivf")
+STORAGES = ("fp16", "fp32")
 GPU_MAX_K = 2048  # FAISS GPU k-selection limit
 
 
@@ -55,6 +63,7 @@ class AnnIndex:
     dim: int
     nlist: int | None = None
     nprobe: int | None = None
+    storage: str = "fp32"  # how the index holds its vectors: fp32 | fp16
 
     @property
     def count(self) -> int:
@@ -98,6 +107,10 @@ def _set_nprobe(index: Any, nprobe: int) -> None:
         faiss.extract_index_ivf(index).nprobe = nprobe
 
 
+def _bytes_per_value(storage: str) -> int:
+    return 2 if storage == "fp16" else 4
+
+
 def _fits_on_gpu(nbytes: int, gpu: int) -> bool:
     """Leave the index on the CPU when its vectors would take over half the free GPU memory."""
     if not torch.cuda.is_available():
@@ -121,23 +134,39 @@ def _map_rows(index: AnnIndex, ids: np.ndarray) -> np.ndarray:
 def build_index(vectors: np.ndarray, valid: np.ndarray | None = None, kind: str = "auto",
                 centroids: np.ndarray | None = None, nprobe: int | None = None, device: str = "auto",
                 block: int = 65536, flat_limit: int = FLAT_LIMIT,
-                kmeans: KMeansConfig = KMeansConfig()) -> AnnIndex:
+                kmeans: KMeansConfig = KMeansConfig(), assignments: np.ndarray | None = None,
+                storage: str = "fp16") -> AnnIndex:
     """Index the valid rows of ``vectors`` (memory-mapped fp16 [N, d] is fine: read blockwise).
 
-    ``kind="auto"`` is flat below ``flat_limit`` valid rows, else IVF-Flat. An IVF index uses
+    ``kind="auto"`` is flat below ``flat_limit`` valid rows, else IVF. An IVF index uses
     ``centroids`` [nlist, d] as its coarse quantizer, or fits them with ``kmeans`` (sample,
-    seed) when none are given; ``nprobe`` defaults to :func:`default_nprobe`.
+    seed) when none are given; ``nprobe`` defaults to :func:`default_nprobe`. ``storage``
+    (fp16 | fp32) is how IVF holds the vectors; a flat index is always fp32.
+
+    ``assignments`` (int [N], with ``centroids``): the list (centroid id) of every row, e.g. the
+    dedup stage's k-means labels; invalid rows' values are ignored. IVF rows then go straight
+    into those lists, skipping the N x nlist quantizer search (a FAISS GPU index re-assigns).
     """
     faiss = require_faiss()
     if kind not in KINDS:
         raise ValueError(f"unknown index kind {kind!r} (choose from {', '.join(KINDS)})")
+    if storage not in STORAGES:
+        raise ValueError(f"unknown index storage {storage!r} (choose from {', '.join(STORAGES)})")
     n, d = vectors.shape
     valid = np.ones(n, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
     rows = np.flatnonzero(valid).astype(np.int64)
+    if assignments is not None:
+        assignments = np.asarray(assignments)
+        if assignments.shape != (n,) or not np.issubdtype(assignments.dtype, np.integer):
+            raise ValueError(f"assignments must be integers of shape ({n},), got {assignments.dtype} "
+                             f"{assignments.shape}")
+        if centroids is None:
+            raise ValueError("assignments need the centroids they refer to")
     if kind == "auto":
         kind = "flat" if len(rows) < flat_limit else "ivf"
-    nlist = None
+    nlist = lists = None
     if kind == "flat":
+        storage = "fp32"
         cpu_index = faiss.IndexFlatIP(d)
     else:
         if centroids is None:
@@ -148,20 +177,47 @@ def build_index(vectors: np.ndarray, valid: np.ndarray | None = None, kind: str 
         if centroids.ndim != 2 or centroids.shape[1] != d:
             raise ValueError(f"centroids of shape {centroids.shape} do not match vectors of dimension {d}")
         nlist = centroids.shape[0]
-        quantizer = faiss.IndexFlatIP(d)
-        quantizer.add(centroids)
-        cpu_index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        cpu_index.is_trained = True
+        if assignments is not None:
+            lists = assignments[rows].astype(np.int64)
+            if len(lists) and (lists.min() < 0 or lists.max() >= nlist):
+                raise ValueError(f"assignments of valid rows must lie in [0, {nlist}), got "
+                                 f"[{lists.min()}, {lists.max()}]")
+        cpu_index = _ivf(faiss, centroids, storage)
         nprobe = default_nprobe(nlist) if nprobe is None else max(1, min(int(nprobe), nlist))
     gpu = faiss_gpu_id(device)
     index = cpu_index
-    if gpu is not None and _fits_on_gpu(len(rows) * d * 4, gpu):
+    if gpu is not None and _fits_on_gpu(len(rows) * d * _bytes_per_value(storage), gpu):
         index = _to_gpu(cpu_index, gpu)
     if nlist is not None:
         _set_nprobe(index, nprobe)
     for start in range(0, len(rows), block):
-        index.add(gather_block(vectors, rows[start:start + block]))
-    return AnnIndex(index, rows, kind, d, nlist, nprobe if nlist is not None else None)
+        x = gather_block(vectors, rows[start:start + block])
+        if lists is not None and not _is_gpu(index):
+            ids = np.ascontiguousarray(lists[start:start + block])
+            index.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(ids))
+        else:
+            index.add(x)
+    return AnnIndex(index, rows, kind, d, nlist, nprobe if nlist is not None else None, storage)
+
+
+def _ivf(faiss: Any, centroids: np.ndarray, storage: str) -> Any:
+    """An empty, trained CPU IVF index whose coarse quantizer holds exactly ``centroids``."""
+    nlist, d = centroids.shape
+    quantizer = faiss.IndexFlatIP(d)
+    quantizer.add(centroids)
+    if storage == "fp32":
+        index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.is_trained = True
+    else:
+        index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_fp16,
+                                              faiss.METRIC_INNER_PRODUCT)
+        index.by_residual = False  # fp16 of the raw fp16-store vectors is exact; no quantizer search to add
+        # Only the (trivial) fp16 scalar quantizer trains: a quantizer already holding nlist
+        # vectors is left alone by FAISS, which the check below makes sure of.
+        index.train(centroids)
+        if quantizer.ntotal != nlist or not index.is_trained:
+            raise RuntimeError("FAISS retrained the IVF coarse quantizer")
+    return index  # FAISS's python wrapper keeps a reference to the quantizer
 
 
 def gather_block(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -196,7 +252,8 @@ def save_index(index: AnnIndex, folder: Location | str, meta: dict | None = None
         faiss.write_index(_to_cpu(index.index), writer)
         del writer  # flushes FAISS's buffer into fh
     info = dict(meta or {})
-    info.update({"format": INDEX_FORMAT, "kind": index.kind, "count": index.count, "dim": index.dim,
+    info.update({"format": INDEX_FORMAT, "kind": index.kind, "storage": index.storage, "count": index.count,
+                 "dim": index.dim,
                  "nlist": index.nlist, "nprobe": index.nprobe, "metric": "inner_product",
                  "rows": "rows.npy", "faiss_version": getattr(faiss, "__version__", None)})
     atomic.write_json(marker, info)
@@ -230,13 +287,14 @@ def load_index(folder: Location | str, device: str = "auto") -> AnnIndex:
     if not (index.ntotal == len(rows) == meta["count"]) or index.d != meta["dim"]:
         raise CurateError(f"the index in {loc.uri} is inconsistent (entries {index.ntotal}, rows {len(rows)}, "
                           f"meta count {meta['count']}): rebuild it")
+    storage = meta.get("storage", "fp32")  # indexes saved before fp16 storage existed are fp32
     gpu = faiss_gpu_id(device)
-    if gpu is not None and _fits_on_gpu(index.ntotal * index.d * 4, gpu):
+    if gpu is not None and _fits_on_gpu(index.ntotal * index.d * _bytes_per_value(storage), gpu):
         index = _to_gpu(index, gpu)
     if meta["kind"] == "ivf" and meta.get("nprobe"):
         _set_nprobe(index, int(meta["nprobe"]))
     return AnnIndex(index, rows.astype(np.int64, copy=False), meta["kind"], int(meta["dim"]),
-                    meta.get("nlist"), meta.get("nprobe"))
+                    meta.get("nlist"), meta.get("nprobe"), storage)
 
 
 # --------------------------------------------------------------------------- search
