@@ -103,6 +103,8 @@ def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best:
     step = query_block(pad)
     for k0 in range(0, pad, block):
         keys_t = packed[:, k0:k0 + block].to(dtype).transpose(1, 2)  # [g, d, kc]
+        if dtype != torch.float32:  # oneDNN copies a sliced transposed bf16 operand on every bmm
+            keys_t = keys_t.contiguous()
         for q0 in range(k0, pad, step):  # only query rows after the chunk start see it
             q1 = min(q0 + step, pad)
             width = min(keys_t.shape[2], q1 - k0)  # keys [k0, k0 + width) can precede a row of [q0, q1)

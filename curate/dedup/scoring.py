@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from curate.device import resolve_device
+from curate.index.assign import as_tensor
 from curate.kernels.dispatch import max_sim_earlier
 
 
@@ -31,11 +32,10 @@ class Neighbours:
 
 
 def gather(vectors: np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Rows of the (memory-mapped fp16) store as fp32 on ``device``; reads sorted for locality."""
-    order = np.argsort(rows, kind="stable")
-    block = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
-    block[order] = vectors[rows[order]]
-    return torch.from_numpy(block).to(device)
+    """Rows of the (memory-mapped fp16) store as fp32 on ``device`` (torch gathers and widens
+    several times faster than numpy fancy indexing; on a GPU the fp16 rows travel, then widen)."""
+    picked = as_tensor(vectors).index_select(0, torch.from_numpy(np.asarray(rows, dtype=np.int64)))
+    return picked.float() if device.type == "cpu" else picked.to(device).float()
 
 
 def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,

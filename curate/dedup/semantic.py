@@ -45,8 +45,8 @@ class SemanticConfig:
     method: str = "semantic"  # semantic (clusters + kernel) | knn (range search + union-find)
     model: str | None = None  # store slug; None: the workspace's only store
     clusters: int | None = None  # None: about sqrt(N)
-    sample: int | None = None  # k-means training rows; None: 64 per cluster (FAISS suggests 39..256)
-    iterations: int = 10  # Lloyd iterations: cluster quality matters little, boundaries are handled
+    sample: int | None = None  # k-means training rows; None: 32 per cluster, at least 10,000
+    iterations: int = 5  # Lloyd iterations: cluster quality matters little, boundaries are handled
     keep: str = "hard"
     chain: bool = False
     margin: float = 0.03  # boundary: 2nd..4th centroid within this cosine of the nearest
@@ -138,7 +138,7 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     if config.save_index:
         from curate.index.ann import build_index, index_dir, save_index
 
-        index = build_index(vectors, valid, centroids=centroids, device=config.device)
+        index = build_index(vectors, valid, centroids=centroids, assignments=labels, device=config.device)
         save_index(index, index_dir(ws, slug), {"store_fingerprint": store.meta["fingerprint"]})
     return _finish(ws, run_id, slug, store, config, table, leakage, manifest, k, len(boundary), start)
 
@@ -163,12 +163,13 @@ def _finish(ws: Workspace, run_id: str, slug: str, store: StoredEmbeddings, conf
 def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig):
     n_valid = int(valid.sum())
     k = config.clusters or max(1, min(n_valid, int(round(np.sqrt(n_valid)))))
-    sample = config.sample or max(64 * k, 10_000)
+    sample = config.sample or max(32 * k, 10_000)
+    screen = config.precision == "auto"
     centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(
         clusters=k, sample=sample, iterations=config.iterations, seed=config.seed, device=config.device,
-        init="random"))
+        init="random", screen=screen))
     k = len(centroids)
-    a = assign(vectors, centroids, valid=valid, top=min(config.neighbours, k), device=config.device)
+    a = assign(vectors, centroids, valid=valid, top=min(config.neighbours, k), device=config.device, screen=screen)
     labels = np.where(valid, a.labels, -1).astype(np.int64)
     top_ids = a.centroid_ids.astype(np.int64)
     top_sims = a.sims

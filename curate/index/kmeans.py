@@ -1,9 +1,10 @@
 """Spherical k-means on a sample of the embedding store: the partition semantic dedup works in.
 
 Centroids are fitted on at most ``sample`` valid rows drawn with a seeded RNG (then every
-row is assigned by :mod:`curate.index.assign`). FAISS does the Lloyd iterations, on the GPU
-when a FAISS GPU build sees one; when FAISS is missing (or is a CPU build on a CUDA node)
-a torch implementation of the same algorithm runs instead, on the GPU when there is one.
+row is assigned by :mod:`curate.index.assign`). FAISS does the Lloyd iterations when a FAISS
+GPU build sees a GPU; otherwise a torch implementation of the same algorithm runs, on the
+GPU when there is one (on CPU it measured faster than FAISS's CPU build; ``backend="faiss"``
+still picks FAISS).
 
 Both backends start from the same greedy k-means++ seeding (computed with torch): FAISS's
 default uniform seeding regularly merges two well-separated clusters and splits another,
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from curate.device import resolve_device
 from curate.errors import CurateError
-from curate.index.assign import resolve_device
 
 MAX_CLUSTERS = 50_000
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own lower bound for a meaningful fit
@@ -45,6 +46,7 @@ class KMeansConfig:
     device: str = "auto"
     backend: str = "auto"  # auto | faiss | torch
     init: str = "k-means++"  # k-means++ (greedy) | random
+    screen: bool = False  # torch backend: score rows against centroids in bf16 where that is fast
 
 
 # --------------------------------------------------------------------------- FAISS access
@@ -190,21 +192,25 @@ def random_init(x: torch.Tensor, k: int, seed: int) -> torch.Tensor:
     return x[torch.randperm(x.shape[0], generator=gen)[:k].to(x.device)].clone()
 
 
-def lloyd_torch(x: torch.Tensor, centroids: torch.Tensor, iterations: int, block: int = 65536) -> torch.Tensor:
+def lloyd_torch(x: torch.Tensor, centroids: torch.Tensor, iterations: int, block: int = 65536,
+                score_dtype: torch.dtype | None = None) -> torch.Tensor:
     """Spherical Lloyd iterations: assign by max cosine, centroid = normalised mean.
 
     An empty cluster is re-seeded with the row farthest from its own centroid (each
-    re-seed takes a different row), so k centroids stay in use.
+    re-seed takes a different row), so k centroids stay in use. ``score_dtype=torch.bfloat16``
+    scores rows against centroids in bf16 (means stay fp32): a row within bf16 error of two
+    centroids may join either, which moves a centroid by a negligible amount.
     """
     n, k = x.shape[0], centroids.shape[0]
     step = max(1, min(block, (1 << 28) // (4 * k)))
+    scored = x if score_dtype is None else x.to(score_dtype)
     prev = None
     for _ in range(iterations):
         labels = torch.empty(n, dtype=torch.int64, device=x.device)
-        best = torch.empty(n, dtype=x.dtype, device=x.device)
-        ct = centroids.T.contiguous()
+        best = torch.empty(n, dtype=torch.float32, device=x.device)
+        ct = centroids.T.to(scored.dtype).contiguous()
         for start in range(0, n, step):
-            s, i = (x[start:start + step] @ ct).max(dim=1)
+            s, i = (scored[start:start + step] @ ct).max(dim=1)
             best[start:start + step], labels[start:start + step] = s, i
         if prev is not None and torch.equal(labels, prev):
             break
@@ -232,16 +238,21 @@ def _faiss_lloyd(x: np.ndarray, init: np.ndarray, iterations: int, seed: int, gp
 
 
 def choose_backend(config: KMeansConfig) -> str:
-    """``auto``: FAISS on its GPU, else torch on CUDA, else FAISS on CPU, else torch on CPU."""
+    """``auto``: FAISS on its GPU, else torch (on CUDA, or on CPU where its Lloyd step measured
+    1.3-1.6x faster than FAISS's on 2 AVX-512 cores at 1M x 512, k = 1,000)."""
     if config.backend not in BACKENDS:
         raise ValueError(f"unknown k-means backend {config.backend!r} (choose from {', '.join(BACKENDS)})")
     if config.backend != "auto":
         return config.backend
-    if import_faiss() is None:
-        return "torch"
-    if faiss_gpu_id(config.device) is not None:
+    if import_faiss() is not None and faiss_gpu_id(config.device) is not None:
         return "faiss"
-    return "torch" if resolve_device(config.device).type == "cuda" else "faiss"
+    return "torch"
+
+
+def _score_dtype(config: KMeansConfig, device: torch.device) -> torch.dtype | None:
+    from curate.kernels._runtime import bf16_matmul_is_fast
+
+    return torch.bfloat16 if config.screen and bf16_matmul_is_fast(device.type) else None
 
 
 # --------------------------------------------------------------------------- entry point
@@ -277,7 +288,7 @@ def fit_spherical_kmeans(vectors: np.ndarray, valid_mask: np.ndarray | None = No
         seeding = greedy_kmeanspp if config.init == "k-means++" else random_init
         init = seeding(x, k, config.seed)
         if backend == "torch":
-            cents = lloyd_torch(x, init, config.iterations).cpu().numpy()
+            cents = lloyd_torch(x, init, config.iterations, score_dtype=_score_dtype(config, dev)).cpu().numpy()
         else:
             del x
             cents = _faiss_lloyd(sample, init.cpu().numpy(), config.iterations, config.seed, gpu)

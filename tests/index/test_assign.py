@@ -109,3 +109,17 @@ def test_memmap_assign_reads_blockwise(tmp_path):
     np.testing.assert_array_equal(again.labels, got.labels)
     sample = rng.choice(n, 500, replace=False)
     np.testing.assert_array_equal(got.labels[sample], np.argmax(vectors[sample].astype(np.float32) @ cents.T, axis=1))
+
+
+def test_screened_keeps_the_nearest_and_its_exact_similarity():
+    """bf16 screening (where fast) may only swap centroids that score within 1/64; sims[:, 0] stays exact."""
+    rng = np.random.default_rng(5)
+    x, cents = unit(rng, 4000, 64), unit(rng, 300, 64, np.float32)
+    exact_sims, exact_ids = brute(x, cents, 4)
+    got = assign(x, cents, top=4, screen=True, block=1000)
+    chosen = np.sum(x.astype(np.float32) * cents[got.labels], axis=1)
+    np.testing.assert_allclose(got.sims[:, 0], chosen, atol=1e-5)
+    assert np.all(chosen >= exact_sims[:, 0] - 1 / 64)
+    far_apart = exact_sims[:, 0] - exact_sims[:, 1] > 2 / 64
+    np.testing.assert_array_equal(got.labels[far_apart], exact_ids[far_apart, 0])
+    assert np.all(np.abs(got.sims - exact_sims) <= 1 / 64 + 1e-6)

@@ -116,3 +116,9 @@ def test_bad_inputs():
         fit_spherical_kmeans(x, None, KMeansConfig(clusters=101))
     with pytest.raises(ValueError, match="backend"):
         fit_spherical_kmeans(x, None, KMeansConfig(clusters=2, backend="sklearn"))
+
+
+def test_bf16_scored_lloyd_recovers_separated_clusters():
+    x, truth = clustered(seed=3)
+    cents = fit_spherical_kmeans(x, None, KMeansConfig(clusters=20, seed=3, backend="torch", screen=True))
+    assert purity(assign(x, cents).labels, truth) >= 0.95
