@@ -92,6 +92,11 @@ def make_workspace(ws_path: Path, vectors_path: Path) -> None:
                   "slug": "synthetic", "dim": d, "count": n, "valid": n})
 
 
+# curate's phases that do what the reference's per-cluster loop does (after clustering): ranks,
+# boundary links, within + across scoring, the keep rule and the decision table.
+DEDUP_PHASES = ("ranks", "score", "decide", "table")
+
+
 def run_curate(ws_path: str, args) -> dict:
     from curate.dedup.semantic import SemanticConfig, semantic_dedup
     from curate.workspace import Workspace
@@ -101,7 +106,8 @@ def run_curate(ws_path: str, args) -> dict:
         thresholds=(args.threshold,), clusters=args.clusters, device=args.device, sample=args.sample))
     seconds = time.perf_counter() - t
     removed = ~np.asarray(result.run.table.column("kept").to_numpy(zero_copy_only=False))
-    return {"seconds": seconds, "removed": np.flatnonzero(removed).tolist(), "clusters": result.clusters}
+    return {"seconds": seconds, "removed": np.flatnonzero(removed).tolist(), "clusters": result.clusters,
+            "phases": result.phases, "dedup_seconds": sum(result.phases.get(p, 0) for p in DEDUP_PHASES)}
 
 
 def run_reference(ws_path: str, args) -> dict:
@@ -118,8 +124,10 @@ def run_reference(ws_path: str, args) -> dict:
     centroids = fit_spherical_kmeans(vectors, store.valid, KMeansConfig(
         clusters=args.clusters, sample=args.sample or max(64 * args.clusters, 10_000), iterations=10,
         device=args.device, init="random"))  # the same clustering as curate's defaults
+    t_fit = time.perf_counter()
     a = assign(vectors, centroids, valid=store.valid, top=1, device=args.device)
     labels = a.labels
+    t_assign = time.perf_counter()
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     removed = []
     order = np.argsort(labels, kind="stable")
@@ -138,7 +146,10 @@ def run_reference(ws_path: str, args) -> dict:
         sim = torch.triu(sim, diagonal=1)
         max_sim = sim.max(dim=0).values
         removed.extend(rows[(max_sim > args.threshold).cpu().numpy()].tolist())
-    return {"seconds": time.perf_counter() - t, "removed": sorted(removed), "clusters": len(centroids)}
+    end = time.perf_counter()
+    return {"seconds": end - t, "removed": sorted(removed), "clusters": len(centroids),
+            "phases": {"kmeans": t_fit - t, "assign": t_assign - t_fit, "per-cluster": end - t_assign},
+            "dedup_seconds": end - t_assign}
 
 
 def ground_truth(vectors_path: Path, planted: np.ndarray, threshold: float, sample: int, seed: int) -> dict:
@@ -238,21 +249,27 @@ def main() -> None:
         print(f"{impl:9s} {args.n:,} x {args.d}: {r['seconds']:.1f}s, peak RSS {r['peak_rss_mb']:.0f} MB, "
               f"recall {r['recall']:.4f}, precision {r['precision']:.4f}, removed {r['removed']:,} "
               f"(both of a pair: {r['both_removed']:,}), clusters {r['clusters']}")
+        print("          phases: " + ", ".join(f"{p} {sec:.1f}s" for p, sec in r["phases"].items()))
     if {"curate", "reference"} <= results.keys():
-        print(f"speed ratio curate/reference: {results['reference']['seconds'] / results['curate']['seconds']:.2f}x")
+        print(f"speed ratio curate/reference: {results['reference']['seconds'] / results['curate']['seconds']:.2f}x "
+              f"end to end; {results['reference']['dedup_seconds'] / results['curate']['dedup_seconds']:.2f}x for "
+              "the dedup phase after clustering")
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
     new = not Path(args.csv).exists()
     with open(args.csv, "a", newline="") as fh:
         w = csv.writer(fh)
         if new:
             w.writerow(["benchmark", "impl", "n", "d", "clusters", "threshold", "seconds", "peak_rss_mb", "recall",
-                        "precision", "removed", "speedup_vs_reference", "device", "cpu_count", "timestamp"])
+                        "precision", "removed", "speedup_vs_reference", "device", "cpu_count", "timestamp",
+                        "dedup_phase_seconds", "dedup_phase_speedup", "phases"])
         for impl, r in results.items():
             speed = results["reference"]["seconds"] / r["seconds"] if "reference" in results else ""
             w.writerow(["dedup", impl, args.n, args.d, r["clusters"], args.threshold, f"{r['seconds']:.2f}",
                         f"{r['peak_rss_mb']:.0f}", f"{r['recall']:.4f}", f"{r['precision']:.4f}", r["removed"],
                         f"{speed:.2f}" if speed != "" else "", args.device, os.cpu_count(),
-                        dt.datetime.now(dt.timezone.utc).isoformat()])
+                        dt.datetime.now(dt.timezone.utc).isoformat(), f"{r['dedup_seconds']:.2f}",
+                        f"{results['reference']['dedup_seconds'] / r['dedup_seconds']:.2f}" if "reference" in results
+                        else "", json.dumps({p: round(v, 2) for p, v in r["phases"].items()})])
     print(platform.processor() or "cpu")
 
 

@@ -71,6 +71,8 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
         run = result.run
         extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
                  f"leakage pairs (test/val duplicating train) {result.leakage:,}")
+        if result.phases:
+            extra += "\n  seconds  " + ", ".join(f"{phase} {sec:.1f}" for phase, sec in result.phases.items())
         for t in thresholds:
             kept = pc.sum(run.table.column(f"kept@{t:g}")).as_py()
             extra += f"\n  at {t:g}   kept {kept:,}"

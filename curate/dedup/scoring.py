@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from curate.dedup.boundary import across_batch
 from curate.device import resolve_device
 from curate.index.assign import as_tensor
 from curate.kernels.dispatch import max_sim_earlier
@@ -38,10 +39,25 @@ def gather(vectors: np.ndarray, rows: np.ndarray, device: torch.device) -> torch
     return picked.float() if device.type == "cpu" else picked.to(device).float()
 
 
-def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
-                    batch_rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Whole clusters packed into batches of at most ``batch_rows`` rows (a bigger cluster is
-    a batch of its own): (rows sorted by rank within each cluster, segment offsets)."""
+@dataclass(frozen=True)
+class Batch:
+    """Whole clusters scored together, plus the boundary rows of other clusters linked into them."""
+
+    rows: np.ndarray  # store rows, cluster by cluster, by rank within each cluster
+    seg: np.ndarray  # int64 [clusters + 1] offsets of each cluster in ``rows``
+    row_ranks: np.ndarray  # ranks[rows]
+    probes: np.ndarray  # boundary rows (any cluster) compared with one cluster of this batch
+    probe_seg: np.ndarray  # which segment each probe is compared with (non-decreasing)
+    probe_ranks: np.ndarray  # ranks[probes]
+
+
+def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray, batch_rows: int,
+                    links: tuple[np.ndarray, np.ndarray] | None = None) -> list[Batch]:
+    """Whole clusters packed into batches of at most ``batch_rows`` rows (a bigger cluster is a
+    batch of its own), each with the ``links`` (boundary row, target cluster) that target it."""
+    link_rows, targets = links if links is not None else (np.empty(0, np.int64), np.empty(0, np.int64))
+    by_target = np.argsort(targets, kind="stable")
+    link_rows, targets = link_rows[by_target], targets[by_target]
     batches = []
     k = len(offsets) - 1
     start = 0
@@ -56,44 +72,75 @@ def cluster_batches(members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
             rows.append(cluster[np.argsort(ranks[cluster], kind="stable")])
             seg.append(seg[-1] + len(rows[-1]))
         if seg[-1]:
-            batches.append((np.concatenate(rows), np.asarray(seg, dtype=np.int64)))
+            lo, hi = np.searchsorted(targets, [start, stop])
+            rows_all = np.concatenate(rows)
+            batches.append(Batch(rows_all, np.asarray(seg, dtype=np.int64), ranks[rows_all], link_rows[lo:hi],
+                                 targets[lo:hi] - start, ranks[link_rows[lo:hi]]))
         start = stop
     return batches
 
 
-def score_batch(vectors: np.ndarray, rows: np.ndarray, seg: np.ndarray, device: torch.device,
-                exact_above: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``max_sim_earlier`` on one batch: (max similarity, store row of the best or -1).
+@dataclass(frozen=True)
+class BatchScores:
+    """One batch's results: within-cluster best (per batch row) and across-boundary best for
+    the batch rows and for the probes (store rows; -1 / -inf when none)."""
 
-    ``exact_above``: values from there up are exact; below it they may come from a bf16
-    screen (within 1/64), which is all a dedup threshold at or above it needs."""
-    x = gather(vectors, rows, device)
-    sims, idx = max_sim_earlier(x, torch.from_numpy(seg).to(device), exact_above=exact_above)
+    within: tuple[np.ndarray, np.ndarray]
+    rows_across: tuple[np.ndarray, np.ndarray]
+    probes_across: tuple[np.ndarray, np.ndarray]
+
+
+def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
+                exact_above: float | None = None) -> BatchScores:
+    """``max_sim_earlier`` over the batch's clusters, then its probes against their target clusters.
+
+    The batch is gathered once and serves both passes. ``exact_above``: within-cluster values
+    from there up are exact; below it they may come from a bf16 screen (within 1/64), which
+    is all a dedup threshold at or above it needs. Across-boundary values are always exact."""
+    x = gather(vectors, batch.rows, device)
+    sims, idx = max_sim_earlier(x, torch.from_numpy(batch.seg).to(device), exact_above=exact_above)
     sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
-    return sims, np.where(idx >= 0, rows[np.clip(idx, 0, None)], -1)
+    within = (sims, _to_store(batch.rows, idx))
+    q = gather(vectors, batch.probes, device)
+    (row_best, row_arg), (probe_best, probe_arg) = across_batch(
+        x, batch.seg, torch.from_numpy(batch.row_ranks).to(device), q, batch.probe_seg,
+        torch.from_numpy(batch.probe_ranks).to(device))
+    return BatchScores(within, (row_best, _to_store(batch.probes, row_arg)),
+                       (probe_best, _to_store(batch.rows, probe_arg)))
+
+
+def _to_store(rows: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Batch-local indices (-1: none) as store rows."""
+    return np.where(local >= 0, rows[np.clip(local, 0, None)], -1) if len(rows) else np.full_like(local, -1)
 
 
 def within_clusters(vectors: np.ndarray, members: np.ndarray, offsets: np.ndarray, ranks: np.ndarray,
                     device: torch.device, batch_rows: int = 262_144, executor: str = "local",
-                    exact_above: float | None = None) -> Neighbours:
-    """Max similarity of each row to a higher-ranked row of its own cluster.
+                    exact_above: float | None = None,
+                    links: tuple[np.ndarray, np.ndarray] | None = None) -> Neighbours:
+    """Max similarity of each row to a higher-ranked row of its own cluster, or of a cluster
+    it is linked to across a boundary (``links``: (row, other cluster) pairs, see
+    :func:`curate.dedup.boundary.boundary_links`).
 
     Batches are independent: ``executor="ray"`` runs them as Ray tasks (each opens the
     memory-mapped store by path, so workers need the workspace on a shared filesystem)."""
     n = len(ranks)
-    best = np.full(n, -np.inf, dtype=np.float32)
-    arg = np.full(n, -1, dtype=np.int64)
-    batches = cluster_batches(members, offsets, ranks, batch_rows)
+    inside = Neighbours(np.full(n, -np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64))
+    across = Neighbours(np.full(n, -np.inf, dtype=np.float32), np.full(n, -1, dtype=np.int64))
+    batches = cluster_batches(members, offsets, ranks, batch_rows, links)
     if executor == "ray":
         results = _score_on_ray(vectors, batches, device, exact_above)
     else:
-        results = (score_batch(vectors, rows, seg, device, exact_above) for rows, seg in batches)
-    for (rows, _), (sims, args) in zip(batches, results):
-        best[rows], arg[rows] = sims, args
-    return Neighbours(best, arg)
+        results = (score_batch(vectors, batch, device, exact_above) for batch in batches)
+    for batch, scores in zip(batches, results):
+        inside.max_sim[batch.rows], inside.argmax[batch.rows] = scores.within
+        merge_max(across, batch.rows, *scores.rows_across)
+        merge_max(across, batch.probes, *scores.probes_across)
+    return combine(inside, across)
 
 
-def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device, exact_above: float | None) -> list:
+def _score_on_ray(vectors: np.ndarray, batches: list[Batch], device: torch.device,
+                  exact_above: float | None) -> list[BatchScores]:
     import ray
 
     path = getattr(vectors, "filename", None)
@@ -103,66 +150,25 @@ def _score_on_ray(vectors: np.ndarray, batches: list, device: torch.device, exac
         ray.init(include_dashboard=False, log_to_driver=False)
 
     @ray.remote(num_gpus=1 if device.type == "cuda" else 0)
-    def task(rows: np.ndarray, seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def task(batch: Batch) -> BatchScores:
         local = np.load(path, mmap_mode="r")
-        return score_batch(local, rows, seg, resolve_device("auto" if device.type != "cpu" else "cpu"), exact_above)
+        return score_batch(local, batch, resolve_device("auto" if device.type != "cpu" else "cpu"), exact_above)
 
-    return ray.get([task.remote(rows, seg) for rows, seg in batches])
-
-
-def boundary_links(labels: np.ndarray, top_ids: np.ndarray, top_sims: np.ndarray,
-                   margin: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row, other cluster) pairs to compare: each of a row's 2nd..top-nearest centroids
-    that is within ``margin`` of its nearest one."""
-    rows, targets = [], []
-    for r in range(1, top_ids.shape[1]):
-        near = np.flatnonzero((labels >= 0) & (top_ids[:, r] >= 0) & (top_sims[:, 0] - top_sims[:, r] < margin))
-        rows.append(near)
-        targets.append(top_ids[near, r])
-    if not rows or margin <= 0:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate(rows).astype(np.int64), np.concatenate(targets).astype(np.int64)
+    return ray.get([task.remote(batch) for batch in batches])
 
 
-def across_boundaries(vectors: np.ndarray, links: tuple[np.ndarray, np.ndarray], members: np.ndarray,
-                      offsets: np.ndarray, ranks: np.ndarray, device: torch.device,
-                      block: int = 8192) -> Neighbours:
-    """Best higher-ranked neighbour among the clusters each boundary row is linked to.
-
-    Each block of similarities updates both sides: the boundary rows and the rows of the
-    other cluster (which may not be near the boundary themselves)."""
-    n = len(ranks)
-    best = np.full(n, -np.inf, dtype=np.float32)
-    arg = np.full(n, -1, dtype=np.int64)
-    rows, targets = links
-    order = np.argsort(targets, kind="stable")
-    rows, targets = rows[order], targets[order]
-    cuts = np.flatnonzero(np.diff(targets)) + 1
-    for queries, target in zip(np.split(rows, cuts), targets[np.r_[0, cuts]] if len(targets) else []):
-        others = members[offsets[target]:offsets[target + 1]]
-        if not len(others):
-            continue
-        q = gather(vectors, queries, device)
-        q_rank = torch.from_numpy(ranks[queries]).to(device)
-        for lo in range(0, len(others), block):
-            part = others[lo:lo + block]
-            sims = q @ gather(vectors, part, device).T  # [queries, block]
-            p_rank = torch.from_numpy(ranks[part]).to(device)
-            higher = p_rank[None, :] < q_rank[:, None]  # the other item outranks the query
-            _update(best, arg, queries, part, *sims.masked_fill(~higher, -torch.inf).max(dim=1))
-            _update(best, arg, part, queries, *sims.masked_fill_(higher, -torch.inf).max(dim=0))
-    return Neighbours(best, arg)
-
-
-def _update(best: np.ndarray, arg: np.ndarray, rows: np.ndarray, cols: np.ndarray, value: torch.Tensor,
-            where: torch.Tensor) -> None:
-    """Keep, for each of ``rows``, the better of its current best and ``cols[where]``."""
-    value, where = value.cpu().numpy(), where.cpu().numpy()
-    better = value > best[rows]
-    best[rows[better]] = value[better]
-    arg[rows[better]] = cols[where[better]]
+def merge_max(into: Neighbours, rows: np.ndarray, values: np.ndarray, args: np.ndarray) -> None:
+    """``into[rows] = max(into[rows], values)`` (with its argmax) where ``rows`` may repeat."""
+    better = (args >= 0) & (values > into.max_sim[rows])
+    rows, values, args = rows[better], values[better], args[better]
+    order = np.lexsort((values, rows))  # by row, then value ascending: the last of a row is its best
+    rows, values, args = rows[order], values[order], args[order]
+    last = np.r_[rows[1:] != rows[:-1], True] if len(rows) else np.zeros(0, dtype=bool)
+    into.max_sim[rows[last]] = values[last]
+    into.argmax[rows[last]] = args[last]
 
 
 def combine(a: Neighbours, b: Neighbours) -> Neighbours:
     take_b = b.max_sim > a.max_sim
     return Neighbours(np.where(take_b, b.max_sim, a.max_sim), np.where(take_b, b.argmax, a.argmax))
+

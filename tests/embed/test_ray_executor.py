@@ -62,5 +62,8 @@ def test_ray_dedup_tasks_equal_local(tmp_path, local_ray):
     for executor in ("local", "ray"):
         cfg = SemanticConfig(thresholds=(0.95,), clusters=4, executor=executor, batch_rows=20)
         tables[executor] = semantic_dedup(ws, cfg).run.table
-    assert tables["ray"].equals(tables["local"])
+    # same decisions; max_sim equal up to fp32 summation order (Ray workers run torch on 1 thread)
+    assert tables["ray"].drop(["max_sim"]).equals(tables["local"].drop(["max_sim"]))
+    sims = [np.asarray(tables[ex].column("max_sim")) for ex in ("ray", "local")]
+    np.testing.assert_allclose(*sims, atol=1e-6)
     assert (~np.asarray(tables["ray"].column("kept"))).sum() == 10
