@@ -1,6 +1,6 @@
 """Semantic dedup (SemDeDup family) over an embedding store, with its known flaws fixed.
 
-1. Spherical k-means on a sample, every row assigned with its two nearest centroids.
+1. Spherical k-means on a sample, every row assigned with its ``neighbours`` nearest centroids.
 2. One global keep priority (``keep.py``); within each cluster, every item's max cosine
    similarity to a higher-priority item (the ``max_sim_earlier`` kernel, blockwise).
 3. Items near a cluster boundary are also compared with the adjacent cluster, so
@@ -8,6 +8,10 @@
 4. Each threshold is applied with an explicit chaining rule (``rules.py``); all thresholds
    come from one pass, and per-item ``max_sim`` is saved so a new threshold needs no rerun.
 5. ``against``: items that duplicate anything in another workspace (same model) go first.
+
+``precision="auto"``: on hardware with native bf16, similarities are screened in bf16 and
+rescored in fp32 wherever they can reach the lowest threshold (see
+``kernels.max_sim_earlier.max_sim_earlier_screened``), so the decisions are the fp32 ones.
 
 Output: ``decisions/dedup/<run-id>.parquet``, one row per manifest id; the centroids go to
 ``index/<slug>/`` for later batches; test/val items duplicating train items are reported.

@@ -24,7 +24,7 @@ def read_block(vectors: np.ndarray, start: int, stop: int, device: torch.device)
     """Rows ``start:stop`` of a (memory-mapped, usually fp16) array as fp32 on ``device``.
 
     On CUDA the half-precision rows are copied as they are and widened on the device (half
-    the transfer); on CPU numpy widens them straight from the mapped pages.
+    the transfer); on CPU torch widens them straight from the mapped pages.
     """
     part = as_tensor(np.asarray(vectors[start:stop]))
     if device.type == "cpu":

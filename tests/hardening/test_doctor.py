@@ -33,7 +33,7 @@ def test_doctor_json_on_a_cpu_machine():
     assert report["faiss"]["usable"] is True and report["faiss"]["gpus"] == 0
     assert report["stages"] == {
         "embed": {"device": "cpu", "precision": "fp32", "decode": "PIL in loader workers"},
-        "dedup": {"device": "cpu", "kmeans": "FAISS CPU", "kernel": "reference"},
+        "dedup": {"device": "cpu", "kmeans": "torch (cpu)", "kernel": "reference"},
         "prune": {"device": "cpu", "kcenter_kernel": "reference"},
         "export": {"device": "cpu"},
     }
@@ -46,7 +46,7 @@ def test_doctor_text_report_names_every_check_and_stage():
     lines = result.output.splitlines()
     assert lines[0].startswith("versions  curate ")
     assert [line.split()[0] for line in lines[1:5]] == ["cuda", "faiss", "triton", "ray"]
-    assert "dedup   device: cpu, kmeans: FAISS CPU, kernel: reference" in result.output
+    assert "dedup   device: cpu, kmeans: torch (cpu), kernel: reference" in result.output
 
 
 def test_a_failing_check_is_reported_not_raised(monkeypatch):
