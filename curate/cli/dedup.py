@@ -36,10 +36,13 @@ from curate.workspace import Workspace
               help="auto: on CPUs with fast bf16 (AVX512-BF16/AMX) similarities are screened in bf16 and "
                    "rescored exactly in fp32 where they reach the lowest threshold (same decisions, ~2x "
                    "faster; max_sim below it is within 1/64). fp32: every similarity exact.")
+@click.option("--save-index/--no-save-index", default=True, show_default=True,
+              help="semantic: save a FAISS index under index/<model>/ so later batches can use --against "
+                   "this workspace quickly (about 1 GB per 1M x 512 items).")
 @click.option("--out", default=None, metavar="PATH",
               help="Also write the decision table here (.parquet, or .csv by extension).")
 def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, executor, seed,
-            precision, out) -> None:
+            precision, save_index, out) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).
 
     exact: samples with identical bytes form a group (numbered by first appearance); the
@@ -67,7 +70,8 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
 
         result = semantic_dedup(ws, SemanticConfig(
             thresholds=tuple(thresholds), method=method, model=model, clusters=clusters, keep=keep, chain=chain,
-            margin=margin, seed=seed, device=device, against=against, executor=executor, precision=precision))
+            margin=margin, seed=seed, device=device, against=against, executor=executor, precision=precision,
+            save_index=save_index))
         run = result.run
         extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
                  f"leakage pairs (test/val duplicating train) {result.leakage:,}")

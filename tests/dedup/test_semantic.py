@@ -154,3 +154,17 @@ def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
     got = decisions(semantic_dedup(new, SemanticConfig(thresholds=(0.99,), clusters=1, against=old.root.path)))
     assert not got["new0"]["kept"] and got["new0"]["duplicate_of"] == f"{old.root.path}::old1"
     assert got["new1"]["kept"]
+
+
+def test_cli_reports_phases_and_can_skip_the_index(tmp_path):
+    from click.testing import CliRunner
+
+    from curate.cli import cli
+
+    ws = workspace(tmp_path, "w", [angle(0), angle(5), angle(90)])
+    result = CliRunner().invoke(cli, ["dedup", "-w", ws.root.path, "--method", "semantic", "--clusters", "1",
+                                      "--no-save-index"])
+    assert result.exit_code == 0, result.output
+    assert "kept 2" in result.output and "seconds  kmeans" in result.output
+    folder = tmp_path / "w" / "index" / "precomputed-vectors"
+    assert (folder / "centroids.npy").exists() and not (folder / "index.json").exists()
