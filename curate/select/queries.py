@@ -60,12 +60,22 @@ def describe(path: str) -> list:
 
 
 def load_queries(path: str, store: StoredEmbeddings, manifest_ids: list[str], device: str = "auto") -> Queries:
-    """The query vectors for ``path`` (see the module docstring); a CurateError when none is usable."""
+    """The query vectors for ``path`` (see the module docstring); a CurateError when none is usable.
+
+    An empty, all-blank or unreadable file is a one-line CurateError naming the file, never a traceback.
+    """
     if not locate(path).exists():
         raise CurateError(f"--queries {path!r} not found")
-    queries = _external(path, store, device) if is_external(path) else _workspace(path, store, manifest_ids)
+    try:
+        queries = _external(path, store, device) if is_external(path) else _workspace(path, store, manifest_ids)
+    except CurateError:
+        raise
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CurateError(f"--queries {path}: cannot read it ({detail})") from None
     if not len(queries.names):
-        detail = f" (first: {queries.failures[0][0]}: {queries.failures[0][1]})" if queries.failures else ""
+        detail = (f" (first: {queries.failures[0][0]}: {queries.failures[0][1]})" if queries.failures
+                  else " (it holds no items)")
         raise CurateError(f"--queries {path}: no usable query{detail}")
     return queries
 
@@ -74,6 +84,9 @@ def _workspace(path: str, store: StoredEmbeddings, manifest_ids: list[str]) -> Q
     from curate.select.idlist import read_ids
 
     ids = read_ids(path)
+    if not ids:
+        raise CurateError(f"--queries {path}: the file is empty (no ids: one workspace id per line, or an "
+                          "`id` column; for external items give a folder or a .jsonl file)")
     index = {v: i for i, v in enumerate(manifest_ids)}
     unknown = [v for v in ids if v not in index]
     if unknown:
@@ -92,7 +105,7 @@ def _workspace(path: str, store: StoredEmbeddings, manifest_ids: list[str]) -> Q
     vectors = np.asarray(store.vectors[np.sort(store_row[mrows])], dtype=np.float32)
     vectors = vectors[np.argsort(np.argsort(store_row[mrows]))]  # back to file order
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
-    return Queries(vectors.reshape(len(names), -1), names, mrows, failures, external=False)
+    return Queries(vectors.reshape(len(names), store.vectors.shape[1]), names, mrows, failures, external=False)
 
 
 def _items(path: str) -> tuple[list[str], list[dict], list[tuple[str, str]]]:
