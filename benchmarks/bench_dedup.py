@@ -103,11 +103,11 @@ def run_curate(ws_path: str, args) -> dict:
 
     t = time.perf_counter()
     result = semantic_dedup(Workspace(ws_path), SemanticConfig(
-        thresholds=(args.threshold,), clusters=args.clusters, device=args.device, sample=args.sample))
+        threshold=(args.threshold,), clusters=args.clusters, device=args.device, sample=args.sample))
     seconds = time.perf_counter() - t
     removed = ~np.asarray(result.run.table.column("kept").to_numpy(zero_copy_only=False))
-    return {"seconds": seconds, "removed": np.flatnonzero(removed).tolist(), "clusters": result.clusters,
-            "phases": result.phases, "dedup_seconds": sum(result.phases.get(p, 0) for p in DEDUP_PHASES)}
+    return {"seconds": seconds, "removed": np.flatnonzero(removed).tolist(), "clusters": result.meta["clusters"],
+            "phases": result.meta["seconds"], "dedup_seconds": sum(result.meta["seconds"].get(p, 0) for p in DEDUP_PHASES)}
 
 
 def run_reference(ws_path: str, args) -> dict:

@@ -186,7 +186,7 @@ def extrapolate(impl: str, r: dict, picks: int) -> float:
 
 def covering_radius(x16: np.ndarray, picks: np.ndarray, device: str) -> float:
     """max over all rows of the cosine distance to the nearest pick (blockwise)."""
-    from curate.select.prune_strategies import nearest_distance
+    from curate.prune.strategies import nearest_distance
 
     return float(nearest_distance(x16, np.arange(len(x16)), picks, device=device, block=8192).max())
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-import types
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 from curate.decisions import decision_counts
 from curate.errors import CurateError
+from curate.settings import build_config
 from curate.workspace import Workspace
 
 if sys.version_info >= (3, 11):
@@ -70,59 +69,6 @@ def load_pipeline(path: str | Path) -> dict:
     return spec
 
 
-def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
-    """Instantiate the frozen config ``cls`` from a TOML table, checking names and shapes."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise CurateError(f"[{where}]: unknown key(s) {', '.join(unknown)}; valid: {', '.join(names)}")
-    values = dict(fixed)
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = build_config(hint, value, f"{where}.{name}")
-        elif _wants_tuple(hint):
-            value = _as_tuple(value) if isinstance(value, (list, dict)) else (value,)
-        else:
-            _check_scalar(hint, value, f"{where}.{name}")
-        values[name] = value
-    try:
-        return cls(**values)
-    except (TypeError, ValueError) as exc:
-        raise CurateError(f"[{where}]: {exc}") from exc
-
-
-def _wants_tuple(hint: Any) -> bool:
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    return any(typing.get_origin(h) is tuple for h in options)
-
-
-def _as_tuple(value: Any) -> Any:
-    """TOML arrays become tuples and tables become (key, value) pairs, recursively."""
-    if isinstance(value, list):
-        return tuple(_as_tuple(v) for v in value)
-    if isinstance(value, dict):
-        return tuple((k, _as_tuple(v)) for k, v in value.items())
-    return value
-
-
-_SCALARS = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
-
-
-def _check_scalar(hint: Any, value: Any, where: str) -> None:
-    """Reject e.g. a string where a number is expected, before the stage trips over it."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if not all(o in _SCALARS or o is type(None) for o in options):
-        return  # not a plain scalar field: the stage checks it
-    accepted = tuple(t for o in options if o in _SCALARS for t in _SCALARS[o])
-    if value is None and type(None) in options:
-        return
-    if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
-        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-        raise CurateError(f"[{where.split('.')[0]}] {where.split('.', 1)[1]} must be {names}, not {value!r}")
-
-
 def _counts_line(table) -> str:
     counts = decision_counts(table)
     removed = ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "kept")
@@ -166,23 +112,17 @@ def _embed(spec: dict, ctx: Context) -> str:
 
 
 def _dedup(spec: dict, ctx: Context) -> str:
-    method = spec.get("method", "semantic")
-    if method == "exact":
-        from curate.dedup.exact import ExactDedupConfig, exact_dedup
+    from curate.api import dedup_config, run_dedup
 
-        run = exact_dedup(ctx.ws, build_config(ExactDedupConfig, {k: v for k, v in spec.items() if k != "method"},
-                                               "dedup"))
-    else:
-        from curate.dedup.semantic import SemanticConfig, semantic_dedup
-
-        run = semantic_dedup(ctx.ws, build_config(SemanticConfig, spec, "dedup")).run
+    method = spec.pop("method", "semantic")
+    run = run_dedup(ctx.ws, dedup_config(method, spec), progress=ctx.progress)
     return f"{method}: {_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
 
 
 def _prune(spec: dict, ctx: Context) -> str:
-    from curate.select.prune import PruneConfig, prune
+    from curate.prune.stage import PruneConfig, prune
 
-    run = prune(ctx.ws, build_config(PruneConfig, spec, "prune")).run
+    run = prune(ctx.ws, build_config(PruneConfig, spec, "prune"), progress=ctx.progress)
     return f"{_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
 
 

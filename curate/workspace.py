@@ -53,6 +53,10 @@ class Workspace:
         self.require_manifest()
         return atomic.read_json(self.manifest_dir.join("_meta.json"))
 
+    def manifest_fingerprint(self) -> str:
+        """Changes whenever the manifest does (every stage's input fingerprint starts here)."""
+        return self.manifest_meta()["fingerprint"]
+
     def manifest_parts(self) -> list[Location]:
         return [self.manifest_dir.join(name) for name in self.manifest_meta()["parts"]]
 

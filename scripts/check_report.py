@@ -40,7 +40,7 @@ def main() -> int:
     build_demo(top / "demo")
     ingest(ws, [str(top / "demo" / "images")], IngestConfig(progress=False))
     embed(ws, EmbedConfig(model="perceptual", progress=False))
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.9,)))
+    semantic_dedup(ws, SemanticConfig(threshold=(0.9,)))
     t1 = time.perf_counter()
     page = build_report(ws, ReportConfig())
     t2 = time.perf_counter()

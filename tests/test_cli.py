@@ -74,5 +74,5 @@ def test_quick_start_on_demo_finds_every_planted_exact_copy(tmp_path):
     removed = [d for d in decisions if d["reason"] == "exact-duplicate"]
     assert len(removed) == len(truth["exact_copies"])  # nothing else is byte-identical
 
-    rerun = curate("dedup", "-w", str(tmp_path / "ws"))
+    rerun = curate("dedup", "-w", str(tmp_path / "ws"), "--method", "exact")
     assert "reused" in rerun.stdout

@@ -14,7 +14,8 @@ import pytest
 
 from curate.errors import CurateError
 from curate.export.stage import ExportConfig
-from curate.pipeline import build_config, load_pipeline
+from curate.pipeline import load_pipeline
+from curate.settings import build_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def write_toml(path, text):
 
 
 def test_unknown_keys_tables_and_wrong_types_are_clear_errors(tmp_path):
-    with pytest.raises(CurateError, match="unknown key.*shard_sise.*valid: out, name"):
+    with pytest.raises(CurateError, match="unknown setting.*shard_sise.*valid: out, name"):
         build_config(ExportConfig, {"shard_sise": 3}, "export")
     with pytest.raises(CurateError, match=r"\[export\] shard_size must be int, not '3'"):
         build_config(ExportConfig, {"shard_size": "3"}, "export")

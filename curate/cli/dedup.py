@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import click
-import pyarrow.compute as pc
 
-from curate.cli.options import workspace_option
-from curate.decisions import copy_out, decision_counts
-from curate.workspace import Workspace
+from curate.cli.options import counts_line, out_option, run_line, stage_options
 
 
 @click.command("dedup")
-@workspace_option
-@click.option("--method", type=click.Choice(["exact", "semantic", "knn"]), default="exact", show_default=True,
-              help="exact: identical bytes (content hash). semantic: SemDeDup on embeddings. knn: FAISS range "
-                   "search + connected components.")
-@click.option("--threshold", "thresholds", type=float, multiple=True, default=(0.9,), show_default=True,
+@stage_options
+@click.option("--method", type=click.Choice(["semantic", "exact", "knn"]), default="semantic", show_default=True,
+              help="semantic: SemDeDup on embeddings (run `curate embed` first). exact: identical bytes "
+                   "(content hash), needs no embeddings. knn: FAISS range search + connected components.")
+@click.option("--threshold", type=float, multiple=True, default=(0.9,), show_default=True,
               help="Cosine similarity above which an item is a duplicate; repeat to score several in one "
                    "pass (the first decides `kept`, each gets a kept@T column).")
-@click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
+@click.option("--model", default=None, help="Embedding store (model slug or spec); default: the only one.")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default about sqrt(N)).")
 @click.option("--keep", default="hard", show_default=True,
               help="Which copy survives: hard (farthest from centroid), easy, random, column:NAME[:asc|desc].")
 @click.option("--chain/--no-chain", default=False, show_default=True,
               help="--chain: removed items still remove others (SemDeDup reference). Default: only kept items do.")
-@click.option("--margin", type=float, default=0.05, show_default=True,
+@click.option("--margin", type=float, default=0.03, show_default=True,
               help="Items whose two nearest centroids are closer than this are compared across the boundary.")
 @click.option("--against", default=None, metavar="OTHER_WS",
               help="Also remove items that duplicate anything in another workspace (same model).")
@@ -39,11 +36,15 @@ from curate.workspace import Workspace
 @click.option("--save-index/--no-save-index", default=True, show_default=True,
               help="semantic: save a FAISS index under index/<model>/ so later batches can use --against "
                    "this workspace quickly (about 1 GB per 1M x 512 items).")
-@click.option("--out", default=None, metavar="PATH",
-              help="Also write the decision table here (.parquet, or .csv by extension).")
-def command(workspace, method, thresholds, model, clusters, keep, chain, margin, against, device, executor, seed,
-            precision, save_index, out) -> None:
+@out_option
+def command(workspace, progress, wait, method, out, **settings) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).
+
+    semantic (default): SemDeDup on the embedding store: k-means clusters, within each
+    cluster items ranked by --keep; an item is a duplicate when its similarity to a
+    higher-ranked (kept) item exceeds the threshold; items near a cluster boundary are
+    compared across it. Adds max_sim, cluster and kept@T columns; test/val items that
+    duplicate train items are reported as leakage.
 
     exact: samples with identical bytes form a group (numbered by first appearance); the
     first copy in manifest order is kept, the others get reason "exact-duplicate" and
@@ -51,44 +52,42 @@ def command(workspace, method, thresholds, model, clusters, keep, chain, margin,
 
     knn: pairs above the threshold from a FAISS range search, grouped into connected
     components; the best-ranked item of each component is kept.
-
-    semantic: SemDeDup on the embedding store (run `curate embed` first): k-means clusters,
-    within each cluster items ranked by --keep; an item is a duplicate when its similarity
-    to a higher-ranked (kept) item exceeds the threshold; items near a cluster boundary are
-    compared across it. Adds max_sim, cluster and kept@T columns; test/val items that
-    duplicate train items are reported as leakage.
     """
-    ws = Workspace(workspace)
-    ws.require_manifest()
-    extra = ""
-    if method == "exact":
-        from curate.dedup.exact import ExactDedupConfig, exact_dedup
+    from curate.api import check_out_path, dedup_config, run_dedup
+    from curate.workspace import Workspace
 
-        run = exact_dedup(ws, ExactDedupConfig())
-    else:
-        from curate.dedup.semantic import SemanticConfig, semantic_dedup
-
-        result = semantic_dedup(ws, SemanticConfig(
-            thresholds=tuple(thresholds), method=method, model=model, clusters=clusters, keep=keep, chain=chain,
-            margin=margin, seed=seed, device=device, against=against, executor=executor, precision=precision,
-            save_index=save_index))
-        run = result.run
-        extra = (f"  clusters {result.clusters:,}; boundary items compared across {result.boundary_rows:,}; "
-                 f"leakage pairs (test/val duplicating train) {result.leakage:,}")
-        if result.phases:
-            extra += "\n  seconds  " + ", ".join(f"{phase} {sec:.1f}" for phase, sec in result.phases.items())
-        for t in thresholds:
-            kept = pc.sum(run.table.column(f"kept@{t:g}")).as_py()
-            extra += f"\n  at {t:g}   kept {kept:,}"
-    counts = decision_counts(run.table)
-    groups = pc.count_distinct(run.table.column("group")).as_py()
-    state = "unchanged, reused" if run.reused else "written"
-    removed = ", ".join(f"{reason} {n:,}" for reason, n in counts.items() if reason != "kept")
-    click.echo(f"dedup ({method}): {run.table.num_rows:,} samples -> kept {counts['kept']:,}"
-               + (f"; removed: {removed}" if removed else ""))
-    click.echo(f"  groups   {groups:,} duplicate groups")
-    if extra:
-        click.echo(extra)
-    click.echo(f"  run      {run.run_id} ({state}) {run.path.uri}")
+    check_out_path(out)
+    config = dedup_config(method, _given(settings))
+    result = run_dedup(Workspace(workspace), config, progress=progress, wait=wait)
+    click.echo(dedup_summary(result))
     if out:
-        click.echo(f"  copy     {copy_out(run, out).uri}")
+        from curate.decisions import copy_out
+
+        click.echo(f"  copy     {copy_out(result, out).uri}")
+
+
+def _given(settings: dict) -> dict:
+    """The options a method takes (exact takes none of the embedding settings)."""
+    ctx = click.get_current_context()
+    return {k: v for k, v in settings.items()
+            if ctx.get_parameter_source(k) is not click.core.ParameterSource.DEFAULT}
+
+
+def dedup_summary(result) -> str:
+    """What `curate dedup` prints: counts, groups, the method's facts, the run."""
+    import pyarrow.compute as pc
+
+    meta, table = result.meta, result.table
+    method = meta.get("method", "?")
+    lines = [f"dedup ({method}): {table.num_rows:,} samples -> {counts_line(result.counts)}",
+             f"  groups   {pc.count_distinct(table.column('group')).as_py():,} duplicate groups"]
+    if method != "exact":
+        lines.append(f"  clusters {meta['clusters']:,}; boundary items compared across {meta['boundary_rows']:,}; "
+                     f"leakage pairs (test/val duplicating train) {meta['leakage']:,}")
+        phases = {k: v for k, v in meta.get("seconds", {}).items() if k != "write"}
+        if phases:
+            lines.append("  seconds  " + ", ".join(f"{phase} {sec:.1f}" for phase, sec in phases.items()))
+        for t in meta["config"]["threshold"]:
+            lines.append(f"  at {t:g}   kept {pc.sum(table.column(f'kept@{t:g}')).as_py():,}")
+    lines.append(run_line(result))
+    return "\n".join(lines)

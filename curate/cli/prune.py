@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import click
 
-from curate.cli.options import workspace_option
-from curate.decisions import copy_out, decision_counts
-from curate.workspace import Workspace
+from curate.cli.options import out_option, run_line, stage_options
 
 
 @click.command("prune")
-@workspace_option
+@stage_options
 @click.option("--fraction", type=float, default=None, help="Keep this fraction (0, 1] of the candidates + labeled.")
 @click.option("--count", type=int, default=None, help="Keep this many items (labeled ones included).")
 @click.option("--strategy", type=click.Choice(["kcenter", "prototypes", "balanced"]), default="kcenter",
@@ -28,13 +26,12 @@ from curate.workspace import Workspace
 @click.option("--labeled", default=None, metavar="FILE",
               help="Ids always kept (one per line, or .parquet/.csv with an id column); k-center starts from them.")
 @click.option("--clusters", type=int, default=None, help="prototypes/balanced: k-means clusters (default ~sqrt(N)).")
-@click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
+@click.option("--model", default=None,
+              help="Embedding store (model slug or spec); default: the only one, else the one the latest dedup used.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", default=None, metavar="PATH",
-              help="Also write the decision table here (.parquet, or .csv by extension).")
-def command(workspace, fraction, count, strategy, balance_by, target_distribution, keep, labeled, clusters, model,
-            device, seed, out) -> None:
+@out_option
+def command(workspace, progress, wait, out, **settings) -> None:
     """Prune what earlier stages kept to a target size; writes decisions/prune/<run-id>.parquet.
 
     Candidates are the items the latest dedup run kept (all ok items when there is none)
@@ -43,32 +40,41 @@ def command(workspace, fraction, count, strategy, balance_by, target_distributio
     score (kcenter: distance to the nearest center; prototypes: distance to the cluster
     prototype) and kept rows a rank: a prefix of the rank order is a smaller selection.
     """
-    from curate.select.prune import PruneConfig, prune
+    from curate.api import check_out_path
+    from curate.prune.stage import PruneConfig, prune
+    from curate.settings import build_config
+    from curate.workspace import Workspace
 
-    ws = Workspace(workspace)
-    result = prune(ws, PruneConfig(
-        fraction=fraction, count=count, strategy=strategy, balance_by=balance_by,
-        target_distribution=target_distribution, keep=keep, labeled=labeled, clusters=clusters, model=model,
-        seed=seed, device=device))
-    run, report = result.run, result.report
-    counts = decision_counts(run.table)
+    check_out_path(out)
+    config = build_config(PruneConfig, settings, "prune")
+    result = prune(Workspace(workspace), config, progress=progress, wait=wait)
+    click.echo(prune_summary(result))
+    if out:
+        from curate.decisions import copy_out
+
+        click.echo(f"  copy     {copy_out(result, out).uri}")
+
+
+def _removed(counts: dict[str, int]) -> str:
     removed = ", ".join(f"{reason} {n:,}" for reason, n in counts.items() if reason != "kept")
-    click.echo(f"prune ({strategy}): {run.table.num_rows:,} samples, {report['candidates']:,} candidates"
-               f" + {report['labeled_kept']:,} labeled -> kept {counts['kept']:,} (target {report['target']:,})"
-               + (f"; removed: {removed}" if removed else ""))
+    return f"; removed: {removed}" if removed else ""
+
+
+def prune_summary(result) -> str:
+    report = result.meta
+    lines = [f"prune ({report['strategy']}): {result.table.num_rows:,} samples, {report['candidates']:,} candidates"
+             f" + {report['labeled_kept']:,} labeled -> kept {result.counts['kept']:,} (target {report['target']:,})"
+             + _removed(result.counts)]
     if report.get("clusters"):
-        click.echo(f"  clusters {report['clusters']:,}")
+        lines.append(f"  clusters {report['clusters']:,}")
     if report.get("radius") is not None:
         scope = " of its class" if report.get("quotas") else ""
-        click.echo(f"  radius   {report['radius']:.4f} (max cosine distance of a candidate to its nearest kept item"
-                   f"{scope})")
+        lines.append(f"  radius   {report['radius']:.4f} (max cosine distance of a candidate to its nearest kept "
+                     f"item{scope})")
     if report.get("by_class"):
         shown = list(report["by_class"].items())
-        click.echo("  class    before -> after: " + ", ".join(f"{c} {b:,} -> {a:,}" for c, (b, a) in shown[:12])
-                   + (f", ... {len(shown) - 12} more" if len(shown) > 12 else ""))
-    for message in result.messages:
-        click.echo(f"  warning  {message}")
-    state = "unchanged, reused" if run.reused else f"written in {result.seconds:.1f}s"
-    click.echo(f"  run      {run.run_id} ({state}) {run.path.uri}")
-    if out:
-        click.echo(f"  copy     {copy_out(run, out).uri}")
+        lines.append("  class    before -> after: " + ", ".join(f"{c} {b:,} -> {a:,}" for c, (b, a) in shown[:12])
+                     + (f", ... {len(shown) - 12} more" if len(shown) > 12 else ""))
+    lines += [f"  warning  {message}" for message in report["messages"]]
+    lines.append(run_line(result))
+    return "\n".join(lines)

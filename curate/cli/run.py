@@ -17,7 +17,7 @@ def command(pipeline, progress) -> None:
 
     PIPELINE.toml names a `workspace` and has one table per stage to run, in flow order:
     [demo] [ingest] [embed] [dedup] [prune] [select] [export] [report]. Keys are the stage's
-    settings (as in the stage commands, with underscores: shard_size, thresholds...). Every
+    settings (as in the stage commands, CLI option names: shard-size or shard_size, threshold...). Every
     stage skips what is already done, so rerunning after a crash or a pre-empted node
     finishes the rest with identical results. See examples/ for complete files.
     """

@@ -8,15 +8,15 @@ the result depends only on the manifest. Quarantined samples are never grouped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate import __version__
-from curate.decisions import DecisionRun, load_run, write_run
-from curate.io.hashing import fingerprint
+from curate.errors import CurateError
 from curate.manifest import OK
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 STAGE = "dedup"
@@ -37,17 +37,30 @@ class ExactDedupConfig:
     keep: str = "first"
 
 
-def exact_dedup(ws: Workspace, config: ExactDedupConfig = ExactDedupConfig()) -> DecisionRun:
+class ExactDedup(Stage):
+    """``curate dedup --method exact`` on the runner: reads only the manifest."""
+
+    name = STAGE
+    config_type = ExactDedupConfig
+
+    def validate(self, config: ExactDedupConfig) -> None:
+        if config.keep != "first":
+            raise CurateError(f"exact dedup keeps the first copy in manifest order (keep='first'), not {config.keep!r}")
+
+    def prefix(self, config: ExactDedupConfig) -> str:
+        return "exact"
+
+    def resolve(self, ws: Workspace, config: ExactDedupConfig) -> Inputs:
+        return Inputs({"manifest": ws.manifest_fingerprint()})
+
+    def compute(self, ctx: RunContext) -> Output:
+        table = ctx.ws.read_manifest(["id", "content_hash", "status"])
+        return Output(exact_decisions(table), {"method": "exact"})
+
+
+def exact_dedup(ws: Workspace, config: ExactDedupConfig = ExactDedupConfig(), **run: Any) -> StageResult:
     """Group identical payloads; write (or reuse) ``decisions/dedup/<run-id>.parquet``."""
-    manifest_fp = ws.manifest_meta()["fingerprint"]
-    run_id = "exact-" + fingerprint([__version__, manifest_fp, config])[:12]
-    existing = load_run(ws, STAGE, run_id)
-    if existing is not None:
-        return existing
-    table = ws.read_manifest(["id", "content_hash", "status"])
-    decisions = exact_decisions(table)
-    meta = {"method": "exact", "config": {"keep": config.keep}, "manifest_fingerprint": manifest_fp}
-    return write_run(ws, STAGE, run_id, decisions, meta, table.column("id"))
+    return run_stage(ws, ExactDedup(), config, **run)
 
 
 def exact_decisions(table: pa.Table) -> pa.Table:

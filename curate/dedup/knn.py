@@ -10,10 +10,61 @@ this grouping and also its cost: it removes more than the no-chain rule of ``sem
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
-from curate.dedup.keep import priority_ranks
+from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.scoring import Neighbours
+from curate.embed.store import choose_store, open_store
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class KnnConfig:
+    threshold: tuple[float, ...] = (0.9,)  # the first decides `kept`; each gets a kept@T column
+    model: str | None = None  # store slug or model spec; None: the only store
+    keep: str = "hard"
+    seed: int = 0
+    device: str = "auto"
+
+
+class KnnDedup(Stage):
+    """``curate dedup --method knn`` on the runner: reads the manifest and one embedding store."""
+
+    name = "dedup"
+    config_type = KnnConfig
+
+    def validate(self, config: KnnConfig) -> None:
+        from curate.dedup.semantic import check_thresholds
+
+        check_thresholds(config.threshold)
+        parse_policy(config.keep)
+
+    def prefix(self, config: KnnConfig) -> str:
+        return "knn"
+
+    def resolve(self, ws: Workspace, config: KnnConfig) -> Inputs:
+        store = open_store(ws, choose_store(ws, config.model))
+        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"]}, {"store": store})
+
+    def compute(self, ctx: RunContext) -> Output:
+        from curate.dedup.semantic import decision_table, dedup_output
+
+        store, config = ctx["store"], ctx.config
+        manifest = ctx.ws.read_manifest()
+        labels, nb, decisions = knn_decisions(store.vectors, store.valid, store.manifest_rows, manifest,
+                                              config.threshold, config.keep, config.seed, config.device)
+        ctx.lap("score")
+        table, leakage = decision_table(manifest, store, labels, nb, decisions, config.threshold, None, [])
+        return dedup_output(table, leakage, "knn", store.slug, int(len(np.unique(labels[labels >= 0]))), 0)
+
+
+def knn_dedup(ws: Workspace, config: KnnConfig = KnnConfig(), **run: Any) -> StageResult:
+    """Range search + connected components; write (or reuse) ``decisions/dedup/<run-id>.parquet``."""
+    return run_stage(ws, KnnDedup(), config, **run)
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -19,26 +19,24 @@ Output: ``decisions/dedup/<run-id>.parquet``, one row per manifest id; the centr
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-from curate import __version__
-from curate.decisions import DecisionRun, load_run, write_run
 from curate.dedup.boundary import boundary_links
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.rules import decide, group_roots
 from curate.dedup.scoring import Neighbours, gather, within_clusters
 from curate.embed.base import resolve_runtime
-from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.embed.store import StoredEmbeddings, choose_store, open_store
 from curate.errors import CurateError
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
 from curate.io import atomic
-from curate.io.hashing import fingerprint
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.workspace import Workspace
 
 STAGE = "dedup"
@@ -46,9 +44,8 @@ STAGE = "dedup"
 
 @dataclass(frozen=True)
 class SemanticConfig:
-    thresholds: tuple[float, ...] = (0.9,)
-    method: str = "semantic"  # semantic (clusters + kernel) | knn (range search + union-find)
-    model: str | None = None  # store slug; None: the workspace's only store
+    threshold: tuple[float, ...] = (0.9,)  # the first decides `kept`; each gets a kept@T column
+    model: str | None = None  # store slug or model spec; None: the only store
     clusters: int | None = None  # None: about sqrt(N)
     sample: int | None = None  # k-means training rows; None: 64 per cluster (FAISS suggests 39..256)
     iterations: int = 10  # fewer leave fuzzier boundaries: 5 instead of 10 links ~15x more rows across them
@@ -65,63 +62,62 @@ class SemanticConfig:
     precision: str = "auto"  # auto: bf16 screen + exact rescoring where fast (max_sim exact >= thresholds) | fp32
 
 
-@dataclass(frozen=True)
-class SemanticResult:
-    run: DecisionRun
-    clusters: int
-    boundary_rows: int
-    leakage: int
-    seconds: float
-    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase (kmeans, assign, score, ...)
+def check_thresholds(thresholds: tuple[float, ...]) -> None:
+    if not thresholds or not all(np.isfinite(t) and -1.0 <= t <= 1.0 for t in thresholds):
+        raise CurateError(f"--threshold must be cosine similarities in [-1, 1], not {', '.join(map(str, thresholds))}")
 
 
-def pick_store(ws: Workspace, slug: str | None) -> str:
-    stores = list_stores(ws)
-    if slug is not None:
-        if slug not in stores:
-            raise CurateError(f"no embeddings {slug!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'})")
-        return slug
-    if len(stores) != 1:
-        raise CurateError(f"{ws.root.uri} has {len(stores)} embedding stores ({', '.join(stores) or 'none'}): "
-                          "run `curate embed` first or pick one with --model")
-    return stores[0]
+def check_positive(**values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and value < 1:
+            raise CurateError(f"--{name.replace('_', '-')} must be >= 1, not {value}")
 
 
-def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> SemanticResult:
+class SemanticDedup(Stage):
+    """``curate dedup --method semantic`` on the runner: reads the manifest and one embedding store."""
+
+    name = STAGE
+    config_type = SemanticConfig
+
+    def validate(self, config: SemanticConfig) -> None:
+        check_thresholds(config.threshold)
+        if not (np.isfinite(config.margin) and 0.0 <= config.margin <= 2.0):
+            raise CurateError(f"--margin must be a cosine difference in [0, 2], not {config.margin}")
+        check_positive(clusters=config.clusters, sample=config.sample, iterations=config.iterations,
+                       neighbours=config.neighbours, batch_rows=config.batch_rows)
+        if config.precision not in ("auto", "fp32"):
+            raise CurateError(f"unknown precision {config.precision!r} (auto or fp32)")
+        if config.executor not in ("local", "ray"):
+            raise CurateError(f"unknown executor {config.executor!r} (local or ray)")
+        parse_policy(config.keep)
+
+    def prefix(self, config: SemanticConfig) -> str:
+        return "semantic"
+
+    def settings(self, config: SemanticConfig) -> dict:
+        out = config_dict(config)
+        out.pop("executor")  # where the work runs changes nothing in the result
+        return out
+
+    def resolve(self, ws: Workspace, config: SemanticConfig) -> Inputs:
+        slug = choose_store(ws, config.model)
+        store = open_store(ws, slug)
+        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"],
+                       "against": _against_fingerprint(config.against, slug)}, {"store": store})
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _semantic(ctx.ws, ctx.config, ctx["store"], ctx)
+
+
+def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig(), **run: Any) -> StageResult:
     """Score and decide; reuse the run when manifest, store and config are unchanged."""
-    start = time.perf_counter()
-    ws.require_manifest()
-    if not config.thresholds or not all(-1.0 <= t <= 1.0 for t in config.thresholds):
-        raise CurateError("thresholds must be cosine similarities in [-1, 1]")
-    parse_policy(config.keep)
-    slug = pick_store(ws, config.model)
-    store = open_store(ws, slug)
-    if config.precision not in ("auto", "fp32"):
-        raise CurateError(f"unknown precision {config.precision!r} (auto or fp32)")
-    if config.method not in ("semantic", "knn"):
-        raise CurateError(f"unknown dedup method {config.method!r}")
-    inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"], config,
-              _against_fingerprint(config.against, slug)]
-    run_id = f"{config.method}-" + fingerprint(inputs)[:12]
-    existing = load_run(ws, STAGE, run_id)
-    if existing is not None:
-        meta = atomic.read_json(ws.decisions(STAGE).join(f"{run_id}.json"))
-        return SemanticResult(existing, meta["clusters"], meta["boundary_rows"], meta["leakage"],
-                              time.perf_counter() - start)
+    return run_stage(ws, SemanticDedup(), config, **run)
 
+
+def _semantic(ws: Workspace, config: SemanticConfig, store: StoredEmbeddings, clock: RunContext) -> Output:
     device = resolve_runtime(config.device, "fp32").device
     manifest = ws.read_manifest()
     vectors, valid = store.vectors, store.valid
-    if config.method == "knn":
-        from curate.dedup.knn import knn_decisions
-
-        labels, nb, decisions = knn_decisions(vectors, valid, store.manifest_rows, manifest, config.thresholds,
-                                              config.keep, config.seed, config.device)
-        forced, against_ids = None, []
-        table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
-        return _finish(ws, run_id, slug, store, config, table, leakage, manifest,
-                       int(len(np.unique(labels[labels >= 0]))), 0, start)
-    clock = _Clock()
     centroids, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config, clock)
     k = len(centroids)
     ranks = priority_ranks(config.keep, top_sims[:, 0], store.manifest_rows, manifest, config.seed)
@@ -133,60 +129,41 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig()) -> 
     nb = within_clusters(vectors, members, offsets, ranks, device, config.batch_rows, config.executor,
                          exact_above=_exact_above(config), links=links)
     clock.lap("score")
-    forced, against_ids = _against(ws, store, slug, config, device)
+    forced, against_ids = _against(ws, store, store.slug, config, device)
 
     hood = _Neighbourhood(labels, members, offsets, links)
 
     def similarity(i: int, pool: np.ndarray) -> np.ndarray:
         return (gather(vectors, pool, device) @ gather(vectors, np.array([i]), device)[0]).cpu().numpy()
 
-    decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.thresholds}
+    decisions = {t: decide(nb, ranks, t, config.chain, hood, similarity, forced) for t in config.threshold}
     clock.lap("decide")
-    table, leakage = _table(manifest, store, labels, nb, decisions, config, forced, against_ids)
-    _save_index(ws, slug, centroids, top_ids)
+    table, leakage = decision_table(manifest, store, labels, nb, decisions, config.threshold, forced, against_ids,
+                                    config.against)
+    _save_index(ws, store.slug, centroids, top_ids)
     clock.lap("table")
     if config.save_index:
         from curate.index.ann import build_index, index_dir, save_index
 
         index = build_index(vectors, valid, centroids=centroids, assignments=labels, device=config.device)
-        save_index(index, index_dir(ws, slug), {"store_fingerprint": store.meta["fingerprint"]})
+        save_index(index, index_dir(ws, store.slug), {"store_fingerprint": store.meta["fingerprint"]})
         clock.lap("index")
-    return _finish(ws, run_id, slug, store, config, table, leakage, manifest, k, len(boundary), start,
-                   clock.seconds)
+    return dedup_output(table, leakage, "semantic", store.slug, k, len(boundary))
+
+
+def dedup_output(table: pa.Table, leakage: pa.Table, method: str, slug: str, clusters: int,
+                 boundary: int) -> Output:
+    facts = {"method": method, "model": slug, "clusters": clusters, "boundary_rows": boundary,
+             "leakage": len(leakage)}
+    return Output(table, facts, {"leakage": leakage} if len(leakage) else {})
 
 
 def _exact_above(config: SemanticConfig) -> float | None:
     """Where ``max_sim`` must be exact: from the lowest threshold up (None: everywhere)."""
-    return None if config.precision == "fp32" else min(config.thresholds)
+    return None if config.precision == "fp32" else min(config.threshold)
 
 
-class _Clock:
-    """Seconds per phase of a run, for the run's meta and for benchmarks."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, phase: str) -> None:
-        now = time.perf_counter()
-        self.seconds[phase] = round(now - self._last, 3)
-        self._last = now
-
-
-def _finish(ws: Workspace, run_id: str, slug: str, store: StoredEmbeddings, config: SemanticConfig,
-            table: pa.Table, leakage: pa.Table, manifest: pa.Table, clusters: int, boundary: int,
-            start: float, phases: dict[str, float] | None = None) -> SemanticResult:
-    meta = {"method": config.method, "model": slug, "config": _config_json(config), "clusters": clusters,
-            "seconds": phases or {},
-            "boundary_rows": boundary, "leakage": len(leakage),
-            "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
-    if len(leakage):
-        atomic.write_parquet(ws.decisions(STAGE).join(f"{run_id}-leakage.parquet"), leakage)
-    run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
-    return SemanticResult(run, clusters, boundary, len(leakage), time.perf_counter() - start, phases or {})
-
-
-def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig, clock: _Clock):
+def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig, clock: RunContext):
     n_valid = int(valid.sum())
     k = config.clusters or max(1, min(n_valid, int(round(np.sqrt(n_valid)))))
     sample = config.sample or max(64 * k, 10_000)
@@ -240,12 +217,13 @@ def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: Semantic
         return None, []
     other_ws = Workspace(config.against)
     other_ws.require_manifest()
-    other = open_store(other_ws, pick_store(other_ws, slug))
+    other_slug = choose_store(other_ws, slug)
+    other = open_store(other_ws, other_slug)
     if other.vectors.shape[1] != store.vectors.shape[1]:
         raise CurateError(f"--against {config.against}: its embeddings have dim {other.vectors.shape[1]}, "
                           f"these have {store.vectors.shape[1]}")
-    best, where = _best_match(store.vectors, store.valid, other_ws, other, pick_store(other_ws, slug), device)
-    forced = store.valid & (best > config.thresholds[0])
+    best, where = _best_match(store.vectors, store.valid, other_ws, other, other_slug, device)
+    forced = store.valid & (best > config.threshold[0])
     ids = [(other.ids[w], float(s)) if f else None for f, w, s in zip(forced, where, best)]
     return forced, ids
 
@@ -281,13 +259,15 @@ def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, o
     return best, where
 
 
-def _table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: Neighbours, decisions: dict,
-           config: SemanticConfig, forced: np.ndarray | None, against_ids: list) -> tuple[pa.Table, pa.Table]:
+def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: Neighbours, decisions: dict,
+                   thresholds: tuple[float, ...], forced: np.ndarray | None, against_ids: list,
+                   against: str | None = None) -> tuple[pa.Table, pa.Table]:
+    """The dedup decision table (one row per manifest id) and the leakage pairs."""
     n = manifest.num_rows
     mrows = store.manifest_rows
     ids = manifest.column("id").to_pylist()
     hashes = manifest.column("content_hash").to_pylist()
-    primary = config.thresholds[0]
+    primary = thresholds[0]
     removed, dup_of = decisions[primary]
     roots = group_roots(removed, dup_of)
     in_store = np.zeros(n, dtype=bool)
@@ -306,7 +286,7 @@ def _table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: 
         m = int(mrows[s])
         if forced is not None and forced[s]:
             other_id, _ = against_ids[s]
-            reason[m], duplicate_of[m] = "semantic-duplicate", f"{config.against}::{other_id}"
+            reason[m], duplicate_of[m] = "semantic-duplicate", f"{against}::{other_id}"
             continue
         d = int(mrows[dup_of[s]])
         duplicate_of[m] = ids[d]
@@ -327,7 +307,7 @@ def _table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: 
         "max_sim": pa.array(max_sim, pa.float32(), mask=np.isnan(max_sim)),
         "cluster": pa.array(cluster, pa.int64(), mask=cluster < 0),
     }
-    for t in config.thresholds:
+    for t in thresholds:
         k_t = np.zeros(n, dtype=bool)
         k_t[mrows] = store.valid & ~decisions[t][0]
         columns[f"kept@{t:g}"] = pa.array(k_t)
@@ -374,11 +354,3 @@ def _against_fingerprint(against: str | None, slug: str) -> str | None:
         return None
     meta = Workspace(against).loc("embeddings", slug, "meta.json")
     return atomic.read_json(meta).get("fingerprint") if meta.exists() else against
-
-
-def _config_json(config: SemanticConfig) -> dict:
-    from dataclasses import asdict
-
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
-
-

@@ -30,7 +30,7 @@ from curate.manifest import OK
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
-MANIFEST_COLUMNS = ["id", "source", "source_kind", "offset", "length", "kind", "text", "status"]
+MANIFEST_COLUMNS = ["id", "source", "source_kind", "offset", "length", "kind", "text", "status", "content_hash"]
 
 # called on the driver for each finished shard: (shard index, vectors, failures by shard row)
 ShardDone = Callable[[int, np.ndarray, dict[int, str]], None]
@@ -166,12 +166,13 @@ def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Ta
         "reason": pa.array(reasons, pa.string()),
     })
     ids = pa.table({"id": pa.array([r["id"] for r in rows], pa.string()),
-                    "manifest_row": pa.array(manifest_rows, pa.int64())})
+                    "manifest_row": pa.array(manifest_rows, pa.int64()),
+                    "content_hash": pa.array([r["content_hash"] for r in rows], pa.string())})
     meta = {"fingerprint": run_fp, "model": embedder.spec, "slug": embedder.slug, "dim": embedder.dim,
             "count": len(rows), "valid": len(rows) - len(failures), "shards": shards,
             "dtype": "float16", "normalised": True, "device": runtime.device.type,
             "precision": str(runtime.dtype).removeprefix("torch."), "identity": embedder.identity(),
-            "curate_version": __version__}
+            "curate_version": __version__, "manifest_fingerprint": ws.manifest_fingerprint()}
     write_tables(store_dir(ws, embedder.slug), ids, status, meta)
     return meta
 

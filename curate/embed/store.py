@@ -4,12 +4,17 @@
 
 - ``vectors.npy``   [count, dim] float16, a standard .npy: ``np.load(mmap_mode="r")`` maps it
                     without reading it into RAM;
-- ``ids.parquet``   ``id``, ``manifest_row`` of every store row, in manifest order;
+- ``ids.parquet``   ``id``, ``manifest_row``, ``content_hash`` of every store row, in manifest order;
 - ``status.parquet`` one row per manifest id: ``id``, ``embedded`` (bool), ``row`` (store row or
                     null), ``reason`` (null | "quarantined" | "unsupported-kind: ..." |
                     "embed-failed: ...") - nothing is lost;
-- ``meta.json``     model, dim, count, valid count, precision, normalised, fingerprint;
-                    written last: a store with meta.json is complete.
+- ``meta.json``     model, dim, count, valid count, precision, normalised, fingerprint, and the
+                    fingerprint of the manifest it covers; written last: a store with meta.json
+                    is complete.
+
+A store is bound to the manifest it was made for: :func:`open_store` refuses a store whose
+manifest fingerprint is not the workspace's current one (after a re-ingest), naming the
+``curate embed`` command that brings it up to date (which embeds only new or changed rows).
 
 The vector file is preallocated and filled shard by shard (row ranges); a shard is done
 when its marker under ``state/embed/<slug>/`` holds the run fingerprint, so a killed run
@@ -35,13 +40,35 @@ from curate.workspace import Workspace
 
 @dataclass(frozen=True)
 class StoredEmbeddings:
-    """A complete store, opened read-only; ``vectors`` is memory-mapped."""
+    """A complete store, opened read-only; ``vectors`` is memory-mapped.
+
+    The one place that maps manifest rows to store rows and gathers vectors from the map."""
 
     vectors: np.ndarray
     ids: list[str]
-    manifest_rows: np.ndarray
-    valid: np.ndarray
+    manifest_rows: np.ndarray  # manifest row of each store row
+    valid: np.ndarray  # store row embedded (not failed)
     meta: dict
+    slug: str = ""
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def store_rows(self, manifest_count: int) -> np.ndarray:
+        """Store row of every manifest row with a valid embedding, -1 elsewhere."""
+        out = np.full(manifest_count, -1, dtype=np.int64)
+        out[self.manifest_rows[self.valid]] = np.flatnonzero(self.valid)
+        return out
+
+    def gather(self, rows: np.ndarray, block: int = 65536) -> np.ndarray:
+        """Store rows as fp32 unit vectors (read in blocks from the memory map)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for lo in range(0, len(rows), block):
+            out[lo:lo + block] = self.vectors[rows[lo:lo + block]]
+        out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
+        return out
 
 
 def store_dir(ws: Workspace, slug: str) -> Location:
@@ -95,12 +122,17 @@ def write_tables(folder: Location, ids: pa.Table, status: pa.Table, meta: dict) 
     atomic.write_json(folder.join("meta.json"), meta)
 
 
-def open_store(ws: Workspace, slug: str) -> StoredEmbeddings:
-    """Open a complete store (clear error when it is missing or unfinished)."""
+def open_store(ws: Workspace, slug: str, current: bool = True) -> StoredEmbeddings:
+    """Open a complete store (clear error when it is missing or unfinished); with ``current``
+    (the default) also refuse a store made for another manifest than the workspace's."""
     folder = store_dir(ws, slug)
     if not folder.join("meta.json").exists():
         raise CurateError(f"no finished embeddings for {slug!r} in {ws.root.uri} (run `curate embed`)")
     meta = atomic.read_json(folder.join("meta.json"))
+    if current and meta.get("manifest_fingerprint") != ws.manifest_fingerprint():
+        raise CurateError(f"the embeddings {slug!r} in {ws.root.uri} were made for an earlier manifest (the "
+                          f"workspace was ingested again since): run `curate embed -w {ws.root.uri} --model "
+                          f"{meta.get('model', slug)}` first; it embeds only the new or changed samples")
     ids = read_table(folder.join("ids.parquet"))
     status = read_table(folder.join("status.parquet"), columns=["row", "embedded"])
     valid = np.zeros(meta["count"], dtype=bool)
@@ -109,7 +141,7 @@ def open_store(ws: Workspace, slug: str) -> StoredEmbeddings:
     valid[rows[embedded].astype(np.int64)] = True
     vectors = np.load(local_path(folder.join("vectors.npy")), mmap_mode="r")
     return StoredEmbeddings(vectors, ids.column("id").to_pylist(),
-                            ids.column("manifest_row").to_numpy(), valid, meta)
+                            ids.column("manifest_row").to_numpy(), valid, meta, slug)
 
 
 def list_stores(ws: Workspace) -> list[str]:
@@ -118,3 +150,23 @@ def list_stores(ws: Workspace) -> list[str]:
         return []
     return sorted(p.rsplit("/", 1)[-1] for p in root.fs.ls(root.path, detail=False)
                   if root.fs.exists(f"{p}/meta.json"))
+
+
+def choose_store(ws: Workspace, model: str | None, prefer: str | None = None) -> str:
+    """The store slug to read: ``model`` (a slug, or a model spec such as ``precomputed:/x.npy``)
+    when given; else the only store; else ``prefer`` (e.g. the store the latest dedup used)."""
+    stores = list_stores(ws)
+    if model is not None:
+        if model in stores:
+            return model
+        by_spec = [s for s in stores if atomic.read_json(store_dir(ws, s).join("meta.json")).get("model") == model]
+        if by_spec:
+            return by_spec[0]
+        raise CurateError(f"no embeddings {model!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'}; "
+                          "run `curate embed` first)")
+    if len(stores) == 1:
+        return stores[0]
+    if prefer is not None and prefer in stores:
+        return prefer
+    raise CurateError(f"{ws.root.uri} has {len(stores)} embedding stores ({', '.join(stores) or 'none'}): "
+                      + ("run `curate embed` first" if not stores else "pick one with --model"))

@@ -144,10 +144,9 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     store_row = np.full(n, -1, dtype=np.int64)
     store, slug = None, None
     if needs_store:
-        from curate.dedup.semantic import pick_store
-        from curate.embed.store import open_store
+        from curate.embed.store import choose_store, open_store
 
-        slug = pick_store(ws, config.model)
+        slug = choose_store(ws, config.model)
         store = open_store(ws, slug)
         store_row[store.manifest_rows[store.valid]] = np.flatnonzero(store.valid)
     has_emb = store_row >= 0 if needs_store else np.ones(n, dtype=bool)

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from curate.dedup.knn import KnnConfig, knn_dedup
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.errors import CurateError
 from tests.conftest import vector_workspace
@@ -35,7 +36,7 @@ def test_chaining_rule_explicit(tmp_path):
     # a~b and b~c at cos 20deg = 0.94 > 0.9, but a vs c at cos 40deg = 0.77. Longest text
     # first: a, then b, then c.
     ws = workspace(tmp_path, "w", [angle(0), angle(20), angle(40)], texts=["aaaaaa", "bbbb", "cc"])
-    common = dict(thresholds=(0.9,), clusters=1, keep="column:bytes:desc")
+    common = dict(threshold=(0.9,), clusters=1, keep="column:bytes:desc")
     chained = decisions(semantic_dedup(ws, SemanticConfig(chain=True, **common)))
     assert [chained[f"w{i}"]["kept"] for i in range(3)] == [True, False, False]
     assert chained["w2"]["duplicate_of"] == "w1"  # removed by an item that is itself removed
@@ -52,7 +53,7 @@ def test_keep_policies_pick_the_expected_copy(tmp_path, policy):
     # one cluster; p and q are near-duplicates (cos 0.995); r and s are unrelated
     vectors = [angle(30), angle(35.7), angle(100), unit(0, 0, 1)]
     ws = workspace(tmp_path, "w", vectors, texts=["p" * 5, "q" * 9, "r", "s"])
-    got = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1, keep=policy, seed=3)))
+    got = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1, keep=policy, seed=3)))
     centroid = np.mean(np.asarray(vectors), axis=0)
     centroid /= np.linalg.norm(centroid)
     sim = {name: float(np.asarray(v) @ centroid) for name, v in zip("pq", vectors)}
@@ -76,16 +77,16 @@ def test_duplicate_pair_across_a_cluster_boundary_is_found(tmp_path):
     p = unit(1.0, 0.96, 0.3, 0)  # just on A's side of the bisector
     q = unit(0.96, 1.0, 0.3, 0)  # just on B's side; cos(p, q) ~ 0.999
     ws = workspace(tmp_path, "w", [*group_a, *group_b, p, q])
-    fixed = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=2)))
+    fixed = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=2)))
     assert fixed["w60"]["cluster"] != fixed["w61"]["cluster"], "the pair must straddle the boundary"
     assert [fixed["w60"]["kept"], fixed["w61"]["kept"]].count(False) == 1
-    reference = decisions(semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=2, margin=0.0)))
+    reference = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=2, margin=0.0)))
     assert reference["w60"]["kept"] and reference["w61"]["kept"], "plain SemDeDup misses it"
 
 
 def test_several_thresholds_in_one_pass(tmp_path):
     ws = workspace(tmp_path, "w", [angle(0), angle(10), angle(25), angle(60)], texts=["aaaa", "bbb", "cc", "d"])
-    run = semantic_dedup(ws, SemanticConfig(thresholds=(0.95, 0.8), clusters=1, keep="column:bytes:desc")).run
+    run = semantic_dedup(ws, SemanticConfig(threshold=(0.95, 0.8), clusters=1, keep="column:bytes:desc")).run
     table = run.table.to_pydict()
     # cos10 = 0.985, cos15 = 0.966, cos25 = 0.906, cos35 = 0.82
     assert table["kept@0.95"] == [True, False, True, True]
@@ -96,7 +97,7 @@ def test_several_thresholds_in_one_pass(tmp_path):
 def test_incremental_against_another_workspace(tmp_path):
     old = workspace(tmp_path, "old", [angle(0), angle(90)])
     new = workspace(tmp_path, "new", [angle(1), angle(45), angle(135)])
-    got = decisions(semantic_dedup(new, SemanticConfig(thresholds=(0.99,), clusters=1, against=old.root.path)))
+    got = decisions(semantic_dedup(new, SemanticConfig(threshold=(0.99,), clusters=1, against=old.root.path)))
     assert not got["new0"]["kept"] and got["new0"]["duplicate_of"] == f"{old.root.path}::old0"
     assert got["new1"]["kept"] and got["new2"]["kept"]
 
@@ -104,8 +105,8 @@ def test_incremental_against_another_workspace(tmp_path):
 def test_leakage_between_train_and_test(tmp_path):
     vectors = [angle(0), angle(50), angle(0.5), angle(100)]
     ws = workspace(tmp_path, "w", vectors, splits=["train", "train", "test", "test"])
-    result = semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))
-    assert result.leakage == 1
+    result = semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
+    assert result.meta["leakage"] == 1
     leak = pq.read_table(tmp_path / "w" / "decisions" / "dedup" / f"{result.run.run_id}-leakage.parquet")
     assert leak.to_pylist() == [{"id": "w2", "split": "test", "train_id": "w0",
                                  "similarity": pytest.approx(np.cos(np.radians(0.5)), abs=1e-3)}]
@@ -132,7 +133,7 @@ def test_knn_method_groups_connected_components(tmp_path):
     # a~b (cos 0.994) and b~c (cos 0.994) but a vs c = cos 13deg = 0.974 < 0.99: one component
     vectors = [angle(0), angle(6.5), angle(13), angle(90)]
     ws = workspace(tmp_path, "w", vectors, texts=["aaaa", "bbb", "cc", "d"])
-    got = decisions(semantic_dedup(ws, SemanticConfig(method="knn", thresholds=(0.99,), keep="column:bytes:desc")))
+    got = decisions(knn_dedup(ws, KnnConfig(threshold=(0.99,), keep="column:bytes:desc")))
     assert [got[f"w{i}"]["kept"] for i in range(4)] == [True, False, False, True]
     assert got["w1"]["duplicate_of"] == got["w2"]["duplicate_of"] == "w0"  # transitive grouping
     assert got["w0"]["group"] == got["w2"]["group"] is not None and got["w3"]["group"] is None
@@ -141,7 +142,7 @@ def test_knn_method_groups_connected_components(tmp_path):
 
 def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
     old = workspace(tmp_path, "old", [angle(0), angle(90), unit(0, 0, 1)])
-    semantic_dedup(old, SemanticConfig(thresholds=(0.99,), clusters=1))  # saves index/<slug>/
+    semantic_dedup(old, SemanticConfig(threshold=(0.99,), clusters=1))  # saves index/<slug>/
     folder = tmp_path / "old" / "index" / "precomputed-vectors"
     assert (folder / "index.json").exists() and (folder / "faiss.index").exists()
     import curate.kernels.dispatch as dispatch
@@ -151,7 +152,7 @@ def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dispatch, "topk_cosine", no_exact_scan)
     new = workspace(tmp_path, "new", [angle(89.5), angle(45)])
-    got = decisions(semantic_dedup(new, SemanticConfig(thresholds=(0.99,), clusters=1, against=old.root.path)))
+    got = decisions(semantic_dedup(new, SemanticConfig(threshold=(0.99,), clusters=1, against=old.root.path)))
     assert not got["new0"]["kept"] and got["new0"]["duplicate_of"] == f"{old.root.path}::old1"
     assert got["new1"]["kept"]
 

@@ -60,7 +60,7 @@ def test_ray_dedup_tasks_equal_local(tmp_path, local_ray):
     ws = workspace(tmp_path, "w", vectors)
     tables = {}
     for executor in ("local", "ray"):
-        cfg = SemanticConfig(thresholds=(0.95,), clusters=4, executor=executor, batch_rows=20)
+        cfg = SemanticConfig(threshold=(0.95,), clusters=4, executor=executor, batch_rows=20)
         tables[executor] = semantic_dedup(ws, cfg).run.table
     # same decisions; max_sim equal up to fp32 summation order (Ray workers run torch on 1 thread)
     assert tables["ray"].drop(["max_sim"]).equals(tables["local"].drop(["max_sim"]))

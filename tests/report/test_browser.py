@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(shutil.which("chromium") is None, reason="chromi
 
 def test_headless_chromium_draws_the_report(tmp_path):
     ws, _ = text_workspace(tmp_path)
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=3))
+    semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=3))
     page = build_report(ws, ReportConfig())
     png = screenshot(page.path, tmp_path / "shot.png", width=1000, height=2400)
     img = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)

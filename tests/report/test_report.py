@@ -86,7 +86,7 @@ def text_workspace(tmp_path, name="w"):
 @pytest.fixture
 def deduped(tmp_path):
     ws, ids = text_workspace(tmp_path)
-    run = semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=3)).run
+    run = semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=3)).run
     return ws, ids, run
 
 
@@ -188,7 +188,7 @@ def test_image_duplicates_are_thumbnails(tmp_path, images):
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(tmp_path / "imgs")], IngestConfig(progress=False))
     embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.95,), clusters=1))
+    semantic_dedup(ws, SemanticConfig(threshold=(0.95,), clusters=1))
     page = Page(read(build_report(ws, ReportConfig())))
     thumbs = [a["src"] for a in page.find("img")]
     assert len(thumbs) == 2  # the kept original and its copy

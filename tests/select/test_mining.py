@@ -128,7 +128,7 @@ def test_stage_queries_by_id_decision_table_and_exports(tmp_path):
     axes, pool = planted_modes(rng, n_per=10, d=8)
     pool[5] = pool[4]  # w5 is an exact copy of w4: dedup removes it, mining never picks it
     ws = workspace(tmp_path, pool)
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))
+    semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
     (tmp_path / "q.txt").write_text("w0\nw10\n")  # failures from mode 0 and mode 1
     (tmp_path / "labeled.txt").write_text("w1\n")
     cfg = SelectConfig(budget=6, strategy="similar", queries=str(tmp_path / "q.txt"),

@@ -83,7 +83,7 @@ def test_dedup_removed_items_are_never_candidates(tmp_path):
     vectors = spread(6)
     vectors[1] = vectors[0] + np.eye(4)[3] * 0.01  # near-duplicate of w0
     ws = workspace(tmp_path, vectors)
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))
+    semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
     result = select(ws, SelectConfig(budget=10, strategy="random"))
     rows = table(result)
     removed = [i for i, r in rows.items() if r["reason"] and r["reason"].startswith("dedup: semantic-duplicate")]

@@ -16,26 +16,24 @@ and config reuses the run.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from curate import __version__
-from curate.decisions import DecisionRun, load_run, upstream, write_run
-from curate.dedup.semantic import pick_store
-from curate.embed.store import open_store
+from curate.decisions import latest_run, upstream
+from curate.embed.store import choose_store, open_store
 from curate.errors import CurateError
-from curate.io import atomic
 from curate.io.hashing import fingerprint
 from curate.manifest import SCHEMA
-from curate.select import prune_strategies as strategies
+from curate.prune import strategies
+from curate.prune.prototypes import KEEPS, fit_prototypes, interleave
+from curate.prune.quotas import class_quotas, parse_distribution
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
 from curate.select.idlist import read_ids
-from curate.select.prototypes import KEEPS, fit_prototypes, interleave
-from curate.select.quotas import class_quotas, parse_distribution
 from curate.workspace import Workspace
 
 STAGE = "prune"
@@ -58,14 +56,6 @@ class PruneConfig:
     device: str = "auto"
 
 
-@dataclass(frozen=True)
-class PruneResult:
-    run: DecisionRun
-    seconds: float
-    messages: tuple[str, ...]  # quota shortfalls and other things the user should know
-    report: dict  # the run's sidecar: counts, target, quotas, per-class before/after, upstream runs
-
-
 def validate(config: PruneConfig) -> None:
     """One-line errors for configs that cannot run."""
     if (config.fraction is None) == (config.count is None):
@@ -82,34 +72,58 @@ def validate(config: PruneConfig) -> None:
         raise CurateError(f"--clusters must be >= 1, not {config.clusters}")
 
 
-def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> PruneResult:
+class Prune(Stage):
+    """``curate prune`` on the runner: reads the manifest, one store, the latest dedup run, a labeled file."""
+
+    name = STAGE
+    config_type = PruneConfig
+
+    def validate(self, config: PruneConfig) -> None:
+        validate(config)
+        if config.target_distribution:
+            parse_distribution(config.target_distribution)
+
+    def prefix(self, config: PruneConfig) -> str:
+        return config.strategy
+
+    def resolve(self, ws: Workspace, config: PruneConfig) -> Inputs:
+        dedup = latest_run(ws, "dedup")
+        store = open_store(ws, choose_store(ws, config.model, prefer=_store_of(ws, dedup)))
+        labeled_ids = read_ids(config.labeled) if config.labeled else []
+        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"],
+                       "upstream": {"dedup": dedup.run_id} if dedup else {},
+                       "labeled": fingerprint(labeled_ids) if config.labeled else None},
+                      {"store": store, "labeled_ids": labeled_ids})
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _prune(ctx.ws, ctx.config, ctx["store"], ctx["labeled_ids"])
+
+
+def _store_of(ws: Workspace, run) -> str | None:
+    """The store a dedup run read (prune and select default to it when a workspace has several)."""
+    if run is None:
+        return None
+    from curate.io import atomic
+
+    return atomic.read_json(ws.decisions("dedup").join(f"{run.run_id}.json")).get("model")
+
+
+def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5), **run: Any) -> StageResult:
     """Decide which candidates to keep; reuse the run when manifest, store, upstream runs and config match."""
-    start = time.perf_counter()
-    validate(config)
-    ws.require_manifest()
+    return run_stage(ws, Prune(), config, **run)
+
+
+def _prune(ws: Workspace, config: PruneConfig, store, labeled_ids: list[str]) -> Output:
     distribution = parse_distribution(config.target_distribution) if config.target_distribution else None
     balance_by = config.balance_by or ("label" if distribution else None)
     if balance_by is not None and balance_by not in SCHEMA.names:
         raise CurateError(f"unknown label column {balance_by!r} for --balance-by "
                           f"(manifest columns: {', '.join(SCHEMA.names)})")
     manifest = ws.read_manifest(list(dict.fromkeys(["id", "status", "reason", "label", balance_by or "label"])))
-    slug = pick_store(ws, config.model)
-    store = open_store(ws, slug)
     up = upstream(ws, ("dedup",), manifest=manifest.select(["id", "status", "reason"]))
-    labeled_ids = read_ids(config.labeled) if config.labeled else []
-    settings = {**asdict(config), "labeled": fingerprint(labeled_ids) if config.labeled else None,
-                "target_distribution": distribution, "balance_by": balance_by}
     upstream_runs = {run.stage: run.run_id for run in up.runs}
-    run_id = f"{config.strategy}-" + fingerprint([__version__, ws.manifest_meta()["fingerprint"],
-                                                   store.meta["fingerprint"], upstream_runs, settings])[:12]
-    existing = load_run(ws, STAGE, run_id)
-    if existing is not None:
-        report = atomic.read_json(ws.decisions(STAGE).join(f"{run_id}.json"))
-        return PruneResult(existing, time.perf_counter() - start, tuple(report["messages"]), report)
-
     n = manifest.num_rows
-    srow = np.full(n, -1, dtype=np.int64)  # store row of each manifest row with a valid embedding
-    srow[store.manifest_rows[store.valid]] = np.flatnonzero(store.valid)
+    srow = store.store_rows(n)  # store row of each manifest row with a valid embedding
     messages: list[str] = []
     labeled = _labeled_rows(manifest, labeled_ids, up.kept, messages)
     candidate = up.kept & (srow >= 0) & ~labeled
@@ -150,18 +164,14 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5)) -> Pru
         parts.append(_to_manifest(store.manifest_rows, pick.picks))
     order = np.concatenate([np.flatnonzero(labeled), interleave(parts)])
     table = _table(manifest, up.reasons, labeled, candidate, order, score, cluster, config.strategy != "kcenter")
-    report = {"strategy": config.strategy, "model": slug, "config": _jsonable(settings),
-              "upstream_runs": upstream_runs, "target": target, "candidates": int(candidate.sum()),
+    report = {"strategy": config.strategy, "model": store.slug, "balance_by": balance_by,
+              "target_distribution": _jsonable(distribution), "upstream_runs": upstream_runs, "target": target,
+              "candidates": int(candidate.sum()),
               "labeled_kept": int(labeled.sum()), "clusters": k, "messages": messages,
               "quotas": _quota_report(quotas, classes, candidate | labeled, order, balance_by),
               "by_class": _by_class(manifest, balance_by, up.kept, order),
-              "radius": _finite_max(radius),
-              "manifest_fingerprint": ws.manifest_meta()["fingerprint"], "store_fingerprint": store.meta["fingerprint"]}
-    report["seconds"] = round(time.perf_counter() - start, 3)
-    run = write_run(ws, STAGE, run_id, table, report, manifest.column("id"))
-    report = atomic.read_json(ws.decisions(STAGE).join(f"{run_id}.json"))  # as a reuse would see it
-    return PruneResult(run, time.perf_counter() - start, tuple(messages), report)
-
+              "radius": _finite_max(radius)}
+    return Output(table, report)
 
 def _labeled_rows(manifest: pa.Table, ids: list[str], kept: np.ndarray, messages: list[str]) -> np.ndarray:
     """Manifest rows of the labeled ids that earlier stages kept (a note for the others)."""
@@ -257,5 +267,5 @@ def _finite_max(values: list[float]) -> float | None:
     return float(max(finite)) if finite else None
 
 
-def _jsonable(settings: dict) -> dict:
-    return {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in settings.items()}
+def _jsonable(distribution: Mapping | None) -> dict | None:
+    return dict(distribution) if distribution is not None else None

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from curate.errors import CurateError
+from curate.prune.quotas import allocate, class_quotas, parse_distribution
+from curate.prune.stage import PruneConfig, prune
 from curate.select.kcenter import kcenter_greedy
-from curate.select.prune import PruneConfig, prune
-from curate.select.quotas import allocate, class_quotas, parse_distribution
-from tests.select.test_prune import angle, by_id, workspace
+from tests.prune.test_prune import angle, by_id, workspace
 
 
 @pytest.mark.parametrize("total,capacity,weights,want", [
@@ -61,9 +61,9 @@ def test_equal_quotas_per_label_with_a_short_class(labelled):
     got = by_id(result)
     kept = {c: sum(1 for i, lab in enumerate(labels) if lab == c and got[f"w{i}"]["kept"]) for c in set(labels)}
     assert kept == {"cat": 2, "dog": 4, "fish": 3}
-    assert any("class 'cat' has 2 items, fewer than its quota of 3" in m for m in result.messages)
-    assert result.report["by_class"] == {"dog": [6, 4], "fish": [6, 3], "cat": [2, 2]}
-    assert {q["class"]: q["kept"] for q in result.report["quotas"]} == {"cat": 2, "dog": 4, "fish": 3}
+    assert any("class 'cat' has 2 items, fewer than its quota of 3" in m for m in result.meta["messages"])
+    assert result.meta["by_class"] == {"dog": [6, 4], "fish": [6, 3], "cat": [2, 2]}
+    assert {q["class"]: q["kept"] for q in result.meta["quotas"]} == {"cat": 2, "dog": 4, "fish": 3}
     # within a class, k-center greedy over that class alone
     fish = np.array([lab == "fish" for lab in labels])
     ref = kcenter_greedy(vectors.astype(np.float16), 3, candidates=fish, device="cpu")
@@ -76,8 +76,8 @@ def test_target_distribution_and_classes_left_out(labelled):
     got = by_id(result)
     kept = [labels[i] for i in range(len(labels)) if got[f"w{i}"]["kept"]]
     assert sorted(kept) == ["cat", "cat", "dog", "dog", "dog", "dog"]  # cat short by 1: dog takes it
-    assert any("class 'cat' has 2 items, fewer than its quota of 3" in m for m in result.messages)
-    assert any("classes not in the target distribution keep nothing: 'fish' (6)" in m for m in result.messages)
+    assert any("class 'cat' has 2 items, fewer than its quota of 3" in m for m in result.meta["messages"])
+    assert any("classes not in the target distribution keep nothing: 'fish' (6)" in m for m in result.meta["messages"])
 
 
 def test_prototypes_with_quotas(labelled):
@@ -101,4 +101,4 @@ def test_labeled_items_count_towards_their_class_quota(labelled, tmp_path):
     # dog's quota of 4 includes its 2 labeled items: 2 more dogs; the labeled fish stays although fish gets 0
     assert fish[0] in kept and dog[0] in kept and dog[1] in kept
     assert sorted(labels[i] for i in kept) == ["dog"] * 4 + ["fish"]
-    assert any("class 'fish' has 1 labeled items, more than its quota of 0" in m for m in result.messages)
+    assert any("class 'fish' has 1 labeled items, more than its quota of 0" in m for m in result.meta["messages"])

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curate.cli import main
-from tests.select.test_prune import angle, workspace
+from tests.prune.test_prune import angle, workspace
 
 
 @pytest.fixture(scope="module")

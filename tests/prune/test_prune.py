@@ -8,8 +8,8 @@ import pytest
 
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.errors import CurateError
+from curate.prune.stage import PruneConfig, prune
 from curate.select.kcenter import kcenter_greedy
-from curate.select.prune import PruneConfig, prune
 from tests.conftest import vector_workspace
 
 
@@ -54,15 +54,15 @@ def test_kcenter_keeps_the_greedy_picks_with_scores_and_ranks(tmp_path):
         row = got[f"w{i}"]
         assert not row["kept"] and row["reason"] == "pruned" and row["rank"] is None
         assert row["score"] == pytest.approx(1 - np.max(picked @ vectors[i]), abs=1e-3)
-    assert result.report["radius"] == pytest.approx(ref.radius, abs=1e-3)
-    assert result.report["counts"] == {"kept": 4, "pruned": 4}
+    assert result.meta["radius"] == pytest.approx(ref.radius, abs=1e-3)
+    assert result.meta["counts"] == {"kept": 4, "pruned": 4}
 
 
 def test_dedup_removed_and_quarantined_items_are_never_kept_and_keep_their_reason(tmp_path):
     # w1 copies w0 (cos 0.9999), w4 has empty text (quarantined at ingest)
     vectors = [angle(0), angle(0.5), angle(60), angle(120), angle(170), angle(240)]
     ws = workspace(tmp_path, vectors, texts=["aaaa", "b", "c", "d", "", "f"])
-    dedup = semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1, keep="column:bytes:desc"))
+    dedup = semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1, keep="column:bytes:desc"))
     assert not by_id(dedup)["w1"]["kept"]
     result = prune(ws, PruneConfig(fraction=1.0, device="cpu"))
     got = by_id(result)
@@ -71,7 +71,7 @@ def test_dedup_removed_and_quarantined_items_are_never_kept_and_keep_their_reaso
     assert got["w1"]["score"] is None and got["w1"]["rank"] is None
     assert not got["w4"]["kept"] and got["w4"]["reason"].startswith("quarantined: empty-text")
     assert kept_ids(result) == {"w0", "w2", "w3", "w5"}  # fraction 1.0 keeps every candidate
-    assert result.report["upstream_runs"] == {"dedup": dedup.run.run_id}
+    assert result.meta["upstream_runs"] == {"dedup": dedup.run.run_id}
     half = prune(ws, PruneConfig(fraction=0.5, device="cpu"))
     assert len(kept_ids(half)) == 2 and kept_ids(half) <= {"w0", "w2", "w3", "w5"}
 
@@ -93,7 +93,7 @@ def test_labeled_items_are_initial_centers_and_always_kept(tmp_path):
     assert ref.picks.tolist() == [1, 3]
     assert got["w1"]["score"] == pytest.approx(1 - np.cos(np.radians(165)), abs=1e-3)
     assert got["w3"]["score"] == pytest.approx(1 - np.cos(np.radians(75)), abs=1e-3)
-    assert any("1 labeled ids are not in the manifest" in m for m in result.messages)
+    assert any("1 labeled ids are not in the manifest" in m for m in result.meta["messages"])
 
 
 def test_run_is_reused_and_a_changed_input_makes_a_new_run(tmp_path):
@@ -101,7 +101,7 @@ def test_run_is_reused_and_a_changed_input_makes_a_new_run(tmp_path):
     first = prune(ws, PruneConfig(count=2, device="cpu"))
     again = prune(ws, PruneConfig(count=2, device="cpu"))
     assert again.run.reused and again.run.run_id == first.run.run_id and not first.run.reused
-    assert again.run.table.equals(first.run.table) and again.report["counts"] == first.report["counts"]
+    assert again.run.table.equals(first.run.table) and again.meta["counts"] == first.meta["counts"]
     assert first.run.run_id.startswith("kcenter-") and len(first.run.run_id) == len("kcenter-") + 12
     other = prune(ws, PruneConfig(count=3, device="cpu"))
     assert other.run.run_id != first.run.run_id
@@ -111,7 +111,7 @@ def test_run_is_reused_and_a_changed_input_makes_a_new_run(tmp_path):
     labeled.write_text("w1\n")  # same path, new content: a new run
     b = prune(ws, PruneConfig(count=2, labeled=str(labeled), device="cpu"))
     assert a.run.run_id != b.run.run_id and by_id(b)["w1"]["kept"]
-    semantic_dedup(ws, SemanticConfig(thresholds=(0.99,), clusters=1))  # a new upstream run: a new prune run
+    semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))  # a new upstream run: a new prune run
     assert prune(ws, PruneConfig(count=2, device="cpu")).run.run_id != first.run.run_id
     on_disk = pq.read_table(tmp_path / "w" / "decisions" / "prune" / f"{first.run.run_id}.parquet")
     assert on_disk.column_names == ["id", "kept", "reason", "score", "rank", "cluster", "labeled"]
@@ -141,5 +141,5 @@ def test_bad_configs_are_clear_errors(tmp_path):
 def test_count_above_the_pool_keeps_everything_with_a_note(tmp_path):
     ws = workspace(tmp_path, [angle(a) for a in (0, 45, 90)])
     result = prune(ws, PruneConfig(count=10, device="cpu"))
-    assert kept_ids(result) == {"w0", "w1", "w2"} and result.report["target"] == 3
-    assert any("more than the 3 items available" in m for m in result.messages)
+    assert kept_ids(result) == {"w0", "w1", "w2"} and result.meta["target"] == 3
+    assert any("more than the 3 items available" in m for m in result.meta["messages"])

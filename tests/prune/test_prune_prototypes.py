@@ -4,9 +4,9 @@ the prototype of a cluster is the normalised mean of its members."""
 import numpy as np
 import pytest
 
-from curate.select.prototypes import interleave, select_per_cluster
-from curate.select.prune import PruneConfig, prune
-from tests.select.test_prune import by_id, workspace
+from curate.prune.prototypes import interleave, select_per_cluster
+from curate.prune.stage import PruneConfig, prune
+from tests.prune.test_prune import by_id, workspace
 
 
 def tilt(axis, towards, deg):
@@ -55,7 +55,7 @@ def test_prototypes_keep_hard_or_easy_in_proportion_to_cluster_size(ws, keep):
     # rank interleaves clusters by relative position: A at 1/6, 3/6, 5/6 and B at 1/4, 3/4
     by_rank = sorted((got[f"w{i}"]["rank"], i) for i in want_a + want_b)
     assert [i for _, i in by_rank] == [want_a[0], want_b[0], want_a[1], want_b[1], want_a[2]]
-    assert result.report["clusters"] == 2
+    assert result.meta["clusters"] == 2
 
 
 def test_balanced_gives_equal_shares_and_redistributes_a_small_clusters_shortfall(ws):

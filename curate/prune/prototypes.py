@@ -17,7 +17,7 @@ import numpy as np
 
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, default_clusters, fit_spherical_kmeans
-from curate.select.quotas import allocate
+from curate.prune.quotas import allocate
 
 KEEPS = ("hard", "easy")
 

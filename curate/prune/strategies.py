@@ -18,8 +18,8 @@ import torch
 from curate.dedup.scoring import gather
 from curate.device import resolve_device
 from curate.kernels.dispatch import topk_cosine
+from curate.prune.prototypes import select_per_cluster
 from curate.select.kcenter import kcenter_greedy
-from curate.select.prototypes import select_per_cluster
 
 
 @dataclass(frozen=True)

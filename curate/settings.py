@@ -1,0 +1,75 @@
+"""Stage settings from one source: the config dataclasses.
+
+The CLI, the pipeline file and the Python API all build configs here, by the same names:
+a setting is named like its CLI option (``shard-size`` or ``shard_size``, ``threshold``).
+Unknown names list the valid ones; wrong types, missing required settings and values a
+stage rejects are one-line errors that never show Python internals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from curate.errors import CurateError
+
+
+def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
+    """Instantiate the frozen config ``cls`` from settings (TOML table or keywords), checking names and shapes."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise CurateError(f"[{where}]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    values = dict(fixed)
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = build_config(hint, value, f"{where}.{name}")
+        elif _wants_tuple(hint):
+            value = _as_tuple(value) if isinstance(value, (list, tuple, dict)) else (value,)
+        else:
+            _check_scalar(hint, value, f"{where}.{name}")
+        values[name] = value
+    missing = [f.name for f in fields if f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise CurateError(f"[{where}] needs {', '.join(f'`{m}`' for m in missing)}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise CurateError(f"[{where}]: {exc}") from exc
+
+
+def _wants_tuple(hint: Any) -> bool:
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(typing.get_origin(h) is tuple for h in options)
+
+
+def _as_tuple(value: Any) -> Any:
+    """Arrays become tuples and tables become (key, value) pairs, recursively."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    if isinstance(value, dict):
+        return tuple((k, _as_tuple(v)) for k, v in value.items())
+    return value
+
+
+_SCALARS = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def _check_scalar(hint: Any, value: Any, where: str) -> None:
+    """Reject e.g. a string where a number is expected, before the stage trips over it."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    if not all(o in _SCALARS or o is type(None) for o in options):
+        return  # not a plain scalar field: the stage checks it
+    accepted = tuple(t for o in options if o in _SCALARS for t in _SCALARS[o])
+    if value is None and type(None) in options:
+        return
+    if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        raise CurateError(f"[{where.split('.')[0]}] {where.split('.', 1)[1]} must be {names}, not {value!r}")
