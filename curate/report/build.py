@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate import __version__
-from curate.decisions import DecisionRun, latest_run, upstream
+from curate.decisions import DecisionRun, latest_run, load_run, upstream
 from curate.embed.store import StoredEmbeddings, list_stores, open_store
 from curate.errors import CurateError
 from curate.io import atomic
@@ -28,6 +28,8 @@ from curate.workspace import Workspace
 
 STAGES = ("dedup", "prune", "select")
 SURVIVAL_STAGES = ("dedup", "prune")
+# the stages whose survivors a stage runs on when its sidecar does not say (``upstream_runs``)
+DEFAULT_UPSTREAM = {"dedup": (), "prune": ("dedup",), "select": ("dedup",)}
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
     metas = {run.stage: _meta(ws, run) for run in runs}
     up = upstream(ws, SURVIVAL_STAGES, {s: r.run_id for s, r in by_stage.items()}, manifest=manifest)
 
-    counts = facts.counts(manifest, runs, metas, up.kept)
+    inputs = {run.stage: _input_rows(ws, run, metas[run.stage], by_stage, manifest) for run in runs}
+    counts = facts.counts(manifest, runs, metas, up.kept, inputs)
     balance = facts.balance(manifest.column("label").to_pylist(), up.kept)
     groups, group_total = facts.duplicate_groups(by_stage.get("dedup"), config.max_groups)
     slug = _pick_model(ws, config.model, metas.get("dedup", {}))
@@ -120,6 +123,31 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
 def _meta(ws: Workspace, run: DecisionRun) -> dict:
     loc = ws.decisions(run.stage).join(f"{run.run_id}.json")
     return atomic.read_json(loc) if loc.exists() else {}
+
+
+def _input_rows(ws: Workspace, run: DecisionRun, meta: dict, by_stage: dict[str, DecisionRun],
+                manifest: pa.Table) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The rows ``run`` chose from and the stages that left them: the runs its sidecar names in
+    ``upstream_runs`` (select and prune record them), else the stage's default upstream."""
+    recorded = meta.get("upstream_runs")
+    if isinstance(recorded, dict):
+        stages = tuple(s for s in STAGES if s in recorded) + tuple(s for s in recorded if s not in STAGES)
+        ids = {s: str(recorded[s]) for s in stages}
+    else:
+        stages = tuple(s for s in DEFAULT_UPSTREAM.get(run.stage, STAGES[:STAGES.index(run.stage)])
+                       if s in by_stage)
+        ids = {s: by_stage[s].run_id for s in stages}
+    runs = []
+    for stage in stages:
+        shown = by_stage.get(stage)
+        found = shown if shown is not None and shown.run_id == ids[stage] else load_run(ws, stage, ids[stage])
+        found = found if found is not None else shown  # the recorded run is gone: the one shown here
+        if found is not None and found.table.column("id").equals(manifest.column("id")):
+            runs.append(found)
+    kept = np.array([s == "ok" for s in manifest.column("status").to_pylist()], dtype=bool)
+    for r in runs:
+        kept &= facts.kept_mask(r)
+    return kept, tuple(r.stage for r in runs)
 
 
 def _pick_model(ws: Workspace, model: str | None, dedup_meta: dict) -> str | None:

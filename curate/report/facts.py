@@ -25,7 +25,8 @@ class StageCounts:
     run_id: str
     method: str | None
     counts: dict[str, int]  # {"kept": n, "<reason code>": n}
-    survivors: int  # rows kept by this stage and every earlier one (and ok in the manifest)
+    survivors: int  # rows kept by this stage and by the stages it ran on (and ok in the manifest)
+    upstream: tuple[str, ...] | None = None  # the stages whose survivors were its input; None: every earlier one
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Counts:
     quarantine_reasons: dict[str, int]
     survivors: int  # ok and kept by dedup and prune
     stages: list[StageCounts] = field(default_factory=list)
+    selected: int | None = None  # rows the select run picked (kept=True in its table); None: no select run
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,33 @@ def kept_mask(run: DecisionRun) -> np.ndarray:
     return run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
 
 
-def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict], survived: np.ndarray) -> Counts:
-    """Manifest status and reasons, then every stage run's counts and the survivors after it."""
+def counts(manifest: pa.Table, runs: list[DecisionRun], metas: dict[str, dict], survived: np.ndarray,
+           inputs: dict[str, tuple[np.ndarray, tuple[str, ...]]] | None = None) -> Counts:
+    """Manifest status and reasons, then every stage run's counts and the survivors after it.
+
+    ``inputs`` maps a stage to (the rows it ran on, the stages that chose them): a stage's survivors are
+    its input rows it kept, so a select run that ignored prune is not chained after it. A stage not in
+    ``inputs`` is chained after every earlier run. The select count is the select run's own picks.
+    """
     status = manifest.column("status").to_pylist()
     reasons = manifest.column("reason").to_pylist()
     quarantined = Counter(reason_code(r) or "unspecified" for s, r in zip(status, reasons) if s != "ok")
-    alive = np.array([s == "ok" for s in status], dtype=bool)
+    ok = np.array([s == "ok" for s in status], dtype=bool)
+    alive = ok.copy()
     stages = []
+    selected = None
     for run in runs:
-        alive &= kept_mask(run)
+        kept = kept_mask(run)
+        alive &= kept
         meta = metas.get(run.stage, {})
-        stages.append(StageCounts(run.stage, run.run_id, meta.get("method"), decision_counts(run.table),
-                                  int(alive.sum())))
+        base, after = (inputs or {}).get(run.stage, (None, None))
+        left = alive if base is None else ok & base & kept
+        stages.append(StageCounts(run.stage, run.run_id, meta.get("method") or meta.get("strategy"),
+                                  decision_counts(run.table), int(left.sum()), after))
+        if run.stage == "select":
+            selected = int(kept.sum())
     return Counts(len(status), dict(Counter(status).most_common()), dict(quarantined.most_common()),
-                  int(np.sum(survived)), stages)
+                  int(np.sum(survived)), stages, selected)
 
 
 def balance(labels: list[str | None], survived: np.ndarray, max_labels: int = 40) -> Balance | None:

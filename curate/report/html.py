@@ -71,20 +71,27 @@ def _counts(data: ReportData) -> str:
     c = data.counts
     cards = [("samples", c.total), ("ok", c.status.get("ok", 0)), ("quarantined", c.status.get("quarantined", 0)),
              ("kept after dedup + prune", c.survivors)]
-    cards += [("selected", s.survivors) for s in c.stages if s.stage == "select"]
+    if c.selected is not None:
+        cards.append(("selected", c.selected))
     html = ['<div class="cards">'] + [f'<div class="card" data-key="{esc(k)}"><b>{_n(v)}</b><span>{esc(k)}</span></div>'
                                       for k, v in cards] + ["</div>"]
-    html.append("<h3>Stages</h3><table><tr><th>stage</th><th>run</th><th>method</th><th class=n>kept</th>"
-                "<th>removed, by reason</th><th class=n>left after stage</th></tr>")
-    html.append(f"<tr><td>ingest</td><td></td><td></td><td class=n>{_n(c.status.get('ok', 0))}</td><td>"
-                + ", ".join(f"{esc(k)} {_n(v)}" for k, v in c.quarantine_reasons.items())
+    html.append("<h3>Stages</h3><table><tr><th>stage</th><th>run</th><th>method</th><th>input</th>"
+                "<th class=n>kept</th><th>removed, by reason</th><th class=n>left after stage</th></tr>")
+    html.append(f"<tr><td>ingest</td><td></td><td></td><td>sources</td><td class=n>{_n(c.status.get('ok', 0))}"
+                "</td><td>" + ", ".join(f"{esc(k)} {_n(v)}" for k, v in c.quarantine_reasons.items())
                 + f"</td><td class=n>{_n(c.status.get('ok', 0))}</td></tr>")
-    for s in c.stages:
+    for i, s in enumerate(c.stages):
         removed = ", ".join(f"{esc(k)} {_n(v)}" for k, v in s.counts.items() if k != "kept") or "none"
+        after = s.upstream if s.upstream is not None else tuple(e.stage for e in c.stages[:i])
+        source = "ingest ok" + "".join(f" &rarr; {esc(a)}" for a in after)
         html.append(f'<tr data-stage="{esc(s.stage)}"><td>{esc(s.stage)}</td><td><code>{esc(s.run_id)}</code></td>'
-                    f"<td>{esc(s.method or '')}</td><td class=n>{_n(s.counts.get('kept', 0))}</td><td>{removed}</td>"
+                    f"<td>{esc(s.method or '')}</td><td data-input=\"{esc(' '.join(after))}\">{source}</td>"
+                    f"<td class=n>{_n(s.counts.get('kept', 0))}</td><td>{removed}</td>"
                     f"<td class=n>{_n(s.survivors)}</td></tr>")
     html.append("</table>")
+    if any(s.stage == "select" for s in c.stages):
+        html.append('<p class="muted">Each stage counts from its own input column: <em>selected</em> is what the '
+                    "select run picked from its input, which includes prune only when select ran on it.</p>")
     if not c.stages:
         html.append('<p class="empty">No decision runs yet (run `curate dedup`).</p>')
     if c.quarantine_reasons:
