@@ -20,6 +20,7 @@ from typing import Any
 
 from curate.decisions import decision_counts
 from curate.errors import CurateError
+from curate.io.fs import locate
 from curate.settings import build_config
 from curate.workspace import Workspace
 
@@ -129,17 +130,17 @@ def _prune(spec: dict, ctx: Context) -> str:
 def _select(spec: dict, ctx: Context) -> str:
     from curate.select.stage import SelectConfig, select
 
-    result = select(ctx.ws, build_config(SelectConfig, spec, "select"))
-    return f"{len(result.picked):,} picked for labeling -> {result.export}"
+    result = select(ctx.ws, build_config(SelectConfig, spec, "select"), progress=ctx.progress)
+    return f"{result.meta['picked']:,} picked for labeling -> {result.meta['export']}"
 
 
 def _export(spec: dict, ctx: Context) -> str:
     from curate.export.stage import ExportConfig, export
 
-    r = export(ctx.ws, build_config(ExportConfig, spec, "export", progress=spec.get("progress", ctx.progress)))
-    ctx.export_folder = r.folder
+    r = export(ctx.ws, build_config(ExportConfig, spec, "export"), progress=ctx.progress)
+    ctx.export_folder = locate(r.meta["folder"])
     state = "reused" if r.reused else "written"
-    return f"version {r.version} ({state}): {r.lineage['counts']['exported']:,} samples, {len(r.shards)} shards"
+    return f"version {r.meta['version']} ({state}): {r.meta['exported']:,} samples, {len(r.meta['shards'])} shards"
 
 
 def _report(spec: dict, ctx: Context) -> str:

@@ -30,8 +30,8 @@ def test_unknown_keys_tables_and_wrong_types_are_clear_errors(tmp_path):
         build_config(ExportConfig, {"shard_sise": 3}, "export")
     with pytest.raises(CurateError, match=r"\[export\] shard_size must be int, not '3'"):
         build_config(ExportConfig, {"shard_size": "3"}, "export")
-    assert build_config(ExportConfig, {"stages": ["dedup"], "run_ids": {"dedup": "x"}}, "export") == \
-        ExportConfig(stages=("dedup",), run_ids=(("dedup", "x"),))
+    assert build_config(ExportConfig, {"stage": ["dedup"], "run": {"dedup": "x"}}, "export") == \
+        ExportConfig(stage=("dedup",), run=(("dedup", "x"),))
     with pytest.raises(CurateError, match="unknown table.*exprot"):
         load_pipeline(write_toml(tmp_path / "a.toml", 'workspace = "ws"\n[exprot]\n'))
     with pytest.raises(CurateError, match="top-level `workspace"):

@@ -6,9 +6,8 @@ import re
 
 import click
 
-from curate.cli.options import progress_option, workspace_option
+from curate.cli.options import stage_options
 from curate.errors import CurateError
-from curate.workspace import Workspace
 
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
@@ -34,10 +33,10 @@ def parse_runs(pins: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 @click.command("export")
-@workspace_option
+@stage_options
 @click.option("--out", default=None, metavar="DIR",
               help="Folder for <name>/<version>/ (local or URI). Default: WS/exports.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "webdataset", "parquet"]), default="auto",
+@click.option("--format", type=click.Choice(["auto", "webdataset", "parquet"]), default="auto",
               show_default=True, help="auto: WebDataset tar for images, Parquet for texts.")
 @click.option("--name", default="curated", show_default=True, help="Export name: shard prefix and folder.")
 @click.option("--shard-size", default=10_000, show_default=True, type=int, help="Samples per shard at most.")
@@ -45,12 +44,12 @@ def parse_runs(pins: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
               help="About this many bytes per shard at most (500MB, 1GiB, none).")
 @click.option("--splits/--no-splits", default=False, show_default=True,
               help="One shard series per manifest split: <name>-<split>-00000.tar.")
-@click.option("--stage", "stages", multiple=True, default=("dedup", "prune"), show_default=True,
-              help="Decision stages to apply (their latest run); repeat. Stages without a run are skipped.")
-@click.option("--run", "runs", multiple=True, metavar="STAGE=RUN_ID",
+@click.option("--stage", multiple=True, default=("dedup", "prune"), show_default=True,
+              help="Decision stages to apply (their latest run): dedup, prune, select; repeat. Stages without a "
+                   "run are skipped.")
+@click.option("--run", multiple=True, metavar="STAGE=RUN_ID",
               help="Apply this run of a stage instead of its latest; repeat.")
-@progress_option
-def command(workspace, out, fmt, name, shard_size, shard_bytes, splits, stages, runs, progress) -> None:
+def command(workspace, progress, wait, shard_bytes, run, **settings) -> None:
     """Write the kept samples as versioned shards with lineage.json.
 
     Applies the decision tables of the chosen stages (default: the latest dedup and prune
@@ -63,16 +62,22 @@ def command(workspace, out, fmt, name, shard_size, shard_bytes, splits, stages, 
     gives the same version and rewrites nothing; old versions stay.
     """
     from curate.export.stage import ExportConfig, export
+    from curate.settings import build_config
+    from curate.workspace import Workspace
 
-    ws = Workspace(workspace)
-    result = export(ws, ExportConfig(out=out, name=name, format=fmt, shard_size=shard_size,
-                                     shard_bytes=parse_bytes(shard_bytes), splits=splits, stages=tuple(stages),
-                                     run_ids=parse_runs(runs), progress=progress))
-    lineage = result.lineage
+    config = build_config(ExportConfig, {**settings, "shard_bytes": parse_bytes(shard_bytes),
+                                         "run": parse_runs(run)}, "export")
+    result = export(Workspace(workspace), config, progress=progress, wait=wait)
+    click.echo(export_summary(result))
+
+
+def export_summary(result) -> str:
+    meta = result.meta
     state = "unchanged, reused" if result.reused else "written"
-    click.echo(f"export {lineage['name']} version {result.version} ({state}): {lineage['counts']['exported']:,} "
-               f"samples in {len(result.shards)} {lineage['format']} shard(s)")
-    for stage in lineage["counts"]["stages"]:
+    lines = [f"export {meta['config']['name']} version {meta['version']} ({state}): {meta['exported']:,} "
+             f"samples in {len(meta['shards'])} {meta['format']} shard(s)"]
+    for stage in meta["funnel"]:
         removed = ", ".join(f"{k} {v:,}" for k, v in stage["removed"].items()) or "nothing removed"
-        click.echo(f"  {stage['stage']:<8} {stage['in']:,} -> {stage['out']:,} ({removed})")
-    click.echo(f"  folder   {result.folder.uri}")
+        lines.append(f"  {stage['stage']:<8} {stage['in']:,} -> {stage['out']:,} ({removed})")
+    lines.append(f"  folder   {meta['folder']}")
+    return "\n".join(lines)

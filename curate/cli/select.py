@@ -6,7 +6,7 @@ import textwrap
 
 import click
 
-from curate.cli.options import workspace_option
+from curate.cli.options import run_line, stage_options
 from curate.errors import CurateError
 from curate.select.registry import STRATEGIES
 from curate.workspace import Workspace
@@ -54,7 +54,7 @@ default sqrt(#queries)); each pick records its query and cosine similarity.
 A Label Studio export (.json) gets labeling-config.xml (choices = the dataset's labels) and
 LABELING.md (label counts and examples, the batch's scores) in the same folder.
 """)
-@workspace_option
+@stage_options
 @click.option("--budget", "-n", type=int, required=True, help="How many items to pick.")
 @click.option("--strategy", "-s", default="hybrid", show_default=True, metavar="NAME",
               help=f"One of: {', '.join(STRATEGIES)}.")
@@ -63,13 +63,13 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
               help="Ids already labeled: text (one per line), or CSV/Parquet with `id` [and `label`].")
 @click.option("--probe", is_flag=True, help="Train a linear probe on the labeled embeddings and score the pool.")
 @click.option("--out", "-o", required=True, metavar="FILE", help="Export file (.json Label Studio, .csv, .parquet).")
-@click.option("--format", "fmt", type=click.Choice(["labelstudio", "csv", "parquet"]), default=None,
+@click.option("--format", type=click.Choice(["labelstudio", "csv", "parquet"]), default=None,
               help="Export format (default: from the --out extension; .json is Label Studio).")
 @click.option("--data-key", default=None, help="Label Studio data key (default: image, or text for texts).")
 @click.option("--document-root", default=None, metavar="DIR",
               help="Label Studio local-files root: image paths become /data/local-files/?d=<relative path>.")
 @click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
-@click.option("--round", "round_", type=int, default=None, help="Labeling round (default: 1 + earlier runs).")
+@click.option("--round", type=int, default=None, help="Labeling round (default: 1 + earlier runs).")
 @click.option("--dup-threshold", type=float, default=0.9, show_default=True,
               help="hybrid: never two items above this cosine in a batch, nor one near a labeled item.")
 @click.option("--uncertainty", type=click.Choice(["margin", "entropy", "least-confidence"]), default="margin",
@@ -89,28 +89,22 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--per-query", type=int, default=None, help="similar: at most N picks per query.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def command(workspace, budget, strategy, predictions, labeled, probe, out, fmt, data_key, document_root, model,
-            round_, dup_threshold, uncertainty, preselect, typical_per_class, quota_per_class, class_quota, clusters,
-            queries, per_query, seed, device) -> None:
-    from curate.select.stage import SelectConfig, select
+def command(workspace, progress, wait, class_quota, **settings) -> None:
+    from curate.select.stage import SelectConfig, picked, select
+    from curate.settings import build_config
 
-    ws = Workspace(workspace)
-    result = select(ws, SelectConfig(
-        budget=budget, strategy=strategy, predictions=predictions, labeled=labeled, probe=probe, model=model,
-        out=out, format=fmt, data_key=data_key, document_root=document_root, round=round_, seed=seed,
-        uncertainty=uncertainty, preselect=preselect, typical_per_class=typical_per_class,
-        dup_threshold=dup_threshold, quota_per_class=quota_per_class,
-        class_quota=_class_quota(class_quota), clusters=clusters, queries=queries, per_query=per_query,
-        device=device))
-    run = result.run
-    click.echo(f"select ({strategy}, round {result.round}): picked {len(result.picked):,} of "
-               f"{result.candidates:,} candidates in {result.seconds:.1f}s")
-    click.echo(f"  run      {run.run_id} {run.path.uri}")
-    if result.export is not None:
-        click.echo(f"  export   {result.export.uri}")
-    if result.handoff is not None:
-        click.echo(f"  labeling {result.handoff[0].uri}, {result.handoff[1].uri}")
-    for name, reason in result.query_failures[:10]:
+    config = build_config(SelectConfig, {**settings, "class_quota": _class_quota(class_quota)}, "select")
+    result = select(Workspace(workspace), config, progress=progress, wait=wait)
+    meta = result.meta
+    click.echo(f"select ({meta['strategy']}, round {meta['round']}): picked {len(picked(result)):,} of "
+               f"{meta['candidates']:,} candidates")
+    click.echo(run_line(result))
+    if meta.get("export"):
+        click.echo(f"  export   {meta['export']}")
+    if meta.get("handoff"):
+        click.echo(f"  labeling {meta['handoff'][0]}, {meta['handoff'][1]}")
+    failures = meta.get("query_failures") or []
+    for name, reason in failures[:10]:
         click.echo(f"  query not used: {name}: {reason}", err=True)
-    if len(result.query_failures) > 10:
-        click.echo(f"  ... and {len(result.query_failures) - 10} more queries not used", err=True)
+    if len(failures) > 10:
+        click.echo(f"  ... and {len(failures) - 10} more queries not used", err=True)

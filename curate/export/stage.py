@@ -10,15 +10,14 @@ finished shards (renamed into place) are kept, the rest are written.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from curate import __version__
-from curate.decisions import upstream
+from curate.decisions import latest_run, upstream
 from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
 from curate.export.lineage import build_lineage
@@ -26,10 +25,12 @@ from curate.export.plan import Shard, label_names, plan_shards, version_id
 from curate.export.shards import ShardInfo, file_digest, write_parquet, write_tar
 from curate.io import atomic
 from curate.io.fs import Location, locate
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 EXPORT_FORMAT = 1
 FORMATS = ("auto", "webdataset", "parquet")
+DECISION_STAGES = ("dedup", "prune", "select")
 
 
 @dataclass(frozen=True)
@@ -40,19 +41,8 @@ class ExportConfig:
     shard_size: int = 10_000  # samples per shard at most
     shard_bytes: int | None = 1 << 30  # about this many bytes per shard at most; None: no limit
     splits: bool = False  # one shard series per manifest split (<name>-<split>-00000.tar)
-    stages: tuple[str, ...] = ("dedup", "prune")  # decision stages applied (latest run of each)
-    run_ids: tuple[tuple[str, str], ...] = ()  # pin (stage, run id) instead of the latest
-    progress: bool = True
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    version: str
-    folder: Location
-    shards: list[ShardInfo]
-    lineage: dict
-    reused: bool
-    seconds: float
+    stage: tuple[str, ...] = ("dedup", "prune")  # decision stages applied (latest run of each)
+    run: tuple[tuple[str, str], ...] = ()  # pin (stage, run id) instead of the latest
 
 
 def _check(config: ExportConfig) -> None:
@@ -62,14 +52,64 @@ def _check(config: ExportConfig) -> None:
         raise CurateError("--shard-size and --shard-bytes must be positive")
     if not config.name or any(c in config.name for c in "/\\") or config.name.startswith("."):
         raise CurateError(f"--name must be a plain file-name prefix, not {config.name!r}")
+    for stage in (*config.stage, *(s for s, _ in config.run)):
+        if stage not in DECISION_STAGES:
+            raise CurateError(f"--stage {stage!r} is not a decision stage (choose from {', '.join(DECISION_STAGES)})")
 
 
-def export(ws: Workspace, config: ExportConfig = ExportConfig()) -> ExportResult:
+class Export(Stage):
+    """``curate export`` on the runner: reads the manifest and the chosen decision runs."""
+
+    name = "export"
+    config_type = ExportConfig
+
+    def validate(self, config: ExportConfig) -> None:
+        _check(config)
+
+    def prefix(self, config: ExportConfig) -> str:
+        return config.name
+
+    def resolve(self, ws: Workspace, config: ExportConfig) -> Inputs:
+        pins = dict(config.run)
+        runs = [latest_run(ws, stage, pins.get(stage)) for stage in config.stage]
+        return Inputs({"manifest": ws.manifest_fingerprint(),
+                       "upstream": {r.stage: r.run_id for r in runs if r is not None}})
+
+    def is_current(self, ws: Workspace, meta: dict) -> bool:
+        """Reused while its version folder is complete (``lineage.json`` is written last)."""
+        return locate(meta["folder"]).join("lineage.json").exists()
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _export(ctx.ws, ctx.config, ctx)
+
+
+def export(ws: Workspace, config: ExportConfig = ExportConfig(), **run: Any) -> StageResult:
     """Plan, version, write missing shards, then ``samples.parquet`` and ``lineage.json``."""
-    start = time.perf_counter()
-    _check(config)
+    return run_stage(ws, Export(), config, **run)
+
+
+@dataclass(frozen=True)
+class ExportedVersion:
+    """An export run's version folder, read back: shards, lineage, and whether the run was reused."""
+
+    version: str
+    folder: Location
+    shards: list[ShardInfo]
+    lineage: dict
+    reused: bool
+
+
+def exported(result: StageResult) -> ExportedVersion:
+    """Read the version folder an export run wrote (or reused)."""
+    folder = locate(result.meta["folder"])
+    lineage = atomic.read_json(folder.join("lineage.json"))
+    shards = [ShardInfo(s["name"], s["split"], s["samples"], s["bytes"], s["sha256"]) for s in lineage["shards"]]
+    return ExportedVersion(result.meta["version"], folder, shards, lineage, result.reused)
+
+
+def _export(ws: Workspace, config: ExportConfig, ctx: RunContext) -> Output:
     manifest = ws.read_manifest()
-    up = upstream(ws, config.stages, dict(config.run_ids), manifest)
+    up = upstream(ws, config.stage, dict(config.run), manifest)
     rows = np.flatnonzero(up.kept)
     kinds = set(manifest.column("kind").take(pa.array(rows)).to_pylist()) if len(rows) else set()
     fmt = config.format if config.format != "auto" else ("webdataset" if "image" in kinds else "parquet")
@@ -79,32 +119,55 @@ def export(ws: Workspace, config: ExportConfig = ExportConfig()) -> ExportResult
     labels = label_names(manifest)
     shards = plan_shards(manifest, rows, config.name, fmt, config.splits, config.shard_size, config.shard_bytes)
     settings = {"format": fmt, "shard_size": config.shard_size, "shard_bytes": config.shard_bytes,
-                "splits": config.splits, "stages": list(config.stages), "labels": labels,
+                "splits": config.splits, "stages": list(config.stage), "labels": labels,
                 "export_format": EXPORT_FORMAT}
-    header = {**settings, "name": config.name, "manifest": ws.manifest_meta()["fingerprint"],
+    header = {**settings, "name": config.name, "manifest": ws.manifest_fingerprint(),
               "runs": {run.stage: run.run_id for run in up.runs}}
     version = version_id(header, manifest, shards)
     base = locate(config.out) if config.out else ws.loc("exports")
     folder = base.join(config.name, version)
-    if folder.join("lineage.json").exists():
-        lineage = atomic.read_json(folder.join("lineage.json"))
-        infos = [ShardInfo(s["name"], s["split"], s["samples"], s["bytes"], s["sha256"]) for s in lineage["shards"]]
-        return ExportResult(version, folder, infos, lineage, True, time.perf_counter() - start)
-
-    folder.fs.makedirs(folder.path, exist_ok=True)
-    atomic.sweep_temporaries(folder)
-    infos = _write_shards(folder, shards, manifest, fmt, labels, config.progress)
-    atomic.write_parquet(folder.join("samples.parquet"), _samples_table(manifest, up, shards))
-    run_meta = {run.stage: atomic.read_json(_sidecar(run.path)) for run in up.runs}
-    lineage = build_lineage(version=version, name=config.name, fmt=fmt, settings=settings, ws_uri=ws.root.uri,
-                            manifest_meta=ws.manifest_meta(), manifest=manifest, up=up, run_meta=run_meta,
-                            shards=infos)
-    lineage["packages"]["curate"] = __version__
-    if not lineage["counts"]["accounted"]:
-        raise CurateError("internal error: export counts do not add up to the manifest rows")
-    atomic.write_json(folder.join("lineage.json"), lineage)
+    samples = _samples_table(manifest, up, shards)
+    ctx.lap("plan")
+    if not folder.join("lineage.json").exists():
+        _write_version(ws, config, folder, shards, manifest, fmt, labels, up, samples, settings, version, ctx)
+    lineage = atomic.read_json(folder.join("lineage.json"))
     atomic.write_json(base.join(config.name, "latest.json"), {"version": version, "path": folder.uri})
-    return ExportResult(version, folder, infos, lineage, False, time.perf_counter() - start)
+    facts = {"version": version, "folder": folder.uri, "format": lineage["format"], "shards": lineage["shards"],
+             "exported": lineage["counts"]["exported"], "funnel": lineage["counts"]["stages"]}
+    return Output(_decisions(samples), facts)
+
+
+def _write_version(ws: Workspace, config: ExportConfig, folder: Location, shards: list[Shard], manifest: pa.Table,
+                   fmt: str, labels: list[str], up, samples: pa.Table, settings: dict, version: str,
+                   ctx: RunContext) -> None:
+    """Write the shards not yet in place, then ``samples.parquet``, then ``lineage.json`` (last)."""
+    created = not folder.exists()
+    folder.fs.makedirs(folder.path, exist_ok=True)
+    try:
+        atomic.sweep_temporaries(folder)
+        infos = _write_shards(folder, shards, manifest, fmt, labels, ctx)
+        atomic.write_parquet(folder.join("samples.parquet"), samples)
+        run_meta = {run.stage: atomic.read_json(_sidecar(run.path)) for run in up.runs}
+        lineage = build_lineage(version=version, name=config.name, fmt=fmt, settings=settings, ws_uri=ws.root.uri,
+                                manifest_meta=ws.manifest_meta(), manifest=manifest, up=up, run_meta=run_meta,
+                                shards=infos)
+        lineage["packages"]["curate"] = __version__
+        if not lineage["counts"]["accounted"]:
+            raise CurateError("internal error: export counts do not add up to the manifest rows")
+        atomic.write_json(folder.join("lineage.json"), lineage)
+    except BaseException:
+        if created and not folder.fs.ls(folder.path):
+            folder.fs.rmdir(folder.path)  # a failed first attempt leaves no empty version folder behind
+        raise
+    ctx.lap("write shards")
+
+
+def _decisions(samples: pa.Table) -> pa.Table:
+    """The export's decision table: kept = exported; reason = "<stage>: <reason>" of the removal."""
+    stage, reason = samples.column("stage").to_pylist(), samples.column("reason").to_pylist()
+    why = [None if s is None else (r if s == "ingest" else f"{s}: {r}") for s, r in zip(stage, reason)]
+    return pa.table({"id": samples.column("id"), "kept": samples.column("exported"),
+                     "reason": pa.array(why, pa.string()), "shard": samples.column("shard")})
 
 
 def _sidecar(table_loc: Location) -> Location:
@@ -113,13 +176,13 @@ def _sidecar(table_loc: Location) -> Location:
 
 
 def _write_shards(folder: Location, shards: list[Shard], manifest: pa.Table, fmt: str, labels: list[str],
-                  progress: bool) -> list[ShardInfo]:
+                  ctx: RunContext) -> list[ShardInfo]:
     """Write each shard that is not already in place (a finished shard was renamed there whole)."""
     label_index = {name: i for i, name in enumerate(labels)}
     fetcher = PayloadFetcher()
     infos = []
     total = sum(len(s.rows) for s in shards)
-    with tqdm(total=total, desc="export", unit=" samples", disable=not progress, dynamic_ncols=True) as bar:
+    with ctx.bar(total=total, desc="export", unit=" samples") as bar:
         for shard in shards:
             loc = folder.join(shard.name)
             if loc.exists():
@@ -137,7 +200,7 @@ def _write_shards(folder: Location, shards: list[Shard], manifest: pa.Table, fmt
     return infos
 
 
-def _ticking(rows: list[dict], bar: tqdm):
+def _ticking(rows: list[dict], bar):
     for row in rows:
         yield row
         bar.update(1)

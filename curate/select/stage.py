@@ -14,17 +14,17 @@ Studio export gets ``labeling-config.xml`` and ``LABELING.md`` beside it (``hand
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from curate import __version__
-from curate.decisions import DecisionRun, list_runs, load_run, upstream, write_run
+from curate.decisions import latest_run, list_runs, upstream
 from curate.errors import CurateError
+from curate.io import atomic
 from curate.io.fs import Location, locate
-from curate.io.hashing import fingerprint
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.select import registry
 from curate.select.exports import ExportOptions, data_key, guess_format, write_export
 from curate.select.predictions import load_labeled, load_predictions
@@ -59,18 +59,6 @@ class SelectConfig:
     per_query: int | None = None  # similar: at most this many picks per query
     upstream: tuple[str, ...] = ("dedup",)
     device: str = "auto"
-
-
-@dataclass(frozen=True)
-class SelectResult:
-    run: DecisionRun
-    picked: list[str]
-    export: Location | None
-    round: int
-    candidates: int
-    seconds: float
-    query_failures: list[tuple[str, str]] = ()  # similar: (query, reason) of queries that were not used
-    handoff: tuple[Location, Location] | None = None  # labeling-config.xml, LABELING.md
 
 
 def _check(config: SelectConfig) -> registry.Strategy:
@@ -121,11 +109,67 @@ def _quota(config: SelectConfig, names: list[str]) -> dict[int, int] | int | Non
     return caps
 
 
-def select(ws: Workspace, config: SelectConfig) -> SelectResult:
+class Select(Stage):
+    """``curate select`` on the runner: reads the manifest, upstream runs, a store, predictions, labeled ids."""
+
+    name = STAGE
+    config_type = SelectConfig
+
+    def validate(self, config: SelectConfig) -> None:
+        _check(config)
+
+    def prefix(self, config: SelectConfig) -> str:
+        return config.strategy
+
+    def settings(self, config: SelectConfig) -> dict:
+        # where the batch goes is not part of the decision (a missing export file is rewritten: is_current)
+        return config_dict(replace(config, out=None, format=None, data_key=None, document_root=None))
+
+    def resolve(self, ws: Workspace, config: SelectConfig) -> Inputs:
+        strategy = registry.get(config.strategy)
+        runs = [latest_run(ws, stage) for stage in config.upstream]
+        store = None
+        if "embeddings" in strategy.needs or config.probe or "store" in strategy.needs:
+            from curate.embed.store import choose_store, open_store
+
+            dedup = next((r for r in runs if r is not None and r.stage == "dedup"), None)
+            prefer = atomic.read_json(_sidecar(ws, dedup)).get("model") if dedup else None
+            store = open_store(ws, choose_store(ws, config.model, prefer=prefer))
+        fingerprints = {"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"] if store else None,
+                        "predictions": _file_stat(config.predictions), "labeled": _file_stat(config.labeled),
+                        "upstream": {r.stage: r.run_id for r in runs if r is not None}}
+        if config.queries:
+            from curate.select.queries import describe
+
+            fingerprints["queries"] = describe(config.queries)
+        return Inputs(fingerprints, {"store": store})
+
+    def is_current(self, ws: Workspace, meta: dict) -> bool:
+        """A finished run is reused only while the batch file it exported is still there."""
+        return meta.get("export") is None or locate(meta["export"]).exists()
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _select(ctx.ws, ctx.config, ctx["store"], ctx.run_id)
+
+
+def select(ws: Workspace, config: SelectConfig, **run: Any) -> StageResult:
     """Pick the batch, write the decision table (and the export when ``config.out``)."""
-    start = time.perf_counter()
-    ws.require_manifest()
-    strategy = _check(config)
+    return run_stage(ws, Select(), config, **run)
+
+
+def picked(result: StageResult) -> list[str]:
+    """The ids a select run picked, in rank order."""
+    table = result.table.filter(result.table.column("kept"))
+    order = np.argsort(table.column("rank").to_numpy(zero_copy_only=False), kind="stable")
+    return [table.column("id")[int(i)].as_py() for i in order]
+
+
+def _sidecar(ws: Workspace, run) -> Location:
+    return ws.decisions(run.stage).join(f"{run.run_id}.json")
+
+
+def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
+    strategy = registry.get(config.strategy)
     manifest = ws.read_manifest(["id", "source", "kind", "label", "text", "status", "reason"])
     ids = manifest.column("id").to_pylist()
     n = len(ids)
@@ -140,16 +184,9 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     preds = load_predictions(config.predictions, ids, ok) if config.predictions else None
 
     needs_emb = "embeddings" in strategy.needs or config.probe
-    needs_store = needs_emb or "store" in strategy.needs
-    store_row = np.full(n, -1, dtype=np.int64)
-    store, slug = None, None
-    if needs_store:
-        from curate.embed.store import choose_store, open_store
-
-        slug = choose_store(ws, config.model)
-        store = open_store(ws, slug)
-        store_row[store.manifest_rows[store.valid]] = np.flatnonzero(store.valid)
-    has_emb = store_row >= 0 if needs_store else np.ones(n, dtype=bool)
+    store_row = store.store_rows(n) if store is not None else np.full(n, -1, dtype=np.int64)
+    slug = store.slug if store is not None else None
+    has_emb = store_row >= 0 if store is not None else np.ones(n, dtype=bool)
     queries = None
     if config.queries:
         from curate.select.queries import load_queries
@@ -168,7 +205,7 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     members = candidates | (labeled & has_emb)
     rows = np.flatnonzero(members)  # pool row -> manifest row
 
-    embeddings = _gather(store.vectors, store_row[rows]) if needs_emb else None
+    embeddings = store.gather(store_row[rows]) if needs_emb else None
     probs = mc = feats = None
     class_names: list[str] = []
     if preds is not None:
@@ -201,20 +238,8 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     if options.quota is not None and config.strategy != "hybrid":
         raise CurateError("class quotas are supported by the hybrid strategy")
 
-    settings = asdict(replace(config, out=None, format=None, data_key=None, document_root=None))
-    for key in ("queries", "per_query"):  # absent unless used: run ids of the other strategies stay as they were
-        if settings[key] is None:
-            del settings[key]
-    inputs = [__version__, ws.manifest_meta()["fingerprint"], store.meta["fingerprint"] if store else None,
-              _file_stat(config.predictions), _file_stat(config.labeled),
-              [r.run_id for r in up.runs], settings]
-    if config.queries:
-        from curate.select.queries import describe
-
-        inputs.append(describe(config.queries))
-    run_id = f"{config.strategy}-" + fingerprint(inputs)[:12]
     earlier = list_runs(ws, STAGE)
-    same = [m for m in earlier if m.get("run_id") == run_id]
+    same = [m for m in earlier if m.get("run_id") == run_id]  # rerun after its export file was removed
     round_ = same[-1]["round"] if same else (config.round or 1 + len(earlier))
 
     rng = np.random.default_rng([config.seed, round_])
@@ -227,18 +252,13 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
     meta = {"strategy": config.strategy, "round": round_, "budget": config.budget, "picked": len(picks),
             "candidates": int(candidates.sum()), "labeled": int(labeled.sum()), "model": slug,
             "predictions": config.predictions, "labeled_file": config.labeled, "probe": config.probe,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
-            "manifest_fingerprint": ws.manifest_meta()["fingerprint"],
-            "upstream_runs": {r.stage: r.run_id for r in up.runs}}
+            "upstream_runs": {r.stage: r.run_id for r in up.runs}, "query_failures": [], "export": None,
+            "handoff": None}
     if queries is not None:
         meta.update({"queries": config.queries, "queries_used": len(queries.names),
                      "queries_external": queries.external,
                      "query_failures": [list(f) for f in queries.failures[:1000]],
                      "retrieval": "exact" if index is None else f"index:{index.kind}"})
-    # the same inputs + config were run before: same decisions; keep that run (and its place in the history)
-    run = load_run(ws, STAGE, run_id) if same else None
-    if run is None or not run.table.equals(table):
-        run = write_run(ws, STAGE, run_id, table, meta, manifest.column("id"))
     export = handoff = None
     if config.out:
         batch = _batch(manifest, picked_rows, scores, config.strategy, round_,
@@ -246,10 +266,11 @@ def select(ws: Workspace, config: SelectConfig) -> SelectResult:
         options = ExportOptions(format=guess_format(config.out, config.format), data_key=config.data_key,
                                 document_root=config.document_root)
         export = write_export(batch, config.out, options)
+        meta["export"] = export.uri
         if options.format == "labelstudio":
             handoff = _handoff(batch, export, manifest, ok, file_labels, options)
-    return SelectResult(run, [ids[r] for r in picked_rows], export, round_, int(candidates.sum()),
-                        time.perf_counter() - start, list(queries.failures) if queries else [], handoff)
+            meta["handoff"] = [loc.uri for loc in handoff]
+    return Output(table, meta)
 
 
 def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, file_labels: dict[int, str],
@@ -268,15 +289,6 @@ def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarr
         if "prediction" in batch.column_names else []
     labels = label_set([ids[r] for r in rows], [labels[r] for r in rows], extra=sorted(set(predicted)))
     return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name)
-
-
-def _gather(vectors: np.ndarray, rows: np.ndarray, block: int = 65536) -> np.ndarray:
-    """Store rows as fp32 unit vectors (read in sorted blocks from the memory map)."""
-    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
-    for lo in range(0, len(rows), block):
-        out[lo:lo + block] = vectors[rows[lo:lo + block]]
-    out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
-    return out
 
 
 def _probe(manifest: pa.Table, labeled: np.ndarray, file_labels: dict[int, str], members: np.ndarray,

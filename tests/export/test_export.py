@@ -11,7 +11,7 @@ from curate.cli.export import parse_bytes
 from curate.dedup.exact import ExactDedupConfig, exact_dedup
 from curate.errors import CurateError
 from curate.export.shards import sample_key
-from curate.export.stage import ExportConfig, export
+from curate.export.stage import ExportConfig, export, exported
 from curate.ingest import IngestConfig, ingest
 from curate.workspace import Workspace
 from tests.conftest import encode_image, write
@@ -41,7 +41,7 @@ def tar_members(path):
 
 def test_webdataset_shards_hold_exactly_the_kept_samples(tmp_path):
     ws, files = image_workspace(tmp_path)
-    result = export(ws, ExportConfig(name="pets", shard_size=2, splits=True, progress=False))
+    result = exported(export(ws, ExportConfig(name="pets", shard_size=2, splits=True), progress=False))
     names = sorted(s.name for s in result.shards)
     # train keeps a, b, c (copy and broken removed); test keeps d, e
     assert names == ["pets-test-00000.tar", "pets-train-00000.tar", "pets-train-00001.tar"]
@@ -63,7 +63,7 @@ def test_webdataset_library_and_hf_datasets_read_the_shards(tmp_path):
     webdataset = pytest.importorskip("webdataset")
     datasets = pytest.importorskip("datasets")
     ws, _ = image_workspace(tmp_path)
-    result = export(ws, ExportConfig(shard_size=3, progress=False))
+    result = exported(export(ws, ExportConfig(shard_size=3), progress=False))
     urls = [f"{result.folder.path}/{s.name}" for s in result.shards]
     seen = list(webdataset.WebDataset(urls, shardshuffle=False).decode("pil").to_tuple("png", "cls", "json"))
     assert len(seen) == 5 and all(img.size == (16, 12) for img, _, _ in seen)
@@ -86,7 +86,7 @@ def text_workspace(tmp_path):
 def test_parquet_text_shards_read_by_pyarrow_and_hf_datasets(tmp_path):
     datasets = pytest.importorskip("datasets")
     ws = text_workspace(tmp_path)
-    result = export(ws, ExportConfig(name="t", shard_size=4, progress=False))
+    result = exported(export(ws, ExportConfig(name="t", shard_size=4), progress=False))
     assert result.lineage["format"] == "parquet" and [s.samples for s in result.shards] == [4, 4, 1]
     files = [f"{result.folder.path}/{s.name}" for s in result.shards]
     table = pq.read_table(files)
@@ -100,7 +100,7 @@ def test_parquet_text_shards_read_by_pyarrow_and_hf_datasets(tmp_path):
 def test_parquet_image_shards_decode_as_hf_images(tmp_path):
     datasets = pytest.importorskip("datasets")
     ws, files = image_workspace(tmp_path)
-    result = export(ws, ExportConfig(format="parquet", progress=False))
+    result = exported(export(ws, ExportConfig(format="parquet"), progress=False))
     hf = datasets.load_dataset("parquet", data_files=[f"{result.folder.path}/{s.name}" for s in result.shards],
                                split="train", cache_dir=str(tmp_path / "hf"))
     assert len(hf) == 5 and hf[0]["image"].size == (16, 12)
@@ -110,7 +110,7 @@ def test_parquet_image_shards_decode_as_hf_images(tmp_path):
 
 def test_lineage_accounts_for_every_input(tmp_path):
     ws, _ = image_workspace(tmp_path)
-    lineage = export(ws, ExportConfig(progress=False)).lineage
+    lineage = exported(export(ws, ExportConfig(), progress=False)).lineage
     stages = lineage["counts"]["stages"]
     assert [s["stage"] for s in stages] == ["ingest", "dedup"]
     assert stages[0] == {"stage": "ingest", "in": 7, "out": 6, "removed": {"truncated-image": 1}}
@@ -132,11 +132,11 @@ def test_lineage_accounts_for_every_input(tmp_path):
 
 def test_same_inputs_same_version_and_changes_make_new_versions(tmp_path):
     ws, _ = image_workspace(tmp_path)
-    first = export(ws, ExportConfig(progress=False))
-    again = export(ws, ExportConfig(progress=False))
+    first = exported(export(ws, ExportConfig(), progress=False))
+    again = exported(export(ws, ExportConfig(), progress=False))
     assert again.version == first.version and again.reused
-    undeduped = export(ws, ExportConfig(stages=(), progress=False))
-    resized = export(ws, ExportConfig(shard_size=1, progress=False))
+    undeduped = exported(export(ws, ExportConfig(stage=()), progress=False))
+    resized = exported(export(ws, ExportConfig(shard_size=1), progress=False))
     assert len({first.version, undeduped.version, resized.version}) == 3
     assert undeduped.lineage["counts"]["exported"] == 6
     versions = sorted(p.name for p in (tmp_path / "ws" / "exports" / "curated").iterdir() if p.is_dir())
@@ -147,13 +147,13 @@ def test_same_inputs_same_version_and_changes_make_new_versions(tmp_path):
 
 def test_resume_rewrites_missing_shards_byte_identically(tmp_path):
     ws, _ = image_workspace(tmp_path)
-    first = export(ws, ExportConfig(shard_size=2, progress=False))
+    first = exported(export(ws, ExportConfig(shard_size=2), progress=False))
     folder = tmp_path / "ws" / "exports" / "curated" / first.version
     before = {p.name: p.read_bytes() for p in folder.glob("*.tar")}
     (folder / "lineage.json").unlink()
     (folder / first.shards[1].name).unlink()
     (folder / ".tmp-deadbeef-curated-all-00002.tar").write_bytes(b"partial")  # a killed writer's leftover
-    second = export(ws, ExportConfig(shard_size=2, progress=False))
+    second = exported(export(ws, ExportConfig(shard_size=2), progress=False))
     assert second.version == first.version and not second.reused
     assert {p.name: p.read_bytes() for p in folder.glob("*.tar")} == before
     assert not list(folder.glob(".tmp-*"))
@@ -163,14 +163,14 @@ def test_changed_source_is_an_error_and_leaves_no_shard(tmp_path):
     ws, _ = image_workspace(tmp_path)
     (tmp_path / "src" / "train" / "cat" / "a.png").write_bytes(encode_image(seed=99))
     with pytest.raises(CurateError, match="changed since ingest"):
-        export(ws, ExportConfig(progress=False))
+        exported(export(ws, ExportConfig(), progress=False))
     leftovers = [p for p in (tmp_path / "ws" / "exports").rglob("*") if p.suffix == ".tar" or ".tmp-" in p.name]
     assert leftovers == []
 
 
 def test_shard_bytes_limit_and_bad_settings(tmp_path):
     ws, _ = image_workspace(tmp_path)
-    result = export(ws, ExportConfig(shard_bytes=1, progress=False))  # every sample alone
+    result = exported(export(ws, ExportConfig(shard_bytes=1), progress=False))  # every sample alone
     assert [s.samples for s in result.shards] == [1] * 5
     for bad in (ExportConfig(shard_size=0), ExportConfig(format="zip"), ExportConfig(name="../x")):
         with pytest.raises(CurateError):
@@ -190,7 +190,7 @@ def test_parse_bytes_and_sample_keys():
 
 def test_tar_headers_are_deterministic(tmp_path):
     ws, _ = image_workspace(tmp_path)
-    result = export(ws, ExportConfig(progress=False))
+    result = exported(export(ws, ExportConfig(), progress=False))
     with tarfile.open(f"{result.folder.path}/{result.shards[0].name}") as tar:
         infos = tar.getmembers()
     assert all(m.mtime == 0 and m.uid == 0 and m.uname == "" and m.isreg() for m in infos)

@@ -22,7 +22,7 @@ from curate.decisions import latest_run  # noqa: E402
 from curate.dedup.exact import ExactDedupConfig, exact_dedup  # noqa: E402
 from curate.embed.stage import EmbedConfig, embed  # noqa: E402
 from curate.errors import CurateError  # noqa: E402
-from curate.export.stage import ExportConfig, export  # noqa: E402
+from curate.export.stage import ExportConfig, export, exported  # noqa: E402
 from curate.ingest import IngestConfig, ingest  # noqa: E402
 from curate.io.fs import locate  # noqa: E402
 from curate.readers.base import ReadOptions  # noqa: E402
@@ -64,7 +64,7 @@ def run_flow(ws_uri: str, sources: list[str]) -> tuple[Workspace, object]:
     ws = Workspace(ws_uri)
     ingest(ws, sources, CONFIG)
     exact_dedup(ws, ExactDedupConfig())
-    result = export(ws, ExportConfig(name="s", shard_size=7, progress=False))
+    result = exported(export(ws, ExportConfig(name="s", shard_size=7), progress=False))
     return ws, result
 
 

@@ -66,7 +66,7 @@ def test_select_writes_handoff_matching_the_export(tmp_path):
     out = tmp_path / "round1" / "tasks.json"
     result = select(ws, SelectConfig(budget=5, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
                                      out=str(out)))
-    assert result.handoff is not None
+    assert result.meta["handoff"] is not None
     root = ET.fromstring((tmp_path / "round1" / "labeling-config.xml").read_text())
     obj, choices = list(root)
     names = [c.attrib["value"] for c in choices]
@@ -82,7 +82,7 @@ def test_select_writes_handoff_matching_the_export(tmp_path):
     assert "| up &amp; down | 8 | `w2`, `w5`, `w8` |" in notes and "strategy `margin`" in notes
     # CSV / Parquet exports get no Label Studio files
     csv = select(ws, SelectConfig(budget=5, strategy="random", out=str(tmp_path / "csv" / "b.csv")))
-    assert csv.handoff is None and not (tmp_path / "csv" / "labeling-config.xml").exists()
+    assert csv.meta["handoff"] is None and not (tmp_path / "csv" / "labeling-config.xml").exists()
 
 
 @pytest.mark.skipif(not os.environ.get("CURATE_LABEL_STUDIO"), reason="set CURATE_LABEL_STUDIO to a label-studio "

@@ -20,7 +20,7 @@ from curate.errors import CurateError
 from curate.index.ann import build_index
 from curate.ingest import IngestConfig, ingest
 from curate.select import mining
-from curate.select.stage import SelectConfig, select
+from curate.select.stage import SelectConfig, picked, select
 from curate.workspace import Workspace
 from tests.conftest import encode_image, write
 
@@ -139,7 +139,7 @@ def test_stage_queries_by_id_decision_table_and_exports(tmp_path):
     cand = np.ones(30, bool)
     cand[[0, 10, 1, 5]] = False
     picks, sims, owner = brute_force(unit(pool), unit(pool[[0, 10]]), cand, 6)
-    assert result.picked == [ids[p] for p in picks]
+    assert picked(result) == [ids[p] for p in picks]
     rows = {r["id"]: r for r in result.run.table.to_pylist()}
     assert rows["w0"]["reason"] == "query" and rows["w10"]["reason"] == "query" and rows["w1"]["reason"] == "labeled"
     assert rows["w5"]["reason"].startswith("dedup")
@@ -181,10 +181,10 @@ def test_external_image_query_matches_its_workspace_copy(tmp_path):
     result = select(ws, SelectConfig(budget=3, strategy="similar", queries=str(qdir), dup_threshold=None,
                                      out=str(tmp_path / "out" / "batch.json")))
     rows = {r["id"]: r for r in result.run.table.to_pylist()}
-    first = result.picked[0]
+    first = picked(result)[0]
     assert first.endswith("b/04.png") and rows[first]["score"] == pytest.approx(1.0, abs=2e-3)
     assert rows[first]["query"] == "copy.png"
-    failed = dict(result.query_failures)
+    failed = dict(result.meta["query_failures"])
     assert set(failed) == {"broken.jpg", "notes.txt"} and failed["notes.txt"].startswith("unsupported-kind")
     tasks = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert tasks[0]["meta"]["query"] == "copy.png" and tasks[0]["meta"]["similarity"] == pytest.approx(1.0, abs=2e-3)
@@ -204,9 +204,9 @@ def test_external_jsonl_text_query_with_minilm(tmp_path):
                                      + "not json\n").encode())
     result = select(ws, SelectConfig(budget=2, strategy="similar", queries=str(q), dup_threshold=None))
     rows = {r["id"]: r for r in result.run.table.to_pylist()}
-    assert result.picked[0] == "t1" and rows["t1"]["score"] == pytest.approx(1.0, abs=2e-3)
+    assert picked(result)[0] == "t1" and rows["t1"]["score"] == pytest.approx(1.0, abs=2e-3)
     assert rows["t1"]["query"] == "fail-1"
-    assert [name for name, _ in result.query_failures] == ["q.jsonl#line=2"]
+    assert [name for name, _ in result.meta["query_failures"]] == ["q.jsonl#line=2"]
 
 
 def test_cli_similar(tmp_path):

@@ -16,7 +16,7 @@ from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.stage import EmbedConfig, embed
 from curate.errors import CurateError
 from curate.ingest import IngestConfig, ingest
-from curate.select.stage import SelectConfig, select
+from curate.select.stage import SelectConfig, picked, select
 from curate.workspace import Workspace
 from tests.conftest import write
 
@@ -65,7 +65,7 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
                        labeled=str(tmp_path / "labeled.txt"), out=str(tmp_path / "batch.csv"))
     result = select(ws, cfg)
     # candidates w2 w3 w4 w6 w7 with gaps .5 .05 .3 .2 .9 -> most uncertain: w3, w6, w4
-    assert result.picked == ["w3", "w6", "w4"] and result.round == 1 and result.candidates == 5
+    assert picked(result) == ["w3", "w6", "w4"] and result.meta["round"] == 1 and result.meta["candidates"] == 5
     rows = table(result)
     assert list(rows) == [f"w{i}" for i in range(8)]  # one row per manifest id, in order
     assert [rows[i]["rank"] for i in ("w3", "w6", "w4")] == [1, 2, 3]
@@ -74,8 +74,8 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
     assert rows["w2"]["reason"] == "not-selected" and rows["w2"]["rank"] is None and rows["w2"]["score"] is None
     # a new run is the next round; the same run again keeps its round
     again = select(ws, SelectConfig(**{**cfg.__dict__, "budget": 2}))
-    assert again.round == 2 and again.picked == ["w3", "w6"]
-    assert select(ws, cfg).round == 1
+    assert again.meta["round"] == 2 and picked(again) == ["w3", "w6"]
+    assert select(ws, cfg).meta["round"] == 1
     assert [m["round"] for m in list_runs(ws, "select")] == [1, 2]
 
 
@@ -88,7 +88,7 @@ def test_dedup_removed_items_are_never_candidates(tmp_path):
     rows = table(result)
     removed = [i for i, r in rows.items() if r["reason"] and r["reason"].startswith("dedup: semantic-duplicate")]
     assert len(removed) == 1 and removed[0] in ("w0", "w1")
-    assert len(result.picked) == 5 and removed[0] not in result.picked
+    assert len(picked(result)) == 5 and removed[0] not in picked(result)
 
 
 @pytest.mark.parametrize("typical", [0.0, 10.0])  # uncertainty x diversity only / TypiClust phase first
@@ -102,10 +102,10 @@ def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(
     pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs))}), tmp_path / "p.parquet")
     result = select(ws, SelectConfig(budget=3, predictions=str(tmp_path / "p.parquet"),
                                      labeled=str(tmp_path / "labeled.txt"), typical_per_class=typical))
-    assert "w1" not in result.picked and not {"w2", "w3"} <= set(result.picked)
-    assert len(result.picked) == 3
+    assert "w1" not in picked(result) and not {"w2", "w3"} <= set(picked(result))
+    assert len(picked(result)) == 3
     if typical == 0:
-        assert result.picked[0] == "w3"  # most uncertain x farthest
+        assert picked(result)[0] == "w3"  # most uncertain x farthest
 
 
 def test_logits_and_probabilities_give_the_same_batch_and_missing_rows_are_reported(tmp_path):
@@ -116,7 +116,7 @@ def test_logits_and_probabilities_give_the_same_batch_and_missing_rows_are_repor
     pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs) + 3.0)}), tmp_path / "l.parquet")
     a = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "p.parquet")))
     b = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "l.parquet")))
-    assert a.picked == b.picked == ["w2", "w5"]
+    assert picked(a) == picked(b) == ["w2", "w5"]
     assert table(a)["w1"]["reason"] == "no-prediction"
 
 
@@ -129,9 +129,9 @@ def test_probe_scores_the_pool_from_manifest_labels(tmp_path):
     (tmp_path / "labeled.txt").write_text("\n".join(f"w{i}" for i in range(10, 30)) + "\n")
     result = select(ws, SelectConfig(budget=3, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
                                      out=str(tmp_path / "batch.json")))
-    assert result.picked[0] == "w7"
+    assert picked(result)[0] == "w7"
     tasks = json.loads((tmp_path / "batch.json").read_text())
-    assert [t["meta"]["id"] for t in tasks] == result.picked
+    assert [t["meta"]["id"] for t in tasks] == picked(result)
     assert tasks[0]["data"] == {"text": "item 7"}
     assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} <= {"left", "right"}
 
@@ -142,7 +142,7 @@ def test_class_quota_in_the_stage(tmp_path):
     np.save(tmp_path / "p.npy", probs)
     result = select(ws, SelectConfig(budget=4, predictions=str(tmp_path / "p.npy"), dup_threshold=None,
                                      class_quota=(("0", 1),)))
-    assert sum(r in ("w0", "w1", "w2", "w3") for r in result.picked) == 1 and len(result.picked) == 4
+    assert sum(r in ("w0", "w1", "w2", "w3") for r in picked(result)) == 1 and len(picked(result)) == 4
 
 
 @pytest.mark.parametrize("make,message", [
@@ -199,5 +199,5 @@ def test_bald_from_parquet_mc_column_and_from_a_3d_npy(tmp_path):
     np.save(tmp_path / "m.npy", mc)
     for path in ("m.parquet", "m.npy"):
         result = select(ws, SelectConfig(budget=2, strategy="bald", predictions=str(tmp_path / path)))
-        assert result.picked == ["w1", "w3"]
+        assert picked(result) == ["w1", "w3"]
         assert table(result)["w1"]["score"] == pytest.approx(np.log(2), abs=1e-6)
