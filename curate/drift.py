@@ -1,6 +1,8 @@
 """Drift: does a new batch look like a reference dataset in embedding space?
 
-Both workspaces must be embedded with the same model. Everything works on seeded samples
+Both workspaces must be embedded with the same model: the store of the same name in both, or
+two bring-your-own (``precomputed:``) stores of the same dimension whatever their names (the slug
+comes from the file name), or the REF store named with ``reference_model``. Everything works on seeded samples
 (``sample`` rows of NEW; up to ``2 x sample`` rows of REF, split in a *fit* half and a
 *held-out* half for the cluster test) plus one nearest-neighbour index over REF (REF's
 saved FAISS index when it matches, else a fresh one), so memory and time are bounded
@@ -30,10 +32,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from curate.drift_stats import ks_test, mass_shift_test, mmd_test
-from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.embed.store import StoredEmbeddings, list_stores, open_store, store_dir
 from curate.errors import CurateError
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, gather_rows, sample_rows
+from curate.io import atomic
 from curate.workspace import Workspace
 
 TESTS = ("nn-distance", "cluster-mass", "mmd")
@@ -41,7 +44,8 @@ TESTS = ("nn-distance", "cluster-mass", "mmd")
 
 @dataclass(frozen=True)
 class DriftConfig:
-    model: str | None = None  # store slug present in both workspaces; default: NEW's only store
+    model: str | None = None  # NEW's store slug (or model spec); default: the one both workspaces have
+    reference_model: str | None = None  # REF's store when its name differs from NEW's (same dimension)
     sample: int = 2000  # NEW rows, and REF rows per half (fit / held-out)
     clusters: int | None = None  # k-means on REF; default round(sqrt(fit rows) / 2) in [2, 50]
     alpha: float = 0.01  # family-wise significance level
@@ -228,27 +232,97 @@ def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfi
         raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
     new_ws.require_manifest()
     ref_ws.require_manifest()
-    slug = _common_model(new_ws, ref_ws, config.model)
-    new, ref = open_store(new_ws, slug), open_store(ref_ws, slug)
-    index = _ref_index(ref_ws, ref, slug, config.device)
+    new_slug, ref_slug = pick_stores(new_ws, ref_ws, config.model, config.reference_model)
+    new, ref = open_store(new_ws, new_slug), open_store(ref_ws, ref_slug)
+    index = _ref_index(ref_ws, ref, ref_slug, config.device)
     report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index)
-    return replace(report, model=slug, new={"workspace": new_ws.root.uri, **report.new},
-                   reference={"workspace": ref_ws.root.uri, **report.reference})
+    return replace(report, model=new_slug, new={"workspace": new_ws.root.uri, "model": new_slug, **report.new},
+                   reference={"workspace": ref_ws.root.uri, "model": ref_slug, **report.reference})
 
 
-def _common_model(new_ws: Workspace, ref_ws: Workspace, model: str | None) -> str:
+def _store_meta(ws: Workspace, slug: str) -> dict:
+    return atomic.read_json(store_dir(ws, slug).join("meta.json"))
+
+
+def _precomputed(meta: dict) -> bool:
+    return str(meta.get("model", "")).startswith("precomputed:")
+
+
+def _find(ws: Workspace, name: str, stores: list[str], wanted: str, option: str) -> str:
+    """A store of ``ws`` by slug or by model spec (``precomputed:/x.npy``, ``perceptual``)."""
+    if wanted in stores:
+        return wanted
+    by_spec = [s for s in stores if _store_meta(ws, s).get("model") == wanted]
+    if by_spec:
+        return by_spec[0]
+    raise CurateError(f"{name} {ws.root.uri} has no embeddings {wanted!r} (has: {', '.join(stores) or 'none'}); "
+                      f"check {option}")
+
+
+def _comparable(new_ws: Workspace, new_slug: str, ref_ws: Workspace, ref_slug: str) -> None:
+    """A clear error when the two stores cannot be compared: other dimensions, or other models."""
+    a, b = _store_meta(new_ws, new_slug), _store_meta(ref_ws, ref_slug)
+    if a.get("dim") != b.get("dim"):
+        raise CurateError(f"embeddings differ in dimension: NEW {new_slug} has {a.get('dim')}-d vectors, REF "
+                          f"{ref_slug} {b.get('dim')}-d; drift needs both workspaces embedded the same way")
+    if new_slug == ref_slug or _precomputed(a) or _precomputed(b):
+        return
+
+    def who(meta: dict) -> dict:
+        return {k: v for k, v in (meta.get("identity") or {}).items() if k != "spec"}
+
+    if who(a) != who(b):
+        raise CurateError(f"NEW {new_slug} ({a.get('model')}) and REF {ref_slug} ({b.get('model')}) were embedded by "
+                          "different models: their vectors are not comparable (embed both with the same model)")
+
+
+def pick_stores(new_ws: Workspace, ref_ws: Workspace, model: str | None = None,
+                reference_model: str | None = None) -> tuple[str, str]:
+    """(NEW store slug, REF store slug) to compare.
+
+    - ``reference_model`` names REF's store (``model`` NEW's, default NEW's only store): any two stores of
+      the same dimension, unless both were embedded by models and the models differ;
+    - ``model`` alone: that store in both; a precomputed one may pair with REF's only precomputed store;
+    - neither: the one store both have; else, when each side has exactly one precomputed store (their
+      slugs come from the file names, so they differ), those two.
+    Stores of different dimensions are a clear error.
+    """
     new_stores, ref_stores = list_stores(new_ws), list_stores(ref_ws)
-    if model is None:
-        common = [s for s in new_stores if s in ref_stores]
-        if len(common) != 1:
-            raise CurateError(f"pick the embedding model with --model: NEW has {', '.join(new_stores) or 'none'}, "
-                              f"REF has {', '.join(ref_stores) or 'none'}")
-        return common[0]
-    for name, ws, stores in (("NEW", new_ws, new_stores), ("REF", ref_ws, ref_stores)):
-        if model not in stores:
-            raise CurateError(f"{name} {ws.root.uri} has no embeddings {model!r} (has: {', '.join(stores) or 'none'}; "
-                              "both workspaces must use the same model)")
-    return model
+    have = f"NEW has {', '.join(new_stores) or 'none'}, REF has {', '.join(ref_stores) or 'none'}"
+    if reference_model is not None:
+        if model is not None:
+            new_slug = _find(new_ws, "NEW", new_stores, model, "--model")
+        elif len(new_stores) == 1:
+            new_slug = new_stores[0]
+        else:
+            raise CurateError(f"pick NEW's embedding store with --model: {have}")
+        ref_slug = _find(ref_ws, "REF", ref_stores, reference_model, "--reference-model")
+        _comparable(new_ws, new_slug, ref_ws, ref_slug)
+        return new_slug, ref_slug
+    ref_pre = [s for s in ref_stores if _precomputed(_store_meta(ref_ws, s))]
+    if model is not None:
+        new_slug = _find(new_ws, "NEW", new_stores, model, "--model")
+        spec = _store_meta(new_ws, new_slug).get("model")
+        same = [s for s in ref_stores if s == new_slug] or [s for s in ref_stores
+                                                             if _store_meta(ref_ws, s).get("model") == spec]
+        if same:
+            _comparable(new_ws, new_slug, ref_ws, same[0])
+            return new_slug, same[0]
+        if str(spec).startswith("precomputed:") and len(ref_pre) == 1:
+            _comparable(new_ws, new_slug, ref_ws, ref_pre[0])
+            return new_slug, ref_pre[0]
+        raise CurateError(f"REF {ref_ws.root.uri} has no embeddings {model!r} (has: {', '.join(ref_stores) or 'none'};"
+                          " both workspaces must use the same model, or name REF's store with --reference-model)")
+    common = [s for s in new_stores if s in ref_stores]
+    if len(common) == 1:
+        _comparable(new_ws, common[0], ref_ws, common[0])
+        return common[0], common[0]
+    new_pre = [s for s in new_stores if _precomputed(_store_meta(new_ws, s))]
+    if not common and len(new_pre) == 1 and len(ref_pre) == 1:
+        _comparable(new_ws, new_pre[0], ref_ws, ref_pre[0])
+        return new_pre[0], ref_pre[0]
+    raise CurateError(f"pick the embedding model with --model (and REF's store with --reference-model when its "
+                      f"name differs): {have}")
 
 
 def _ref_index(ws: Workspace, store: StoredEmbeddings, slug: str, device: str):

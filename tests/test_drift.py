@@ -121,11 +121,14 @@ def test_deterministic_for_a_seed(planted):
 def test_model_mismatch_and_bad_input_are_clear_errors(tmp_path):
     rng = np.random.default_rng(0)
     a = workspace(tmp_path, "a", mixture(50, SIX, rng)[0], "one.npy")
-    b = workspace(tmp_path, "b", mixture(50, SIX, rng)[0], "two.npy")
-    with pytest.raises(CurateError, match="--model"):
+    b = workspace(tmp_path, "b", np.ascontiguousarray(mixture(50, SIX, rng)[0][:, :8]), "two.npy")
+    # differently named precomputed stores are compared when their dimensions match (tests/test_attacks_misc.py)
+    with pytest.raises(CurateError, match="dimension: NEW precomputed-one has 16-d vectors, REF precomputed-two 8-d"):
         drift(a, b, FAST)
-    with pytest.raises(CurateError, match="same model"):
-        drift(a, b, DriftConfig(model="precomputed-one"))
+    with pytest.raises(CurateError, match="has no embeddings 'nope'"):
+        drift(a, b, DriftConfig(model="nope"))
+    with pytest.raises(CurateError, match="dimension"):
+        drift(a, b, DriftConfig(model="precomputed-one", reference_model="precomputed-two"))
     with pytest.raises(CurateError, match="dimension"):
         x = np.ones((10, 4), np.float32) / 2
         drift_arrays(x, np.ones(10, bool), np.ones((10, 8), np.float32), np.ones(10, bool))

@@ -13,7 +13,12 @@ from curate.workspace import Workspace
 @click.command("drift")
 @workspace_option
 @click.option("--reference", "-r", required=True, metavar="REF_WS", help="Reference workspace (same embedding model).")
-@click.option("--model", default=None, help="Embedding store (model slug) present in both; default: the common one.")
+@click.option("--model", default=None,
+              help="Embedding store (model slug or spec) of NEW, present in both; default: the common one (or the "
+                   "two bring-your-own precomputed stores, whatever their names, when their dimensions match).")
+@click.option("--reference-model", default=None, metavar="SLUG",
+              help="REF's embedding store when its name differs from NEW's (e.g. precomputed-y vs precomputed-x); "
+                   "dimensions must match.")
 @click.option("--alpha", default=0.01, show_default=True, type=float,
               help="Family-wise significance level; each of the 3 tests uses alpha/3 (Bonferroni).")
 @click.option("--threshold", default=0.03, show_default=True, type=float,
@@ -24,7 +29,8 @@ from curate.workspace import Workspace
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", default=None, metavar="PATH", help="Also write the full report as JSON here.")
-def command(workspace, reference, model, alpha, threshold, sample, clusters, permutations, seed, device, out) -> None:
+def command(workspace, reference, model, reference_model, alpha, threshold, sample, clusters, permutations, seed,
+            device, out) -> None:
     """Compare a new batch (-w) with a reference workspace in embedding space.
 
     Tests: nearest-neighbour distance to REF vs REF's own (Kolmogorov-Smirnov), cluster mass
@@ -39,13 +45,14 @@ def command(workspace, reference, model, alpha, threshold, sample, clusters, per
     from curate.io.fs import locate
 
     report = drift(Workspace(workspace), Workspace(reference), DriftConfig(
-        model=model, sample=sample, clusters=clusters, alpha=alpha, min_effect=threshold,
-        permutations=permutations, seed=seed, device=device))
+        model=model, reference_model=reference_model, sample=sample, clusters=clusters, alpha=alpha,
+        min_effect=threshold, permutations=permutations, seed=seed, device=device))
     flagged = sum(t.drifted for t in report.tests)
     verdict = f"DRIFT ({flagged} of {len(report.tests)} tests)" if report.drifted else "no drift"
     click.echo(f"drift: {report.new['workspace']} ({report.new['valid']:,} embedded, {report.new['sampled']:,} "
-               f"sampled) vs {report.reference['workspace']} ({report.reference['valid']:,}) on {report.model} "
-               f"-> {verdict}")
+               f"sampled) vs {report.reference['workspace']} ({report.reference['valid']:,}) on {report.model}"
+               + ("" if report.reference["model"] == report.model else f" vs {report.reference['model']}")
+               + f" -> {verdict}")
     click.echo(f"  {'test':<14}{'statistic':>12}{'p-value':>10}{'effect':>9}  verdict")
     for t in report.tests:
         click.echo(f"  {t.name:<14}{t.statistic:>12.4g}{t.p_value:>10.4f}{t.effect:>9.3f}  "

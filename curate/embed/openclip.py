@@ -347,7 +347,7 @@ def hub_reachable(host: str, port: int, timeout: float = _PROBE_TIMEOUT_S) -> st
         try:
             socket.create_connection((host, port), timeout=timeout).close()
             outcome.append(None)
-        except OSError as exc:
+        except Exception as exc:  # OSError mostly; whatever it is, the probe says why and never raises
             outcome.append(f"{type(exc).__name__}: {exc}")
 
     worker = threading.Thread(target=attempt, daemon=True)  # getaddrinfo has no timeout of its own
