@@ -6,12 +6,19 @@ sorted order. Each unit is read into ``state/ingest/units/<key>.parquet`` and ma
 with a fingerprint of (unit stat stamp, read options, code version); a rerun skips done
 units and re-reads changed ones. The manifest is then assembled from the unit parts,
 where repeated ids are quarantined (the first sample keeps the id, later ones are
-renamed ``<id>~dup<N>`` so every row stays addressable).
+renamed ``<id>~dup<N>`` with an N that no sample of the sources has as its own id, so every
+row stays addressable and no genuine id is taken).
+
+Sources are literal paths (``--glob`` expands patterns), must be regular files or folders,
+and must not be the workspace; a workspace inside a source folder is left out of its
+listing. Two sources with the same folder name (or file stem) get ids that differ: the
+later one's derived ids start with as many parent folders as it takes (``batch2/images/...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -27,20 +34,41 @@ from curate.io.fs import Location
 from curate.io.hashing import content_hash, fingerprint
 from curate.io.tables import open_parquet
 from curate.manifest import MANIFEST_FORMAT
-from curate.readers import resolve
-from curate.readers.base import Reader, ReadOptions, Unit
+from curate.readers import READERS, resolve
+from curate.readers.base import Reader, ReadOptions, Unit, stem
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """Ingest settings; ``read`` is what readers see, ``kind`` forces one reader."""
+    """Ingest settings; ``read`` is what readers see, ``kind`` forces one reader.
+
+    ``glob``: expand ``*``, ``?`` and ``[...]`` in sources (otherwise paths are literal).
+    ``rehash``: read every unit again whatever its stamp (a file replaced by one with the
+    same size and mtime). Settings are checked when the config is built (one-line error).
+    """
 
     kind: str = "auto"
     read: ReadOptions = field(default_factory=ReadOptions)
     rows_per_part: int = 200_000
     progress: bool = True
+    glob: bool = False
+    rehash: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`CurateError` (one line naming the option) for an unusable setting."""
+        if self.kind != "auto" and self.kind not in READERS:
+            raise CurateError(f"--kind: unknown source kind {self.kind!r} (choose from: auto, {', '.join(READERS)})")
+        read = self.read
+        for option, value in (("--max-pixels", read.image.max_pixels), ("--max-text-bytes", read.text.max_bytes),
+                              ("--workers", read.workers), ("--files-per-unit", read.files_per_unit),
+                              ("rows_per_part", self.rows_per_part)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise CurateError(f"{option} must be a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -51,14 +79,16 @@ class IngestResult:
     units_skipped: int
     seconds: float
     manifest_fingerprint: str
+    skipped: tuple[str, ...] = ()  # folders left out of a source's listing (the workspace inside it)
 
 
 def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfig()) -> IngestResult:
     """Read ``sources`` into ``ws``'s manifest; returns counts and timing."""
+    config.validate()
     if not sources:
         raise CurateError("no sources given")
     start = time.perf_counter()
-    planned = _plan(sources, config)
+    planned, skipped_folders = _plan(sources, config, ws)
     units_dir = ws.state("ingest", "units")
     atomic.sweep_temporaries(units_dir)
     options_fp = _options_fingerprint(config.read)
@@ -69,10 +99,10 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
     for n, (reader, unit) in enumerate(planned, 1):
         bar.set_postfix_str(f"shard {n}/{len(planned)}")
         fp = fingerprint([__version__, MANIFEST_FORMAT, reader.name, reader.version, unit.key, unit.stamp,
-                          unit.items, options_fp])
+                          unit.items, unit.name, options_fp])
         base = fingerprint(unit.key)[:20]
         part, marker = units_dir.join(f"{base}.parquet"), units_dir.join(f"{base}.json")
-        if is_done(marker, fp, part):
+        if not config.rehash and is_done(marker, fp, part):
             skipped += 1
             bar.update(len(unit.items) if reader.name == "imagefolder" else 0)
             digest = atomic.read_json(marker).get("digest") or content_hash(part.read_bytes())
@@ -94,6 +124,7 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
         units_skipped=skipped,
         seconds=time.perf_counter() - start,
         manifest_fingerprint=fp,
+        skipped=tuple(skipped_folders),
     )
 
 
@@ -122,21 +153,90 @@ def _known_samples(planned: list[tuple[Reader, Unit]]) -> int | None:
     return None
 
 
-def _plan(sources: list[str], config: IngestConfig) -> list[tuple[Reader, Unit]]:
+def _plan(sources: list[str], config: IngestConfig, ws: Workspace
+          ) -> tuple[list[tuple[Reader, Unit]], list[str]]:
+    """Units of every source in order, and the folders left out of listings (the workspace)."""
+    skip = [ws.root]
+    resolved = [(reader, loc) for uri in sources for reader, loc in resolve(uri, config.kind, config.glob, skip)]
+    skipped = _check_workspace(ws.root, [loc for _, loc in resolved])
+    names = _source_names([loc for _, loc in resolved])
     planned: list[tuple[Reader, Unit]] = []
     seen: set[str] = set()
-    for uri in sources:
-        for reader, loc in resolve(uri, config.kind):
-            try:
-                units = reader.plan(loc, config.read)
-            except OSError as exc:
-                raise CurateError(f"cannot list source {loc.uri!r}: {exc}") from exc
-            for unit in units:
-                if unit.key in seen:
-                    raise CurateError(f"source {unit.uri} is named twice")
-                seen.add(unit.key)
-                planned.append((reader, unit))
-    return planned
+    for (reader, loc), name in zip(resolved, names):
+        try:
+            units = reader.plan(loc, config.read, name=name, skip=skip if skipped else ())
+        except OSError as exc:
+            raise CurateError(f"cannot list source {loc.uri!r}: {exc}") from exc
+        for unit in units:
+            if unit.key in seen:
+                raise CurateError(f"source {unit.uri} is named twice")
+            seen.add(unit.key)
+            planned.append((reader, unit))
+    return planned, skipped
+
+
+def _check_workspace(root: Location, sources: list[Location]) -> list[str]:
+    """Refuse a workspace that is a source; list the source folders that hold the workspace
+    (their listing leaves it out, so curate never reads its own output back in)."""
+    holders = []
+    for loc in sources:
+        relation = _relation(root, loc)
+        if relation == "same":
+            raise CurateError(f"the workspace {root.uri} is also a source; use a workspace outside the "
+                              "source folders")
+        if relation == "inside":
+            holders.append(f"{root.uri} (the workspace, inside source {loc.uri})")
+    return list(dict.fromkeys(holders))
+
+
+def _relation(root: Location, source: Location) -> str | None:
+    """``same`` when ``root`` is ``source``, ``inside`` when it lies under it, else None."""
+    if root.is_local and source.is_local:
+        ws_path, src_path = os.path.realpath(root.path), os.path.realpath(source.path)
+    elif not root.is_local and not source.is_local and type(root.fs) is type(source.fs) \
+            and root.fs.protocol == source.fs.protocol:
+        ws_path, src_path = root.path.rstrip("/"), source.path.rstrip("/")
+    else:
+        return None
+    if ws_path == src_path:
+        return "same"
+    return "inside" if ws_path.startswith(src_path.rstrip("/") + "/") else None
+
+
+def _source_names(locations: list[Location]) -> list[str | None]:
+    """The id root of each source: its folder name or file stem, unless an earlier source's
+    ids could collide with it, then with as many parent folders as it takes to differ
+    (``batch2/images``). None means the reader's default (the plain name), so ids stay as
+    they were whenever nothing collides. Folder sources derive ``<name>/<path>`` ids, so
+    two folder names clash when equal or one is a folder prefix of the other; file sources
+    derive ``<stem>:<n>`` ids, so two stems clash when equal. The same source named twice
+    keeps one name (it is refused later)."""
+    taken: list[tuple[bool, str, str]] = []  # (is folder, name, uri)
+    out: list[str | None] = []
+    for loc in locations:
+        parts = [p for p in loc.path.split("/") if p]
+        if not parts:
+            out.append(None)
+            continue
+        folder = loc.isdir()
+        last = parts[-1] if folder else stem(parts[-1])
+        chosen = last
+        for depth in range(1, len(parts) + 1):
+            name = "/".join([*parts[len(parts) - depth:-1], last])
+            if not any(uri != loc.uri and is_folder == folder and _clash(name, other, folder)
+                       for is_folder, other, uri in taken):
+                chosen = name
+                break
+        # no free name (the same path on two filesystems): duplicate ids are quarantined
+        taken.append((folder, chosen, loc.uri))
+        out.append(None if chosen == last else chosen)
+    return out
+
+
+def _clash(name: str, other: str, folder: bool) -> bool:
+    if name == other:
+        return True
+    return folder and (name.startswith(other + "/") or other.startswith(name + "/"))
 
 
 def _options_fingerprint(opts: ReadOptions) -> str:
@@ -148,7 +248,7 @@ def _options_fingerprint(opts: ReadOptions) -> str:
 def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[str],
               config: IngestConfig) -> str:
     """Write manifest parts from unit parts (ids made unique), then ``_meta.json`` last."""
-    fp = fingerprint([MANIFEST_FORMAT, config.rows_per_part, [u for _, u in units]])
+    fp = fingerprint([MANIFEST_FORMAT, _ASSEMBLY, config.rows_per_part, [u for _, u in units]])
     meta_loc = ws.manifest_dir.join("_meta.json")
     if ws.has_manifest():
         meta = ws.manifest_meta()
@@ -157,7 +257,11 @@ def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[st
     clear(meta_loc)  # no manifest is visible while parts are being replaced
     atomic.sweep_temporaries(ws.manifest_dir)
     writer = _PartWriter(ws.manifest_dir, config.rows_per_part)
-    unique = _UniqueIds()
+    own: set[str] = set()  # every id the sources give, so a rename never takes one of them
+    for part, _ in units:
+        for batch in open_parquet(part).iter_batches(batch_size=65536, columns=["id"]):
+            own.update(batch.column(0).to_pylist())
+    unique = _UniqueIds(own)
     for part, _ in units:
         for batch in open_parquet(part).iter_batches(batch_size=65536):
             writer.add(unique.apply(pa.Table.from_batches([batch])))
@@ -173,11 +277,20 @@ def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[st
     return fp
 
 
-class _UniqueIds:
-    """Quarantines repeated ids in ingest order, renaming repeats to ``<id>~dup<N>``."""
+_ASSEMBLY = 2  # 2: renamed duplicates never take an id a later sample has
 
-    def __init__(self) -> None:
+
+class _UniqueIds:
+    """Quarantines repeated ids in ingest order, renaming repeats to ``<id>~dup<N>``.
+
+    ``reserved`` holds every id of the sources: N is the smallest that makes a name no
+    sample has as its own id and no earlier rename took (ids ``a, a, a~dup1``: the second
+    ``a`` becomes ``a~dup2`` and the genuine ``a~dup1`` keeps its id).
+    """
+
+    def __init__(self, reserved: set[str] | None = None) -> None:
         self.seen: set[str] = set()
+        self.reserved = reserved or set()
 
     def apply(self, table: pa.Table) -> pa.Table:
         ids = table.column("id").to_pylist()
@@ -190,7 +303,7 @@ class _UniqueIds:
                 status = table.column("status").to_pylist()
                 reason = table.column("reason").to_pylist()
             n = 1
-            while f"{sample_id}~dup{n}" in self.seen:
+            while f"{sample_id}~dup{n}" in self.seen or f"{sample_id}~dup{n}" in self.reserved:
                 n += 1
             ids[i] = f"{sample_id}~dup{n}"
             self.seen.add(ids[i])

@@ -37,17 +37,22 @@ from curate.workspace import Workspace
               help="Threads for reading and probing.")
 @click.option("--files-per-unit", default=ReadOptions.files_per_unit, show_default=True, type=int,
               help="Image-folder files per resumable unit (shard files are one unit each).")
+@click.option("--glob", "glob_", is_flag=True,
+              help="Expand *, ? and [...] in SOURCES (without it every path is literal).")
+@click.option("--rehash", is_flag=True,
+              help="Read every source again, even files whose size and mtime are unchanged.")
 @progress_option
 def command(sources, workspace, kind, id_field, text_field, image_field, label_field, split_field,
             embedding_field, max_pixels, check, max_text_bytes, workers, files_per_unit,
-            progress) -> None:
+            glob_, rehash, progress) -> None:
     """Read SOURCES into the workspace manifest (one row per sample).
 
     SOURCES are folders of images (labels from sub-folders, split from a top folder named
     train/val/test), WebDataset .tar shards, Parquet files, JSONL or CSV text files, or
-    folders/globs of them; local paths or URIs. The manifest is exactly these sources in
-    this order. Bad inputs are quarantined with a reason, never dropped. Rerunning skips
-    shards that are unchanged since the last run.
+    folders of them (or patterns, with --glob); local paths or URIs, taken literally. The
+    manifest is exactly these sources in this order. Bad inputs are quarantined with a
+    reason, never dropped. Rerunning skips shards that are unchanged since the last run
+    (--rehash reads everything again).
     """
     config = IngestConfig(
         kind=kind,
@@ -60,6 +65,8 @@ def command(sources, workspace, kind, id_field, text_field, image_field, label_f
             files_per_unit=files_per_unit,
         ),
         progress=progress,
+        glob=glob_,
+        rehash=rehash,
     )
     ws = Workspace(workspace)
     result = ingest(ws, list(sources), config)
@@ -67,4 +74,6 @@ def command(sources, workspace, kind, id_field, text_field, image_field, label_f
     click.echo(f"ingest: {result.samples:,} samples in {result.seconds:.1f}s ({rate:,.0f}/s); "
                f"shards read {result.units_read}, unchanged {result.units_skipped}")
     click.echo(manifest_summary(ws.read_manifest(["kind", "status", "reason", "split", "label"])))
+    for folder in result.skipped:
+        click.echo(f"  skipped  {folder}")
     click.echo(f"  manifest {ws.manifest_dir.uri}")

@@ -19,6 +19,13 @@ from curate.io.fs import locate
 from curate.io.tables import open_parquet
 
 _ROW = re.compile(r"^(?P<file>.+)#row=(?P<row>\d+)$")
+REHASH_HINT = ("run `curate ingest SOURCE... -w WS --rehash` to read the sources again "
+               "(a file replaced by one of the same size and mtime is not re-read without it)")
+
+
+def changed_since_ingest(source: str) -> str:
+    """The error for a payload whose bytes no longer match the content hash recorded at ingest."""
+    return f"{source} changed since ingest (content hash differs): {REHASH_HINT}"
 
 
 class PayloadFetcher:
@@ -64,7 +71,7 @@ class PayloadFetcher:
 
     def _ranged(self, uri: str, offset: int | None, length: int | None) -> bytes:
         if offset is None or length is None:
-            raise ValueError(f"no byte range recorded for a member of {uri} (re-run ingest)")
+            raise ValueError(f"no byte range recorded for a member of {uri}: {REHASH_HINT}")
         fh = self._open.get(uri)
         if fh is None:
             loc = locate(uri)
@@ -77,7 +84,8 @@ class PayloadFetcher:
         fh.seek(offset)
         data = fh.read(length)
         if len(data) != length:
-            raise OSError(f"{uri} is shorter than at ingest ({len(data)} of {length} bytes at {offset})")
+            raise OSError(f"{uri} is shorter than at ingest ({len(data)} of {length} bytes at {offset}); "
+                          f"{REHASH_HINT}")
         return data
 
     def close(self) -> None:

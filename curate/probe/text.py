@@ -11,6 +11,12 @@ from curate.probe import Rejected
 class TextCheck:
     max_bytes: int = 1_000_000
 
+    def line_cap(self) -> int:
+        """Longest line a line-based reader (JSONL, CSV) holds in memory: room for the
+        longest allowed text with every byte escaped (``\\u0001`` is 6 bytes for 1) plus
+        64 KiB of other fields. A longer line cannot hold an allowed text."""
+        return 6 * self.max_bytes + 65_536
+
 
 def decode_text(raw: bytes, check: TextCheck = TextCheck()) -> str:
     """Decode ``raw`` as UTF-8 or raise :class:`Rejected` with a reason."""

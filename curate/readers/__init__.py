@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Sequence
+
 from curate.errors import CurateError
-from curate.io.fs import Location, locate
+from curate.io.fs import Location, locate, skipped_paths, under, walk_local
 from curate.readers.base import Reader
 from curate.readers.csv import CsvReader
 from curate.readers.imagefolder import ImageFolderReader
@@ -30,30 +34,41 @@ def reader_for_file(path: str) -> str | None:
     return next((name for suffixes, name in _BY_SUFFIX if lower.endswith(suffixes)), None)
 
 
-def resolve(uri: str, kind: str = "auto") -> list[tuple[Reader, Location]]:
+def resolve(uri: str, kind: str = "auto", glob: bool = False,
+            skip: Sequence[Location] = ()) -> list[tuple[Reader, Location]]:
     """Turn one command-line source into (reader, location) pairs, or fail with one line.
 
-    A glob expands to its matches in sorted order. A folder whose files are all
-    shards/tables of one kind is read by that reader; any other folder is an image folder.
+    The path is literal unless ``glob`` is true: then a pattern (``*``, ``?``, ``[...]``)
+    expands to its matches in sorted order. A folder whose files are all shards/tables of
+    one kind is read by that reader; any other folder is an image folder. Folders in
+    ``skip`` (the workspace, when it lies inside a source folder) are not looked at.
+    Only regular files and folders are sources: a pipe or device would block or never end.
     """
     if kind != "auto" and kind not in READERS:
         raise CurateError(f"unknown source kind {kind!r} (choose from: auto, {', '.join(READERS)})")
     loc = locate(uri)
-    if any(ch in loc.path for ch in _GLOB_CHARS):
-        matches = sorted(loc.fs.glob(loc.path))
+    if glob and any(ch in loc.path for ch in _GLOB_CHARS):
+        try:
+            matches = sorted(loc.fs.glob(loc.path))
+        except OSError as exc:
+            raise CurateError(f"cannot expand source pattern {uri!r}: {exc}") from exc
         if not matches:
             raise CurateError(f"source pattern {uri!r} matches nothing")
-        return [pair for m in matches for pair in resolve(Location(loc.fs, m).uri, kind)]
+        return [pair for m in matches for pair in resolve(Location(loc.fs, m).uri, kind, False, skip)]
     try:
         exists, is_dir = loc.exists(), loc.isdir()
     except OSError as exc:
         raise CurateError(f"cannot read source {uri!r}: {exc}") from exc
     if not exists:
-        raise CurateError(f"source not found: {uri}")
+        hint = " (the path is taken literally; pass --glob to expand a pattern)" if any(
+            ch in loc.path for ch in _GLOB_CHARS) and not glob else ""
+        raise CurateError(f"source not found: {uri}{hint}")
+    if not is_dir:
+        _require_regular_file(loc, uri)
     if kind != "auto":
         return [(READERS[kind], loc)]
     if is_dir:
-        return [(READERS[_folder_kind(loc)], loc)]
+        return [(READERS[_folder_kind(loc, skip=skip)], loc)]
     name = reader_for_file(loc.path)
     if name is None:
         raise CurateError(f"unknown source kind for {uri!r}: expected a folder, .tar, .parquet, "
@@ -61,17 +76,30 @@ def resolve(uri: str, kind: str = "auto") -> list[tuple[Reader, Location]]:
     return [(READERS[name], loc)]
 
 
-def _folder_kind(loc: Location, sample: int = 200) -> str:
+def _require_regular_file(loc: Location, uri: str) -> None:
+    """A FIFO blocks the reader forever and a device (``/dev/zero``) never ends: refuse them."""
+    if not loc.is_local:
+        return
+    try:
+        mode = os.stat(loc.path).st_mode
+    except OSError as exc:
+        raise CurateError(f"cannot read source {uri!r}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(mode):
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise CurateError(f"source {uri} is {what}, not a regular file or folder: refusing to read it")
+
+
+def _folder_kind(loc: Location, sample: int = 200, skip: Sequence[Location] = ()) -> str:
     """Reader for a folder, judged from (up to ``sample``) files found under it."""
     kinds: set[str | None] = set()
     seen = 0
     try:
-        for _, _, files in loc.fs.walk(loc.path):
-            for name in files:
-                if name.startswith("."):
-                    continue
-                kinds.add(reader_for_file(name))
-                seen += 1
+        for name in _file_names(loc, skip):
+            if name.startswith("."):
+                continue
+            kinds.add(reader_for_file(name))
+            seen += 1
             if seen >= sample or None in kinds:
                 break
     except OSError as exc:
@@ -79,3 +107,16 @@ def _folder_kind(loc: Location, sample: int = 200) -> str:
     if len(kinds) == 1 and None not in kinds:
         return kinds.pop()
     return "imagefolder"
+
+
+def _file_names(loc: Location, skip: Sequence[Location]):
+    """Names of the files under ``loc`` (any depth, iteratively for local folders)."""
+    if loc.is_local:
+        for _, entry in walk_local(loc.path, skip):
+            yield entry.name
+        return
+    skipped = skipped_paths(loc, skip)
+    for folder, _, files in loc.fs.walk(loc.path):
+        if skipped and under(folder, skipped):
+            continue
+        yield from files

@@ -8,14 +8,15 @@ without the named column, say), before any work is done.
 
 from __future__ import annotations
 
+import io
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from curate.io.fs import Location
+from curate.io.fs import Location, skipped_paths, under, walk_local
 from curate.io.hashing import content_hash
 from curate.manifest import OK, QUARANTINED
 from curate.probe import Rejected
@@ -58,7 +59,9 @@ class Unit:
     """A resumable piece of a source: a shard file, or a chunk of a folder listing.
 
     ``stamp`` holds what changes when the inputs change (sizes, mtimes, etags); it
-    goes into the unit's fingerprint, so an unchanged unit is skipped on rerun.
+    goes into the unit's fingerprint, so an unchanged unit is skipped on rerun. ``name``
+    is the root of the ids an image folder derives (its folder name unless ingest gave a
+    longer one to tell two same-named sources apart).
     """
 
     reader: str
@@ -66,13 +69,19 @@ class Unit:
     uri: str
     stamp: tuple = ()
     items: tuple = ()
+    name: str = ""
 
 
 class Reader(Protocol):
     name: str
     version: int
 
-    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]: ...
+    def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
+             skip: Sequence[Location] = ()) -> list[Unit]:
+        """Units of ``loc``. ``name`` replaces the folder name / file stem in derived ids
+        (ingest passes a longer one when two sources share a name); folders in ``skip``
+        (the workspace) are not listed."""
+        ...
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]: ...
 
@@ -89,6 +98,14 @@ def as_label(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text or None
+
+
+def not_scalar(value: Any) -> str | None:
+    """The type name of an id/label/split value that must not be turned into a string
+    (a list, an object, raw bytes), or None for strings, numbers and null."""
+    if value is None or isinstance(value, (str, int, float)):
+        return None
+    return {list: "list", tuple: "list", dict: "object", bytes: "bytes"}.get(type(value), type(value).__name__)
 
 
 def image_row(data: bytes, check: ImageCheck, **row: Any) -> Row:
@@ -142,30 +159,112 @@ def file_stamp(info: dict) -> tuple:
     return tuple(str(m) for m in marks if m is not None)
 
 
-def shard_units(reader: str, loc: Location, suffixes: tuple[str, ...]) -> list[Unit]:
+NOT_A_FILE = "unsafe-path: not a regular file (device, socket, fifo or folder); not read"
+
+
+def shard_units(reader: str, loc: Location, suffixes: tuple[str, ...], name: str | None = None,
+                skip: Sequence[Location] = ()) -> list[Unit]:
     """One unit per shard file: ``loc`` itself, or every matching file under a folder.
 
     ``items`` holds the shard's id prefix for samples without their own id: the file
-    stem for a file source, ``<folder name>/<relative path without extension>`` for files
-    found under a folder (so ``a/data.jsonl`` and ``b/data.jsonl`` do not collide).
+    stem (or ``name``) for a file source, ``<folder name>/<relative path without extension>``
+    for files found under a folder (so ``a/data.jsonl`` and ``b/data.jsonl`` do not collide).
+    A matching entry that is not a regular file (a FIFO named ``x.jsonl``) is never opened:
+    its unit carries a second item, the reason its one quarantined row gets.
     """
     if loc.isdir():
-        found = loc.fs.find(loc.path, detail=True)
-        base = loc.path.rstrip("/") + "/"
-        files = sorted(p for p in found if p.lower().endswith(suffixes) and not _hidden(p[len(base):]))
-        infos = [(p, found[p], f"{loc.name}/{_strip_ext(p[len(base):])}") for p in files]
+        root = name or loc.name
+        infos = [(p, info, f"{root}/{_strip_ext(rel)}") for rel, p, info in _shard_files(loc, suffixes, skip)]
     else:
-        infos = [(loc.path, loc.fs.info(loc.path), stem(loc.path))]
+        infos = [(loc.path, loc.fs.info(loc.path), name or stem(loc.path))]
     return [
         Unit(reader=reader, key=Location(loc.fs, p).uri, uri=Location(loc.fs, p).uri,
-             stamp=file_stamp(info), items=(prefix,))
+             stamp=file_stamp(info),
+             items=(prefix,) if info.get("type", "file") == "file" else (prefix, NOT_A_FILE))
         for p, info, prefix in infos
     ]
+
+
+def _shard_files(loc: Location, suffixes: tuple[str, ...], skip: Sequence[Location]
+                 ) -> list[tuple[str, str, dict]]:
+    """Sorted (relative path, path, info) of the non-hidden files under ``loc`` ending in ``suffixes``."""
+    base = loc.path.rstrip("/") + "/"
+    if loc.is_local:  # iterative walk: no recursion limit on deep trees
+        rels = [rel for rel, _ in walk_local(loc.path, skip)]
+        picked = sorted(rel for rel in rels if rel.lower().endswith(suffixes) and not _hidden(rel))
+        return [(rel, base + rel, loc.fs.info(base + rel)) for rel in picked]
+    found = loc.fs.find(loc.path, detail=True)
+    skipped = skipped_paths(loc, skip)
+    files = sorted(p for p in found if p.startswith(base) and p.lower().endswith(suffixes)
+                   and not _hidden(p[len(base):]) and not (skipped and under(p, skipped)))
+    return [(p[len(base):], p, found[p]) for p in files]
 
 
 def id_prefix(unit: Unit) -> str:
     """Prefix of position-derived ids for samples of a shard unit."""
     return unit.items[0] if unit.items else stem(unit.uri)
+
+
+def unit_problem(unit: Unit, reader: str, kind: str) -> Row | None:
+    """The one quarantined row of a shard unit that must not be opened (see :func:`shard_units`)."""
+    if len(unit.items) < 2 or not isinstance(unit.items[1], str):
+        return None
+    return rejected_row(unit.items[1], id=id_prefix(unit), source=unit.uri, source_kind=reader, kind=kind)
+
+
+@dataclass(frozen=True)
+class LineTooLong:
+    """Stands for a line longer than the cap, skipped without being held in memory."""
+
+    size: int
+
+
+def bounded_lines(fh: io.BufferedIOBase | io.TextIOBase, cap: int, chunk: int = 1 << 16
+                  ) -> Iterator[bytes | str | LineTooLong]:
+    """The lines of ``fh`` (binary or text, line ends kept), none held longer than ``cap``
+    (plus its line end): a longer line is read through in ``chunk`` pieces and given as
+    one :class:`LineTooLong`, so a huge or endless line never fills memory."""
+    ends = ("\n", "\r") if isinstance(fh, io.TextIOBase) else (b"\n",)
+    while True:
+        line = fh.readline(cap + 1)
+        if not line:
+            return
+        if len(line) <= cap or line.endswith(ends):
+            yield line
+            continue
+        size = len(line)
+        while True:
+            piece = fh.readline(chunk)
+            size += len(piece)
+            if not piece or piece.endswith(ends):
+                break
+        yield LineTooLong(size)
+
+
+class _RawReader(io.RawIOBase):
+    """Any file object with ``read(n)`` as a raw stream, so ``io.BufferedReader`` can give it
+    a bounded ``readline(size)`` (fsspec's remote files have no size argument)."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.fh.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.fh.close()
+        super().close()
+
+
+def buffered(fh: Any, size: int = 1 << 16) -> io.BufferedReader:
+    """``fh`` behind a buffered reader whose ``readline(size)`` is bounded."""
+    return io.BufferedReader(_RawReader(fh), size)
 
 
 def _strip_ext(rel: str) -> str:

@@ -2,16 +2,18 @@
 
 Every regular file under the root becomes a row. Files without an image extension,
 symlinks that leave the root (or are broken, or point at folders) are quarantined, not
-skipped, so the folder's contents are fully accounted for.
+skipped, so the folder's contents are fully accounted for. The folder is walked without
+recursion, so any depth works. ``<root name>`` is the folder's name, or the longer name
+ingest gives when two sources share one (``batch2/images``).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
-from curate.io.fs import Location, locate
+from curate.io.fs import Location, locate, skipped_paths, under, walk_local
 from curate.probe.image import IMAGE_EXTENSIONS
 from curate.readers.base import SPLIT_ALIASES as _SPLITS
 from curate.readers.base import (
@@ -28,10 +30,11 @@ from curate.readers.base import (
 
 class ImageFolderReader:
     name = "imagefolder"
-    version = 1
+    version = 2
 
-    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
-        entries = _walk_local(loc.path) if loc.is_local else _walk_remote(loc)
+    def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
+             skip: Sequence[Location] = ()) -> list[Unit]:
+        entries = _walk_local(loc.path, skip) if loc.is_local else _walk_remote(loc, skip)
         size = max(1, opts.files_per_unit)
         units = []
         for start in range(0, len(entries), size):
@@ -43,17 +46,19 @@ class ImageFolderReader:
                     uri=loc.uri,
                     stamp=tuple((rel, stamp) for rel, stamp, _ in chunk),
                     items=tuple((rel, problem) for rel, _, problem in chunk),
+                    name=name or loc.name,
                 )
             )
         return units
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         root = locate(unit.uri)
+        id_root = unit.name or root.name
 
         def one(item: tuple[str, str | None]) -> Row:
             rel, problem = item
             split, label = split_and_label(rel)
-            row = dict(id=f"{root.name}/{rel}", source=root.join(rel).uri, source_kind=self.name,
+            row = dict(id=f"{id_root}/{rel}", source=root.join(rel).uri, source_kind=self.name,
                        kind="image", split=split, label=label)
             if problem:
                 return rejected_row(problem, **row)
@@ -80,31 +85,26 @@ def split_and_label(rel: str) -> tuple[str | None, str | None]:
     return split, (folders[0] if folders else None)
 
 
-def _walk_local(root: str) -> list[tuple[str, tuple, str | None]]:
-    """Sorted (relative path, stat stamp, problem) for every file; symlinks checked."""
+def _walk_local(root: str, skip: Sequence[Location] = ()) -> list[tuple[str, tuple, str | None]]:
+    """Sorted (relative path, stat stamp, problem) for every file; symlinks checked.
+
+    The stamp holds size, mtime and ctime: a file replaced by one of the same size and
+    mtime (``cp --preserve=timestamps``, ``rsync -t``) still gets a new ctime.
+    """
     real_root = os.path.realpath(root)
     out: list[tuple[str, tuple, str | None]] = []
-
-    def visit(folder: str, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            rel = f"{prefix}{entry.name}"
-            if entry.is_symlink():
-                problem = _symlink_problem(entry.path, real_root)
-                target = os.stat(entry.path) if problem is None else None
-                stamp = ("link", os.readlink(entry.path)) + (
-                    (target.st_size, target.st_mtime_ns) if target else ())
-                out.append((rel, stamp, problem))
-            elif entry.is_dir(follow_symlinks=False):
-                visit(entry.path, rel + "/")
-            elif entry.is_file(follow_symlinks=False):
-                st = entry.stat(follow_symlinks=False)
-                out.append((rel, (st.st_size, st.st_mtime_ns), None))
-            else:
-                out.append((rel, ("special",), "unsafe-path: not a regular file (device, socket or fifo)"))
-
-    visit(root, "")
+    for rel, entry in walk_local(root, skip):
+        if entry.is_symlink():
+            problem = _symlink_problem(entry.path, real_root)
+            target = os.stat(entry.path) if problem is None else None
+            stamp = ("link", os.readlink(entry.path)) + (
+                (target.st_size, target.st_mtime_ns, target.st_ctime_ns) if target else ())
+            out.append((rel, stamp, problem))
+        elif entry.is_file(follow_symlinks=False):
+            st = entry.stat(follow_symlinks=False)
+            out.append((rel, (st.st_size, st.st_mtime_ns, st.st_ctime_ns), None))
+        else:
+            out.append((rel, ("special",), "unsafe-path: not a regular file (device, socket or fifo)"))
     return out
 
 
@@ -119,8 +119,10 @@ def _symlink_problem(path: str, real_root: str) -> str | None:
     return None
 
 
-def _walk_remote(loc: Location) -> list[tuple[str, tuple, str | None]]:
+def _walk_remote(loc: Location, skip: Sequence[Location] = ()) -> list[tuple[str, tuple, str | None]]:
     found = loc.fs.find(loc.path, detail=True)
     base = loc.path.rstrip("/") + "/"
+    skipped = skipped_paths(loc, skip)
     return sorted((p[len(base):], file_stamp(info), None) for p, info in found.items()
-                  if p.startswith(base) and info.get("type", "file") == "file")
+                  if p.startswith(base) and info.get("type", "file") == "file"
+                  and not (skipped and under(p, skipped)))

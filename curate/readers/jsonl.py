@@ -2,27 +2,36 @@
 compressed ``.json.gz`` (and ``.bz2/.xz/.zst``) dumps.
 
 Each line is decoded on its own, so one bad line (not UTF-8, not JSON, no text field)
-is quarantined and the rest of the file is read. Blank lines are not records.
+is quarantined and the rest of the file is read. Blank lines are not records. A line
+longer than :meth:`TextCheck.line_cap` (6 x ``--max-text-bytes`` + 64 KiB: room for the
+longest allowed text fully ``\\u``-escaped, plus other fields) cannot hold an allowed
+text: it becomes one ``text-too-long`` row and is read through without being held in
+memory. An id that is a list or an object is quarantined, never turned into a string.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import orjson
 
 from curate.io.fs import Location, locate
 from curate.readers.base import (
+    LineTooLong,
     ReadOptions,
     Row,
     Unit,
     as_label,
+    bounded_lines,
+    buffered,
     id_prefix,
     normalise_split,
+    not_scalar,
     rejected_row,
     shard_units,
     text_row,
+    unit_problem,
 )
 
 SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson")
@@ -33,18 +42,28 @@ SUFFIXES += tuple(f".json{comp}" for comp in (".gz", ".bz2", ".xz", ".zst"))
 
 class JsonlReader:
     name = "jsonl"
-    version = 1
+    version = 2
 
-    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
-        return shard_units(self.name, loc, SUFFIXES)
+    def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
+             skip: Sequence[Location] = ()) -> list[Unit]:
+        return shard_units(self.name, loc, SUFFIXES, name, skip)
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        special = unit_problem(unit, self.name, "text")
+        if special is not None:
+            yield special
+            return
         shard = locate(unit.uri)
         line_no = 0
+        cap = opts.text.line_cap()
         try:
-            with shard.fs.open(shard.path, "rb", compression="infer") as fh:
-                for line_no, raw in enumerate(fh, 1):
-                    if raw.strip():
+            with buffered(shard.fs.open(shard.path, "rb", compression="infer")) as fh:
+                for line_no, raw in enumerate(bounded_lines(fh, cap), 1):
+                    if isinstance(raw, LineTooLong):
+                        yield rejected_row(too_long(line_no, cap), id=f"{id_prefix(unit)}:{line_no}",
+                                           source=f"{shard.uri}#line={line_no}", source_kind=self.name,
+                                           kind="text")
+                    elif raw.strip():
                         yield self._row(raw, line_no, shard.uri, id_prefix(unit), opts)
         except (OSError, EOFError, ValueError) as exc:
             yield rejected_row(f"corrupt-shard: unreadable after line {line_no} ({exc})",
@@ -76,9 +95,18 @@ class JsonlReader:
         return record_row(obj, line_no, opts, row)
 
 
+def too_long(line_no: int, cap: int) -> str:
+    return (f"text-too-long: line {line_no} has more than {cap:,} bytes (the line cap, "
+            "6 x --max-text-bytes + 64 KiB); skipped without reading it into memory")
+
+
 def record_row(obj: dict, line_no: int, opts: ReadOptions, row: Row) -> Row:
     """Shared by JSONL and CSV: id, label, split and text fields of one record."""
     f = opts.fields
+    kind = not_scalar(obj.get(f.id))
+    if kind is not None:  # str() of a list or object is no id
+        return rejected_row(f"invalid-record: line {line_no} field {f.id!r} (id) is a {kind}, "
+                            "expected a string or a number", **row)
     rid = obj.get(f.id)
     if rid is not None and rid != "":
         row["id"] = rid if isinstance(rid, str) else str(rid)

@@ -3,6 +3,9 @@
 
 Optional columns: id, label, split, and an embedding column whose vectors are checked
 (present, finite, one dimension per file) so ``precomputed:`` embeddings can trust them.
+A text column must hold strings, and id, label and split columns strings or numbers: any
+other type (a list, a struct, bytes) is a one-line error when planning, never a false
+reason per row and never a value silently turned into a string.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 
@@ -29,6 +32,7 @@ from curate.readers.base import (
     shard_units,
     text_row,
     thread_map,
+    unit_problem,
 )
 
 BATCH_ROWS = 1024
@@ -36,11 +40,14 @@ BATCH_ROWS = 1024
 
 class ParquetReader:
     name = "parquet"
-    version = 2
+    version = 3
 
-    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
-        units = shard_units(self.name, loc, (".parquet", ".pq"))
+    def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
+             skip: Sequence[Location] = ()) -> list[Unit]:
+        units = shard_units(self.name, loc, (".parquet", ".pq"), name, skip)
         for unit in units:
+            if len(unit.items) > 1:  # not a regular file: never opened
+                continue
             shard = locate(unit.uri)
             try:
                 schema = open_parquet(shard).schema_arrow
@@ -50,6 +57,10 @@ class ParquetReader:
         return units
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        special = unit_problem(unit, self.name, "text")
+        if special is not None:
+            yield special
+            return
         shard = locate(unit.uri)
         fields = opts.fields
         position = 0
@@ -125,6 +136,11 @@ def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:
     f = opts.fields
     if f.embedding:
         _check_embedding_column(schema, f.embedding, uri)
+    for role, name in (("id", f.id), ("label", f.label), ("split", f.split)):
+        if name in schema.names and not _scalar_type(schema.field(name).type):
+            raise CurateError(f"{uri}: {role} column {name!r} has type {schema.field(name).type}; "
+                              f"expected a string or a number (pick another column with --{role}-field, "
+                              f"or none with --{role}-field '')")
     if f.image in schema.names:
         t = schema.field(f.image).type
         if pa.types.is_binary(t) or pa.types.is_large_binary(t):
@@ -136,12 +152,31 @@ def payload_role(schema: pa.Schema, opts: ReadOptions, uri: str) -> str:
         raise CurateError(f"{uri}: image column {f.image!r} has type {t}; expected bytes, "
                           "a {bytes, path} struct or a path string")
     if f.text in schema.names:
+        t = schema.field(f.text).type
+        if not (_string_type(t) or pa.types.is_null(t)):
+            raise CurateError(f"{uri}: text column {f.text!r} has type {t}; expected a string "
+                              "(use --text-field to pick another column)")
         return "text"
     if f.embedding:
         raise CurateError(f"{uri}: an embedding column needs a payload column too "
                           f"(image {f.image!r} or text {f.text!r})")
     raise CurateError(f"{uri}: no image column {f.image!r} and no text column {f.text!r} "
                       f"(columns: {', '.join(schema.names)}); use --image-field or --text-field")
+
+
+def _string_type(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (
+        hasattr(pa.types, "is_string_view") and pa.types.is_string_view(t))
+
+
+def _scalar_type(t: pa.DataType) -> bool:
+    """Types whose values read as one string or number (ids, labels, splits)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return (_string_type(t) or pa.types.is_integer(t) or pa.types.is_floating(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t) or pa.types.is_decimal(t))
 
 
 def _check_embedding_column(schema: pa.Schema, name: str, uri: str) -> None:

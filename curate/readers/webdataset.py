@@ -4,13 +4,20 @@ The sample id is the WebDataset ``__key__`` (member path up to the first dot of 
 name). Members are read from the stream, never extracted, and unsafe members (absolute
 paths, ``..``, links, devices) quarantine their sample. A shard that breaks mid-stream
 keeps the samples read so far and gets one quarantined row for its unreadable rest.
+
+A sample holds at most one plain image member (``k.jpg``: the payload) and one plain text
+member (``k.txt``: the caption, or the payload when there is no image). A further one of
+the same key (``k.png`` after ``k.jpg``, ``k.caption`` after ``k.txt``) gets a row of its
+own, id = the member name, quarantined as ``invalid-record`` (which one is meant is
+ambiguous); nothing is dropped. Members with a longer extension (``k.seg.png``) and
+metadata (``cls``, ``json``) are fields of the sample.
 """
 
 from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from curate.io.fs import Location, locate
@@ -23,10 +30,12 @@ from curate.readers.base import (
     as_label,
     image_row,
     normalise_split,
+    not_scalar,
     rejected_row,
     shard_units,
     text_row,
     thread_map,
+    unit_problem,
 )
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -41,16 +50,24 @@ class _Sample:
     names: dict[str, str] = field(default_factory=dict)
     offsets: dict[str, int] = field(default_factory=dict)
     problem: str | None = None
+    extras: list[_Sample] = field(default_factory=list)  # members that get rows of their own
+    kind: str = "image"
+    span: tuple[int, int] | None = None  # (offset, length) of an extra member
 
 
 class WebDatasetReader:
     name = "webdataset"
-    version = 3
+    version = 4
 
-    def plan(self, loc: Location, opts: ReadOptions) -> list[Unit]:
-        return shard_units(self.name, loc, (".tar",))
+    def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
+             skip: Sequence[Location] = ()) -> list[Unit]:
+        return shard_units(self.name, loc, (".tar",), name, skip)
 
     def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        special = unit_problem(unit, self.name, "image")
+        if special is not None:
+            yield special
+            return
         shard = locate(unit.uri)
         yield from thread_map(lambda s: self._row(s, shard, opts), self._samples(shard),
                               opts.workers, 64)
@@ -70,7 +87,7 @@ class WebDatasetReader:
                         key = member.name
                     if current is None or key != current.key:
                         if current is not None:
-                            yield current
+                            yield from _with_extras(current)
                             count += 1
                         current = _Sample(key)
                     problem = member_problem(member) or (keyless and (
@@ -82,6 +99,14 @@ class WebDatasetReader:
                         current.problem = current.problem or (
                             f"invalid-record: tar member {member.name!r} appears twice in sample {key!r}")
                         continue
+                    rival = _rival_payload(current, ext)
+                    if rival is not None:  # k.png after k.jpg: its own row, never dropped
+                        current.extras.append(_Sample(
+                            key=member.name, kind="text" if ext in TEXT_EXTS else "image",
+                            span=(member.offset_data, member.size), problem=(
+                                f"invalid-record: tar member {member.name!r} is a second payload of "
+                                f"sample {key!r}, which already has {current.names[rival]!r}")))
+                        continue
                     current.members[ext] = tar.extractfile(member).read()
                     current.names[ext] = member.name
                     current.offsets[ext] = member.offset_data
@@ -90,21 +115,29 @@ class WebDatasetReader:
                 current.problem = current.problem or (
                     f"corrupt-shard: sample may be incomplete, tar stream breaks in or after it "
                     f"({exc})")
-                yield current
+                yield from _with_extras(current)
                 count += 1
                 current = None
             yield _Sample(key=f"{shard.name}#unreadable-rest", problem=(
                 f"corrupt-shard: tar stream unreadable after {count} samples ({exc})"))
         if current is not None:
-            yield current
+            yield from _with_extras(current)
 
     def _row(self, sample: _Sample, shard: Location, opts: ReadOptions) -> Row:
         row: Row = dict(id=sample.key, source=f"{shard.uri}#{sample.key}", source_kind=self.name,
-                        kind="image")
+                        kind=sample.kind)
+        if sample.span is not None:
+            row.update(offset=sample.span[0], length=sample.span[1])
         meta = _json_meta(sample.members.get("json"))
         label = _first(sample.members, LABEL_EXTS, decode=True)
-        row["label"] = as_label(label or meta.get(opts.fields.label))
-        row["split"] = normalise_split(meta.get(opts.fields.split))
+        meta_label, meta_split = meta.get(opts.fields.label), meta.get(opts.fields.split)
+        for role, value in (("label", meta_label), ("split", meta_split)):
+            kind = not_scalar(value)
+            if kind is not None and not sample.problem:
+                sample.problem = (f"invalid-record: the json member's {role} is a {kind}, "
+                                  "expected a string or a number")
+        row["label"] = as_label(label or (meta_label if not_scalar(meta_label) is None else None))
+        row["split"] = normalise_split(meta_split if not_scalar(meta_split) is None else None)
         if sample.problem:
             return rejected_row(sample.problem, **row)
         caption = _first(sample.members, TEXT_EXTS, decode=True)
@@ -155,6 +188,22 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         return f"unsafe-path: tar member {name!r} is a link to {member.linkname!r}"
     if not member.isfile():
         return f"unsafe-path: tar member {name!r} is not a regular file"
+    return None
+
+
+def _with_extras(sample: _Sample) -> Iterator[_Sample]:
+    yield sample
+    yield from sample.extras
+
+
+def _rival_payload(sample: _Sample, ext: str) -> str | None:
+    """The member extension already holding the payload that a member with ``ext`` would
+    compete with: another plain image (``png`` vs ``jpg``), or another plain text when the
+    sample has no image (``text`` vs ``txt``); None when ``ext`` is no rival."""
+    if ext in IMAGE_EXTS:
+        return next((e for e in IMAGE_EXTS if e in sample.members), None)
+    if ext in TEXT_EXTS:
+        return next((e for e in TEXT_EXTS if e in sample.members), None)
     return None
 
 
