@@ -77,7 +77,7 @@ def run_curate(ws_path: str, args) -> dict:
                       progress=False)
     t = time.perf_counter()
     result = embed(Workspace(ws_path), cfg)
-    return {"seconds": time.perf_counter() - t, "n": result.embedded, "device": result.device}
+    return {"seconds": time.perf_counter() - t, "n": result.meta["embedded"], "device": result.meta["device"]}
 
 
 def run_baseline(ws_path: str, args) -> dict:

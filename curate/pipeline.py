@@ -107,9 +107,9 @@ def _ingest(spec: dict, ctx: Context) -> str:
 def _embed(spec: dict, ctx: Context) -> str:
     from curate.embed.stage import EmbedConfig, embed
 
-    r = embed(ctx.ws, build_config(EmbedConfig, spec, "embed", progress=spec.get("progress", ctx.progress)))
-    return (f"{r.embedded:,} embedded with {r.slug} on {r.device}, {r.failed:,} failed; shards done "
-            f"{r.shards_done}, reused {r.shards_skipped}")
+    m = embed(ctx.ws, build_config(EmbedConfig, spec, "embed"), progress=ctx.progress).meta
+    return (f"{m['embedded']:,} embedded with {m['slug']} on {m['device']}, {m['failed']:,} failed; shards done "
+            f"{m['shards_done']}, reused {m['shards_skipped']}")
 
 
 def _dedup(spec: dict, ctx: Context) -> str:

@@ -54,7 +54,7 @@ def make_export(folder: Path) -> tuple[Path, Path]:
     build_demo(str(folder / "demo"))
     ws = Workspace(str(folder / "ws"))
     ingest(ws, [str(folder / "demo" / "images")], IngestConfig(progress=False))
-    embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
+    embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     ids = [i for i, s in zip(ws.read_manifest(["id"]).column("id").to_pylist(),
                              ws.read_manifest(["split"]).column("split").to_pylist()) if s == "test"]
     (folder / "queries.txt").write_text("\n".join(ids[::36][:10]) + "\n")  # test images of several classes

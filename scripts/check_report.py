@@ -39,7 +39,7 @@ def main() -> int:
     t0 = time.perf_counter()
     build_demo(top / "demo")
     ingest(ws, [str(top / "demo" / "images")], IngestConfig(progress=False))
-    embed(ws, EmbedConfig(model="perceptual", progress=False))
+    embed(ws, EmbedConfig(model="perceptual"), progress=False)
     semantic_dedup(ws, SemanticConfig(threshold=(0.9,)))
     t1 = time.perf_counter()
     page = build_report(ws, ReportConfig())

@@ -75,7 +75,7 @@ def vector_workspace(tmp_path: Path, name: str, vectors, texts=None, **columns):
     (tmp_path / f"{name}-vectors").mkdir()
     npy = tmp_path / f"{name}-vectors" / "vectors.npy"  # same file name: same store slug in every workspace
     np.save(npy, np.asarray(vectors, dtype=np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0), progress=False)
     return ws
 
 

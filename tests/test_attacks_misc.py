@@ -230,7 +230,7 @@ def _embed_npy(ws, npy, vectors):
 
     npy.parent.mkdir(parents=True, exist_ok=True)
     np.save(npy, _unit(vectors))
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0), progress=False)
 
 
 def test_drift_compares_precomputed_stores_of_different_names(tmp_path):

@@ -43,7 +43,7 @@ def workspace(tmp_path, name, vectors, file_name="vectors.npy"):
     npy = tmp_path / f"{name}-vectors" / file_name  # same file name: same store slug in every workspace
     npy.parent.mkdir()
     np.save(npy, vectors)
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0), progress=False)
     return ws
 
 
@@ -180,7 +180,7 @@ def digits(tmp_path_factory):
                 shutil.copy(p, top / name / p.parent.name / p.name)
         ws = Workspace(str(top / f"{name}-ws"))
         ingest(ws, [str(top / name)], IngestConfig(progress=False))
-        embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
+        embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
         spaces[name] = ws
     return spaces, top
 

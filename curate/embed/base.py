@@ -56,6 +56,7 @@ class Embedder(ABC):
     dim: int
     kinds: frozenset[str]
     device_decode: bool = False  # True when prepare_on_device is implemented
+    content_addressed: bool = True  # a vector depends only on the sample's bytes (stores reuse it by content hash)
 
     def setup(self, runtime: Runtime) -> None:
         """Move weights to the device / precision; called once before the first batch."""

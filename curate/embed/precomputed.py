@@ -27,6 +27,7 @@ _ROW = re.compile(r"^(?P<file>.+)#row=(?P<row>\d+)$")
 
 class PrecomputedEmbedder(Embedder):
     kinds = frozenset({"image", "text"})
+    content_addressed = False  # vectors come with the row (file position or Parquet cell), not from its bytes
 
     def __init__(self, spec: str, dim: int, column: str | None = None, array: np.ndarray | None = None,
                  digest: str = "") -> None:

@@ -1,32 +1,36 @@
 """``curate embed``: manifest -> embedding store, shard by shard, resumably.
 
 Store rows are the manifest rows that are ``ok`` and of a kind the model embeds, in
-manifest order. They are cut into shards of ``shard_size`` rows; each finished shard is
-written into the preallocated vector file and marked done with the run fingerprint
-(manifest, model identity, device type, precision, batch and shard size, code version),
-so a rerun skips finished shards and a changed input starts a fresh store.
+manifest order. When the manifest changed since the store was made (a re-ingest), rows
+whose content hash the old store holds are copied into the new vector file and only the
+others are embedded. Those are cut into shards of ``shard_size`` rows; each finished shard
+is written into the preallocated vector file and marked done with the run id (manifest,
+model identity, device type, precision, batch and shard size, code version), so a rerun
+skips finished shards.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from curate import __version__
 from curate.embed.base import Embedder, Runtime, resolve_runtime
-from curate.embed.registry import load_embedder
+from curate.embed.registry import FAMILIES, load_embedder
 from curate.embed.runner import LoaderSettings, embed_rows
 from curate.embed.store import create_or_resume, local_path, store_dir, write_tables
 from curate.errors import CurateError
 from curate.io import atomic
-from curate.io.hashing import fingerprint
+from curate.io.tables import read_table
 from curate.manifest import OK
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
@@ -38,84 +42,188 @@ ShardDone = Callable[[int, np.ndarray, dict[int, str]], None]
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    model: str
+    model: str = "perceptual"
     device: str = "auto"
     precision: str = "fp16"
     batch_size: int = 256
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     shard_size: int = 16384
     executor: str = "local"
-    progress: bool = True
 
 
-@dataclass(frozen=True)
-class EmbedResult:
-    slug: str
-    count: int
-    embedded: int
-    failed: int
-    shards_done: int
-    shards_skipped: int
-    seconds: float
-    device: str
+class Embed(Stage):
+    """``curate embed`` on the runner: reads the manifest, writes ``embeddings/<slug>/``.
+
+    Its decision table is the store's status (kept = embedded). A store made for an earlier
+    manifest is brought up to date: rows whose content hash it already holds are copied, only
+    new or changed rows are embedded (for models whose vectors depend on the content only)."""
+
+    name = "embed"
+    config_type = EmbedConfig
+
+    def validate(self, config: EmbedConfig) -> None:
+        from curate.embed.base import PRECISIONS
+
+        for option, value, low in (("batch-size", config.batch_size, 1), ("shard-size", config.shard_size, 1),
+                                   ("workers", config.workers, 0)):
+            if value < low:
+                raise CurateError(f"--{option} must be >= {low}, not {value}")
+        if config.precision not in PRECISIONS:
+            raise CurateError(f"--precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
+        if config.executor not in ("local", "ray"):
+            raise CurateError(f"unknown executor {config.executor!r} (choose local or ray)")
+        if not config.model.startswith(FAMILIES):
+            names = ", ".join(f + "..." if f.endswith(":") else f for f in FAMILIES)
+            raise CurateError(f"unknown model {config.model!r}: use {names}")
+
+    def prefix(self, config: EmbedConfig) -> str:
+        return "embed"
+
+    def settings(self, config: EmbedConfig) -> dict:
+        return {}  # everything that changes vectors is in the inputs (model identity, runtime, batching)
+
+    def resolve(self, ws: Workspace, config: EmbedConfig) -> Inputs:
+        embedder = load_embedder(config.model, ws)
+        runtime = resolve_runtime(config.device, config.precision)
+        manifest = ws.read_manifest(MANIFEST_COLUMNS)
+        rows, skip_reasons = plan_rows(manifest, embedder.kinds)
+        _check_kinds(manifest, rows, embedder)
+        shard_size = max(config.batch_size, config.shard_size // config.batch_size * config.batch_size)
+        fingerprints = {"manifest": ws.manifest_fingerprint(), "model": embedder.identity(),
+                        "device": runtime.device.type, "dtype": str(runtime.dtype), "batch_size": config.batch_size,
+                        "shard_size": shard_size}
+        return Inputs(fingerprints, {"embedder": embedder, "runtime": runtime, "manifest": manifest, "rows": rows,
+                                     "skip_reasons": skip_reasons, "shard_size": shard_size})
+
+    def is_current(self, ws: Workspace, meta: dict) -> bool:
+        """Reused while the store it wrote is complete and still the one it wrote."""
+        loc = store_dir(ws, meta["slug"]).join("meta.json")
+        return loc.exists() and atomic.read_json(loc).get("fingerprint") == meta["store_fingerprint"]
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _embed(ctx)
 
 
-def embed(ws: Workspace, config: EmbedConfig) -> EmbedResult:
-    """Embed every ok manifest row the model accepts; returns counts and timing."""
-    ws.require_manifest()
-    start = time.perf_counter()
-    if config.batch_size < 1 or config.shard_size < 1:
-        raise CurateError("--batch-size and --shard-size must be positive")
-    embedder = load_embedder(config.model, ws)
-    runtime = resolve_runtime(config.device, config.precision)
-    manifest = ws.read_manifest(MANIFEST_COLUMNS)
-    rows, skip_reasons = plan_rows(manifest, embedder.kinds)
-    shard_size = max(config.batch_size, config.shard_size // config.batch_size * config.batch_size)
-    run_fp = fingerprint([__version__, ws.manifest_meta()["fingerprint"], embedder.identity(),
-                          runtime.device.type, str(runtime.dtype), config.batch_size, shard_size])
+def embed(ws: Workspace, config: EmbedConfig, **run: Any) -> StageResult:
+    """Embed every ok manifest row the model accepts (or reuse the finished store)."""
+    return run_stage(ws, Embed(), config, **run)
+
+
+def _check_kinds(manifest: pa.Table, rows: list[dict], embedder: Embedder) -> None:
+    """A model that embeds none of the workspace's ok samples is a mistake, not an empty store."""
+    if rows:
+        return
+    ok = [k for k, s in zip(manifest.column("kind").to_pylist(), manifest.column("status").to_pylist()) if s == OK]
+    if ok:
+        have = ", ".join(f"{k} {n:,}" for k, n in sorted(Counter(ok).items()))
+        raise CurateError(f"model {embedder.spec!r} embeds {' and '.join(sorted(embedder.kinds))} samples; this "
+                          f"workspace's ok samples are {have}: choose another --model")
+
+
+def _embed(ctx: RunContext) -> Output:
+    ws, config = ctx.ws, ctx.config
+    embedder, runtime, manifest = ctx["embedder"], ctx["runtime"], ctx["manifest"]
+    rows, shard_size = ctx["rows"], ctx["shard_size"]
+    run_fp = ctx.run_id
     folder, state = store_dir(ws, embedder.slug), ws.state("embed", embedder.slug)
-    meta_loc = folder.join("meta.json")
-    if is_done(meta_loc, run_fp):
-        meta = atomic.read_json(meta_loc)
-        return EmbedResult(embedder.slug, meta["count"], meta["valid"], meta["count"] - meta["valid"],
-                           0, meta["shards"], time.perf_counter() - start, runtime.device.type)
-
-    resume = is_done(state.join("run.json"), run_fp)
-    if not resume:
-        clear(meta_loc)
-        _clear_markers(state)
+    vectors_path = local_path(folder.join("vectors.npy"))
+    reused_loc = state.join("reused.npy")
+    resume = is_done(state.join("run.json"), run_fp) and vectors_path.exists()
+    if resume:
+        reused = np.load(local_path(reused_loc)) if reused_loc.exists() else np.zeros(len(rows), dtype=bool)
+        vectors = create_or_resume(vectors_path, len(rows), embedder.dim, True)
+    else:
+        vectors, reused = _start_store(ws, embedder, runtime, rows, folder, state, vectors_path)
+        _save_mask(reused_loc, reused)
         mark_done(state.join("run.json"), run_fp, model=config.model)
-    vectors = create_or_resume(local_path(folder.join("vectors.npy")), len(rows), embedder.dim, resume)
+    ctx.lap("reuse")
 
-    shards = [(k, rows[s:s + shard_size]) for k, s in enumerate(range(0, len(rows), shard_size))]
+    todo = np.flatnonzero(~reused)
+    shards = [(k, todo[s:s + shard_size]) for k, s in enumerate(range(0, len(todo), shard_size))]
     failures: dict[int, str] = {}
     pending = []
-    for k, shard in shards:
+    for k, positions in shards:
         marker = state.join(f"shard-{k:05d}.json")
         if is_done(marker, run_fp):
             failures.update({int(i): r for i, r in atomic.read_json(marker)["failures"].items()})
         else:
-            pending.append((k, shard))
+            pending.append((k, [rows[i] for i in positions]))
+    where = dict(shards)
 
-    bar = tqdm(total=len(rows), desc=f"embed {embedder.slug}", unit=" samples", smoothing=0.05,
-               disable=not config.progress or None, initial=len(rows) - sum(len(s) for _, s in pending))
+    bar = ctx.bar(total=len(todo), desc=f"embed {embedder.slug}", unit=" samples", smoothing=0.05,
+                  initial=len(todo) - sum(len(s) for _, s in pending))
 
     def done(k: int, block: np.ndarray, shard_failures: dict[int, str]) -> None:
-        offset = k * shard_size
-        vectors[offset:offset + len(block)] = block
+        positions = where[k]
+        vectors[positions] = block
         vectors.flush()
-        global_failures = {offset + i: reason for i, reason in shard_failures.items()}
+        global_failures = {int(positions[i]): reason for i, reason in shard_failures.items()}
         failures.update(global_failures)
         mark_done(state.join(f"shard-{k:05d}.json"), run_fp, failures={str(i): r for i, r in global_failures.items()})
 
     settings = LoaderSettings(config.batch_size, config.workers, device_decode=runtime.device.type == "cuda")
     run_executor(config, ws, embedder, runtime, settings, pending, done, bar.update)
     bar.close()
+    ctx.lap("embed")
 
-    meta = _finish(ws, embedder, runtime, manifest, rows, skip_reasons, failures, run_fp, len(shards))
-    return EmbedResult(embedder.slug, meta["count"], meta["valid"], meta["count"] - meta["valid"],
-                       len(pending), len(shards) - len(pending), time.perf_counter() - start,
-                       runtime.device.type)
+    meta, status = _finish(ws, embedder, runtime, manifest, rows, ctx["skip_reasons"], failures, run_fp, len(shards))
+    facts = {"slug": embedder.slug, "model": embedder.spec, "count": meta["count"], "embedded": meta["valid"],
+             "failed": meta["count"] - meta["valid"], "reused_rows": int(reused.sum()),
+             "embedded_now": int(sum(len(r) for _, r in pending)), "shards_done": len(pending),
+             "shards_skipped": len(shards) - len(pending), "device": runtime.device.type,
+             "store_fingerprint": run_fp}
+    table = pa.table({"id": status.column("id"), "kept": status.column("embedded"),
+                      "reason": status.column("reason")})
+    return Output(table, facts)
+
+
+def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: list[dict], folder, state,
+                 vectors_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh vector file for ``rows``, with the rows an earlier complete store already holds copied in.
+
+    Returns the writable map and the mask of rows that were copied (not to be embedded again)."""
+    old = _reusable_store(ws, embedder, runtime)
+    reused = np.zeros(len(rows), dtype=bool)
+    tmp = vectors_path.with_name(atomic.TMP_MARK + "next-" + vectors_path.name)
+    fresh = create_or_resume(tmp, len(rows), embedder.dim, False)
+    if old is not None:
+        old_row = {h: r for h, r, ok in zip(old[1], range(len(old[1])), old[2]) if ok and h is not None}
+        pairs = [(i, old_row[row["content_hash"]]) for i, row in enumerate(rows) if row["content_hash"] in old_row]
+        if pairs:
+            new_at, old_at = (np.array(x, dtype=np.int64) for x in zip(*pairs))
+            for lo in range(0, len(new_at), 65536):
+                fresh[new_at[lo:lo + 65536]] = old[0][old_at[lo:lo + 65536]]
+            reused[new_at] = True
+    fresh.flush()
+    del fresh
+    clear(folder.join("meta.json"))  # the store is incomplete from here until _finish
+    _clear_markers(state)
+    tmp.replace(vectors_path)
+    return np.load(vectors_path, mmap_mode="r+"), reused
+
+
+def _reusable_store(ws: Workspace, embedder: Embedder, runtime: Runtime):
+    """(vectors, content hashes, valid) of a complete store of this model whose vectors can be reused."""
+    from curate.embed.store import open_store
+
+    if not embedder.content_addressed or not store_dir(ws, embedder.slug).join("meta.json").exists():
+        return None
+    store = open_store(ws, embedder.slug, current=False)
+    meta = store.meta
+    same = (meta.get("identity") == embedder.identity() and meta.get("device") == runtime.device.type
+            and meta.get("precision") == str(runtime.dtype).removeprefix("torch."))
+    ids = read_table(store_dir(ws, embedder.slug).join("ids.parquet"))
+    if not same or "content_hash" not in ids.column_names:
+        return None
+    return store.vectors, ids.column("content_hash").to_pylist(), store.valid
+
+
+def _save_mask(loc, mask: np.ndarray) -> None:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, mask)
+    atomic.write_bytes(loc, buf.getvalue())
 
 
 def run_executor(config: EmbedConfig, ws: Workspace, embedder: Embedder, runtime: Runtime,
@@ -174,7 +282,7 @@ def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Ta
             "precision": str(runtime.dtype).removeprefix("torch."), "identity": embedder.identity(),
             "curate_version": __version__, "manifest_fingerprint": ws.manifest_fingerprint()}
     write_tables(store_dir(ws, embedder.slug), ids, status, meta)
-    return meta
+    return meta, status
 
 
 def _clear_markers(state) -> None:

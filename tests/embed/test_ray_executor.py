@@ -38,15 +38,15 @@ def test_ray_store_equals_local_store(tmp_path, local_ray):
     results = {}
     for executor in ("local", "ray"):
         ws = _workspace(tmp_path, executor)
-        cfg = EmbedConfig(model=spec, workers=0, batch_size=4, shard_size=8, executor=executor, progress=False)
-        results[executor] = embed(ws, cfg)
-    assert results["ray"].shards_done == results["local"].shards_done == 5
-    slug = results["local"].slug
+        cfg = EmbedConfig(model=spec, workers=0, batch_size=4, shard_size=8, executor=executor)
+        results[executor] = embed(ws, cfg, progress=False)
+    assert results["ray"].meta["shards_done"] == results["local"].meta["shards_done"] == 5
+    slug = results["local"].meta["slug"]
     for name in ("vectors.npy", "ids.parquet", "status.parquet"):
         local = (tmp_path / "local" / "embeddings" / slug / name).read_bytes()
         remote = (tmp_path / "ray" / "embeddings" / slug / name).read_bytes()
         assert local == remote, name
-    assert results["ray"].failed == 1
+    assert results["ray"].meta["failed"] == 1
 
 
 @pytest.mark.slow

@@ -30,7 +30,7 @@ def text_workspace(tmp_path, texts):
 
 
 def config(model, **kw):
-    return EmbedConfig(model=model, workers=0, progress=False, **kw)
+    return EmbedConfig(model=model, workers=0, **kw)
 
 
 def test_precomputed_npy_is_normalised_and_aligned_with_ok_rows(tmp_path):
@@ -38,14 +38,14 @@ def test_precomputed_npy_is_normalised_and_aligned_with_ok_rows(tmp_path):
     vectors = np.array([[3, 4, 0], [9, 9, 9], [0, 0, 2], [1, 2, 2]], dtype=np.float32)
     np.save(tmp_path / "v.npy", vectors)
     result = embed(ws, config(f"precomputed:{tmp_path / 'v.npy'}"))
-    assert (result.count, result.embedded, result.failed) == (3, 3, 0)
-    store = open_store(ws, result.slug)
+    assert (result.meta["count"], result.meta["embedded"], result.meta["failed"]) == (3, 3, 0)
+    store = open_store(ws, result.meta["slug"])
     assert store.ids == ["t0", "t2", "t3"]
     assert store.manifest_rows.tolist() == [0, 2, 3]
     expected = np.array([[0.6, 0.8, 0], [0, 0, 1], [1 / 3, 2 / 3, 2 / 3]])
     np.testing.assert_allclose(store.vectors.astype(np.float64), expected, atol=1e-3)
     assert store.vectors.dtype == np.float16 and isinstance(store.vectors, np.memmap)
-    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.slug / "status.parquet").to_pylist()
+    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet").to_pylist()
     assert [(s["id"], s["embedded"], s["row"], s["reason"]) for s in status] == [
         ("t0", True, 0, None), ("t1", False, None, "quarantined"), ("t2", True, 1, None), ("t3", True, 2, None)]
 
@@ -54,11 +54,11 @@ def test_bad_vectors_fail_per_sample_with_reason(tmp_path):
     ws = text_workspace(tmp_path, ["a", "b", "c"])
     np.save(tmp_path / "v.npy", np.array([[1, 0], [np.nan, 1], [0, 1]], dtype=np.float32))
     result = embed(ws, config(f"precomputed:{tmp_path / 'v.npy'}"))
-    assert (result.embedded, result.failed) == (2, 1)
-    store = open_store(ws, result.slug)
+    assert (result.meta["embedded"], result.meta["failed"]) == (2, 1)
+    store = open_store(ws, result.meta["slug"])
     assert store.valid.tolist() == [True, False, True]
     assert not store.vectors[1].any()
-    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.slug / "status.parquet")
+    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet")
     assert status.column("reason").to_pylist()[1].startswith("embed-failed: ValueError: vector contains NaN")
 
 
@@ -84,7 +84,7 @@ def test_precomputed_parquet_column(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(tmp_path / "p.parquet")], INGEST)
     result = embed(ws, config("precomputed:emb"))
-    store = open_store(ws, result.slug)
+    store = open_store(ws, result.meta["slug"])
     np.testing.assert_allclose(store.vectors.astype(float), [[1, 0], [0, 1], [0.6, 0.8]], atol=1e-3)
 
 
@@ -95,18 +95,18 @@ def test_rerun_reuses_finished_store_and_resumes_unfinished_shards(tmp_path):
     np.save(tmp_path / "v.npy", rng.normal(size=(10, 8)).astype(np.float32))
     cfg = config(f"precomputed:{tmp_path / 'v.npy'}", batch_size=2, shard_size=4)
     first = embed(ws, cfg)
-    assert (first.shards_done, first.shards_skipped) == (3, 0)
-    folder = tmp_path / "ws" / "embeddings" / first.slug
+    assert (first.meta["shards_done"], first.meta["shards_skipped"]) == (3, 0)
+    folder = tmp_path / "ws" / "embeddings" / first.meta["slug"]
     reference = (folder / "vectors.npy").read_bytes()
     again = embed(ws, cfg)
-    assert (again.shards_done, again.count) == (0, 10)
+    assert again.reused and again.run_id == first.run_id and again.meta["count"] == 10
     # simulate a crash after shard 0: drop the store's meta and the later shard markers
     (folder / "meta.json").unlink()
-    state = tmp_path / "ws" / "state" / "embed" / first.slug
+    state = tmp_path / "ws" / "state" / "embed" / first.meta["slug"]
     (state / "shard-00001.json").unlink()
     (state / "shard-00002.json").unlink()
     resumed = embed(ws, cfg)
-    assert (resumed.shards_done, resumed.shards_skipped) == (2, 1)
+    assert (resumed.meta["shards_done"], resumed.meta["shards_skipped"]) == (2, 1)
     assert (folder / "vectors.npy").read_bytes() == reference
 
 

@@ -154,9 +154,9 @@ def test_nan_inf_wrong_dimension_and_duplicate_precomputed_embeddings(tmp_path):
         ("e4", "invalid-embedding"), ("e5", "invalid-embedding"), ("e6", "invalid-embedding"),
         ("e0~dup1", "duplicate-id"), ("e8", None), ("e9", "invalid-embedding")]
     assert rows[-1]["reason"] == "invalid-embedding: all zeros (a zero vector has no direction)"
-    result = embed(ws, EmbedConfig(model="precomputed:emb", workers=0, progress=False))
-    assert (result.count, result.embedded, result.failed) == (3, 3, 0)
-    vectors = np.load(tmp_path / "ws" / "embeddings" / result.slug / "vectors.npy")
+    result = embed(ws, EmbedConfig(model="precomputed:emb", workers=0), progress=False)
+    assert (result.meta["count"], result.meta["embedded"], result.meta["failed"]) == (3, 3, 0)
+    vectors = np.load(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "vectors.npy")
     assert np.isfinite(vectors).all()
     np.testing.assert_allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1.0, atol=1e-3)
 
@@ -168,15 +168,15 @@ def test_npy_embeddings_of_the_wrong_shape_or_with_nan_rows(tmp_path):
     ingest(ws, [str(src)], IngestConfig(progress=False))
     np.save(tmp_path / "short.npy", np.ones((3, 4), np.float32))
     with pytest.raises(CurateError, match=r"has shape \(3, 4\); expected \(4, dim\)"):
-        embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'short.npy'}", workers=0, progress=False))
+        embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'short.npy'}", workers=0), progress=False)
     bad = np.eye(4, dtype=np.float32)
     bad[1, 2] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'bad.npy'}", workers=0, progress=False))
-    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.slug / "status.parquet").to_pylist()
+    result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'bad.npy'}", workers=0), progress=False)
+    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet").to_pylist()
     assert [s["embedded"] for s in status] == [True, False, True, True]
     assert status[1]["reason"] == "embed-failed: ValueError: vector contains NaN or Inf"
-    vectors = np.load(tmp_path / "ws" / "embeddings" / result.slug / "vectors.npy")
+    vectors = np.load(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "vectors.npy")
     np.testing.assert_array_equal(vectors[[0, 2, 3]], np.eye(4, dtype=np.float16)[[0, 2, 3]])
 
 
@@ -187,8 +187,8 @@ def test_zero_or_overflowing_npy_vectors_are_not_stored_as_zeros(tmp_path):
     ingest(ws, [str(src)], IngestConfig(progress=False))
     array = np.array([[1, 0, 0], [0, 0, 0], [1e30, 1e30, 0]], dtype=np.float32)
     np.save(tmp_path / "v.npy", array)
-    result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'v.npy'}", workers=0, progress=False))
-    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.slug / "status.parquet").to_pylist()
-    vectors = np.load(tmp_path / "ws" / "embeddings" / result.slug / "vectors.npy").astype(np.float32)
+    result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'v.npy'}", workers=0), progress=False)
+    status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet").to_pylist()
+    vectors = np.load(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "vectors.npy").astype(np.float32)
     assert not status[1]["embedded"]  # no direction: embed-failed
     np.testing.assert_allclose(vectors[2], [0.7071, 0.7071, 0], atol=1e-3)  # the direction of [1e30, 1e30, 0]

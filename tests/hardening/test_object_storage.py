@@ -110,9 +110,9 @@ def test_s3_sources_match_the_same_files_read_locally(s3, tmp_path):
 
 def test_embed_needs_a_local_workspace_but_reads_s3_sources(s3, tmp_path):
     with pytest.raises(CurateError, match="need a local workspace for memory mapping"):
-        embed(Workspace("s3://data/ws"), EmbedConfig(model="perceptual", workers=0, progress=False))
+        embed(Workspace("s3://data/ws"), EmbedConfig(model="perceptual", workers=0), progress=False)
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, S3_SOURCES, CONFIG)
-    result = embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
+    result = embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     ok = ws.manifest_meta()["count"] - ws.manifest_meta()["quarantined"]
-    assert (result.count, result.failed) == (ok, 0)
+    assert (result.meta["count"], result.meta["failed"]) == (ok, 0)

@@ -79,7 +79,7 @@ def text_workspace(tmp_path, name="w"):
     npy = tmp_path / f"{name}-vectors" / "vectors.npy"
     npy.parent.mkdir()
     np.save(npy, vectors.astype(np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0), progress=False)
     return ws, ids
 
 
@@ -187,7 +187,7 @@ def test_image_duplicates_are_thumbnails(tmp_path, images):
     write(tmp_path / "imgs" / "cat" / "copy.png", images(size=(40, 30), seed=2))
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(tmp_path / "imgs")], IngestConfig(progress=False))
-    embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
+    embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     semantic_dedup(ws, SemanticConfig(threshold=(0.95,), clusters=1))
     page = Page(read(build_report(ws, ReportConfig())))
     thumbs = [a["src"] for a in page.find("img")]

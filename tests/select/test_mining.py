@@ -119,7 +119,7 @@ def workspace(tmp_path, vectors, name="ws", labels=None):
     ws = Workspace(str(tmp_path / name))
     ingest(ws, [str(src)], IngestConfig(progress=False))
     np.save(tmp_path / f"{name}.npy", np.asarray(vectors, dtype=np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / f'{name}.npy'}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / f'{name}.npy'}", workers=0), progress=False)
     return ws
 
 
@@ -172,7 +172,7 @@ def test_external_image_query_matches_its_workspace_copy(tmp_path):
         write(src / ("a" if i % 2 else "b") / f"{i:02d}.png", encode_image((24, 20), seed=i))
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], IngestConfig(progress=False))
-    embed(ws, EmbedConfig(model="perceptual", workers=0, progress=False))
+    embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     qdir = tmp_path / "queries"
     qdir.mkdir()
     shutil.copy(src / "b" / "04.png", qdir / "copy.png")
@@ -199,7 +199,7 @@ def test_external_jsonl_text_query_with_minilm(tmp_path):
                                                for i, t in enumerate(texts)))
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], IngestConfig(progress=False))
-    embed(ws, EmbedConfig(model="minilm", workers=0, progress=False))
+    embed(ws, EmbedConfig(model="minilm", workers=0), progress=False)
     q = write(tmp_path / "q.jsonl", (json.dumps({"id": "fail-1", "text": "stock markets fell sharply today"}) + "\n"
                                      + "not json\n").encode())
     result = select(ws, SelectConfig(budget=2, strategy="similar", queries=str(q), dup_threshold=None))

@@ -36,7 +36,7 @@ def workspace(tmp_path, vectors, texts=None, labels=None):
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], IngestConfig(progress=False))
     np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
-    embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'vectors.npy'}", workers=0, progress=False))
+    embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'vectors.npy'}", workers=0), progress=False)
     return ws
 
 
