@@ -80,7 +80,7 @@ def make_workspace(ws_path: Path, vectors_path: Path) -> None:
         for i in range(n):
             fh.write(f'{{"id": "r{i}", "text": "row {i}"}}\n')
     ws = Workspace(str(ws_path))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     folder = ws.loc("embeddings", "synthetic")
     Path(folder.path).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(vectors_path, Path(folder.path) / "vectors.npy")

@@ -184,7 +184,7 @@ def main() -> None:
     for impl in ("baseline", "curate"):
         ws_path = work / "ws-embed" / impl
         shutil.rmtree(ws_path, ignore_errors=True)
-        ingest(Workspace(str(ws_path)), [str(shards)], IngestConfig(progress=False))
+        ingest(Workspace(str(ws_path)), [str(shards)], IngestConfig())
         cmd = [sys.executable, __file__, "--child", impl, str(ws_path)] + [
             a for a in sys.argv[1:] if a != "--child"]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -191,13 +191,13 @@ def run_case(case: str, impl: str, src: Path, work: Path, workers: int | None) -
         read = ReadOptions() if workers is None else ReadOptions(workers=workers)
         if impl == "curate-w1":
             read = ReadOptions(workers=1)
-        config = IngestConfig(read=read, progress=False)
+        config = IngestConfig(read=read)
         start = time.perf_counter()
         result = ingest(Workspace(str(ws_dir)), [str(src)], config)
         seconds = time.perf_counter() - start
-        n = result.samples
-        info = {"quarantined": result.quarantined, "units_read": result.units_read,
-                "units_skipped": result.units_skipped, "workers": read.workers}
+        n = result.meta["samples"]
+        info = {"quarantined": result.meta["quarantined"], "units_read": result.meta["units_read"],
+                "units_skipped": result.meta["units_skipped"], "workers": read.workers}
     return {"n": n, "seconds": seconds, "cpu_seconds": _cpu_seconds() - cpu0,
             "peak_rss_mb": _peak_rss_mb(), "import_rss_mb": import_rss, **info}
 

@@ -61,6 +61,58 @@ def run_dedup(ws: Workspace, config: Any, **run: Any) -> StageResult:
     raise CurateError(f"internal error: {type(config).__name__} is not a dedup config")
 
 
+def stage_and_config(name: str, settings: dict[str, Any]) -> tuple[Stage, Any]:
+    """The stage called ``name`` and its config built (and validated) from settings named like the CLI
+    options; ``dedup`` takes ``method``, ``ingest`` takes ``sources``."""
+    settings = dict(settings)
+    if name == "ingest":
+        from curate.ingest import Ingest, ingest_config
+
+        sources = settings.pop("sources", None)
+        if not sources or not isinstance(sources, (list, tuple)):
+            raise CurateError("[ingest] needs `sources = [\"PATH or URI\", ...]`")
+        stage, config = Ingest(), ingest_config({**settings, "sources": [str(s) for s in sources]})
+    elif name == "dedup":
+        method = settings.pop("method", "semantic")
+        stage, cls = _dedup_stage(method)
+        config = build_config(cls, settings, f"dedup --method {method}")
+    elif name in _STAGES:
+        stage, cls = _STAGES[name]()
+        config = build_config(cls, settings, name)
+    else:
+        raise CurateError(f"unknown stage {name!r}")
+    stage.validate(config)
+    return stage, config
+
+
+def _embed_stage() -> tuple[Stage, type]:
+    from curate.embed.stage import Embed, EmbedConfig
+
+    return Embed(), EmbedConfig
+
+
+def _prune_stage() -> tuple[Stage, type]:
+    from curate.prune.stage import Prune, PruneConfig
+
+    return Prune(), PruneConfig
+
+
+def _select_stage() -> tuple[Stage, type]:
+    from curate.select.stage import Select, SelectConfig
+
+    return Select(), SelectConfig
+
+
+def _export_stage() -> tuple[Stage, type]:
+    from curate.export.stage import Export, ExportConfig
+
+    return Export(), ExportConfig
+
+
+_STAGES: dict[str, Callable[[], tuple[Stage, type]]] = {
+    "embed": _embed_stage, "prune": _prune_stage, "select": _select_stage, "export": _export_stage}
+
+
 def check_out_path(out: str | None) -> None:
     """``--out`` never overwrites: refuse an existing file before any work is done."""
     if out is None:
@@ -81,14 +133,41 @@ class Curation:
     def __repr__(self) -> str:
         return f"curate.open({self.ws.root.uri!r})"
 
-    def _run(self, stage: Stage, cls: type, settings: dict[str, Any], where: str, **fixed: Any) -> StageResult:
-        config = build_config(cls, settings, where, **fixed)
-        return run_stage(self.ws, stage, config, progress=self.progress, wait=self.wait)
+    def run(self, stage_name: str, /, **settings: Any) -> StageResult:
+        """Run stage ``stage_name`` with settings named like its CLI options (``shard_size`` for ``--shard-size``)."""
+        stage, config = stage_and_config(stage_name, settings)
+        return run_stage(self.ws, stage, config, progress=self.progress, wait=self.wait,
+                         force=bool(getattr(config, "rehash", False)))
+
+    def ingest(self, sources: list[str], **settings: Any) -> StageResult:
+        """Read sources into the manifest; see ``curate ingest --help``."""
+        return self.run("ingest", sources=sources, **settings)
+
+    def embed(self, model: str = "perceptual", **settings: Any) -> StageResult:
+        """Embed every ok sample with ``model``; see ``curate embed --help``."""
+        return self.run("embed", model=model, **settings)
 
     def dedup(self, method: str = "semantic", **settings: Any) -> StageResult:
         """Remove duplicates (``semantic``, ``exact`` or ``knn``); see ``curate dedup --help``."""
-        stage, cls = _dedup_stage(method)
-        return self._run(stage, cls, settings, f"dedup --method {method}")
+        return self.run("dedup", method=method, **settings)
+
+    def prune(self, **settings: Any) -> StageResult:
+        """Prune the kept pool to ``fraction`` or ``count``; see ``curate prune --help``."""
+        return self.run("prune", **settings)
+
+    def select(self, **settings: Any) -> StageResult:
+        """Pick the next labeling batch of ``budget`` items; see ``curate select --help``."""
+        return self.run("select", **settings)
+
+    def export(self, **settings: Any) -> StageResult:
+        """Write the kept samples as versioned shards; see ``curate export --help``."""
+        return self.run("export", **settings)
+
+    def report(self, out: str | None = None, **settings: Any):
+        """Write report.html (default: in the workspace); returns its location."""
+        from curate.report.build import ReportConfig, build_report
+
+        return build_report(self.ws, build_config(ReportConfig, {**settings, "out": out}, "report"))
 
     def manifest(self, columns: list[str] | None = None) -> pa.Table:
         """The manifest: one row per input sample, in ingest order."""
@@ -115,4 +194,3 @@ def open(path: str, *, progress: bool = False, wait: bool = False) -> Curation: 
     return Curation(path, progress=progress, wait=wait)
 
 
-StageCall = Callable[..., StageResult]

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
 from curate import __version__, manifest
 from curate.errors import CurateError
@@ -36,6 +35,7 @@ from curate.io.tables import open_parquet
 from curate.manifest import MANIFEST_FORMAT
 from curate.readers import READERS, resolve
 from curate.readers.base import Reader, ReadOptions, Unit, stem
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
@@ -49,10 +49,10 @@ class IngestConfig:
     same size and mtime). Settings are checked when the config is built (one-line error).
     """
 
+    sources: tuple[str, ...] = ()  # paths or URIs, in manifest order (``ingest()`` takes them as an argument)
     kind: str = "auto"
     read: ReadOptions = field(default_factory=ReadOptions)
     rows_per_part: int = 200_000
-    progress: bool = True
     glob: bool = False
     rehash: bool = False
 
@@ -71,31 +71,98 @@ class IngestConfig:
                 raise CurateError(f"{option} must be a positive integer, got {value!r}")
 
 
-@dataclass(frozen=True)
-class IngestResult:
-    samples: int
-    quarantined: int
-    units_read: int
-    units_skipped: int
-    seconds: float
-    manifest_fingerprint: str
-    skipped: tuple[str, ...] = ()  # folders left out of a source's listing (the workspace inside it)
+# CLI option names -> where they live in IngestConfig (the pipeline file and the API take the same names)
+_READ_FIELDS = {"id_field": "id", "text_field": "text", "image_field": "image", "label_field": "label",
+                "split_field": "split", "embedding_field": "embedding"}
 
 
-def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfig()) -> IngestResult:
-    """Read ``sources`` into ``ws``'s manifest; returns counts and timing."""
-    config.validate()
-    if not sources:
-        raise CurateError("no sources given")
-    start = time.perf_counter()
-    planned, skipped_folders = _plan(sources, config, ws)
+def ingest_config(settings: dict[str, Any]) -> IngestConfig:
+    """An :class:`IngestConfig` from settings named like the CLI options (``id-field``, ``max-pixels``,
+    ``check``, ``workers``...); ``read = {...}`` tables are accepted too."""
+    from curate.probe.image import ImageCheck
+    from curate.probe.text import TextCheck
+    from curate.readers.base import Fields
+    from curate.settings import build_config
+
+    settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
+    flat = {k: settings.pop(k) for k in [*_READ_FIELDS, "max_pixels", "max_text_bytes", "check", "workers",
+                                         "files_per_unit"] if k in settings}
+    config = build_config(IngestConfig, settings, "ingest")
+    if not flat:
+        return config
+    read = config.read
+    fields = dataclasses.replace(read.fields, **{_READ_FIELDS[k]: v for k, v in flat.items() if k in _READ_FIELDS})
+    image, text = read.image, read.text
+    if "max_pixels" in flat or "check" in flat:
+        check = flat.get("check", "decode" if image.decode else "header")
+        if check not in ("decode", "header"):
+            raise CurateError(f"--check must be decode or header, not {check!r}")
+        image = ImageCheck(max_pixels=flat.get("max_pixels", image.max_pixels), decode=check == "decode")
+    if "max_text_bytes" in flat:
+        text = TextCheck(max_bytes=flat["max_text_bytes"])
+    read = dataclasses.replace(read, fields=Fields(**dataclasses.asdict(fields)), image=image, text=text,
+                               workers=flat.get("workers", read.workers),
+                               files_per_unit=flat.get("files_per_unit", read.files_per_unit))
+    return dataclasses.replace(config, read=read)
+
+
+class Ingest(Stage):
+    """``curate ingest`` on the runner: the sources' listing (sizes, mtimes) and the read options are
+    its inputs; the manifest is its artifact and ``kept = status ok`` its decision table. Units
+    (shards, folder chunks) keep their own markers, so a changed source re-reads only its units."""
+
+    name = "ingest"
+    config_type = IngestConfig
+    needs_manifest = False
+
+    def validate(self, config: IngestConfig) -> None:
+        config.validate()
+        if not config.sources:
+            raise CurateError("no sources given")
+
+    def check(self, ws: Workspace, config: IngestConfig) -> None:
+        """Sources that do not exist, are not regular files, or are the workspace: before any lock file."""
+        locs = [loc for uri in config.sources for _, loc in resolve(uri, config.kind, config.glob, [ws.root])]
+        _check_workspace(ws.root, locs)
+
+    def settings(self, config: IngestConfig) -> dict:
+        out = config_dict(config)
+        out["read"].pop("workers")  # speed, not results
+        out.pop("rehash")
+        return out
+
+    def resolve(self, ws: Workspace, config: IngestConfig) -> Inputs:
+        planned, skipped = _plan(list(config.sources), config, ws)
+        units = [[reader.name, reader.version, unit.key, unit.stamp, unit.name, len(unit.items)]
+                 for reader, unit in planned]
+        return Inputs({"units": fingerprint(units), "format": MANIFEST_FORMAT},
+                      {"planned": planned, "skipped": skipped})
+
+    def is_current(self, ws: Workspace, meta: dict) -> bool:
+        """Reused while the manifest is the one this run wrote and no unit had a read error."""
+        if meta.get("read_errors") or not ws.has_manifest():
+            return False
+        current = ws.manifest_meta()
+        return current.get("run_id") == meta["run_id"] and all(p.exists() for p in ws.manifest_parts())
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _ingest(ctx)
+
+
+def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfig(), **run: Any) -> StageResult:
+    """Read ``sources`` into ``ws``'s manifest (``config.rehash``: read every unit again)."""
+    config = dataclasses.replace(config, sources=tuple(str(s) for s in sources))
+    return run_stage(ws, Ingest(), config, **{"force": config.rehash, **run})
+
+
+def _ingest(ctx: RunContext) -> Output:
+    ws, config = ctx.ws, ctx.config
+    planned, skipped_folders = ctx["planned"], ctx["skipped"]
     units_dir = ws.state("ingest", "units")
-    atomic.sweep_temporaries(units_dir)
     options_fp = _options_fingerprint(config.read)
     done: list[tuple[Location, str]] = []
-    read = skipped = 0
-    bar = tqdm(desc="ingest", unit=" samples", total=_known_samples(planned),
-               disable=not config.progress or None)
+    read = skipped = read_errors = 0
+    bar = ctx.bar(desc="ingest", unit=" samples", total=_known_samples(planned))
     for n, (reader, unit) in enumerate(planned, 1):
         bar.set_postfix_str(f"shard {n}/{len(planned)}")
         fp = fingerprint([__version__, MANIFEST_FORMAT, reader.name, reader.version, unit.key, unit.stamp,
@@ -108,27 +175,28 @@ def ingest(ws: Workspace, sources: list[str], config: IngestConfig = IngestConfi
             digest = atomic.read_json(marker).get("digest") or content_hash(part.read_bytes())
         else:
             clear(marker)
-            rows, read_errors = _write_unit(reader, unit, config.read, part, bar)
+            rows, errors = _write_unit(reader, unit, config.read, part, bar)
             digest = content_hash(part.read_bytes())
-            if not read_errors:  # a unit with I/O errors is read again next time: they may be transient
+            if not errors:  # a unit with I/O errors is read again next time: they may be transient
                 mark_done(marker, fp, key=unit.key, rows=rows, digest=digest)
             read += 1
+            read_errors += errors
         done.append((part, fingerprint([fp, digest])))  # the manifest changes when a re-read part does
     bar.close()
-    fp = _assemble(ws, done, sources, config)
+    ctx.lap("read")
+    fp = _assemble(ws, done, list(config.sources), config, ctx.run_id)
+    ctx.lap("assemble")
     meta = ws.manifest_meta()
-    return IngestResult(
-        samples=meta["count"],
-        quarantined=meta["quarantined"],
-        units_read=read,
-        units_skipped=skipped,
-        seconds=time.perf_counter() - start,
-        manifest_fingerprint=fp,
-        skipped=tuple(skipped_folders),
-    )
+    table = ws.read_manifest(["id", "status", "reason"])
+    decisions = pa.table({"id": table.column("id"), "kept": pc.equal(table.column("status"), manifest.OK),
+                          "reason": table.column("reason")})
+    facts = {"samples": meta["count"], "quarantined": meta["quarantined"], "units_read": read,
+             "units_skipped": skipped, "read_errors": read_errors, "manifest_fingerprint": fp,
+             "skipped": list(skipped_folders)}
+    return Output(decisions, facts)
 
 
-def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, bar: tqdm,
+def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, bar,
                 chunk: int = 8192) -> tuple[int, int]:
     """Stream one unit's rows into its Parquet part, in row groups of ``chunk`` rows; (rows, read errors)."""
     count = read_errors = 0
@@ -246,13 +314,15 @@ def _options_fingerprint(opts: ReadOptions) -> str:
 
 
 def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[str],
-              config: IngestConfig) -> str:
+              config: IngestConfig, run_id: str) -> str:
     """Write manifest parts from unit parts (ids made unique), then ``_meta.json`` last."""
     fp = fingerprint([MANIFEST_FORMAT, _ASSEMBLY, config.rows_per_part, [u for _, u in units]])
     meta_loc = ws.manifest_dir.join("_meta.json")
     if ws.has_manifest():
         meta = ws.manifest_meta()
         if meta.get("fingerprint") == fp and all(p.exists() for p in ws.manifest_parts()):
+            if meta.get("run_id") != run_id:  # same manifest, reached by another run: record which
+                atomic.write_json(meta_loc, {**meta, "run_id": run_id})
             return fp
     clear(meta_loc)  # no manifest is visible while parts are being replaced
     atomic.sweep_temporaries(ws.manifest_dir)
@@ -272,7 +342,7 @@ def _assemble(ws: Workspace, units: list[tuple[Location, str]], sources: list[st
             ws.manifest_dir.fs.rm(stale)
     atomic.write_json(meta_loc, {
         "fingerprint": fp, "count": count, "quarantined": quarantined, "parts": names,
-        "sources": list(sources), "format": MANIFEST_FORMAT, "curate_version": __version__,
+        "sources": list(sources), "format": MANIFEST_FORMAT, "curate_version": __version__, "run_id": run_id,
     })
     return fp
 

@@ -2,9 +2,10 @@
 
 The file names a ``workspace`` and has one table per stage to run, in this order:
 ``demo`` (build the demo data), ``ingest``, ``embed``, ``dedup``, ``prune``, ``select``,
-``export``, ``report``. A table's keys are the fields of that stage's config dataclass
-(nested dataclasses as sub-tables, lists for tuples); an unknown key is an error that
-lists the valid ones. Relative paths are relative to the current directory. Every stage
+``export``, ``report``. A table's keys are the stage's CLI option names (``shard-size`` or
+``shard_size``, ``threshold``; lists for repeatable options); an unknown key is an error that
+lists the valid ones. Every table is checked before the first stage runs. The workspace is
+locked for the whole run. Relative paths are relative to the current directory. Every stage
 reuses what is already done, so a rerun after a crash picks up where the last one stopped.
 """
 
@@ -76,100 +77,102 @@ def _counts_line(table) -> str:
     return f"kept {counts['kept']:,}" + (f"; removed {removed}" if removed else "")
 
 
-def _demo(spec: dict, ctx: Context) -> str:
-    folder = spec.pop("folder", "demo-data")
-    if spec.pop("kind", "image") == "text":
-        from curate.demo_text import TextDemoConfig, build_text_demo
+@dataclass(frozen=True)
+class Step:
+    """One table of the file, checked and built into a config before anything runs."""
 
-        truth = build_text_demo(folder, build_config(TextDemoConfig, spec, "demo"))
+    name: str
+    config: Any
+    stage: Any = None  # a curate.runner.Stage; None for demo and report, which are not workspace stages
+
+
+def plan_step(name: str, spec: dict) -> Step:
+    """Build (and validate) the config of one table: a mistake anywhere stops the run before it starts."""
+    if name == "demo":
+        folder = spec.pop("folder", "demo-data")
+        kind = spec.pop("kind", "image")
+        if kind == "text":
+            from curate.demo_text import TextDemoConfig
+
+            return Step(name, (folder, kind, build_config(TextDemoConfig, spec, "demo")))
+        from curate.demo import DemoConfig
+
+        return Step(name, (folder, kind, build_config(DemoConfig, spec, "demo")))
+    if name == "report":
+        from curate.report.build import ReportConfig
+
+        return Step(name, build_config(ReportConfig, spec, "report"))
+    from curate.api import stage_and_config
+
+    stage, config = stage_and_config(name, spec)
+    return Step(name, config, stage)
+
+
+def _run_step(step: Step, ctx: Context) -> str:
+    if step.name == "demo":
+        return _demo(*step.config)
+    if step.name == "report":
+        from curate.report.build import build_report
+
+        config = step.config
+        if config.out is None and ctx.export_folder is not None:
+            config = dataclasses.replace(config, out=ctx.export_folder.join("report.html").uri)
+        return build_report(ctx.ws, config).uri
+    from curate.runner import run_stage
+
+    result = run_stage(ctx.ws, step.stage, step.config, progress=ctx.progress,
+                       force=bool(getattr(step.config, "rehash", False)))
+    if step.name == "export":
+        ctx.export_folder = locate(result.meta["folder"])
+    return SUMMARIES[step.name](result)
+
+
+def _demo(folder: str, kind: str, config: Any) -> str:
+    if kind == "text":
+        from curate.demo_text import build_text_demo
+
+        truth = build_text_demo(folder, config)
     else:
-        from curate.demo import DemoConfig, build_demo
+        from curate.demo import build_demo
 
-        truth = build_demo(folder, build_config(DemoConfig, spec, "demo"))
+        truth = build_demo(folder, config)
     return (f"{truth['file_count']:,} samples in {folder} ({truth['source_count']:,} originals, "
             f"{len(truth['exact_copies'])} exact and {len(truth['near_copies'])} near copies, "
             f"{len(truth['corrupt'])} corrupt)")
 
 
-def _ingest(spec: dict, ctx: Context) -> str:
-    from curate.ingest import IngestConfig, ingest
-
-    sources = spec.get("sources")
-    if not sources or not isinstance(sources, list):
-        raise CurateError("[ingest] needs `sources = [\"PATH or URI\", ...]`")
-    config = build_config(IngestConfig, {k: v for k, v in spec.items() if k != "sources"}, "ingest",
-                          progress=spec.get("progress", ctx.progress))
-    r = ingest(ctx.ws, [str(s) for s in sources], config)
-    return (f"{r.samples:,} samples, {r.quarantined:,} quarantined; units read {r.units_read}, "
-            f"skipped {r.units_skipped}")
+def _reused(r) -> str:
+    return f"({r.run_id}{', reused' if r.reused else ''})"
 
 
-def _embed(spec: dict, ctx: Context) -> str:
-    from curate.embed.stage import EmbedConfig, embed
-
-    m = embed(ctx.ws, build_config(EmbedConfig, spec, "embed"), progress=ctx.progress).meta
-    return (f"{m['embedded']:,} embedded with {m['slug']} on {m['device']}, {m['failed']:,} failed; shards done "
-            f"{m['shards_done']}, reused {m['shards_skipped']}")
-
-
-def _dedup(spec: dict, ctx: Context) -> str:
-    from curate.api import dedup_config, run_dedup
-
-    method = spec.pop("method", "semantic")
-    run = run_dedup(ctx.ws, dedup_config(method, spec), progress=ctx.progress)
-    return f"{method}: {_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
-
-
-def _prune(spec: dict, ctx: Context) -> str:
-    from curate.prune.stage import PruneConfig, prune
-
-    run = prune(ctx.ws, build_config(PruneConfig, spec, "prune"), progress=ctx.progress)
-    return f"{_counts_line(run.table)} ({run.run_id}{', reused' if run.reused else ''})"
-
-
-def _select(spec: dict, ctx: Context) -> str:
-    from curate.select.stage import SelectConfig, select
-
-    result = select(ctx.ws, build_config(SelectConfig, spec, "select"), progress=ctx.progress)
-    return f"{result.meta['picked']:,} picked for labeling -> {result.meta['export']}"
-
-
-def _export(spec: dict, ctx: Context) -> str:
-    from curate.export.stage import ExportConfig, export
-
-    r = export(ctx.ws, build_config(ExportConfig, spec, "export"), progress=ctx.progress)
-    ctx.export_folder = locate(r.meta["folder"])
-    state = "reused" if r.reused else "written"
-    return f"version {r.meta['version']} ({state}): {r.meta['exported']:,} samples, {len(r.meta['shards'])} shards"
-
-
-def _report(spec: dict, ctx: Context) -> str:
-    from curate.report.build import ReportConfig, build_report
-
-    fixed = {}
-    if "out" not in spec and ctx.export_folder is not None:
-        fixed["out"] = ctx.export_folder.join("report.html").uri
-    return f"{build_report(ctx.ws, build_config(ReportConfig, spec, 'report', **fixed)).uri}"
-
-
-RUNNERS: dict[str, Callable[[dict, Context], str]] = {
-    "demo": _demo, "ingest": _ingest, "embed": _embed, "dedup": _dedup, "prune": _prune, "select": _select,
-    "export": _export, "report": _report,
+SUMMARIES: dict[str, Callable[[Any], str]] = {
+    "ingest": lambda r: (f"{r.meta['samples']:,} samples, {r.meta['quarantined']:,} quarantined; "
+                         + ("unchanged, reused" if r.reused
+                            else f"units read {r.meta['units_read']}, skipped {r.meta['units_skipped']}")),
+    "embed": lambda r: (f"{r.meta['embedded']:,} embedded with {r.meta['slug']} on {r.meta['device']}, "
+                        f"{r.meta['failed']:,} failed; {_reused(r)}"),
+    "dedup": lambda r: f"{r.meta['method']}: {_counts_line(r.table)} {_reused(r)}",
+    "prune": lambda r: f"{_counts_line(r.table)} {_reused(r)}",
+    "select": lambda r: f"{r.meta['picked']:,} picked for labeling -> {r.meta['export']} {_reused(r)}",
+    "export": lambda r: (f"version {r.meta['version']} ({'reused' if r.reused else 'written'}): "
+                         f"{r.meta['exported']:,} samples, {len(r.meta['shards'])} shards"),
 }
 
 
-def run_pipeline(path: str | Path, progress: bool = True,
-                 on_stage: Callable[[StageOutcome], None] | None = None) -> list[StageOutcome]:
-    """Run every stage the file names, in flow order; returns one outcome per stage."""
+def run_pipeline(path: str | Path, progress: bool = True, on_stage: Callable[[StageOutcome], None] | None = None,
+                 wait: bool = False) -> list[StageOutcome]:
+    """Check every table of the file, then run the stages in flow order under one workspace lock."""
+    from curate.runner import writing
+
     spec = load_pipeline(path)
+    steps = [plan_step(name, dict(spec[name])) for name in ORDER if name in spec]
     ctx = Context(Workspace(spec["workspace"]), progress)
-    for stage in ORDER:
-        if stage not in spec:
-            continue
-        start = time.perf_counter()
-        summary = RUNNERS[stage](dict(spec[stage]), ctx)
-        outcome = StageOutcome(stage, time.perf_counter() - start, summary)
-        ctx.outcomes.append(outcome)
-        if on_stage is not None:
-            on_stage(outcome)
+    with writing(ctx.ws, f"curate run {path}", wait=wait):
+        for step in steps:
+            start = time.perf_counter()
+            summary = _run_step(step, ctx)
+            outcome = StageOutcome(step.name, time.perf_counter() - start, summary)
+            ctx.outcomes.append(outcome)
+            if on_stage is not None:
+                on_stage(outcome)
     return ctx.outcomes

@@ -122,6 +122,10 @@ class Stage(ABC):
         """Raise :class:`CurateError` for a config that cannot run (before anything is touched)."""
         return None
 
+    def check(self, ws: Workspace, config: Any) -> None:
+        """Checks that need the workspace but must run before it is locked (and so touched)."""
+        return None
+
     def prefix(self, config: Any) -> str:
         """First part of the run id (a method or strategy name)."""
         return self.name
@@ -175,6 +179,7 @@ def run_stage(ws: Workspace, stage: Stage, config: Any, *, progress: bool = True
     stage.validate(config)
     if stage.needs_manifest:
         ws.require_manifest()
+    stage.check(ws, config)
     with writing(ws, stage.lock_command(config), wait=wait):
         inputs = stage.resolve(ws, config)
         run_id = run_id_for(stage, config, inputs)
@@ -192,9 +197,26 @@ def writing(ws: Workspace, command: str, wait: bool = False) -> Iterator[None]:
     """Hold the workspace lock for ``command`` and sweep what killed writers left behind."""
     from curate.io.lock import workspace_lock
 
-    with workspace_lock(ws.root, command, wait=wait, on_wait=_say_waiting):
-        sweep_workspace(ws)
-        yield
+    created = not ws.root.exists()
+    try:
+        with workspace_lock(ws.root, command, wait=wait, on_wait=_say_waiting):
+            sweep_workspace(ws)
+            yield
+    except BaseException:
+        if created:
+            _remove_if_only_lock_files(ws)  # a first run that failed leaves no empty workspace behind
+        raise
+
+
+def _remove_if_only_lock_files(ws: Workspace) -> None:
+    from curate.io.lock import GUARD_NAME
+
+    root = ws.root
+    if not root.fs.isdir(root.path):
+        return
+    files = [p[len(root.path):].lstrip("/") for p in root.fs.find(root.path)]
+    if all(f == f"state/{GUARD_NAME}" for f in files):
+        root.fs.rm(root.path, recursive=True)
 
 
 def _say_waiting(info: Any) -> None:

@@ -53,7 +53,7 @@ def make_export(folder: Path) -> tuple[Path, Path]:
 
     build_demo(str(folder / "demo"))
     ws = Workspace(str(folder / "ws"))
-    ingest(ws, [str(folder / "demo" / "images")], IngestConfig(progress=False))
+    ingest(ws, [str(folder / "demo" / "images")], IngestConfig())
     embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     ids = [i for i, s in zip(ws.read_manifest(["id"]).column("id").to_pylist(),
                              ws.read_manifest(["split"]).column("split").to_pylist()) if s == "test"]

@@ -38,7 +38,7 @@ def main() -> int:
     ws = Workspace(str(top / "ws"))
     t0 = time.perf_counter()
     build_demo(top / "demo")
-    ingest(ws, [str(top / "demo" / "images")], IngestConfig(progress=False))
+    ingest(ws, [str(top / "demo" / "images")], IngestConfig())
     embed(ws, EmbedConfig(model="perceptual"), progress=False)
     semantic_dedup(ws, SemanticConfig(threshold=(0.9,)))
     t1 = time.perf_counter()

@@ -71,7 +71,7 @@ def vector_workspace(tmp_path: Path, name: str, vectors, texts=None, **columns):
     rows = [{"id": f"{name}{i}", "text": texts[i], **{k: v[i] for k, v in extra.items()}} for i in range(n)]
     src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     (tmp_path / f"{name}-vectors").mkdir()
     npy = tmp_path / f"{name}-vectors" / "vectors.npy"  # same file name: same store slug in every workspace
     np.save(npy, np.asarray(vectors, dtype=np.float32))

@@ -220,7 +220,7 @@ def _precomputed_workspace(tmp_path, name, vectors, file_name):
     src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps({"id": f"{name}{i}", "text": f"t {i}"}).encode()
                                                       + b"\n" for i in range(len(vectors))))
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     _embed_npy(ws, tmp_path / f"{name}-npy" / file_name, vectors)
     return ws
 

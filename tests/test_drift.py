@@ -39,7 +39,7 @@ def workspace(tmp_path, name, vectors, file_name="vectors.npy"):
     rows = [{"id": f"{name}-{i}", "text": f"{name} {i}"} for i in range(len(vectors))]
     src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     npy = tmp_path / f"{name}-vectors" / file_name  # same file name: same store slug in every workspace
     npy.parent.mkdir()
     np.save(npy, vectors)
@@ -179,7 +179,7 @@ def digits(tmp_path_factory):
                 (top / name / p.parent.name).mkdir(parents=True, exist_ok=True)
                 shutil.copy(p, top / name / p.parent.name / p.name)
         ws = Workspace(str(top / f"{name}-ws"))
-        ingest(ws, [str(top / name)], IngestConfig(progress=False))
+        ingest(ws, [str(top / name)], IngestConfig())
         embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
         spaces[name] = ws
     return spaces, top

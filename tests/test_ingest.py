@@ -18,7 +18,7 @@ from curate.readers.base import ReadOptions
 from curate.workspace import Workspace
 from tests.conftest import encode_image, write
 
-CONFIG = IngestConfig(progress=False, read=ReadOptions(workers=2))
+CONFIG = IngestConfig(read=ReadOptions(workers=2))
 
 
 def planted_tree(root: Path) -> dict:
@@ -53,13 +53,13 @@ def test_planted_tree_every_file_once_and_corrupt_quarantined(tmp_path):
     table = ws.read_manifest()
     files = sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
     assert sorted(table.column("id").to_pylist()) == [f"data/{f}" for f in files]
-    assert result.samples == table.num_rows == len(files)
+    assert result.meta["samples"] == table.num_rows == len(files)
     rows = {r["id"]: r for r in table.to_pylist()}
     for rel, code in truth["corrupt"].items():
         assert rows[f"data/{rel}"]["status"] == "quarantined"
         assert rows[f"data/{rel}"]["reason"].startswith(code + ":")
     ok = [r for r in rows.values() if r["status"] == "ok"]
-    assert len(ok) == len(files) - len(truth["corrupt"]) == table.num_rows - result.quarantined
+    assert len(ok) == len(files) - len(truth["corrupt"]) == table.num_rows - result.meta["quarantined"]
     assert all(r["reason"] is None and r["content_hash"] for r in ok)
     assert rows["data/test/cat/0.png"]["split"] == "test"
     assert rows["data/test/cat/0.png"]["label"] == "cat"
@@ -69,13 +69,13 @@ def test_rerun_skips_unchanged_units_and_rereads_changed_ones(tmp_path):
     src = tmp_path / "data"
     planted_tree(src)
     ws = Workspace(str(tmp_path / "ws"))
-    config = IngestConfig(progress=False, read=ReadOptions(workers=2, files_per_unit=10))
+    config = IngestConfig(read=ReadOptions(workers=2, files_per_unit=10))
     first = ingest(ws, [str(src)], config)
     before = {p.name: p.read_bytes() for p in (tmp_path / "ws" / "manifest").iterdir()}
-    assert first.units_read == 4 and first.units_skipped == 0
+    assert first.meta["units_read"] == 4 and first.meta["units_skipped"] == 0
 
     again = ingest(ws, [str(src)], config)
-    assert (again.units_read, again.units_skipped) == (0, 4)
+    assert again.reused and again.run_id == first.run_id  # every unit unchanged: nothing read
     after = {p.name: p.read_bytes() for p in (tmp_path / "ws" / "manifest").iterdir()}
     assert after == before
 
@@ -83,7 +83,7 @@ def test_rerun_skips_unchanged_units_and_rereads_changed_ones(tmp_path):
     target = src / "train" / "dog" / "5.jpeg"
     target.write_bytes(encode_image((30, 30), fmt="JPEG", seed=99))
     third = ingest(ws, [str(src)], config)
-    assert (third.units_read, third.units_skipped) == (1, 3)
+    assert (third.meta["units_read"], third.meta["units_skipped"]) == (1, 3)
     row = [r for r in ws.read_manifest().to_pylist() if r["id"] == "data/train/dog/5.jpeg"][0]
     assert (row["width"], row["height"]) == (30, 30)
 
@@ -93,10 +93,10 @@ def test_changed_read_options_invalidate_units(tmp_path):
     planted_tree(src)
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], CONFIG)
-    strict = IngestConfig(progress=False, read=ReadOptions(workers=2, image=__import__(
+    strict = IngestConfig(read=ReadOptions(workers=2, image=__import__(
         "curate.probe.image", fromlist=["ImageCheck"]).ImageCheck(max_pixels=100)))
     result = ingest(ws, [str(src)], strict)
-    assert result.units_read == 1
+    assert result.meta["units_read"] == 1
     reasons = [r for r in ws.read_manifest().column("reason").to_pylist() if r]
     assert any(r.startswith("decompression-bomb") for r in reasons)
 
@@ -125,12 +125,12 @@ def test_manifest_parts_are_split_by_row_count(tmp_path):
     lines = b"".join(b'{"text": "row %d"}\n' % i for i in range(25))
     src = write(tmp_path / "t.jsonl", lines)
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False, rows_per_part=10))
+    ingest(ws, [str(src)], IngestConfig(rows_per_part=10))
     assert ws.manifest_meta()["parts"] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert ws.read_manifest().num_rows == 25
     # fewer rows later: stale parts are removed
     write(tmp_path / "t.jsonl", lines[: lines.index(b'{"text": "row 5"}')])
-    ingest(ws, [str(src)], IngestConfig(progress=False, rows_per_part=10))
+    ingest(ws, [str(src)], IngestConfig(rows_per_part=10))
     assert sorted(os.listdir(tmp_path / "ws" / "manifest")) == ["_meta.json", "part-00000.parquet"]
 
 
@@ -153,7 +153,7 @@ def test_fsspec_source_and_workspace_match_the_local_path(tmp_path):
     assert remote.drop(drop).equals(local.drop(drop))
     assert mem.exists("/fsspec-ws/manifest/_meta.json")
     again = ingest(remote_ws, ["memory://fsspec-src/data"], CONFIG)
-    assert again.units_read == 0
+    assert again.reused
 
 
 def test_misuse_is_a_one_line_error(tmp_path):

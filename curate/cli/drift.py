@@ -7,7 +7,6 @@ import sys
 import click
 
 from curate.cli.options import workspace_option
-from curate.workspace import Workspace
 
 
 @click.command("drift")
@@ -43,6 +42,7 @@ def command(workspace, reference, model, reference_model, alpha, threshold, samp
     from curate.drift import DriftConfig, drift
     from curate.io import atomic
     from curate.io.fs import locate
+    from curate.workspace import Workspace
 
     report = drift(Workspace(workspace), Workspace(reference), DriftConfig(
         model=model, reference_model=reference_model, sample=sample, clusters=clusters, alpha=alpha,

@@ -7,7 +7,6 @@ import time
 import click
 
 from curate.cli.options import workspace_option
-from curate.workspace import Workspace
 
 
 @click.command("report")
@@ -30,6 +29,7 @@ def command(workspace, out, model, max_groups, max_points, runs, seed) -> None:
     """
     from curate.errors import CurateError
     from curate.report.build import ReportConfig, build_report
+    from curate.workspace import Workspace
 
     run_ids = {}
     for item in runs:

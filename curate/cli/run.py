@@ -6,13 +6,14 @@ import time
 
 import click
 
-from curate.cli.options import progress_option
+from curate.cli.options import progress_option, wait_option
 
 
 @click.command("run")
 @click.argument("pipeline", metavar="PIPELINE.toml")
 @progress_option
-def command(pipeline, progress) -> None:
+@wait_option
+def command(pipeline, progress, wait) -> None:
     """Run the whole flow from one pipeline file; rerun to resume.
 
     PIPELINE.toml names a `workspace` and has one table per stage to run, in flow order:
@@ -28,5 +29,5 @@ def command(pipeline, progress) -> None:
     def show(outcome) -> None:
         click.echo(f"[{outcome.stage:<7}] {outcome.seconds:6.1f} s  {outcome.summary}")
 
-    outcomes = run_pipeline(pipeline, progress=progress, on_stage=show)
+    outcomes = run_pipeline(pipeline, progress=progress, on_stage=show, wait=wait)
     click.echo(f"pipeline finished: {len(outcomes)} stages in {time.perf_counter() - start:.1f} s")

@@ -61,7 +61,8 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--predictions", default=None, metavar="FILE", help="Model outputs for the pool (see above).")
 @click.option("--labeled", default=None, metavar="FILE",
               help="Ids already labeled: text (one per line), or CSV/Parquet with `id` [and `label`].")
-@click.option("--probe", is_flag=True, help="Train a linear probe on the labeled embeddings and score the pool.")
+@click.option("--probe", is_flag=True, default=False,
+              help="Train a linear probe on the labeled embeddings and score the pool.")
 @click.option("--out", "-o", required=True, metavar="FILE", help="Export file (.json Label Studio, .csv, .parquet).")
 @click.option("--format", type=click.Choice(["labelstudio", "csv", "parquet"]), default=None,
               help="Export format (default: from the --out extension; .json is Label Studio).")

@@ -2,8 +2,9 @@
 
 A strategy is ``fn(pool, budget, rng, options) -> (rows, scores[, extra])``: ``rows`` are pool
 rows in pick order, ``scores`` the strategy's score of each pick (NaN when it has none),
-``extra`` optional per-pick columns (``similar``: the query index of each pick). The stage
-builds the :class:`Pool` (arrays aligned row by row) and reads ``needs`` to load only what is
+``extra`` optional per-pick columns (``similar``: the query index of each pick). Strategy
+modules are imported when a strategy runs, so listing them (``curate select --help``) stays
+light. The stage builds the :class:`Pool` (arrays aligned row by row) and reads ``needs`` to load only what is
 required and to explain what is missing.
 """
 
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from curate.select import badge, cluster_margin, hybrid, typiclust, uncertainty
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,8 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def _uncertainty(name: str) -> Fn:
     def fn(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+        from curate.select import uncertainty
+
         source = pool.mc if name == "bald" else pool.probs
         scores = np.full(len(pool.candidates), -np.inf)
         rows = np.flatnonzero(pool.candidates)
@@ -94,16 +95,22 @@ def _coreset(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
 
 
 def _badge(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import badge
+
     h = pool.model_features if pool.model_features is not None else pool.embeddings
     return badge.badge(pool.probs, h, pool.candidates, budget, rng, opt.device)
 
 
 def _typiclust(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import typiclust
+
     return typiclust.typiclust(pool.embeddings, pool.candidates, pool.labeled, budget, rng, knn=opt.knn,
                                cap=opt.cap, device=opt.device)
 
 
 def _cluster_margin(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import cluster_margin, typiclust, uncertainty
+
     members = pool.candidates | pool.labeled
     k = opt.clusters or max(2, int(round(np.sqrt(members.sum()))))
     labels = typiclust.cluster_pool(pool.embeddings, members, k, int(rng.integers(2**31)), opt.device)
@@ -114,6 +121,8 @@ def _cluster_margin(pool: Pool, budget: int, rng: np.random.Generator, opt: Opti
 
 
 def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import hybrid, typiclust, uncertainty
+
     u = np.zeros(len(pool.candidates))
     rows = np.flatnonzero(pool.candidates)
     u[rows] = uncertainty.uncertainty(opt.uncertainty, pool.probs[rows], opt.device)

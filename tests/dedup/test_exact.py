@@ -71,7 +71,7 @@ def test_workspace_run_writes_one_row_per_manifest_id_and_is_reused(tmp_path):
                 b'{"id": "a", "text": "same"}\n{"id": "b", "text": "other"}\n'
                 b'{"id": "c", "text": "same"}\n{"id": "d", "text": ""}\n')
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     run = exact_dedup(ws)
     assert not run.reused
     assert run.path.path.startswith(str(tmp_path / "ws" / "decisions" / "dedup"))

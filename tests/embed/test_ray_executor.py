@@ -25,7 +25,7 @@ def _workspace(tmp_path, name, n=40):
                      for i in range(n))
     src = write(tmp_path / "t.jsonl", lines)
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     return ws
 
 

@@ -18,7 +18,7 @@ from curate.ingest import IngestConfig, ingest
 from curate.workspace import Workspace
 from tests.conftest import encode_image, write
 
-INGEST = IngestConfig(progress=False)
+INGEST = IngestConfig()
 
 
 def text_workspace(tmp_path, texts):

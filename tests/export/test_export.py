@@ -29,7 +29,7 @@ def image_workspace(tmp_path, fmt="PNG"):
     for rel, data in files.items():
         write(root / rel, data)
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(root)], IngestConfig(progress=False))
+    ingest(ws, [str(root)], IngestConfig())
     exact_dedup(ws, ExactDedupConfig())
     return ws, files
 
@@ -78,7 +78,7 @@ def text_workspace(tmp_path):
     rows.append({"id": "r-dup", "text": "sentence number 3", "label": "b"})
     write(tmp_path / "t.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "t.jsonl")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "t.jsonl")], IngestConfig())
     exact_dedup(ws, ExactDedupConfig())
     return ws
 

@@ -33,7 +33,7 @@ from curate.readers.base import ReadOptions
 from curate.workspace import Workspace
 from tests.conftest import code, encode_image, read_source, write
 
-CONFIG = IngestConfig(progress=False, read=ReadOptions(workers=1))
+CONFIG = IngestConfig(read=ReadOptions(workers=1))
 
 
 def jsonl(path: Path, *records: dict) -> Path:
@@ -77,7 +77,7 @@ def test_glob_characters_are_literal_unless_glob_is_asked(tmp_path, capsys):
     assert manifest(ws, "id") == [("bracket",)]
     with pytest.raises(CurateError, match=r"source not found: .*set\*\.jsonl.*--glob"):
         ingest(ws, [str(tmp_path / "set*.jsonl")], CONFIG)
-    ingest(ws, [str(tmp_path / "set*.jsonl")], IngestConfig(progress=False, glob=True))
+    ingest(ws, [str(tmp_path / "set*.jsonl")], IngestConfig(glob=True))
     assert manifest(ws, "id") == [("plain",), ("bracket",)]  # sorted matches: "set1" < "set["
     status, err = run_cli(capsys, "ingest", str(tmp_path / "set?.jsonl"), "-w", str(tmp_path / "ws2"),
                           "--glob", "--no-progress")
@@ -135,14 +135,14 @@ def test_fifo_and_device_sources_are_refused_with_one_line(tmp_path):
     timer = _unblock_later(fifo, 5)
     try:
         with pytest.raises(CurateError, match=r"is a named pipe \(FIFO\), not a regular file or folder"):
-            ingest(ws, [str(fifo)], IngestConfig(progress=False, kind="jsonl"))
+            ingest(ws, [str(fifo)], IngestConfig(kind="jsonl"))
         with pytest.raises(CurateError, match=r"is a named pipe"):
             ingest(ws, [str(fifo)], CONFIG)
     finally:
         timer.cancel()
     if os.path.exists("/dev/zero"):
         with pytest.raises(CurateError, match=r"/dev/zero is a device"):
-            ingest(ws, ["/dev/zero"], IngestConfig(progress=False, kind="jsonl"))
+            ingest(ws, ["/dev/zero"], IngestConfig(kind="jsonl"))
     assert not (tmp_path / "ws").exists()
 
 
@@ -241,8 +241,8 @@ def test_rehash_rereads_a_file_replaced_by_one_of_equal_size_and_mtime(tmp_path,
     assert len(replacement) == st.st_size and replacement != image.read_bytes()
     image.write_bytes(replacement)
     os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
-    result = ingest(ws, [str(tmp_path / "imgs")], IngestConfig(progress=False, rehash=True))
-    assert (result.units_read, result.units_skipped) == (1, 0)
+    result = ingest(ws, [str(tmp_path / "imgs")], IngestConfig(rehash=True))
+    assert (result.meta["units_read"], result.meta["units_skipped"]) == (1, 0)
     after = manifest(ws, "content_hash")
     assert after != before
     # --rehash reads again even when nothing changed; the CLI has the flag
@@ -262,7 +262,7 @@ def test_replaced_file_with_same_size_and_mtime_is_seen_by_its_ctime(tmp_path):
     image.write_bytes(encode_image(fmt="BMP", seed=2))
     os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns))
     result = ingest(ws, [str(tmp_path / "imgs")], CONFIG)
-    assert result.units_read == 1
+    assert result.meta["units_read"] == 1
 
 
 def test_payload_errors_name_the_rehash_option(tmp_path):
@@ -349,7 +349,7 @@ def test_workspace_inside_a_source_folder_is_left_out(tmp_path, kind, capsys):
     for _ in range(2):  # the second run finds the workspace's parquet/json files in the folder
         result = ingest(ws, [str(data)], CONFIG)
         assert manifest(ws, "id", "status") == expected
-    assert result.skipped and "the workspace, inside source" in result.skipped[0]
+    assert result.meta["skipped"] and "the workspace, inside source" in result.meta["skipped"][0]
     status, out = run_cli(capsys, "ingest", str(data), "-w", str(data / "ws"), "--no-progress")
     assert status == 0
     assert manifest(ws, "id", "status") == expected

@@ -83,7 +83,7 @@ def tree(root: Path, skip: Path) -> dict[str, tuple]:
 def test_hostile_corpus_rows_and_reasons(hostile):
     tmp_path, sources, ids = hostile
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, sources, IngestConfig(progress=False, read=ReadOptions(workers=2)))
+    ingest(ws, sources, IngestConfig(read=ReadOptions(workers=2)))
     rows = ws.read_manifest().to_pylist()
     assert [r["id"] for r in rows] == ids  # one row per input, in ingest order
     assert sorted(EXPECTED) == sorted(ids)
@@ -147,7 +147,7 @@ def test_nan_inf_wrong_dimension_and_duplicate_precomputed_embeddings(tmp_path):
     precomputed_source(tmp_path / "emb.parquet")
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(tmp_path / "emb.parquet")],
-           IngestConfig(progress=False, read=ReadOptions(fields=Fields(embedding="emb"), workers=1)))
+           IngestConfig(read=ReadOptions(fields=Fields(embedding="emb"), workers=1)))
     rows = ws.read_manifest(["id", "reason"]).to_pylist()
     assert [(r["id"], reason_code(r["reason"])) for r in rows] == [
         ("e0", None), ("e1", None), ("e2", "invalid-embedding"), ("e3", "invalid-embedding"),
@@ -165,7 +165,7 @@ def test_npy_embeddings_of_the_wrong_shape_or_with_nan_rows(tmp_path):
     src = tmp_path / "t.jsonl"
     src.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(4)))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     np.save(tmp_path / "short.npy", np.ones((3, 4), np.float32))
     with pytest.raises(CurateError, match=r"has shape \(3, 4\); expected \(4, dim\)"):
         embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'short.npy'}", workers=0), progress=False)
@@ -184,7 +184,7 @@ def test_zero_or_overflowing_npy_vectors_are_not_stored_as_zeros(tmp_path):
     src = tmp_path / "t.jsonl"
     src.write_text("".join(json.dumps({"text": f"row {i}"}) + "\n" for i in range(3)))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     array = np.array([[1, 0, 0], [0, 0, 0], [1e30, 1e30, 0]], dtype=np.float32)
     np.save(tmp_path / "v.npy", array)
     result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'v.npy'}", workers=0), progress=False)

@@ -29,7 +29,7 @@ from curate.readers.base import ReadOptions  # noqa: E402
 from curate.workspace import Workspace  # noqa: E402
 from tests.hardening.faults import small_dataset  # noqa: E402
 
-CONFIG = IngestConfig(progress=False, read=ReadOptions(workers=2, files_per_unit=16))
+CONFIG = IngestConfig(read=ReadOptions(workers=2, files_per_unit=16))
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from curate.readers.base import ReadOptions
 from curate.workspace import Workspace
 from tests.hardening.faults import small_dataset
 
-CONFIG = IngestConfig(progress=False, read=ReadOptions(workers=2, files_per_unit=8))
+CONFIG = IngestConfig(read=ReadOptions(workers=2, files_per_unit=8))
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_io_error_on_one_image_quarantines_it_and_a_rerun_after_the_fault_reads_
     assert reason_code(reason) == "read-error" and "Input/output" in reason
     os.utime(bad)  # the file was restored (a new mtime): only its unit is read again
     result = ingest(ws, sources, CONFIG)
-    assert result.units_read == 1
+    assert result.meta["units_read"] == 1
     assert ws.read_manifest().to_pylist() == clean
 
 

@@ -69,7 +69,7 @@ def test_non_utf8_row_is_undecodable_and_later_rows_are_read(tmp_path):
 def test_non_utf8_id_is_quarantined_through_ingest(tmp_path):
     src = write(tmp_path / "src.csv", b"id,text\nbad\xff,hello\ngood,world\n")
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status", "reason"]).to_pylist()
     assert [r["status"] for r in rows] == ["quarantined", "ok"]
     assert code(rows[0]) == "undecodable-text"
@@ -144,7 +144,7 @@ def test_ingest_folder_of_csv_and_tsv(tmp_path):
     write(tmp_path / "src" / "b.tsv", b"text\tid\nbee\tk\n")
     write(tmp_path / "src" / "a.csv", b"text,id\nay,k\n")
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "src")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "text", "status", "reason"]).to_pylist()
     assert [(r["id"], r["text"], r["status"]) for r in rows] == [
         ("k", "ay", "ok"), ("k~dup1", "bee", "quarantined")]

@@ -152,12 +152,12 @@ def test_lone_surrogate_escape_is_quarantined_through_ingest(tmp_path, where):
     line = "{" + ", ".join(f'"{k}": {v}' for k, v in record.items()) + "}"
     src = write(tmp_path / "sur.jsonl", (line + '\n{"id": "s2", "text": "ok"}\n').encode())
     ws = Workspace(str(tmp_path / "ws"))
-    result = ingest(ws, [str(src)], IngestConfig(progress=False))
+    result = ingest(ws, [str(src)], IngestConfig())
     rows = ws.read_manifest().to_pylist()
     assert [r["status"] for r in rows] == ["quarantined", "ok"]
     assert code(rows[0]) == "undecodable-text"
     assert rows[1]["id"] == "s2"
-    assert (result.samples, result.quarantined) == (2, 1)
+    assert (result.meta["samples"], result.meta["quarantined"]) == (2, 1)
     if where == "id":
         assert rows[0]["id"] == "bad \\ud800 value"  # escaped so the row stays addressable
 
@@ -166,7 +166,7 @@ def test_ingest_of_parts_with_dotted_names_keeps_fallback_ids_distinct(tmp_path)
     write(tmp_path / "src" / "shard.00000-of-00002.jsonl", b'{"text": "a"}\n')
     write(tmp_path / "src" / "shard.00001-of-00002.jsonl", b'{"text": "b"}\n')
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "src")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status"]).to_pylist()
     assert rows == [
         {"id": "src/shard.00000-of-00002:1", "status": "ok"},
@@ -178,6 +178,6 @@ def test_same_file_names_in_sub_folders_get_distinct_fallback_ids(tmp_path):
     write(tmp_path / "corpus" / "a" / "data.jsonl", b'{"text": "a"}\n')
     write(tmp_path / "corpus" / "b" / "data.jsonl.gz", gzip.compress(b'{"text": "b"}\n'))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "corpus")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "corpus")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status"]).to_pylist()
     assert rows == [{"id": "corpus/a/data:1", "status": "ok"}, {"id": "corpus/b/data:1", "status": "ok"}]

@@ -272,20 +272,20 @@ def test_ingest_folder_of_parts_without_ids_gives_distinct_ids(tmp_path):
     write(tmp_path / "src" / "part.0.parquet", {"text": ["a", "b"]})
     write(tmp_path / "src" / "part.1.parquet", {"text": ["c", "d"]})
     ws = Workspace(str(tmp_path / "ws"))
-    result = ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
+    result = ingest(ws, [str(tmp_path / "src")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status", "text"]).to_pylist()
     assert [(r["id"], r["status"], r["text"]) for r in rows] == [
         ("src/part.0:0", "ok", "a"), ("src/part.0:1", "ok", "b"),
         ("src/part.1:0", "ok", "c"), ("src/part.1:1", "ok", "d"),
     ]
-    assert result.quarantined == 0
+    assert result.meta["quarantined"] == 0
 
 
 def test_ingest_duplicate_ids_across_files(tmp_path):
     write(tmp_path / "src" / "a.parquet", {"text": ["one", "two"], "id": ["k", "m"]})
     write(tmp_path / "src" / "b.parquet", {"text": ["three"], "id": ["k"]})
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "src")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "src")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status", "reason", "text"]).to_pylist()
     assert [r["id"] for r in rows] == ["k", "m", "k~dup1"]
     assert rows[2]["status"] == "quarantined"

@@ -332,7 +332,7 @@ def test_ingest_renames_and_quarantines_duplicate_ids_across_shards(tmp_path):
     make_tar(src / "s0.tar", [("x.png", png()), ("y.png", png())])
     make_tar(src / "s1.tar", [("x.png", png((5, 5))), ("z.txt", b"words")])
     ws = Workspace(str(tmp_path / "ws"))
-    result = ingest(ws, [str(src)], IngestConfig(progress=False))
+    result = ingest(ws, [str(src)], IngestConfig())
     table = ws.read_manifest().to_pylist()
     assert [r["id"] for r in table] == ["x", "y", "x~dup1", "z"]
     dup = table[2]
@@ -340,7 +340,7 @@ def test_ingest_renames_and_quarantines_duplicate_ids_across_shards(tmp_path):
     assert dup["reason"].startswith("duplicate-id:")
     assert dup["width"] == 5
     assert [r["status"] for r in table] == ["ok", "ok", "quarantined", "ok"]
-    assert (result.samples, result.quarantined) == (4, 1)
+    assert (result.meta["samples"], result.meta["quarantined"]) == (4, 1)
 
 
 def test_ingest_of_truncated_shard_accounts_for_everything(tmp_path):
@@ -349,7 +349,7 @@ def test_ingest_of_truncated_shard_accounts_for_everything(tmp_path):
     src.mkdir()
     (src / "cut.tar").write_bytes(data[: infos[4].offset_data + 10])
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status", "reason"]).to_pylist()
     assert [(r["id"], r["status"]) for r in rows] == [
         ("a", "ok"), ("b", "ok"), ("c", "quarantined"), ("cut.tar#unreadable-rest", "quarantined"),

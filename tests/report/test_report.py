@@ -75,7 +75,7 @@ def text_workspace(tmp_path, name="w"):
     rows = [{"id": ids[i], "text": texts[i], "label": "ab"[i % 2]} for i in range(n)]
     src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     npy = tmp_path / f"{name}-vectors" / "vectors.npy"
     npy.parent.mkdir()
     np.save(npy, vectors.astype(np.float32))
@@ -186,7 +186,7 @@ def test_image_duplicates_are_thumbnails(tmp_path, images):
         write(tmp_path / "imgs" / "cat" / f"{i}.png", images(size=(40, 30), seed=i))
     write(tmp_path / "imgs" / "cat" / "copy.png", images(size=(40, 30), seed=2))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(tmp_path / "imgs")], IngestConfig(progress=False))
+    ingest(ws, [str(tmp_path / "imgs")], IngestConfig())
     embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     semantic_dedup(ws, SemanticConfig(threshold=(0.95,), clusters=1))
     page = Page(read(build_report(ws, ReportConfig())))

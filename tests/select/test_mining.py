@@ -117,7 +117,7 @@ def workspace(tmp_path, vectors, name="ws", labels=None):
             for i in range(len(vectors))]
     src = write(tmp_path / f"{name}.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     ws = Workspace(str(tmp_path / name))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     np.save(tmp_path / f"{name}.npy", np.asarray(vectors, dtype=np.float32))
     embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / f'{name}.npy'}", workers=0), progress=False)
     return ws
@@ -171,7 +171,7 @@ def test_external_image_query_matches_its_workspace_copy(tmp_path):
     for i in range(12):
         write(src / ("a" if i % 2 else "b") / f"{i:02d}.png", encode_image((24, 20), seed=i))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     embed(ws, EmbedConfig(model="perceptual", workers=0), progress=False)
     qdir = tmp_path / "queries"
     qdir.mkdir()
@@ -198,7 +198,7 @@ def test_external_jsonl_text_query_with_minilm(tmp_path):
     src = write(tmp_path / "t.jsonl", b"".join(json.dumps({"id": f"t{i}", "text": t}).encode() + b"\n"
                                                for i, t in enumerate(texts)))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     embed(ws, EmbedConfig(model="minilm", workers=0), progress=False)
     q = write(tmp_path / "q.jsonl", (json.dumps({"id": "fail-1", "text": "stock markets fell sharply today"}) + "\n"
                                      + "not json\n").encode())

@@ -34,7 +34,7 @@ def workspace(tmp_path, vectors, texts=None, labels=None):
     rows = [{"id": f"w{i}", "text": texts[i], **({"label": labels[i]} if labels else {})} for i in range(n)]
     src = write(tmp_path / "src.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     ws = Workspace(str(tmp_path / "ws"))
-    ingest(ws, [str(src)], IngestConfig(progress=False))
+    ingest(ws, [str(src)], IngestConfig())
     np.save(tmp_path / "vectors.npy", np.asarray(vectors, dtype=np.float32))
     embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'vectors.npy'}", workers=0), progress=False)
     return ws

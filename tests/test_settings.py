@@ -1,0 +1,113 @@
+"""Settings from one source: CLI options carry the config dataclasses' names and defaults; the
+pipeline file and the Python API take the same names; errors never show Python internals."""
+
+import dataclasses
+
+import pytest
+
+from curate.cli import cli
+from curate.dedup.exact import ExactDedupConfig
+from curate.dedup.knn import KnnConfig
+from curate.dedup.semantic import SemanticConfig
+from curate.embed.stage import EmbedConfig
+from curate.errors import CurateError
+from curate.export.stage import ExportConfig
+from curate.ingest import IngestConfig, ingest_config
+from curate.prune.stage import PruneConfig
+from curate.select.stage import SelectConfig
+from curate.settings import build_config
+
+# the CLI options that are not config fields (where the run goes, how it is shown, parsed forms)
+NOT_SETTINGS = {"workspace", "progress", "wait", "method", "help", "glob_"}
+COPY_PATH = {"dedup", "prune"}  # their --out is a copy of the decision table, not a setting of the run
+# config fields with no CLI option, on purpose (tuning knobs for the pipeline file and the API)
+FILE_ONLY = {
+    "dedup": {"sample", "iterations", "neighbours", "batch_rows"},
+    "select": {"power", "upstream"},
+    "ingest": {"sources", "read", "rows_per_part"},
+}
+
+
+def defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+REQUIRED = {"embed": set(), "prune": set(), "dedup": set(), "select": {"budget", "out"}}
+
+
+def options(name: str) -> dict:
+    command = cli.get_command(None, name)
+    skip = NOT_SETTINGS | ({"out"} if name in COPY_PATH else set())
+    return {p.name: p.default for p in command.params if p.name not in skip}
+
+
+def same(a, b) -> bool:
+    def norm(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
+    return norm(a) == norm(b)
+
+
+@pytest.mark.parametrize("name,cls", [("embed", EmbedConfig), ("prune", PruneConfig), ("select", SelectConfig),
+                                      ("dedup", SemanticConfig)])
+def test_cli_options_are_config_fields_with_the_same_defaults(name, cls):
+    opts, fields = options(name), defaults(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert set(opts) - names == set(), f"`curate {name}` options that are no {cls.__name__} field"
+    assert names - set(opts) == FILE_ONLY.get(name, set())
+    for key, value in opts.items():
+        if name == "select" and key == "class_quota":
+            continue  # CLASS=N strings on the command line, (class, n) pairs in the config
+        if key in REQUIRED[name]:
+            continue  # no default on either side
+        assert same(value, fields[key]), f"--{key.replace('_', '-')}: CLI {value!r} != config {fields[key]!r}"
+
+
+def test_knn_and_exact_take_only_dedup_options_with_the_same_defaults():
+    opts = options("dedup")
+    for cls in (KnnConfig,):
+        for key, value in defaults(cls).items():
+            assert same(opts[key], value), key
+    assert set(defaults(ExactDedupConfig)) == {"keep"}
+
+
+def test_export_options_match_the_config():
+    from curate.cli.export import parse_bytes
+
+    opts, fields = options("export"), defaults(ExportConfig)
+    assert set(opts) == set(fields)
+    for key, value in opts.items():
+        expected = fields[key]
+        got = parse_bytes(value) if key == "shard_bytes" else (() if key == "run" else value)
+        assert same(got, expected), key
+
+
+def test_ingest_options_build_the_default_config():
+    from curate.cli import ingest as cli_ingest
+    from curate.readers import READERS
+
+    opts = options("ingest")
+    assert set(opts) - {"sources"} == {"kind", "id_field", "text_field", "image_field", "label_field", "split_field",
+                                       "embedding_field", "max_pixels", "check", "max_text_bytes", "workers",
+                                       "files_per_unit", "rehash"}
+    opts.pop("sources")
+    assert ingest_config(opts) == IngestConfig()
+    assert set(cli_ingest.READER_NAMES) == set(READERS)
+
+
+def test_pipeline_and_api_take_cli_names_and_explain_mistakes():
+    assert build_config(SemanticConfig, {"threshold": [0.9, 0.95], "save-index": False}, "dedup") == \
+        SemanticConfig(threshold=(0.9, 0.95), save_index=False)
+    assert ingest_config({"max-pixels": 5, "check": "header", "id-field": "key"}).read.image.max_pixels == 5
+    with pytest.raises(CurateError, match=r"unknown setting\(s\) thresholds; valid: threshold"):
+        build_config(SemanticConfig, {"thresholds": [0.9]}, "dedup")
+    with pytest.raises(CurateError, match=r"^\[select\] needs `budget`$"):
+        build_config(SelectConfig, {}, "select")
+    with pytest.raises(CurateError, match="must be int"):
+        build_config(PruneConfig, {"count": "ten"}, "prune")
