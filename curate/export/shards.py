@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curate.embed.payloads import PayloadFetcher
+from curate.embed.payloads import changed_since_ingest
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
@@ -60,7 +61,7 @@ def fetch_checked(fetcher: PayloadFetcher, row: dict) -> bytes | str:
     data = payload.encode() if isinstance(payload, str) else payload
     expected = row.get("content_hash")
     if row["kind"] != "text" and expected and content_hash(data) != expected:
-        raise CurateError(f"{row['source']} changed since ingest (content hash differs): rerun `curate ingest`")
+        raise CurateError(changed_since_ingest(row["source"]))
     return payload
 
 

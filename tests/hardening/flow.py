@@ -48,8 +48,7 @@ def made_by(rel: str, stage: str) -> bool:
 
 
 def swept(rel: Path) -> bool:
-    """Folders a rerun sweeps of temporaries left by a killed writer (see curate.io.atomic)."""
-    text = str(rel)
-    return TMP_MARK in rel.name and text.startswith(("manifest/", "state/ingest/units/", "decisions/", "exports/"))
+    """A rerun sweeps temporaries left by a killed writer anywhere in the workspace (curate.runner)."""
+    return TMP_MARK in rel.name
 
 

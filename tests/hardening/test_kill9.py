@@ -88,3 +88,4 @@ def test_kill_9_during_curate_run_then_rerun_gives_the_same_version(flow):
     versions = [json.loads((root / ws / "exports" / "t" / "latest.json").read_text())["version"]
                 for ws in ("run-clean", "run-killed")]
     assert versions[0] == versions[1]
+    assert not temporaries(root / "run-killed"), "a temporary file survived the rerun"
