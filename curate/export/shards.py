@@ -20,8 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curate.embed.payloads import PayloadFetcher
-from curate.embed.payloads import changed_since_ingest
+from curate.embed.payloads import PayloadFetcher, changed_since_ingest
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
