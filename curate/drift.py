@@ -35,8 +35,9 @@ from curate.drift_stats import ks_test, mass_shift_test, mmd_test
 from curate.embed.store import StoredEmbeddings, list_stores, open_store, store_dir
 from curate.errors import CurateError
 from curate.index.assign import assign
-from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, gather_rows, sample_rows
+from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, sample_rows
 from curate.io import atomic
+from curate.vectors import gather_numpy
 from curate.workspace import Workspace
 
 TESTS = ("nn-distance", "cluster-mass", "mmd")
@@ -130,8 +131,8 @@ def draw_samples(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
     ref_rows = np.random.default_rng(config.seed).permutation(ref_rows)
     half = len(ref_rows) // 2
     fit_rows, held_rows = np.sort(ref_rows[:half]), np.sort(ref_rows[half:])
-    return Samples(new_rows, fit_rows, held_rows, gather_rows(new_vectors, new_rows),
-                   gather_rows(ref_vectors, fit_rows), gather_rows(ref_vectors, held_rows))
+    return Samples(new_rows, fit_rows, held_rows, gather_numpy(new_vectors, new_rows),
+                   gather_numpy(ref_vectors, fit_rows), gather_numpy(ref_vectors, held_rows))
 
 
 def nearest_distances(ref_vectors: np.ndarray, ref_valid: np.ndarray, queries: np.ndarray,
@@ -327,12 +328,10 @@ def pick_stores(new_ws: Workspace, ref_ws: Workspace, model: str | None = None,
 
 def _ref_index(ws: Workspace, store: StoredEmbeddings, slug: str, device: str):
     """REF's saved FAISS index when it matches its store, else a fresh one; None without FAISS."""
-    from curate.index.ann import build_index, index_dir, load_index, read_meta
+    from curate.index.ann import build_index
     from curate.index.kmeans import import_faiss
 
     if import_faiss() is None:
         return None
-    folder = index_dir(ws, slug)
-    if folder.join("index.json").exists() and read_meta(folder).get("store_fingerprint") == store.meta["fingerprint"]:
-        return load_index(folder, device=device)
-    return build_index(store.vectors, store.valid, device=device)
+    saved = store.saved_index(ws, device)
+    return saved if saved is not None else build_index(store.vectors, store.valid, device=device)

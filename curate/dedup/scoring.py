@@ -20,8 +20,8 @@ import torch
 
 from curate.dedup.boundary import across_batch
 from curate.device import resolve_device
-from curate.index.assign import as_tensor
 from curate.kernels.dispatch import max_sim_earlier
+from curate.vectors import gather_tensor as gather
 
 
 @dataclass(frozen=True)
@@ -30,13 +30,6 @@ class Neighbours:
 
     max_sim: np.ndarray  # float32 [N]
     argmax: np.ndarray  # int64 [N], store row
-
-
-def gather(vectors: np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Rows of the (memory-mapped fp16) store as fp32 on ``device`` (torch gathers and widens
-    several times faster than numpy fancy indexing; on a GPU the fp16 rows travel, then widen)."""
-    picked = as_tensor(vectors).index_select(0, torch.from_numpy(np.asarray(rows, dtype=np.int64)))
-    return picked.float() if device.type == "cpu" else picked.to(device).float()
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import torch
 from curate.dedup.boundary import boundary_links
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.rules import decide, group_roots
-from curate.dedup.scoring import Neighbours, gather, within_clusters
+from curate.dedup.scoring import Neighbours, within_clusters
 from curate.embed.base import resolve_runtime
 from curate.embed.store import StoredEmbeddings, choose_store, open_store
 from curate.errors import CurateError
@@ -37,6 +37,7 @@ from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
 from curate.io import atomic
 from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
+from curate.vectors import gather_tensor as gather
 from curate.workspace import Workspace
 
 STAGE = "dedup"
@@ -222,26 +223,24 @@ def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: Semantic
     if other.vectors.shape[1] != store.vectors.shape[1]:
         raise CurateError(f"--against {config.against}: its embeddings have dim {other.vectors.shape[1]}, "
                           f"these have {store.vectors.shape[1]}")
-    best, where = _best_match(store.vectors, store.valid, other_ws, other, other_slug, device)
+    best, where = _best_match(store.vectors, store.valid, other_ws, other, device)
     forced = store.valid & (best > config.threshold[0])
     ids = [(other.ids[w], float(s)) if f else None for f, w, s in zip(forced, where, best)]
     return forced, ids
 
 
 def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, other: StoredEmbeddings,
-                slug: str, device: torch.device, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+                device: torch.device, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
     """Top-1 similarity and store row in the other workspace for every valid query row:
     through the other workspace's saved FAISS index when it matches its store, else exact."""
-    from curate.index.ann import index_dir, load_index, read_meta, search
+    from curate.index.ann import search
     from curate.kernels.dispatch import topk_cosine
 
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     where = np.full(len(queries), -1, dtype=np.int64)
     rows = np.flatnonzero(q_valid)
-    folder = index_dir(other_ws, slug)
-    if folder.join("index.json").exists() and \
-            read_meta(folder).get("store_fingerprint") == other.meta["fingerprint"]:
-        index = load_index(folder, device=str(device))
+    index = other.saved_index(other_ws, str(device))
+    if index is not None:
         for lo in range(0, len(rows), block):
             part = rows[lo:lo + block]
             sims, hits = search(index, np.asarray(queries[part], dtype=np.float32), 1)

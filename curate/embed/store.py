@@ -61,14 +61,22 @@ class StoredEmbeddings:
         out[self.manifest_rows[self.valid]] = np.flatnonzero(self.valid)
         return out
 
-    def gather(self, rows: np.ndarray, block: int = 65536) -> np.ndarray:
+    def gather(self, rows: np.ndarray) -> np.ndarray:
         """Store rows as fp32 unit vectors (read in blocks from the memory map)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        out = np.empty((len(rows), self.dim), dtype=np.float32)
-        for lo in range(0, len(rows), block):
-            out[lo:lo + block] = self.vectors[rows[lo:lo + block]]
-        out /= np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)
-        return out
+        from curate.vectors import gather_numpy
+
+        return gather_numpy(self.vectors, rows, unit=True)
+
+    def saved_index(self, ws: Workspace, device: str = "auto"):
+        """The FAISS index saved under ``index/<slug>/`` when it was built from this very store, else None."""
+        from curate.index.ann import index_dir, load_index, read_meta
+
+        folder = index_dir(ws, self.slug)
+        if not folder.join("index.json").exists():
+            return None
+        if read_meta(folder).get("store_fingerprint") != self.meta["fingerprint"]:
+            return None  # built from an earlier store: stale
+        return load_index(folder, device=device)
 
 
 def store_dir(ws: Workspace, slug: str) -> Location:

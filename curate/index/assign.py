@@ -8,13 +8,13 @@ centroid: the dedup stage compares items near a cluster boundary with that clust
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from curate.device import resolve_device  # noqa: F401 (re-exported)
+from curate.vectors import as_tensor  # noqa: F401 (re-exported)
 
 # Cap on one block's [block, k] similarity matrix: with many centroids the block shrinks.
 MAX_SIMS_BYTES = 1 << 30
@@ -30,15 +30,6 @@ def read_block(vectors: np.ndarray, start: int, stop: int, device: torch.device)
     if device.type == "cpu":
         return part.float()  # torch widens fp16 several times faster than numpy
     return part.to(device, non_blocking=False).float()
-
-
-def as_tensor(vectors: np.ndarray) -> torch.Tensor:
-    """A zero-copy CPU tensor view of an array (a read-only memory map included: never write to it)."""
-    if isinstance(vectors, torch.Tensor):
-        return vectors
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "array is not writable": it is only read
-        return torch.from_numpy(vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors))
 
 
 @dataclass(frozen=True)

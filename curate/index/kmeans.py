@@ -27,6 +27,7 @@ import torch
 
 from curate.device import resolve_device
 from curate.errors import CurateError
+from curate.vectors import gather_numpy
 
 MAX_CLUSTERS = 50_000
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own lower bound for a meaningful fit
@@ -135,14 +136,6 @@ def sample_rows(valid: np.ndarray, size: int, seed: int) -> np.ndarray:
     if count == len(valid):
         return positions.astype(np.int64)
     return _valid_rows_at(valid, positions)
-
-
-def gather_rows(vectors: np.ndarray, rows: np.ndarray, block: int = 65536) -> np.ndarray:
-    """Rows of a (memory-mapped) array as one fp32 array, read in sorted blocks."""
-    out = np.empty((len(rows), vectors.shape[1]), dtype=np.float32)
-    for start in range(0, len(rows), block):
-        out[start:start + block] = vectors[rows[start:start + block]]
-    return out
 
 
 # --------------------------------------------------------------------------- algorithm pieces
@@ -282,7 +275,7 @@ def fit_spherical_kmeans(vectors: np.ndarray, valid_mask: np.ndarray | None = No
     else:
         dev = resolve_device(config.device)
 
-    sample = gather_rows(vectors, rows)
+    sample = gather_numpy(vectors, rows)
     sample /= np.linalg.norm(sample, axis=1, keepdims=True).clip(1e-12)
     with torch.inference_mode():
         x = torch.from_numpy(sample).to(dev)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from curate.dedup.scoring import gather
 from curate.device import resolve_device
 from curate.kernels.dispatch import topk_cosine
 from curate.prune.prototypes import select_per_cluster
 from curate.select.kcenter import kcenter_greedy
+from curate.vectors import gather_tensor as gather
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from curate.decisions import Upstream
 from curate.embed.store import StoredEmbeddings
-from curate.index.kmeans import gather_rows
+from curate.vectors import gather_numpy
 
 FATES = ("kept", "exact-duplicate", "semantic-duplicate", "pruned", "quarantined")
 FATE_COLORS = ("#4c78a8", "#f58518", "#e45756", "#b279a2", "#9d9d9d")
@@ -83,6 +83,6 @@ def embedding_map(store: StoredEmbeddings, up: Upstream, max_points: int, seed: 
     row_fate = fates(up)
     store_fate = row_fate[store.manifest_rows]
     rows = sample_for_map(store_fate, store.valid, max_points, seed)
-    xy, explained = pca_2d(gather_rows(store.vectors, rows)) if len(rows) else (np.zeros((0, 2)), (0.0, 0.0))
+    xy, explained = pca_2d(gather_numpy(store.vectors, rows)) if len(rows) else (np.zeros((0, 2)), (0.0, 0.0))
     return EmbeddingMap(xy, store_fate[rows], store.manifest_rows[rows].astype(np.int64),
                         [store.ids[r] for r in rows.tolist()], int(store.valid.sum()), explained)

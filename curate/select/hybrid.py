@@ -24,13 +24,7 @@ import numpy as np
 import torch
 
 from curate.device import resolve_device
-
-
-def _rows(x: np.ndarray, rows: np.ndarray, dev: torch.device, block: int = 65536) -> torch.Tensor:
-    out = torch.empty((len(rows), x.shape[1]), dtype=torch.float32, device=dev)
-    for lo in range(0, len(rows), block):
-        out[lo:lo + block] = torch.from_numpy(np.asarray(x[rows[lo:lo + block]], dtype=np.float32)).to(dev)
-    return out
+from curate.vectors import gather_tensor
 
 
 def max_similarity(x: np.ndarray, rows: np.ndarray, ref_rows: np.ndarray, device: str | torch.device = "auto",
@@ -43,9 +37,9 @@ def max_similarity(x: np.ndarray, rows: np.ndarray, ref_rows: np.ndarray, device
     if len(rows) == 0 or len(ref_rows) == 0:
         return best, where
     for r0 in range(0, len(ref_rows), chunk):
-        ref = _rows(x, ref_rows[r0:r0 + chunk], dev)
+        ref = gather_tensor(x, ref_rows[r0:r0 + chunk], dev)
         for lo in range(0, len(rows), block):
-            s, i = (_rows(x, rows[lo:lo + block], dev) @ ref.T).max(dim=1)
+            s, i = (gather_tensor(x, rows[lo:lo + block], dev) @ ref.T).max(dim=1)
             s, i = s.cpu().numpy(), i.cpu().numpy()
             better = s > best[lo:lo + len(s)]
             best[lo:lo + len(s)][better] = s[better]
@@ -77,7 +71,7 @@ def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget:
     ok = np.ones(len(order), dtype=bool)
     if dup_threshold is not None:
         ok &= max_similarity(features, order, np.flatnonzero(labeled), device)[0] <= dup_threshold
-    x = _rows(features, order, resolve_device(device))
+    x = gather_tensor(features, order, resolve_device(device))
     kept: list[int] = []
     for i in range(len(order)):
         if len(kept) == budget:
@@ -117,7 +111,7 @@ def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray
     while len(picks) < budget and start < len(order):
         rows = order[start:start + tranche]
         start += len(rows)
-        x = _rows(features, rows, dev)
+        x = gather_tensor(features, rows, dev)
         ref = np.concatenate([labeled_rows, np.asarray(picks, dtype=np.int64)])
         sim, _ = max_similarity(features, rows, ref, dev)
         mind = torch.from_numpy(np.minimum(1.0 - sim.astype(np.float64), 2.0)).to(dev)

@@ -30,6 +30,7 @@ from curate.device import resolve_device
 from curate.embed.store import StoredEmbeddings
 from curate.index.ann import FLAT_LIMIT, AnnIndex, exact_search, gather_block, search
 from curate.select.hybrid import max_similarity
+from curate.vectors import gather_numpy
 from curate.workspace import Workspace
 
 SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
@@ -97,15 +98,15 @@ def open_index(ws: Workspace, slug: str, store: StoredEmbeddings, candidates: in
                flat_limit: int = FLAT_LIMIT) -> AnnIndex | None:
     """None (exact search) for pools below ``flat_limit``; else the saved ``index/<slug>/`` when it
     was built from this store, else a new index over the store, saved for the next run."""
-    from curate.index.ann import build_index, index_dir, load_index, read_meta, save_index
+    from curate.index.ann import build_index, index_dir, save_index
 
     if candidates < flat_limit:
         return None
-    folder = index_dir(ws, slug)
-    if folder.join("index.json").exists() and read_meta(folder).get("store_fingerprint") == store.meta["fingerprint"]:
-        return load_index(folder, device=device)
+    saved = store.saved_index(ws, device)
+    if saved is not None:
+        return saved
     index = build_index(store.vectors, store.valid, device=device)
-    save_index(index, folder, {"store_fingerprint": store.meta["fingerprint"]})
+    save_index(index, index_dir(ws, slug), {"store_fingerprint": store.meta["fingerprint"]})
     return index
 
 
@@ -125,11 +126,6 @@ def query_groups(queries: np.ndarray, clusters: int | None, seed: int,
     return np.array([renumber[int(v)] for v in labels], dtype=np.int64)
 
 
-def _unit_rows(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    x = np.asarray(vectors[rows], dtype=np.float32).reshape(len(rows), -1)
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
-
-
 def _labeled_check(vectors: np.ndarray, labeled: np.ndarray, dev: torch.device,
                    cache_bytes: int) -> Callable[[np.ndarray], np.ndarray]:
     """``rows -> max cosine to any labeled row``: the labeled vectors held on the device when they
@@ -141,12 +137,12 @@ def _labeled_check(vectors: np.ndarray, labeled: np.ndarray, dev: torch.device,
         return lambda r: max_similarity(vectors, r, rows, dev)[0]
     ref = torch.empty((len(rows), vectors.shape[1]), dtype=torch.float32, device=dev)
     for lo in range(0, len(rows), 65536):
-        ref[lo:lo + 65536] = torch.from_numpy(_unit_rows(vectors, rows[lo:lo + 65536])).to(dev)
+        ref[lo:lo + 65536] = torch.from_numpy(gather_numpy(vectors, rows[lo:lo + 65536], unit=True)).to(dev)
 
     def check(r: np.ndarray) -> np.ndarray:
         if not len(r):
             return np.empty(0, dtype=np.float32)
-        x = torch.from_numpy(_unit_rows(vectors, r)).to(dev)
+        x = torch.from_numpy(gather_numpy(vectors, r, unit=True)).to(dev)
         return (x @ ref.T).max(dim=1).values.cpu().numpy()
 
     return check
@@ -208,7 +204,7 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
                         known.update(zip(ahead.tolist(), near_labeled(ahead).tolist()))
                     if known[row] > dup_threshold:
                         continue
-                v = torch.from_numpy(_unit_rows(vectors, np.array([row]))[0]).to(dev)
+                v = torch.from_numpy(gather_numpy(vectors, np.array([row]), unit=True)[0]).to(dev)
                 n = len(out_rows)
                 if dup_threshold is not None and n and float((picked[:n] @ v).max()) > dup_threshold:
                     used.add(row)  # a near-duplicate of a pick stays one: never look at it again
