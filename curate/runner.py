@@ -9,7 +9,8 @@ command and for ``curate run``:
    workspace is touched;
 2. take the workspace lock (one writer per workspace, ``curate.io.lock``) and sweep the
    temporary files that killed writers left anywhere in the workspace;
-3. fingerprint every input and the config into the run id ``<prefix>-<12 hex>``;
+3. resolve ``device="auto"`` once; fingerprint every input and the config into the run id
+   ``<prefix>-<12 hex>``;
 4. reuse a finished run with that id (its sidecar exists and the stage agrees it is still
    current), or compute, then write the decision table and the sidecar atomically, the
    sidecar last (a run with a sidecar is complete);
@@ -149,6 +150,17 @@ class Stage(ABC):
     def lock_command(self, config: Any) -> str:
         return f"curate {self.name}"
 
+    def pin_device(self, config: Any) -> Any:
+        """Resolve ``device="auto"`` once for the whole stage (``cuda`` or ``cpu``), so every step sees
+        the same choice and the sidecar records it. Work sent to a Ray cluster keeps ``auto``: its
+        workers choose on their own machines."""
+        names = {f.name for f in dataclasses.fields(config)}
+        if "device" not in names or config.device != "auto" or getattr(config, "executor", "local") == "ray":
+            return config
+        from curate.device import resolve_device
+
+        return dataclasses.replace(config, device=resolve_device("auto").type)
+
 
 def config_dict(config: Any) -> dict[str, Any]:
     """A config dataclass as JSON-friendly values (tuples become lists, nested dataclasses dicts)."""
@@ -177,6 +189,7 @@ def run_stage(ws: Workspace, stage: Stage, config: Any, *, progress: bool = True
         raise CurateError(f"internal error: {stage.name} takes a {stage.config_type.__name__}, "
                           f"not {type(config).__name__}")
     stage.validate(config)
+    config = stage.pin_device(config)
     if stage.needs_manifest:
         ws.require_manifest()
     stage.check(ws, config)

@@ -96,3 +96,32 @@ def test_temporaries_anywhere_in_the_workspace_are_swept(ws):
     run_stage(ws, Toy(), ToyConfig(), progress=False)
     assert not any(loc.exists() for loc in (deep, other, index))
     assert sweep_workspace(ws) == 0
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device: str = "auto"
+    executor: str = "local"
+
+
+class Where(Toy):
+    name = "where"
+    config_type = DeviceConfig
+
+    def validate(self, config: DeviceConfig) -> None:
+        return None
+
+    def compute(self, ctx: RunContext) -> Output:
+        self.seen = ctx.config.device
+        return Output(None, {"device": ctx.config.device})
+
+
+def test_auto_device_is_resolved_once_and_recorded_unless_work_goes_to_ray(ws):
+    import torch
+
+    stage = Where()
+    result = run_stage(ws, stage, DeviceConfig(), progress=False)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert stage.seen == expected and result.meta["config"]["device"] == expected and result.table is None
+    run_stage(ws, stage, DeviceConfig(executor="ray"), progress=False)
+    assert stage.seen == "auto"
