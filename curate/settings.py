@@ -2,6 +2,8 @@
 
 The CLI, the pipeline file and the Python API all build configs here, by the same names:
 a setting is named like its CLI option (``shard-size`` or ``shard_size``, ``threshold``).
+A config may group settings in nested configs (``SelectConfig.batch``); flat names reach them
+too, so the CLI stays flat and a pipeline file may use either form.
 Unknown names list the valid ones; wrong types, missing required settings and values a
 stage rejects are one-line errors that never show Python internals.
 """
@@ -21,7 +23,7 @@ def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
-    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    data = _route(cls, hints, {str(k).replace("-", "_"): v for k, v in data.items()})
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise CurateError(f"[{where}]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(names)}")
@@ -43,6 +45,39 @@ def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise CurateError(f"[{where}]: {exc}") from exc
+
+
+def _route(cls: type, hints: dict, data: dict) -> dict:
+    """Flat settings (as the CLI has them) that name a field of a nested config go into its table."""
+    nested = {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+    if not nested:
+        return data
+    own = {f.name for f in dataclasses.fields(cls)}
+    out = {k: (dict(v) if k in nested and isinstance(v, dict) else v) for k, v in data.items()}
+    for key, value in data.items():
+        if key in own:
+            continue
+        homes = [name for name, sub in nested.items() if key in {f.name for f in dataclasses.fields(sub)}]
+        if len(homes) == 1:
+            out.pop(key)
+            out.setdefault(homes[0], {})[key] = value
+    return out
+
+
+def all_fields(cls: type) -> dict[str, Any]:
+    """Every setting a config takes, flat (nested configs' fields included): name -> default or MISSING."""
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out.update(all_fields(hints[f.name]))
+        elif f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+        else:
+            out[f.name] = dataclasses.MISSING
+    return out
 
 
 def _wants_tuple(hint: Any) -> bool:

@@ -48,7 +48,7 @@ def make_export(folder: Path) -> tuple[Path, Path]:
     from curate.demo import build_demo
     from curate.embed.stage import EmbedConfig, embed
     from curate.ingest import IngestConfig, ingest
-    from curate.select.stage import SelectConfig, select
+    from curate.select.stage import select, select_config
     from curate.workspace import Workspace
 
     build_demo(str(folder / "demo"))
@@ -60,7 +60,7 @@ def make_export(folder: Path) -> tuple[Path, Path]:
     (folder / "queries.txt").write_text("\n".join(ids[::36][:10]) + "\n")  # test images of several classes
     (folder / "labeled.txt").write_text("\n".join(i for i in ids[:400] if i not in ids[::36][:10]) + "\n")
     out = folder / "batch" / "tasks.json"
-    result = select(ws, SelectConfig(budget=40, strategy="similar", queries=str(folder / "queries.txt"),
+    result = select(ws, select_config(budget=40, strategy="similar", queries=str(folder / "queries.txt"),
                                      labeled=str(folder / "labeled.txt"), probe=True, out=str(out),
                                      document_root=str(folder / "demo")))
     print(f"mined {len(result.picked)} items for 10 queries -> {out}")

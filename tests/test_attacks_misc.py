@@ -8,7 +8,7 @@ import pytest
 
 from curate.cli import main
 from curate.errors import CurateError
-from curate.select.stage import SelectConfig, select
+from curate.select.stage import select, select_config
 from tests.conftest import vector_workspace
 
 
@@ -26,7 +26,7 @@ def test_select_similar_empty_queries_file_is_one_line_error(tmp_path, capsys, n
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(CurateError, match=rf"--queries {path}") as info:
-        select(ws, SelectConfig(budget=2, strategy="similar", queries=str(path)))
+        select(ws, select_config(budget=2, strategy="similar", queries=str(path)))
     assert "\n" not in str(info.value)
     with pytest.raises(SystemExit) as code:
         main(["select", "-w", ws.root.uri, "--strategy", "similar", "--queries", str(path), "--budget", "2",
@@ -46,7 +46,7 @@ def test_select_similar_unreadable_queries_file_is_one_line_error(tmp_path, monk
 
     monkeypatch.setattr("curate.select.idlist.read_ids", denied)
     with pytest.raises(CurateError, match=r"q\.txt: cannot read it \(.*Permission denied"):
-        select(ws, SelectConfig(budget=2, strategy="similar", queries=str(path)))
+        select(ws, select_config(budget=2, strategy="similar", queries=str(path)))
 
 
 # --- r. `--model openclip:<arch>/<tag>` without network: fail fast, name the offline form -------
@@ -199,7 +199,7 @@ def test_report_selected_count_is_the_select_runs_picks_not_chained_after_prune(
     assert cells["select"][3] == "ingest ok → dedup" and cells["select"][4] == "5" and cells["select"][6] == "5"
 
     # a select run that did use prune as upstream is shown after it
-    result = select(ws, SelectConfig(budget=2, strategy="random", upstream=("dedup", "prune"), seed=1))
+    result = select(ws, select_config(budget=2, strategy="random", upstream=("dedup", "prune"), seed=1))
     assert set(list_runs(ws, "select")[-1]["upstream_runs"]) == {"dedup", "prune"}
     html = Path(build_report(ws, ReportConfig(run_ids={"select": result.run.run_id})).path).read_text("utf-8")
     cells = _stage_cells(html)

@@ -34,31 +34,55 @@ STAGE = "select"
 
 
 @dataclass(frozen=True)
+class BatchOptions:
+    """How the strategies shape a batch (each strategy reads the ones it has)."""
+
+    uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
+    preselect: float = 10.0  # hybrid / cluster-margin: consider preselect x budget most uncertain
+    power: float = 1.0  # hybrid: weight = uncertainty ** power
+    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes
+    dup_threshold: float | None = 0.9  # hybrid / similar: never two picks (or a pick and a labeled item) above this
+    quota_per_class: int | None = None  # hybrid: at most this many picks per predicted class
+    class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
+    clusters: int | None = None  # cluster-margin: k-means clusters; similar: query groups
+    per_query: int | None = None  # similar: at most this many picks per query
+
+
+@dataclass(frozen=True)
+class HandoffOptions:
+    """Where the batch goes: the export file for the labeling tool (not part of the decision)."""
+
+    out: str | None = None  # export file; None: no export
+    format: str | None = None  # labelstudio | csv | parquet; None: by extension
+    data_key: str | None = None
+    document_root: str | None = None
+
+
+@dataclass(frozen=True)
 class SelectConfig:
+    """Flat names reach the nested options too (``dup_threshold=0.8``, ``out="batch.json"``) through
+    :func:`select_config`, the CLI and pipeline files."""
+
     budget: int
     strategy: str = "hybrid"
     predictions: str | None = None  # Parquet with id, or .npy/.npz aligned with the manifest's ok rows
     labeled: str | None = None  # ids already labeled (txt / CSV / Parquet with id[, label])
     probe: bool = False  # no model yet: train a linear probe on the labeled embeddings
-    model: str | None = None  # embedding store slug; None: the only one
-    out: str | None = None  # export file; None: no export
-    format: str | None = None  # labelstudio | csv | parquet; None: by extension
-    data_key: str | None = None
-    document_root: str | None = None
+    queries: str | None = None  # similar: workspace ids file, or a folder / .jsonl of external items
+    model: str | None = None  # embedding store slug or model spec; None: the only one, else the dedup run's
     round: int | None = None  # None: 1 + earlier select runs
     seed: int = 0
-    uncertainty: str = "margin"
-    preselect: float = 10.0
-    power: float = 1.0
-    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes
-    dup_threshold: float | None = 0.9
-    quota_per_class: int | None = None
-    class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
-    clusters: int | None = None  # cluster-margin: k-means clusters; similar: query groups
-    queries: str | None = None  # similar: workspace ids file, or a folder / .jsonl of external items
-    per_query: int | None = None  # similar: at most this many picks per query
     upstream: tuple[str, ...] = ("dedup",)
     device: str = "auto"
+    batch: BatchOptions = BatchOptions()
+    handoff: HandoffOptions = HandoffOptions()
+
+
+def select_config(**settings: Any) -> SelectConfig:
+    """A :class:`SelectConfig` from flat settings named like the CLI options."""
+    from curate.settings import build_config
+
+    return build_config(SelectConfig, settings, "select")
 
 
 def _check(config: SelectConfig) -> registry.Strategy:
@@ -73,17 +97,18 @@ def _check(config: SelectConfig) -> registry.Strategy:
     if "probs" in strategy.needs and not (config.predictions or config.probe):
         raise CurateError(f"strategy {config.strategy} needs model predictions: pass --predictions FILE, or --probe "
                           "to train a linear probe on the labeled items")
-    if config.uncertainty not in ("margin", "entropy", "least-confidence"):
-        raise CurateError(f"unknown uncertainty {config.uncertainty!r} (margin, entropy, least-confidence)")
-    if config.dup_threshold is not None and not -1.0 <= config.dup_threshold <= 1.0:
+    batch = config.batch
+    if batch.uncertainty not in ("margin", "entropy", "least-confidence"):
+        raise CurateError(f"unknown uncertainty {batch.uncertainty!r} (margin, entropy, least-confidence)")
+    if batch.dup_threshold is not None and not -1.0 <= batch.dup_threshold <= 1.0:
         raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1]")
     if "queries" in strategy.needs and not config.queries:
         raise CurateError(f"strategy {config.strategy} needs --queries (workspace ids, or a folder / .jsonl of "
                           "external images or texts)")
     if config.queries and "queries" not in strategy.needs:
         raise CurateError(f"--queries is for --strategy similar, not {config.strategy}")
-    if config.per_query is not None and config.per_query <= 0:
-        raise CurateError(f"--per-query must be positive, got {config.per_query}")
+    if batch.per_query is not None and batch.per_query <= 0:
+        raise CurateError(f"--per-query must be positive, got {batch.per_query}")
     return strategy
 
 
@@ -96,16 +121,17 @@ def _file_stat(path: str | None) -> list | None:
 
 
 def _quota(config: SelectConfig, names: list[str]) -> dict[int, int] | int | None:
-    if not config.class_quota:
-        return config.quota_per_class
+    batch = config.batch
+    if not batch.class_quota:
+        return batch.quota_per_class
     index = {n: i for i, n in enumerate(names)}
     caps: dict[int, int] = {}
-    for name, value in config.class_quota:
+    for name, value in batch.class_quota:
         if name not in index:
             raise CurateError(f"class quota for unknown class {name!r} (classes: {', '.join(names[:20])})")
         caps[index[name]] = int(value) if value >= 1 else int(np.ceil(value * config.budget))
-    if config.quota_per_class is not None:
-        return {i: caps.get(i, config.quota_per_class) for i in range(len(names))}
+    if batch.quota_per_class is not None:
+        return {i: caps.get(i, batch.quota_per_class) for i in range(len(names))}
     return caps
 
 
@@ -123,7 +149,7 @@ class Select(Stage):
 
     def settings(self, config: SelectConfig) -> dict:
         # where the batch goes is not part of the decision (a missing export file is rewritten: is_current)
-        return config_dict(replace(config, out=None, format=None, data_key=None, document_root=None))
+        return config_dict(replace(config, handoff=HandoffOptions()))
 
     def resolve(self, ws: Workspace, config: SelectConfig) -> Inputs:
         strategy = registry.get(config.strategy)
@@ -153,7 +179,7 @@ class Select(Stage):
 
 
 def select(ws: Workspace, config: SelectConfig, **run: Any) -> StageResult:
-    """Pick the batch, write the decision table (and the export when ``config.out``)."""
+    """Pick the batch, write the decision table (and the export when ``config.handoff.out``)."""
     return run_stage(ws, Select(), config, **run)
 
 
@@ -229,10 +255,11 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
                          vectors=store.vectors if store is not None else None,
                          store_rows=store_row[rows] if store is not None else None,
                          queries=queries.vectors if queries is not None else None, index=index)
-    options = registry.Options(uncertainty=config.uncertainty, preselect=config.preselect, power=config.power,
-                               typical_per_class=config.typical_per_class,
-                               dup_threshold=config.dup_threshold, quota=_quota(config, class_names),
-                               clusters=config.clusters, per_query=config.per_query, device=config.device)
+    b = config.batch
+    options = registry.Options(uncertainty=b.uncertainty, preselect=b.preselect, power=b.power,
+                               typical_per_class=b.typical_per_class, dup_threshold=b.dup_threshold,
+                               quota=_quota(config, class_names), clusters=b.clusters, per_query=b.per_query,
+                               device=config.device)
     if options.quota is not None and probs is None:
         raise CurateError("class quotas need predictions (or --probe)")
     if options.quota is not None and config.strategy != "hybrid":
@@ -260,12 +287,13 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
                      "query_failures": [list(f) for f in queries.failures[:1000]],
                      "retrieval": "exact" if index is None else f"index:{index.kind}"})
     export = handoff = None
-    if config.out:
+    handoff_options = config.handoff
+    if handoff_options.out:
         batch = _batch(manifest, picked_rows, scores, config.strategy, round_,
                        probs[picks] if probs is not None else None, class_names, pick_query)
-        options = ExportOptions(format=guess_format(config.out, config.format), data_key=config.data_key,
-                                document_root=config.document_root)
-        export = write_export(batch, config.out, options)
+        options = ExportOptions(format=guess_format(handoff_options.out, handoff_options.format),
+                                data_key=handoff_options.data_key, document_root=handoff_options.document_root)
+        export = write_export(batch, handoff_options.out, options)
         meta["export"] = export.uri
         if options.format == "labelstudio":
             handoff = _handoff(batch, export, manifest, ok, file_labels, options)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from curate.select.handoff import label_set, labeling_config, labeling_notes
-from curate.select.stage import SelectConfig, select
+from curate.select.stage import select, select_config
 from tests.select.test_mining import unit, workspace
 
 
@@ -64,7 +64,7 @@ def test_select_writes_handoff_matching_the_export(tmp_path):
     ws = labeled_workspace(tmp_path)
     (tmp_path / "labeled.txt").write_text("".join(f"w{i}\n" for i in range(12)))
     out = tmp_path / "round1" / "tasks.json"
-    result = select(ws, SelectConfig(budget=5, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+    result = select(ws, select_config(budget=5, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
                                      out=str(out)))
     assert result.meta["handoff"] is not None
     root = ET.fromstring((tmp_path / "round1" / "labeling-config.xml").read_text())
@@ -81,7 +81,7 @@ def test_select_writes_handoff_matching_the_export(tmp_path):
     notes = (tmp_path / "round1" / "LABELING.md").read_text()
     assert "| up &amp; down | 8 | `w2`, `w5`, `w8` |" in notes and "strategy `margin`" in notes
     # CSV / Parquet exports get no Label Studio files
-    csv = select(ws, SelectConfig(budget=5, strategy="random", out=str(tmp_path / "csv" / "b.csv")))
+    csv = select(ws, select_config(budget=5, strategy="random", out=str(tmp_path / "csv" / "b.csv")))
     assert csv.meta["handoff"] is None and not (tmp_path / "csv" / "labeling-config.xml").exists()
 
 
@@ -95,7 +95,7 @@ def test_real_label_studio_imports_export_and_config(tmp_path):
     ws = labeled_workspace(tmp_path)
     (tmp_path / "labeled.txt").write_text("".join(f"w{i}\n" for i in range(12)))
     out = tmp_path / "ls" / "tasks.json"
-    select(ws, SelectConfig(budget=6, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+    select(ws, select_config(budget=6, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
                             out=str(out)))
     script = Path(__file__).resolve().parents[2] / "scripts" / "check_labelstudio.py"
     proc = subprocess.run([sys.executable, str(script), "--label-studio", os.environ["CURATE_LABEL_STUDIO"],

@@ -20,7 +20,7 @@ from curate.errors import CurateError
 from curate.index.ann import build_index
 from curate.ingest import IngestConfig, ingest
 from curate.select import mining
-from curate.select.stage import SelectConfig, picked, select
+from curate.select.stage import picked, select, select_config
 from curate.workspace import Workspace
 from tests.conftest import encode_image, write
 
@@ -131,7 +131,7 @@ def test_stage_queries_by_id_decision_table_and_exports(tmp_path):
     semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
     (tmp_path / "q.txt").write_text("w0\nw10\n")  # failures from mode 0 and mode 1
     (tmp_path / "labeled.txt").write_text("w1\n")
-    cfg = SelectConfig(budget=6, strategy="similar", queries=str(tmp_path / "q.txt"),
+    cfg = select_config(budget=6, strategy="similar", queries=str(tmp_path / "q.txt"),
                        labeled=str(tmp_path / "labeled.txt"), dup_threshold=None, out=str(tmp_path / "b.csv"))
     result = select(ws, cfg)
     ids = [f"w{i}" for i in range(30)]
@@ -155,15 +155,15 @@ def test_stage_queries_by_id_decision_table_and_exports(tmp_path):
 def test_stage_errors(tmp_path):
     ws = workspace(tmp_path, unit(np.eye(4)[[0, 1, 2, 3]]))
     with pytest.raises(CurateError, match="needs --queries"):
-        select(ws, SelectConfig(budget=1, strategy="similar"))
+        select(ws, select_config(budget=1, strategy="similar"))
     (tmp_path / "q.txt").write_text("nope\n")
     with pytest.raises(CurateError, match="not in this workspace"):
-        select(ws, SelectConfig(budget=1, strategy="similar", queries=str(tmp_path / "q.txt")))
+        select(ws, select_config(budget=1, strategy="similar", queries=str(tmp_path / "q.txt")))
     with pytest.raises(CurateError, match="bring-your-own"):  # precomputed store: nothing to embed external items
         (tmp_path / "ext.jsonl").write_text('{"text": "hello"}\n')
-        select(ws, SelectConfig(budget=1, strategy="similar", queries=str(tmp_path / "ext.jsonl")))
+        select(ws, select_config(budget=1, strategy="similar", queries=str(tmp_path / "ext.jsonl")))
     with pytest.raises(CurateError, match="is for --strategy similar"):
-        select(ws, SelectConfig(budget=1, strategy="random", queries=str(tmp_path / "q.txt")))
+        select(ws, select_config(budget=1, strategy="random", queries=str(tmp_path / "q.txt")))
 
 
 def test_external_image_query_matches_its_workspace_copy(tmp_path):
@@ -178,7 +178,7 @@ def test_external_image_query_matches_its_workspace_copy(tmp_path):
     shutil.copy(src / "b" / "04.png", qdir / "copy.png")
     write(qdir / "broken.jpg", b"\xff\xd8 not a jpeg")
     write(qdir / "notes.txt", b"a text")  # the perceptual model embeds no texts: reported
-    result = select(ws, SelectConfig(budget=3, strategy="similar", queries=str(qdir), dup_threshold=None,
+    result = select(ws, select_config(budget=3, strategy="similar", queries=str(qdir), dup_threshold=None,
                                      out=str(tmp_path / "out" / "batch.json")))
     rows = {r["id"]: r for r in result.run.table.to_pylist()}
     first = picked(result)[0]
@@ -202,7 +202,7 @@ def test_external_jsonl_text_query_with_minilm(tmp_path):
     embed(ws, EmbedConfig(model="minilm", workers=0), progress=False)
     q = write(tmp_path / "q.jsonl", (json.dumps({"id": "fail-1", "text": "stock markets fell sharply today"}) + "\n"
                                      + "not json\n").encode())
-    result = select(ws, SelectConfig(budget=2, strategy="similar", queries=str(q), dup_threshold=None))
+    result = select(ws, select_config(budget=2, strategy="similar", queries=str(q), dup_threshold=None))
     rows = {r["id"]: r for r in result.run.table.to_pylist()}
     assert picked(result)[0] == "t1" and rows["t1"]["score"] == pytest.approx(1.0, abs=2e-3)
     assert rows["t1"]["query"] == "fail-1"

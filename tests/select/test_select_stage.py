@@ -1,5 +1,6 @@
 """The select stage end to end on tiny text workspaces with hand-made embeddings and predictions."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.stage import EmbedConfig, embed
 from curate.errors import CurateError
 from curate.ingest import IngestConfig, ingest
-from curate.select.stage import SelectConfig, picked, select
+from curate.select.stage import picked, select, select_config
 from curate.workspace import Workspace
 from tests.conftest import write
 
@@ -61,7 +62,7 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
     (tmp_path / "labeled.txt").write_text("w0\nw1\n")
     gaps = [0.1, 0.0, 0.5, 0.05, 0.3, 0.2, 0.9]  # the 7 ok rows (w5 is skipped): w0 w1 w2 w3 w4 w6 w7
     np.save(tmp_path / "p.npy", probs_with_margins(gaps))
-    cfg = SelectConfig(budget=3, strategy="margin", predictions=str(tmp_path / "p.npy"),
+    cfg = select_config(budget=3, strategy="margin", predictions=str(tmp_path / "p.npy"),
                        labeled=str(tmp_path / "labeled.txt"), out=str(tmp_path / "batch.csv"))
     result = select(ws, cfg)
     # candidates w2 w3 w4 w6 w7 with gaps .5 .05 .3 .2 .9 -> most uncertain: w3, w6, w4
@@ -73,7 +74,7 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
     assert rows["w0"]["reason"] == "labeled" and rows["w5"]["reason"].startswith("quarantined: empty-text")
     assert rows["w2"]["reason"] == "not-selected" and rows["w2"]["rank"] is None and rows["w2"]["score"] is None
     # a new run is the next round; the same run again keeps its round
-    again = select(ws, SelectConfig(**{**cfg.__dict__, "budget": 2}))
+    again = select(ws, dataclasses.replace(cfg, budget=2))
     assert again.meta["round"] == 2 and picked(again) == ["w3", "w6"]
     assert select(ws, cfg).meta["round"] == 1
     assert [m["round"] for m in list_runs(ws, "select")] == [1, 2]
@@ -84,7 +85,7 @@ def test_dedup_removed_items_are_never_candidates(tmp_path):
     vectors[1] = vectors[0] + np.eye(4)[3] * 0.01  # near-duplicate of w0
     ws = workspace(tmp_path, vectors)
     semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
-    result = select(ws, SelectConfig(budget=10, strategy="random"))
+    result = select(ws, select_config(budget=10, strategy="random"))
     rows = table(result)
     removed = [i for i, r in rows.items() if r["reason"] and r["reason"].startswith("dedup: semantic-duplicate")]
     assert len(removed) == 1 and removed[0] in ("w0", "w1")
@@ -100,7 +101,7 @@ def test_hybrid_in_the_stage_skips_near_duplicates_of_labeled_and_of_each_other(
     ids = [f"w{i}" for i in range(1, 6)]
     probs = probs_with_margins([0.0, 0.02, 0.01, 0.6, 0.7])
     pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs))}), tmp_path / "p.parquet")
-    result = select(ws, SelectConfig(budget=3, predictions=str(tmp_path / "p.parquet"),
+    result = select(ws, select_config(budget=3, predictions=str(tmp_path / "p.parquet"),
                                      labeled=str(tmp_path / "labeled.txt"), typical_per_class=typical))
     assert "w1" not in picked(result) and not {"w2", "w3"} <= set(picked(result))
     assert len(picked(result)) == 3
@@ -114,8 +115,8 @@ def test_logits_and_probabilities_give_the_same_batch_and_missing_rows_are_repor
     ids = ["w0", "w2", "w3", "w5"]
     pq.write_table(pa.table({"id": ids, "probs": list(probs)}), tmp_path / "p.parquet")
     pq.write_table(pa.table({"id": ids, "logits": list(np.log(probs) + 3.0)}), tmp_path / "l.parquet")
-    a = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "p.parquet")))
-    b = select(ws, SelectConfig(budget=2, strategy="entropy", predictions=str(tmp_path / "l.parquet")))
+    a = select(ws, select_config(budget=2, strategy="entropy", predictions=str(tmp_path / "p.parquet")))
+    b = select(ws, select_config(budget=2, strategy="entropy", predictions=str(tmp_path / "l.parquet")))
     assert picked(a) == picked(b) == ["w2", "w5"]
     assert table(a)["w1"]["reason"] == "no-prediction"
 
@@ -127,7 +128,7 @@ def test_probe_scores_the_pool_from_manifest_labels(tmp_path):
     vectors[7] = angle(45)  # on the boundary: the most uncertain item
     ws = workspace(tmp_path, vectors, labels=labels)
     (tmp_path / "labeled.txt").write_text("\n".join(f"w{i}" for i in range(10, 30)) + "\n")
-    result = select(ws, SelectConfig(budget=3, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
+    result = select(ws, select_config(budget=3, strategy="margin", probe=True, labeled=str(tmp_path / "labeled.txt"),
                                      out=str(tmp_path / "batch.json")))
     assert picked(result)[0] == "w7"
     tasks = json.loads((tmp_path / "batch.json").read_text())
@@ -140,7 +141,7 @@ def test_class_quota_in_the_stage(tmp_path):
     ws = workspace(tmp_path, spread(8))
     probs = np.array([[0.55, 0.45]] * 4 + [[0.2, 0.8]] * 4, dtype=np.float32)  # class 0 most uncertain
     np.save(tmp_path / "p.npy", probs)
-    result = select(ws, SelectConfig(budget=4, predictions=str(tmp_path / "p.npy"), dup_threshold=None,
+    result = select(ws, select_config(budget=4, predictions=str(tmp_path / "p.npy"), dup_threshold=None,
                                      class_quota=(("0", 1),)))
     assert sum(r in ("w0", "w1", "w2", "w3") for r in picked(result)) == 1 and len(picked(result)) == 4
 
@@ -156,7 +157,7 @@ def test_bad_predictions_are_one_line_errors(tmp_path, make, message):
     make(tmp_path)
     path = next(tmp_path.glob("x.*"))
     with pytest.raises(CurateError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        select(ws, SelectConfig(budget=2, strategy="margin", predictions=str(path)))
+        select(ws, select_config(budget=2, strategy="margin", predictions=str(path)))
 
 
 @pytest.mark.parametrize("cfg,message", [
@@ -168,7 +169,7 @@ def test_bad_predictions_are_one_line_errors(tmp_path, make, message):
 def test_config_errors(tmp_path, cfg, message):
     ws = workspace(tmp_path, spread(4))
     with pytest.raises(CurateError, match=message):
-        select(ws, SelectConfig(**{"budget": 2, **cfg}))
+        select(ws, select_config(**{"budget": 2, **cfg}))
 
 
 def test_cli_smoke_and_errors(tmp_path):
@@ -198,6 +199,6 @@ def test_bald_from_parquet_mc_column_and_from_a_3d_npy(tmp_path):
     pq.write_table(pa.table({"id": ["w0", "w1", "w2", "w3"], "mc": [m.tolist() for m in mc]}), tmp_path / "m.parquet")
     np.save(tmp_path / "m.npy", mc)
     for path in ("m.parquet", "m.npy"):
-        result = select(ws, SelectConfig(budget=2, strategy="bald", predictions=str(tmp_path / path)))
+        result = select(ws, select_config(budget=2, strategy="bald", predictions=str(tmp_path / path)))
         assert picked(result) == ["w1", "w3"]
         assert table(result)["w1"]["score"] == pytest.approx(np.log(2), abs=1e-6)
