@@ -1,12 +1,12 @@
-"""Decision tables: one row per manifest id, per stage run, under ``decisions/<stage>/``.
+"""Reading decision tables: one row per manifest id, per stage run, under ``decisions/<stage>/``.
 
-A run writes ``<run-id>.parquet`` (the table) and ``<run-id>.json`` (config, manifest
-fingerprint, counts, time) - the sidecar last, so a run with a sidecar is complete.
+The stage runner (``curate.runner``) writes ``<run-id>.parquet`` (the table) and ``<run-id>.json``
+(settings, input fingerprints, counts, seconds) - the sidecar last, so a run with a sidecar is
+complete. This module finds runs, reads them and combines them (``upstream``).
 """
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -43,20 +43,6 @@ def load_run(ws: Workspace, stage: str, run_id: str) -> DecisionRun | None:
         return None
     table = read_table(table_loc)
     return DecisionRun(stage, run_id, table, table_loc, reused=True)
-
-
-def write_run(ws: Workspace, stage: str, run_id: str, table: pa.Table, meta: dict[str, Any],
-              manifest_ids: pa.ChunkedArray) -> DecisionRun:
-    """Check the one-row-per-manifest-id rule, then write table and sidecar atomically."""
-    if table.num_rows != len(manifest_ids) or not table.column("id").equals(manifest_ids):
-        raise CurateError(f"internal error: {stage} decisions do not cover the manifest ids in order")
-    table_loc, meta_loc = run_paths(ws, stage, run_id)
-    atomic.sweep_temporaries(ws.decisions(stage))
-    atomic.write_parquet(table_loc, table)
-    atomic.write_json(meta_loc, {**meta, "stage": stage, "run_id": run_id,
-                                 "rows": table.num_rows, "counts": decision_counts(table),
-                                 "created_at": time.time()})
-    return DecisionRun(stage, run_id, table, table_loc, reused=False)
 
 
 def decision_counts(table: pa.Table) -> dict[str, int]:

@@ -254,13 +254,9 @@ def sweep_workspace(ws: Workspace) -> int:
     return removed
 
 
-def run_paths(ws: Workspace, stage: str, run_id: str) -> tuple[Location, Location]:
-    folder = ws.decisions(stage)
-    return folder.join(f"{run_id}.parquet"), folder.join(f"{run_id}.json")
-
-
 def load_result(ws: Workspace, stage: Stage, run_id: str) -> StageResult | None:
     """The finished run ``run_id`` of ``stage`` when it may be reused, else None."""
+    from curate.decisions import run_paths
     from curate.io.tables import read_table
 
     table_loc, meta_loc = run_paths(ws, stage.name, run_id)
@@ -277,7 +273,7 @@ def load_result(ws: Workspace, stage: Stage, run_id: str) -> StageResult | None:
 
 
 def _record(ws: Workspace, stage: Stage, config: Any, ctx: RunContext, out: Output, start: float) -> StageResult:
-    from curate.decisions import decision_counts
+    from curate.decisions import decision_counts, run_paths
 
     table_loc, meta_loc = run_paths(ws, stage.name, ctx.run_id)
     reserved = {

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import re
+from dataclasses import dataclass
 from html import escape as html_escape
 from html.parser import HTMLParser
 
@@ -14,12 +15,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curate.cli import cli
-from curate.decisions import write_run
 from curate.dedup.exact import ExactDedupConfig, exact_dedup
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.stage import EmbedConfig, embed
 from curate.ingest import IngestConfig, ingest
 from curate.report.build import ReportConfig, build_report
+from curate.runner import Inputs, Output, Stage, run_stage
 from curate.workspace import Workspace
 from tests.conftest import write
 
@@ -51,6 +52,28 @@ class Page(HTMLParser):
 
     def find(self, tag: str, **attrs) -> list[dict]:
         return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+
+
+@dataclass(frozen=True)
+class PlantedConfig:
+    pass
+
+
+class Planted(Stage):
+    """A select run whose table the test wrote by hand (recorded through the runner like any run)."""
+
+    name = "select"
+    config_type = PlantedConfig
+
+    def __init__(self, table):
+        self.table = table
+
+    def resolve(self, ws, config):
+        return Inputs({"manifest": ws.manifest_fingerprint()})
+
+    def compute(self, ctx):
+        return Output(self.table, {"method": "test"})
 
 
 def read(dest) -> str:
@@ -170,7 +193,7 @@ def test_scores_and_top_picks_of_a_select_run(deduped, tmp_path):
     table = pa.table({"id": manifest_ids, "kept": pa.array(kept),
                       "reason": pa.array([None if k else "not-selected" for k in kept], pa.string()),
                       "score": pa.array(score, mask=np.isnan(score)), "rank": pa.array(rank, mask=rank < 0)})
-    write_run(ws, "select", "hand-picked", table, {"method": "test"}, manifest_ids)
+    run_stage(ws, Planted(table), PlantedConfig(), progress=False)
     dest = build_report(ws, ReportConfig(out=str(tmp_path / "exports" / "v1")))
     assert dest.path == str(tmp_path / "exports" / "v1" / "report.html")
     html = read(dest)
