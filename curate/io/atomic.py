@@ -66,14 +66,15 @@ def _write_and_rename(loc: Location, tmp: Location, parent: str) -> Iterator[Bin
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp.path, loc.path)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     else:
         with loc.fs.open(tmp.path, "wb") as fh:
             yield fh
         loc.fs.mv(tmp.path, loc.path)
 
 
-def _fsync_dir(path: str) -> None:
+def fsync_dir(path: str) -> None:
+    """Make a rename in folder ``path`` durable (best effort: some filesystems refuse)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

@@ -52,6 +52,7 @@ except ImportError:  # not POSIX: no guard, rename-and-check takeover only
     fcntl = None
 
 from curate.errors import CurateError
+from curate.io.atomic import fsync_dir as _fsync_dir
 from curate.io.fs import Location
 
 LOCK_PATH = ("state", "lock.json")
@@ -243,19 +244,6 @@ def _gave_up(root: Location, info: LockInfo | None, timeout: float) -> Workspace
 # --- one attempt, local -----------------------------------------------------------------------
 
 _WON, _BUSY, _AGAIN, _SOON = "won", "busy", "again", "soon"
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _snapshot(path: str) -> tuple[int, int, bytes] | None:
