@@ -167,7 +167,7 @@ class Curation:
         """Write report.html (default: in the workspace); returns its location."""
         from curate.report.build import ReportConfig, build_report
 
-        return build_report(self.ws, build_config(ReportConfig, {**settings, "out": out}, "report"))
+        return build_report(self.ws, build_config(ReportConfig, {**settings, "out": out}, "report"), self.progress)
 
     def manifest(self, columns: list[str] | None = None) -> pa.Table:
         """The manifest: one row per input sample, in ingest order."""

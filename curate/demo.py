@@ -33,7 +33,7 @@ class DemoConfig:
     test_every: int = 5
 
 
-def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig()) -> dict:
+def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = False) -> dict:
     """Write the demo dataset into ``folder`` and return its ground truth.
 
     The ground-truth file is written last; a folder that already has one is complete
@@ -52,7 +52,10 @@ def build_demo(folder: str | os.PathLike, config: DemoConfig = DemoConfig()) -> 
     rng = random.Random(config.seed)
     digits = load_digits()
     originals: list[tuple[str, Image.Image, int]] = []
-    for n, (pixels, target) in enumerate(zip(digits.images, digits.target)):
+    from curate.runner import progress_bar
+
+    pairs = progress_bar(progress, iterable=list(zip(digits.images, digits.target)), desc="demo", unit=" images")
+    for n, (pixels, target) in enumerate(pairs):
         split = "test" if n % config.test_every == config.test_every - 1 else "train"
         fmt = "png" if n % 3 == 2 else "jpg"
         rel = f"{split}/{target}/{n:04d}.{fmt}"

@@ -27,6 +27,7 @@ false-alarm rate of the whole check is at most ``alpha``) and its effect reaches
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -155,8 +156,10 @@ def nearest_distances(ref_vectors: np.ndarray, ref_valid: np.ndarray, queries: n
 
 def drift_arrays(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np.ndarray, ref_valid: np.ndarray,
                  config: DriftConfig = DriftConfig(), new_ids: list[str] | None = None,
-                 ref_ids: list[str] | None = None, index=None) -> DriftReport:
-    """The three tests on two (memory-mapped) embedding arrays; ``index``: an AnnIndex over REF, if any."""
+                 ref_ids: list[str] | None = None, index=None, step: Callable[[str], None] = lambda name: None
+                 ) -> DriftReport:
+    """The three tests on two (memory-mapped) embedding arrays; ``index``: an AnnIndex over REF, if any;
+    ``step(name)`` is called as each test starts (progress)."""
     if new_vectors.shape[1] != ref_vectors.shape[1]:
         raise CurateError(f"embeddings differ in dimension: NEW {new_vectors.shape[1]}, REF {ref_vectors.shape[1]}")
     s = draw_samples(new_vectors, new_valid, ref_vectors, ref_valid, config)
@@ -166,6 +169,7 @@ def drift_arrays(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
         return bool(p < per_test and effect >= config.min_effect)
 
     ref_rows, ref_x = np.concatenate([s.fit_rows, s.held_rows]), np.concatenate([s.fit, s.held])
+    step("nn-distance")
     d_new = nearest_distances(ref_vectors, ref_valid, s.new, None, config.device, index)
     d_ref = nearest_distances(ref_vectors, ref_valid, ref_x, ref_rows, config.device, index)
     ks = ks_test(d_new, d_ref)
@@ -173,6 +177,7 @@ def drift_arrays(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
                     {"new_median": float(np.median(d_new)), "ref_median": float(np.median(d_ref)),
                      "new_p90": float(np.quantile(d_new, 0.9)), "ref_p90": float(np.quantile(d_ref, 0.9))})
 
+    step("cluster-mass")
     mass, clusters, appeared = _cluster_mass(s, config, new_ids, ref_ids)
     mass_test = TestResult("cluster-mass", mass.chi2, mass.p_value, mass.tv, verdict(mass.p_value, mass.tv),
                            {"clusters": len(clusters), "tv": mass.tv})
@@ -180,6 +185,7 @@ def drift_arrays(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
     rng = np.random.default_rng(config.seed + 2)
     mx = s.new[_subset(rng, len(s.new), config.mmd_sample)]
     my = ref_x[_subset(rng, len(ref_x), config.mmd_sample)]
+    step("mmd")
     mmd, bandwidth = mmd_test(mx, my, config.permutations, config.seed, config.device)
     effect = float(np.sqrt(max(mmd.statistic, 0.0)))
     mmd_result = TestResult("mmd", mmd.statistic, mmd.p_value, effect, verdict(mmd.p_value, effect),
@@ -227,8 +233,11 @@ def _cluster_mass(s: Samples, config: DriftConfig, new_ids: list[str] | None, re
     return mass, rows, appeared
 
 
-def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfig()) -> DriftReport:
+def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfig(), progress: bool = False
+          ) -> DriftReport:
     """Compare the embedding stores of two workspaces (same model)."""
+    from curate.runner import progress_bar
+
     if not 0 < config.alpha < 1 or not 0 < config.outside_quantile < 1 or config.permutations < 1:
         raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
     new_ws.require_manifest()
@@ -236,7 +245,13 @@ def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfi
     new_slug, ref_slug = pick_stores(new_ws, ref_ws, config.model, config.reference_model)
     new, ref = open_store(new_ws, new_slug), open_store(ref_ws, ref_slug)
     index = _ref_index(ref_ws, ref, ref_slug, config.device)
-    report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index)
+    with progress_bar(progress, total=len(TESTS), desc="drift", unit=" tests") as bar:
+        def step(name: str) -> None:
+            bar.set_postfix_str(name)
+            bar.update(0 if name == "nn-distance" else 1)
+
+        report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index, step)
+        bar.update(bar.total - bar.n)
     return replace(report, model=new_slug, new={"workspace": new_ws.root.uri, "model": new_slug, **report.new},
                    reference={"workspace": ref_ws.root.uri, "model": ref_slug, **report.reference})
 

@@ -117,7 +117,7 @@ def _run_step(step: Step, ctx: Context) -> str:
         config = step.config
         if config.out is None and ctx.export_folder is not None:
             config = dataclasses.replace(config, out=ctx.export_folder.join("report.html").uri)
-        return build_report(ctx.ws, config).uri
+        return build_report(ctx.ws, config, progress=ctx.progress).uri
     from curate.runner import run_stage
 
     result = run_stage(ctx.ws, step.stage, step.config, progress=ctx.progress,

@@ -54,8 +54,7 @@ def same(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-@pytest.mark.parametrize("name,cls", [("embed", EmbedConfig), ("prune", PruneConfig), ("select", SelectConfig),
-                                      ("dedup", SemanticConfig)])
+@pytest.mark.parametrize("name,cls", [("embed", EmbedConfig), ("prune", PruneConfig), ("select", SelectConfig)])
 def test_cli_options_are_config_fields_with_the_same_defaults(name, cls):
     fields = {k: v for k, v in all_fields(cls).items() if v is not dataclasses.MISSING}
     opts, names = options(name), set(all_fields(cls))
@@ -69,12 +68,38 @@ def test_cli_options_are_config_fields_with_the_same_defaults(name, cls):
         assert same(value, fields[key]), f"--{key.replace('_', '-')}: CLI {value!r} != config {fields[key]!r}"
 
 
-def test_knn_and_exact_take_only_dedup_options_with_the_same_defaults():
+DEDUP_CONFIGS = (SemanticConfig, KnnConfig, ExactDedupConfig)
+
+
+def test_every_dedup_option_belongs_to_a_method_with_the_same_default():
+    """`curate dedup` passes only the options given on the command line to the chosen method's config
+    (one that method does not take is an error), so each option must be a field of some method and
+    show that method's default."""
     opts = options("dedup")
-    for cls in (KnnConfig,):
-        for key, value in defaults(cls).items():
-            assert same(opts[key], value), key
-    assert set(defaults(ExactDedupConfig)) == {"keep"}
+    fields = {cls: defaults(cls) for cls in DEDUP_CONFIGS}
+    for key, value in opts.items():
+        owners = [cls for cls in DEDUP_CONFIGS if key in fields[cls]]
+        assert owners, f"--{key.replace('_', '-')} is no field of any dedup method's config"
+        if key == "keep":
+            owners = [c for c in owners if c is not ExactDedupConfig]  # exact keeps the first copy, always
+        for cls in owners:
+            assert same(value, fields[cls][key]), f"--{key}: CLI {value!r} != {cls.__name__} {fields[cls][key]!r}"
+    semantic_only = set(fields[SemanticConfig]) - set(opts)
+    assert semantic_only == FILE_ONLY["dedup"]
+
+
+def test_a_dedup_option_the_method_does_not_take_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n')
+    ws = str(tmp_path / "ws")
+    assert CliRunner().invoke(cli, ["ingest", str(src), "-w", ws]).exit_code == 0
+    from curate.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["dedup", "-w", ws, "--method", "exact", "--clusters", "4"])
+    assert done.value.code == 2
 
 
 def test_export_options_match_the_config():

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from curate.cli.options import workspace_option
+from curate.cli.options import progress_option, workspace_option
 
 
 @click.command("drift")
@@ -28,8 +28,9 @@ from curate.cli.options import workspace_option
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--out", default=None, metavar="PATH", help="Also write the full report as JSON here.")
-def command(workspace, reference, model, reference_model, alpha, threshold, sample, clusters, permutations, seed,
-            device, out) -> None:
+@progress_option
+def command(workspace, progress, reference, model, reference_model, alpha, threshold, sample, clusters,
+            permutations, seed, device, out) -> None:
     """Compare a new batch (-w) with a reference workspace in embedding space.
 
     Tests: nearest-neighbour distance to REF vs REF's own (Kolmogorov-Smirnov), cluster mass
@@ -46,7 +47,7 @@ def command(workspace, reference, model, reference_model, alpha, threshold, samp
 
     report = drift(Workspace(workspace), Workspace(reference), DriftConfig(
         model=model, reference_model=reference_model, sample=sample, clusters=clusters, alpha=alpha,
-        min_effect=threshold, permutations=permutations, seed=seed, device=device))
+        min_effect=threshold, permutations=permutations, seed=seed, device=device), progress=progress)
     flagged = sum(t.drifted for t in report.tests)
     verdict = f"DRIFT ({flagged} of {len(report.tests)} tests)" if report.drifted else "no drift"
     click.echo(f"drift: {report.new['workspace']} ({report.new['valid']:,} embedded, {report.new['sampled']:,} "

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from curate.cli.options import workspace_option
+from curate.cli.options import progress_option, workspace_option
 
 
 @click.command("report")
@@ -19,7 +19,8 @@ from curate.cli.options import workspace_option
 @click.option("--run", "runs", multiple=True, metavar="STAGE=RUN_ID",
               help="Use this run of a stage instead of its latest (repeatable), e.g. dedup=semantic-0123abcd.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def command(workspace, out, model, max_groups, max_points, runs, seed) -> None:
+@progress_option
+def command(workspace, progress, out, model, max_groups, max_points, runs, seed) -> None:
     """Write a self-contained HTML report of a workspace (opens offline).
 
     Shows counts per stage and reason, label balance before/after dedup and prune, cluster
@@ -39,5 +40,6 @@ def command(workspace, out, model, max_groups, max_points, runs, seed) -> None:
         run_ids[stage] = run_id
     start = time.perf_counter()
     dest = build_report(Workspace(workspace), ReportConfig(out=out, max_groups=max_groups, max_points=max_points,
-                                                           seed=seed, run_ids=run_ids or None, model=model))
+                                                           seed=seed, run_ids=run_ids or None, model=model),
+                        progress=progress)
     click.echo(f"report: {dest.uri} in {time.perf_counter() - start:.1f}s")

@@ -71,19 +71,19 @@ def output_location(ws: Workspace, out: str | None) -> Location:
     return loc if loc.path.lower().endswith((".html", ".htm")) else loc.join("report.html")
 
 
-def build_report(ws: Workspace, config: ReportConfig = ReportConfig()) -> Location:
+def build_report(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool = False) -> Location:
     """Write the report and return where it went."""
     from curate.report.html import render
 
     if config.max_points < 0 or config.max_groups < 0:
         raise CurateError("max_points and max_groups must not be negative")
-    data = gather(ws, config)
+    data = gather(ws, config, progress)
     dest = output_location(ws, config.out)
     atomic.write_bytes(dest, render(data).encode("utf-8"))
     return dest
 
 
-def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
+def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool = False) -> ReportData:
     ws.require_manifest()
     run_ids = dict(config.run_ids or {})
     manifest = ws.read_manifest(sorted(set(PREVIEW_COLUMNS) | {"reason"}))
@@ -116,7 +116,7 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig()) -> ReportData:
     return ReportData(
         workspace=ws.root.uri, version=__version__, manifest_fingerprint=ws.manifest_meta().get("fingerprint"),
         counts=counts, balance=balance, clusters=clusters, groups=groups, group_total=group_total, map=emap,
-        model=slug, scores=scores, previews=previews(manifest, shown),
+        model=slug, scores=scores, previews=previews(manifest, shown, progress=progress),
         text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2)
 
 

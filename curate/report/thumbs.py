@@ -49,12 +49,14 @@ def snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
     return text if len(text) <= chars else text[: chars - 1] + "\u2026"
 
 
-def previews(manifest: pa.Table, rows: list[int], px: int = THUMB_PX) -> dict[int, Preview]:
+def previews(manifest: pa.Table, rows: list[int], px: int = THUMB_PX, progress: bool = False) -> dict[int, Preview]:
     """Previews of the given manifest rows (``manifest`` needs :data:`PREVIEW_COLUMNS`)."""
+    from curate.runner import progress_bar
+
     fetcher = PayloadFetcher()
     out: dict[int, Preview] = {}
     try:
-        for r in sorted(set(rows)):
+        for r in progress_bar(progress, iterable=sorted(set(rows)), desc="report previews", unit=" samples"):
             row = {name: manifest.column(name)[r].as_py() for name in PREVIEW_COLUMNS if name in manifest.column_names}
             out[r] = _preview(fetcher, row, px)
     finally:
