@@ -17,8 +17,11 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
                    "pass (the first decides `kept`, each gets a kept@T column).")
 @click.option("--model", default=None, help="Embedding store (model slug or spec); default: the only one.")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default about sqrt(N)).")
-@click.option("--keep", default="hard", show_default=True,
-              help="Which copy survives: hard (farthest from centroid), easy, random, column:NAME[:asc|desc].")
+@click.option("--keep", default="quality", show_default=True,
+              help="Which copy of a duplicate group survives (semantic, knn): quality (the best copy: images "
+                   "with the most pixels, then least compressed; texts the longest, then most distinct "
+                   "words), hard (farthest from centroid), easy, random, column:NAME[:asc|desc]. "
+                   "exact always keeps the first copy.")
 @click.option("--chain/--no-chain", default=False, show_default=True,
               help="--chain: removed items still remove others (SemDeDup reference). Default: only kept items do.")
 @click.option("--margin", type=float, default=0.03, show_default=True,

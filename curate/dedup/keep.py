@@ -9,7 +9,11 @@ one rule holds everywhere:
 - ``easy``: closest to its centroid first;
 - ``random``: a seeded random order;
 - ``column:NAME[:asc|desc]``: by a manifest column (``desc``, the default, keeps the largest
-  first, e.g. ``column:width``); nulls last.
+  first, e.g. ``column:width``); nulls last;
+- ``quality`` (the default of semantic and knn dedup): the best copy (``quality.py``): images
+  with the most pixels, then the most bytes per pixel (least compressed), then the sharpest
+  when a ``sharpness`` array is given; texts with the longest whitespace-normalised text,
+  then the most distinct words. Kinds are ranked within themselves.
 
 Ties fall back to manifest order, so ranks are deterministic.
 """
@@ -19,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from curate.dedup.quality import quality_order
 from curate.errors import CurateError
 
-POLICIES = ("hard", "easy", "random")
+POLICIES = ("quality", "hard", "easy", "random")
 
 
 def parse_policy(spec: str) -> tuple[str, str | None, bool]:
@@ -32,14 +37,29 @@ def parse_policy(spec: str) -> tuple[str, str | None, bool]:
         parts = spec.split(":")
         if len(parts) in (2, 3) and parts[1] and (len(parts) == 2 or parts[2] in ("asc", "desc")):
             return "column", parts[1], len(parts) == 2 or parts[2] == "desc"
-    raise CurateError(f"unknown keep policy {spec!r}: use hard, easy, random or column:NAME[:asc|desc]")
+    raise CurateError(f"unknown keep policy {spec!r}: use quality, hard, easy, random or column:NAME[:asc|desc]")
 
 
 def priority_ranks(spec: str, centroid_sim: np.ndarray, manifest_rows: np.ndarray,
-                   manifest: pa.Table | None = None, seed: int = 0) -> np.ndarray:
-    """Rank of every store row (0 = kept first) under policy ``spec``."""
+                   manifest: pa.Table | None = None, seed: int = 0,
+                   sharpness: np.ndarray | None = None) -> np.ndarray:
+    """Rank of every store row (0 = kept first) under policy ``spec``.
+
+    ``sharpness`` (``quality`` only): per manifest row (index = manifest row, length = the
+    manifest's rows), NaN where unknown, e.g. from ``quality.image_sharpness``.
+    """
     kind, column, descending = parse_policy(spec)
     n = len(manifest_rows)
+    if kind == "quality":
+        if manifest is None:
+            raise CurateError("keep policy 'quality' needs the manifest")
+        if sharpness is not None and len(sharpness) != manifest.num_rows:
+            raise CurateError(f"keep policy 'quality': sharpness has {len(sharpness)} values, "
+                              f"the manifest {manifest.num_rows} rows")
+        order = quality_order(manifest_rows, manifest, sharpness)
+        ranks = np.empty(n, dtype=np.int64)
+        ranks[order] = np.arange(n)
+        return ranks
     if kind == "hard":
         key = centroid_sim.astype(np.float64)
     elif kind == "easy":

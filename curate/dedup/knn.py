@@ -26,7 +26,7 @@ from curate.workspace import Workspace
 class KnnConfig:
     threshold: tuple[float, ...] = (0.9,)  # the first decides `kept`; each gets a kept@T column
     model: str | None = None  # store slug or model spec; None: the only store
-    keep: str = "hard"
+    keep: str = "quality"
     seed: int = 0
     device: str = "auto"
 

@@ -50,7 +50,7 @@ class SemanticConfig:
     clusters: int | None = None  # None: about sqrt(N)
     sample: int | None = None  # k-means training rows; None: 64 per cluster (FAISS suggests 39..256)
     iterations: int = 10  # fewer leave fuzzier boundaries: 5 instead of 10 links ~15x more rows across them
-    keep: str = "hard"
+    keep: str = "quality"
     chain: bool = False
     margin: float = 0.03  # boundary: 2nd..4th centroid within this cosine of the nearest
     neighbours: int = 4  # centroids per item considered for the boundary pass
@@ -281,6 +281,14 @@ def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarr
     linked = np.flatnonzero(removed & (dup_of >= 0))
     keepers = np.unique(roots[linked])
     number = {int(r): g for g, r in enumerate(keepers[np.argsort(mrows[keepers], kind="stable")])}
+    # exact-duplicate: a KEPT item of the same group has the same bytes (duplicate_of points at it,
+    # whichever member the chain or component linked the item to); else the linked item itself
+    # has the same bytes (a chain through a removed byte twin); else semantic-duplicate
+    kept_twin: dict[tuple[int, str], int] = {}
+    for r in np.flatnonzero(store.valid & ~removed):
+        h = hashes[int(mrows[r])]
+        if h is not None:
+            kept_twin.setdefault((int(roots[r]), h), int(mrows[r]))
     for s in np.flatnonzero(store.valid & removed):
         m = int(mrows[s])
         if forced is not None and forced[s]:
@@ -288,8 +296,12 @@ def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarr
             reason[m], duplicate_of[m] = "semantic-duplicate", f"{against}::{other_id}"
             continue
         d = int(mrows[dup_of[s]])
-        duplicate_of[m] = ids[d]
-        reason[m] = "exact-duplicate" if hashes[m] is not None and hashes[m] == hashes[d] else "semantic-duplicate"
+        twin = kept_twin.get((int(roots[s]), hashes[m])) if hashes[m] is not None else None
+        if twin is not None:
+            reason[m], duplicate_of[m] = "exact-duplicate", ids[twin]
+        else:
+            duplicate_of[m] = ids[d]
+            reason[m] = "exact-duplicate" if hashes[m] is not None and hashes[m] == hashes[d] else "semantic-duplicate"
         group[m] = number[int(roots[s])]
     for r, g in number.items():
         group[mrows[r]] = g

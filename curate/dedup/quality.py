@@ -1,0 +1,144 @@
+"""The ``quality`` keep policy: in each duplicate group the best copy survives.
+
+Per kind, best first (smaller key = better; ties fall to the next key, then manifest order):
+
+- images: most pixels (``width * height``), then least compressed (``bytes`` per pixel, higher
+  is better), then sharpest (:func:`sharpness`, when the caller supplies it; unknown last);
+- texts: the most complete: longest normalised text (characters after collapsing every run of
+  whitespace to one space and trimming), then more distinct words (case-folded), then manifest
+  order;
+- other kinds: manifest order.
+
+Unknown values (null width, height, bytes or text; NaN sharpness) rank after known ones.
+Sharpness needs pixels, so it is never read here: :func:`image_sharpness` computes it for the
+rows a caller names (e.g. the members of duplicate groups only) through a payload fetcher.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+THUMBNAIL = 128  # sharpness is measured on a grey thumbnail this size (longest side)
+
+
+def sharpness(image: Image.Image, size: int = THUMBNAIL) -> float:
+    """Variance of the 4-neighbour Laplacian of a grey thumbnail (longest side ``size``, grey levels
+    0..255): larger is sharper. NaN for an image under 3 px on a side (nothing to measure)."""
+    grey = image.convert("L")  # a new image: the caller's is left as it was
+    grey.thumbnail((size, size))
+    a = np.asarray(grey, dtype=np.float64)
+    if a.ndim != 2 or min(a.shape) < 3:
+        return float("nan")
+    lap = a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] - 4.0 * a[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def image_sharpness(manifest_rows: np.ndarray, manifest: pa.Table,
+                    fetch: Callable[[dict], Any] | None = None) -> np.ndarray:
+    """:func:`sharpness` of the image rows among ``manifest_rows``, as an array over the whole
+    manifest (index = manifest row; NaN elsewhere, for non-image rows and for payloads that cannot
+    be fetched or decoded), ready for ``priority_ranks(..., sharpness=...)``.
+
+    ``fetch``: manifest row dict -> payload bytes (default ``PayloadFetcher().fetch``). Each row is
+    fetched and decoded once, so call it for the few rows that need it (duplicate group members).
+    """
+    from PIL import Image
+
+    if fetch is None:
+        from curate.embed.payloads import PayloadFetcher
+
+        fetch = PayloadFetcher().fetch
+    out = np.full(manifest.num_rows, np.nan, dtype=np.float64)
+    rows = np.unique(np.asarray(manifest_rows, dtype=np.int64))
+    if len(rows) == 0:
+        return out
+    kinds = manifest.column("kind").take(pa.array(rows)).to_pylist()
+    images = rows[np.array([k == "image" for k in kinds], dtype=bool)]
+    if len(images) == 0:
+        return out
+    for m, row in zip(images.tolist(), manifest.take(pa.array(images)).to_pylist()):
+        try:
+            data = fetch(row)
+            if not isinstance(data, bytes | bytearray | memoryview):
+                continue
+            with Image.open(io.BytesIO(data)) as img:
+                img.draft("L", (2 * THUMBNAIL, 2 * THUMBNAIL))  # JPEG: decode at a reduced scale
+                out[m] = sharpness(img)
+        except Exception:  # an unreadable payload has an unknown sharpness; the dedup goes on
+            continue
+    return out
+
+
+def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
+                 sharpness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(kind codes, key1, key2, key3)`` per entry of ``manifest_rows``: within one kind code,
+    sorting by (key1, key2, key3) puts the best copy first; unknowns are +inf."""
+    n = len(manifest_rows)
+    take = pa.array(np.asarray(manifest_rows, dtype=np.int64))
+    kinds = manifest.column("kind").take(take).to_pylist()
+    names = sorted({k for k in kinds if k is not None})
+    code = {k: i for i, k in enumerate(names)}
+    codes = np.array([code.get(k, -1) for k in kinds], dtype=np.int64)
+    k1, k2, k3 = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    image = np.array([k == "image" for k in kinds], dtype=bool)
+    if image.any():
+        width = _floats(manifest, "width", take)
+        height = _floats(manifest, "height", take)
+        size = _floats(manifest, "bytes", take)
+        pixels = width * height
+        pixels = np.where(pixels > 0, pixels, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_pixel = size / pixels
+        sharp = np.full(n, np.nan)
+        if sharpness is not None:
+            sharp = np.asarray(sharpness, dtype=np.float64)[np.asarray(manifest_rows, dtype=np.int64)]
+        k1[image], k2[image], k3[image] = (_worst_last(-v[image]) for v in (pixels, per_pixel, sharp))
+
+    text = np.array([k == "text" for k in kinds], dtype=bool)
+    if text.any():
+        idx = np.flatnonzero(text)
+        texts = manifest.column("text").take(pa.array(np.asarray(manifest_rows, dtype=np.int64)[idx])).to_pylist()
+        length = np.full(len(idx), np.nan)
+        distinct = np.full(len(idx), np.nan)
+        for j, t in enumerate(texts):
+            if t is None:
+                continue
+            words = t.split()
+            length[j] = sum(map(len, words)) + max(len(words) - 1, 0)  # len(" ".join(words))
+            distinct[j] = len(set(t.casefold().split()))
+        k1[idx], k2[idx] = _worst_last(-length), _worst_last(-distinct)
+    return codes, k1, k2, k3
+
+
+def quality_order(manifest_rows: np.ndarray, manifest: pa.Table, sharpness: np.ndarray | None = None) -> np.ndarray:
+    """Positions into ``manifest_rows``, best first. Within a kind: the keys above, then manifest
+    order. Across kinds (rare in one group) items compare by their place within their own kind
+    (position / count: the best of each kind tie), then by manifest order."""
+    rows = np.asarray(manifest_rows, dtype=np.int64)
+    codes, k1, k2, k3 = quality_keys(rows, manifest, sharpness)
+    within = np.lexsort((rows, k3, k2, k1, codes))  # grouped by kind, best first in each
+    place = np.empty(len(rows), dtype=np.float64)
+    sorted_codes = codes[within]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(rows) else np.array([], int)
+    ends = np.r_[starts[1:], len(rows)]
+    for s, e in zip(starts, ends):
+        place[within[s:e]] = np.arange(e - s) / (e - s)
+    return np.lexsort((rows, place))
+
+
+def _floats(manifest: pa.Table, column: str, take: pa.Array) -> np.ndarray:
+    values = manifest.column(column).take(take)
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls -> NaN
+
+
+def _worst_last(key: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(key), np.inf, key)
