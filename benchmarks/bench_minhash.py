@@ -1,0 +1,216 @@
+"""Fuzzy (MinHash) dedup of texts: curate's ``fuzzy_pairs`` vs datasketch, same documents, same run.
+
+Data: ``--n`` synthetic English-like documents of about 1 KB (sentences of Zipf-distributed
+pseudo-words, capitalised and punctuated), generated deterministically from ``--seed``.
+``--dup-frac`` of them (10%) are planted near copies of another document: a few words
+dropped or replaced, sometimes a changed case or an appended sentence. Ground truth is the
+planted pairs whose exact 5-gram Jaccard (Python sets over the normalised text) is at least
+``--threshold``; recall is measured on those.
+
+Implementations (each in a fresh process, so peak RSS belongs to it; generation is not timed):
+
+- ``curate``:     ``curate.dedup.minhash.fuzzy_match`` (signatures on all usable CPUs, LSH
+                  20 x 13, exact Jaccard verification of every candidate);
+- ``curate-w1``:  the same with ``workers=1`` (one signature thread);
+- ``datasketch``: ``MinHash(num_perm=260).update_batch`` over the same normalised 5-char
+                  shingles, ``MinHashLSH(threshold=0.8, num_perm=260).insert`` for every
+                  document, then ``query`` for every document to list its candidate pairs
+                  (datasketch verifies nothing: its pairs are LSH candidates).
+
+Reported: docs/s, seconds, peak RSS (``ru_maxrss``; also the RSS before the timed part),
+pairs found, recall of the planted pairs, and the docs/s ratio.
+
+    python benchmarks/bench_minhash.py --n 20000
+    python benchmarks/bench_minhash.py --n 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from curate.dedup.minhash import MinHashConfig, fuzzy_match, normalise  # noqa: E402
+
+LETTERS = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
+LETTER_P = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0,
+                     1.9, 1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07])
+
+
+def make_docs(n: int, dup_frac: float, seed: int) -> tuple[list[str], np.ndarray]:
+    """``n`` documents of about 1 KB and the planted pairs [m, 2] (original, copy) by index."""
+    rng = np.random.default_rng(seed)
+    lengths = np.clip(rng.poisson(5, 30000), 1, 14)
+    letters = "".join(rng.choice(LETTERS, size=int(lengths.sum()), p=LETTER_P / LETTER_P.sum()))
+    ends = np.cumsum(lengths)
+    vocab = [letters[e - k:e] for e, k in zip(ends.tolist(), lengths.tolist())]
+    n_dup = int(n * dup_frac)
+    n_base = n - n_dup
+
+    def sentence(words: list[str]) -> str:
+        return " ".join(words).capitalize() + str(rng.choice([".", ".", ".", "?", "!"]))
+
+    def document() -> list[str]:
+        words = [vocab[i] for i in ((rng.zipf(1.2, 300) - 1) % len(vocab)).tolist()]
+        cuts = np.cumsum(rng.integers(6, 20, 40)).tolist()
+        sents, size, prev = [], 0, 0
+        for cut in cuts:
+            sents.append(sentence(words[prev:cut]))
+            size += len(sents[-1]) + 1
+            prev = cut
+            if size >= 1000 or cut >= len(words):
+                break
+        return sents
+
+    base = [document() for _ in range(n_base)]
+    docs = [" ".join(s) for s in base]
+    originals = rng.integers(0, n_base, n_dup)
+    for o in originals:
+        words = " ".join(base[o]).split(" ")
+        edit = rng.random(len(words))
+        out = []
+        for w, e in zip(words, edit):
+            if e < 0.015:  # drop
+                continue
+            out.append(vocab[rng.integers(len(vocab))] if e < 0.03 else w)  # replace
+        text = " ".join(out)
+        kind = rng.random()
+        if kind < 0.2:
+            text = text.upper()
+        elif kind < 0.4:
+            text = text + " " + sentence([vocab[i] for i in rng.integers(0, len(vocab), 12).tolist()])
+        elif kind < 0.5:
+            text = text.replace(". ", ".\n\n")
+        docs.append(text)
+    # shuffle so copies are not all at the end
+    perm = rng.permutation(n)
+    where = np.empty(n, dtype=np.int64)
+    where[perm] = np.arange(n)
+    docs = [docs[i] for i in perm]
+    planted = np.stack([where[originals], where[np.arange(n_base, n)]], axis=1)
+    planted.sort(axis=1)
+    return docs, planted
+
+
+def shingle_set(text: str, k: int) -> set[str]:
+    t = normalise(text)
+    return {t[i:i + k] for i in range(len(t) - k + 1)} if len(t) >= k else ({t} if t else set())
+
+
+def run_curate(docs: list[str], args, workers: int | None = None) -> dict:
+    config = MinHashConfig(ngram=args.ngram, bands=args.bands, rows=args.rows, threshold=args.threshold)
+    t = time.perf_counter()
+    c = time.process_time()
+    r = fuzzy_match(docs, config, workers=workers)
+    return {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c,
+            "pairs": r.pairs.tolist(), "candidates": r.candidates, "capped_buckets": r.capped_buckets,
+            "lsh": f"{args.bands}x{args.rows}"}
+
+
+def run_datasketch(docs: list[str], args) -> dict:
+    from datasketch import MinHash, MinHashLSH
+
+    t = time.perf_counter()
+    c = time.process_time()
+    k = args.ngram
+    lsh = MinHashLSH(threshold=args.threshold, num_perm=args.bands * args.rows)
+    sketches = []
+    for i, doc in enumerate(docs):
+        m = MinHash(num_perm=args.bands * args.rows)
+        m.update_batch([s.encode("utf-8") for s in shingle_set(doc, k)])
+        lsh.insert(i, m)
+        sketches.append(m)
+    pairs = set()
+    for i, m in enumerate(sketches):
+        for j in lsh.query(m):
+            if j != i:
+                pairs.add((min(i, j), max(i, j)))
+    return {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c,
+            "pairs": sorted(pairs), "candidates": len(pairs), "lsh": f"{lsh.b}x{lsh.r}"}
+
+
+def child(impl: str, args) -> None:
+    docs, _ = make_docs(args.n, args.dup_frac, args.seed)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if impl == "datasketch":
+        result = run_datasketch(docs, args)
+    else:
+        result = run_curate(docs, args, workers=1 if impl == "curate-w1" else None)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_before_mb"] = before
+    Path(args.result).write_text(json.dumps(result))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--dup-frac", type=float, default=0.1)
+    p.add_argument("--threshold", type=float, default=0.8)
+    p.add_argument("--ngram", type=int, default=5)
+    p.add_argument("--bands", type=int, default=20)
+    p.add_argument("--rows", type=int, default=13)
+    p.add_argument("--impls", nargs="+", default=["curate", "curate-w1", "datasketch"])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args.child, args)
+        return
+
+    t = time.perf_counter()
+    docs, planted = make_docs(args.n, args.dup_frac, args.seed)
+    sizes = np.array([len(d) for d in docs])
+    jac = []
+    for a, b in planted:
+        sa, sb = shingle_set(docs[a], args.ngram), shingle_set(docs[b], args.ngram)
+        jac.append(len(sa & sb) / len(sa | sb))
+    jac = np.array(jac)
+    truth = {tuple(x) for x in planted[jac >= args.threshold].tolist()}
+    print(f"{args.n:,} docs (mean {sizes.mean():.0f} chars), {len(planted):,} planted near copies, "
+          f"{len(truth):,} of them at Jaccard >= {args.threshold} (planted Jaccard quartiles "
+          f"{np.percentile(jac, 25):.3f} / {np.median(jac):.3f} / {np.percentile(jac, 75):.3f}); "
+          f"generated in {time.perf_counter() - t:.1f}s")
+    del docs
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for impl in args.impls:
+            out = Path(tmp) / f"{impl}.json"
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", impl, "--result", str(out)],
+                           check=True)
+            r = json.loads(out.read_text())
+            found = {tuple(x) for x in r.pop("pairs")}
+            r["found"] = len(found)
+            r["recall"] = len(truth & found) / max(len(truth), 1)
+            r["docs_per_s"] = args.n / r["seconds"]
+            results[impl] = r
+            print(f"{impl:10s} {args.n:,} docs: {r['seconds']:7.1f}s ({r['cpu_seconds']:.1f}s cpu), "
+                  f"{r['docs_per_s']:8.0f} docs/s, peak RSS {r['peak_rss_mb']:.0f} MB "
+                  f"(before the timed part {r['rss_before_mb']:.0f} MB), LSH {r['lsh']}, "
+                  f"candidates {r['candidates']:,}, pairs {r['found']:,}, recall {r['recall']:.4f}"
+                  + (f", capped buckets {r['capped_buckets']}" if "capped_buckets" in r else ""))
+    for impl in ("curate", "curate-w1"):
+        if {impl, "datasketch"} <= results.keys():
+            ratio = results[impl]["docs_per_s"] / results["datasketch"]["docs_per_s"]
+            print(f"docs/s ratio {impl}/datasketch: {ratio:.1f}x")
+    load = os.getloadavg()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, Python {platform.python_version()}, "
+          f"numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()
