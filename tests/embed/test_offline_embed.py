@@ -30,7 +30,7 @@ def test_perceptual_on_demo_aligned_normalised_and_separates_near_copies(tmp_pat
     curate("ingest", str(tmp_path / "demo" / "images"), "-w", ws.root.path, "--no-progress")
     out = curate("embed", "-w", ws.root.path, "--model", "perceptual", "--no-progress")
     assert "embedded 1,872, failed 0" in out
-    store = open_store(ws, "perceptual-v1")
+    store = open_store(ws, "perceptual-v2")
     assert store.ids == ok_ids(ws)
     vectors = store.vectors.astype(np.float32)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=2e-3)

@@ -1,0 +1,322 @@
+"""Perceptual hashes for near-copy candidates, and an aligned pairwise check to verify them.
+
+Two tools for image near-copy dedup without any model:
+
+- :func:`image_hash` turns an image into a 64-bit DCT hash of a canonical form that a
+  horizontal flip, re-encoding, resizing, brightness changes and light crops or rotations
+  barely move; :func:`candidate_pairs` finds every pair of hashes within a Hamming
+  distance without comparing all pairs (the 64 bits are split into bands: two hashes
+  within distance ``d`` agree on at least one of ``d + 1`` bands, so sorting by each band
+  finds them all; each candidate is then checked with the exact distance).
+- :func:`aligned_similarity` is the precise, pairwise check: it compares small grey
+  band-passed thumbnails of two images over a grid of alignments (identity or mirror, a
+  range of scales, small rotations and shifts, then a finer search around the best) and
+  returns the best normalised correlation. Copies that were flipped, cropped by up to 20%
+  or rotated by up to 10 degrees score near 1; different images score far lower (the
+  measured margins are in tests/dedup/test_phash.py).
+
+The hash canonical form is perceptual-v2's structure (see curate/embed/perceptual.py),
+unwhitened: a ``64 x 64`` grey thumbnail (squashed to a square) is blurred, and over three
+nested centre squares (100%, 90%, 81% of the side, Hann-windowed so borders count
+little) the 2-D DCT is taken, with the mirror-symmetric part of the image in the even
+horizontal frequencies and the magnitude of its antisymmetric part in the odd ones, so a
+flipped image has the same form. The 64 lowest frequencies (DC dropped) give the bits:
+each is set when its coefficient is above the median of its half (the even or the odd
+frequencies), so about half the bits are set for any image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+from curate.embed.perceptual import PerceptualEmbedder
+
+__all__ = [
+    "HASH_BITS",
+    "align_thumbnail",
+    "aligned_similarity",
+    "band_keys",
+    "candidate_pairs",
+    "hamming",
+    "hash_bands",
+    "image_hash",
+    "image_hashes",
+    "popcount",
+]
+
+HASH_BITS = 64
+HASH_THUMB = 64  # side of the square grey thumbnail a hash is computed from
+HASH_FREQS = 9  # the hash bits are the 64 lowest of these x these DCT frequencies (DC dropped)
+HASH_SCALES = (1.0, 0.9, 0.81)  # centre squares the canonical form pools over
+HASH_BLUR = 2.0  # Gaussian sigma (thumbnail pixels) before the DCT
+
+# aligned_similarity: thumbnails, probe disc and search grid.
+ALIGN_SIDE = 64  # the shorter side of an aligned thumbnail (aspect ratio kept)
+PROBE_RADIUS = 0.3  # probe disc radius, in units of the shorter side
+PROBE_POINTS = 21  # probe grid points across the disc diameter
+BAND = (1.0, 4.0)  # difference-of-Gaussians sigmas (thumbnail pixels): detail, not gradients
+SCALES = tuple(float(s) for s in np.geomspace(0.78, 1.28, 9))
+ANGLES = (-10.0, -5.0, 0.0, 5.0, 10.0)
+SHIFTS = (-0.05, 0.0, 0.05)
+
+_M1 = np.uint64(0x5555555555555555)
+_M2 = np.uint64(0x3333333333333333)
+_M4 = np.uint64(0x0F0F0F0F0F0F0F0F)
+_H01 = np.uint64(0x0101010101010101)
+
+
+def _grey(img: Image.Image) -> Image.Image:
+    """8-bit luma (BT.601), whatever the mode; transparency is dropped."""
+    if img.mode not in ("RGB", "L"):
+        img = img.convert("RGB")
+    return img.convert("L") if img.mode == "RGB" else img
+
+
+def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
+    """Row-normalised Gaussian smoothing matrix (edges renormalised, so no dark border)."""
+    x = np.arange(n, dtype=np.float64)
+    d = (x[:, None] - x[None, :]) / sigma
+    k = np.where(np.abs(d) <= 4.0, np.exp(-0.5 * d**2), 0.0)  # cut at 4 sigma: no float32 denormals
+    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    # The transpose is made contiguous: OpenBLAS is ~100x slower on a transposed float32 view here.
+    return _gauss_matrix(a.shape[0], sigma) @ a @ np.ascontiguousarray(_gauss_matrix(a.shape[1], sigma).T)
+
+
+def _hash_layout() -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in the structure vector) of the 64 lowest frequencies, and which are odd columns."""
+    u, v = np.meshgrid(np.arange(HASH_FREQS), np.arange(HASH_FREQS), indexing="ij")
+    order = sorted(zip(u.ravel(), v.ravel()), key=lambda p: (p[0] ** 2 + p[1] ** 2, p[0] + p[1], p[1]))
+    picked = [p for p in order if p != (0, 0)][:HASH_BITS]
+    return np.array([r * HASH_FREQS + c - 1 for r, c in picked]), np.array([c % 2 == 1 for _, c in picked])
+
+
+_POSITIONS, _ODD = _hash_layout()
+
+
+@lru_cache(maxsize=1)
+def _canonical() -> PerceptualEmbedder:
+    return PerceptualEmbedder(thumb=HASH_THUMB, freqs=HASH_FREQS, whiten=0.0, blur=HASH_BLUR, scales=HASH_SCALES)
+
+
+def _hash_bits(img: Image.Image) -> np.ndarray:
+    grey = np.asarray(_grey(img).resize((HASH_THUMB, HASH_THUMB), Image.BOX), dtype=np.float32) / 255.0
+    coeffs = _canonical().structure(grey)[0][_POSITIONS]
+    bits = np.empty(HASH_BITS, dtype=bool)
+    for block in (_ODD, ~_ODD):  # each block split at its own median: about half the bits set
+        bits[block] = coeffs[block] > np.median(coeffs[block])
+    return bits
+
+
+def image_hash(img: Image.Image) -> int:
+    """A 64-bit perceptual hash (an ``int`` in ``[0, 2**64)``), mirror-invariant.
+
+    Copies that were re-encoded, resized, brightened, flipped, lightly cropped or rotated
+    land within a few bits of the original; unrelated images differ in about half.
+    """
+    bits = _hash_bits(img)
+    return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
+
+
+def image_hashes(images: Iterable[Image.Image]) -> np.ndarray:
+    """:func:`image_hash` of each image, as a ``uint64`` array."""
+    return np.array([image_hash(img) for img in images], dtype=np.uint64)
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes."""
+    return (int(a) ^ int(b)).bit_count()
+
+
+def popcount(x: np.ndarray) -> np.ndarray:
+    """Set bits of each ``uint64`` (vectorised)."""
+    x = np.asarray(x, dtype=np.uint64)
+    if hasattr(np, "bitwise_count"):  # numpy >= 2
+        return np.bitwise_count(x).astype(np.int64)
+    x = x - ((x >> np.uint64(1)) & _M1)
+    x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+    x = (x + (x >> np.uint64(4))) & _M4
+    return ((x * _H01) >> np.uint64(56)).astype(np.int64)
+
+
+def _as_hashes(hashes) -> np.ndarray:
+    h = np.asarray(hashes)
+    if h.dtype != np.uint64:
+        h = np.array([int(x) for x in np.ravel(h)], dtype=np.uint64)
+    return h.ravel()
+
+
+def band_keys(hashes, bands: int) -> np.ndarray:
+    """``[bands, n]`` keys: band ``b`` is the ``b``-th contiguous slice of the 64 bits."""
+    if not 1 <= bands <= HASH_BITS:
+        raise ValueError(f"bands must be in 1..{HASH_BITS}, got {bands}")
+    h = _as_hashes(hashes)
+    edges = np.linspace(0, HASH_BITS, bands + 1).round().astype(int)
+    keys = np.empty((bands, len(h)), dtype=np.uint64)
+    for b in range(bands):
+        width = int(edges[b + 1] - edges[b])
+        mask = np.uint64((1 << width) - 1)
+        keys[b] = (h >> np.uint64(HASH_BITS - edges[b + 1])) & mask
+    return keys
+
+
+def hash_bands(hashes, bands: int = 4) -> list[np.ndarray]:
+    """The buckets: for each band, each group of two or more hashes equal on that band.
+
+    Returns a list of index arrays (ascending), band by band. Any two hashes within
+    Hamming distance ``bands - 1`` share at least one bucket.
+    """
+    keys = band_keys(hashes, bands)
+    buckets: list[np.ndarray] = []
+    for key in keys:
+        order = np.argsort(key, kind="stable")
+        ks = key[order]
+        starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+        ends = np.r_[starts[1:], len(ks)]
+        buckets.extend(np.sort(order[s:e]) for s, e in zip(starts, ends) if e - s >= 2)
+    return buckets
+
+
+def candidate_pairs(hashes, max_distance: int, bands: int | None = None) -> np.ndarray:
+    """Every pair ``(i, j)``, ``i < j``, whose hashes differ in at most ``max_distance`` bits.
+
+    Returns an ``[m, 2]`` ``int64`` array sorted by ``(i, j)``. With the default
+    ``bands = max_distance + 1`` the answer is complete (pigeonhole: such a pair agrees on
+    at least one band); fewer bands is faster but may miss pairs. No n x n matrix is
+    built: per band the hashes are sorted by the band key and each hash is compared with
+    the next ones of its bucket, one offset at a time, so memory stays O(n) plus the
+    answer (time grows with the largest bucket). A pair found in several bands is kept
+    once, in the first band it shares.
+    """
+    if max_distance < 0:
+        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
+    h = _as_hashes(hashes)
+    bands = min(max_distance + 1, HASH_BITS) if bands is None else bands
+    keys = band_keys(h, bands)
+    found: list[np.ndarray] = []
+    for b in range(bands):
+        order = np.argsort(keys[b], kind="stable")
+        ks = keys[b][order]
+        offset = 1
+        while offset < len(order):
+            same = np.flatnonzero(ks[offset:] == ks[:-offset])
+            if not len(same):
+                break  # sorted keys: no run is longer than this offset
+            i, j = order[same], order[same + offset]
+            keep = popcount(h[i] ^ h[j]) <= max_distance
+            for earlier in range(b):  # already found in an earlier band
+                keep &= keys[earlier][i] != keys[earlier][j]
+            if keep.any():
+                i, j = i[keep], j[keep]
+                found.append(np.stack([np.minimum(i, j), np.maximum(i, j)], axis=1))
+            offset += 1
+    if not found:
+        return np.empty((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+
+
+# -- aligned similarity -------------------------------------------------------------------
+
+
+def align_thumbnail(img: Image.Image) -> np.ndarray:
+    """What :func:`aligned_similarity` compares: a band-passed grey thumbnail, shorter side
+    ``ALIGN_SIDE``, aspect ratio kept (up to 4:1). Pass it instead of the image to check one
+    image against many without recomputing it."""
+    grey = _grey(img)
+    w, h = grey.size
+    scale = ALIGN_SIDE / max(1, min(w, h))
+    size = (min(4 * ALIGN_SIDE, max(1, round(w * scale))), min(4 * ALIGN_SIDE, max(1, round(h * scale))))
+    a = np.asarray(grey.resize(size, Image.BOX), dtype=np.float32) / 255.0
+    return _blur(a, BAND[0]) - _blur(a, BAND[1])
+
+
+def _probe_points(points: int) -> np.ndarray:
+    t = np.linspace(-PROBE_RADIUS, PROBE_RADIUS, points)
+    x, y = np.meshgrid(t, t)
+    inside = x**2 + y**2 <= PROBE_RADIUS**2 + 1e-12
+    return np.stack([x[inside], y[inside]], axis=1).astype(np.float32)  # [P, 2] (x, y), shorter-side units
+
+
+_PROBE = _probe_points(PROBE_POINTS)
+_COARSE_PROBE = _probe_points(PROBE_POINTS // 2 + 1)  # the coarse search uses every other point
+
+
+def _sample(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear samples of ``img`` at ``xy`` ([..., 2] in shorter-side units from the centre)."""
+    h, w = img.shape
+    unit = min(h, w)
+    px = np.clip(xy[..., 0] * unit + (w - 1) / 2, 0, w - 1.001)
+    py = np.clip(xy[..., 1] * unit + (h - 1) / 2, 0, h - 1.001)
+    x0, y0 = px.astype(np.int64), py.astype(np.int64)  # floor: both are >= 0
+    fx, fy = px - x0, py - y0
+    flat = img.ravel()
+    i00 = y0 * w + x0
+    top = flat[i00] * (1 - fx) + flat[i00 + 1] * fx
+    bottom = flat[i00 + w] * (1 - fx) + flat[i00 + w + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _transforms(flips, scales, angles, dxs, dys) -> np.ndarray:
+    """All combinations as rows ``(flip, scale, angle_deg, dx, dy)``."""
+    grid = np.meshgrid(flips, scales, angles, dxs, dys, indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1).astype(np.float64)
+
+
+def _correlations(a: np.ndarray, points: np.ndarray, probe_b: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Normalised correlation of ``probe_b`` (``b`` at ``points``) with ``a`` sampled under each transform."""
+    flip, scale, angle, dx, dy = (c[:, None].astype(np.float32) for c in params.T)
+    theta = np.deg2rad(angle)
+    cos, sin = np.cos(theta), np.sin(theta)
+    x = points[None, :, 0] * np.where(flip > 0, -scale, scale)
+    y = points[None, :, 1] * scale
+    xy = np.stack([cos * x - sin * y + dx, sin * x + cos * y + dy], axis=-1)
+    va = _sample(a, xy)
+    va -= va.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(va, axis=1) * np.linalg.norm(probe_b)
+    return np.where(norm > 1e-12, va @ probe_b / np.maximum(norm, 1e-12), 0.0)
+
+
+def _centred(values: np.ndarray) -> np.ndarray:
+    return values - values.mean()
+
+
+def aligned_similarity(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
+    """How well ``b`` matches ``a`` under the best alignment, in ``[0, 1]``.
+
+    A disc around the centre of ``b`` (radius ``PROBE_RADIUS`` of its shorter side) is
+    compared with ``a`` mirrored or not, scaled by 0.78-1.28, rotated by up to 10 degrees
+    and shifted by up to 5%: a coarse grid on a sparse probe, then two finer searches
+    around the best few on the full probe. Thumbnails are band-passed (difference of
+    Gaussians) grey, so smooth gradients cannot pass for shared structure. The score is the
+    best normalised correlation, clipped at 0. Two featureless images score 1, a
+    featureless one against a textured one 0. Either image may be given as its
+    :func:`align_thumbnail`.
+    """
+    ta, tb = (x if isinstance(x, np.ndarray) else align_thumbnail(x) for x in (a, b))
+    probe = _centred(_sample(tb, _PROBE))
+    flat_a = float(ta.std()) < 1e-4
+    flat_b = float(np.linalg.norm(probe)) < 1e-4 * np.sqrt(len(probe))
+    if flat_a or flat_b:
+        return 1.0 if flat_a and flat_b else 0.0
+    params = _transforms((0.0, 1.0), SCALES, ANGLES, SHIFTS, SHIFTS)
+    coarse = _correlations(ta, _COARSE_PROBE, _centred(_sample(tb, _COARSE_PROBE)), params)
+    best_score = -1.0
+    for start in params[np.argsort(-coarse)[:2]]:
+        best = start
+        score = float(_correlations(ta, _PROBE, probe, best[None])[0])
+        for ds, da, dt in ((0.03, 2.5, 0.02), (0.012, 1.0, 0.008)):
+            f, s, ang, x, y = best
+            around = _transforms((f,), s * np.array([1 - ds, 1, 1 + ds]), ang + np.array([-da, 0, da]),
+                                 x + np.array([-dt, 0, dt]), y + np.array([-dt, 0, dt]))
+            scores = _correlations(ta, _PROBE, probe, around)
+            if scores.max() > score:
+                best, score = around[int(np.argmax(scores))], float(scores.max())
+        best_score = max(best_score, score)
+    return float(np.clip(best_score, 0.0, 1.0))
