@@ -9,9 +9,10 @@ planted pairs whose exact 5-gram Jaccard (Python sets over the normalised text) 
 
 Implementations (each in a fresh process, so peak RSS belongs to it; generation is not timed):
 
-- ``curate``:     ``curate.dedup.minhash.fuzzy_match`` (signatures on all usable CPUs, LSH
-                  20 x 13, exact Jaccard verification of every candidate);
-- ``curate-w1``:  the same with ``workers=1`` (one signature thread);
+- ``curate``:     ``curate.dedup.minhash.fuzzy_match`` (default signature threads: usable
+                  CPUs less one, so 1 on 2 CPUs; LSH 20 x 13; exact Jaccard verification
+                  of every candidate);
+- ``curate-wN``:  the same with ``workers=N`` (``--impls curate curate-w2 datasketch``);
 - ``datasketch``: ``MinHash(num_perm=260).update_batch`` over the same normalised 5-char
                   shingles, ``MinHashLSH(threshold=0.8, num_perm=260).insert`` for every
                   document, then ``query`` for every document to list its candidate pairs
@@ -147,7 +148,7 @@ def child(impl: str, args) -> None:
     if impl == "datasketch":
         result = run_datasketch(docs, args)
     else:
-        result = run_curate(docs, args, workers=1 if impl == "curate-w1" else None)
+        result = run_curate(docs, args, workers=int(impl[len("curate-w"):]) if impl.startswith("curate-w") else None)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["rss_before_mb"] = before
     Path(args.result).write_text(json.dumps(result))
@@ -161,7 +162,7 @@ def main() -> None:
     p.add_argument("--ngram", type=int, default=5)
     p.add_argument("--bands", type=int, default=20)
     p.add_argument("--rows", type=int, default=13)
-    p.add_argument("--impls", nargs="+", default=["curate", "curate-w1", "datasketch"])
+    p.add_argument("--impls", nargs="+", default=["curate", "datasketch"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
@@ -202,8 +203,8 @@ def main() -> None:
                   f"(before the timed part {r['rss_before_mb']:.0f} MB), LSH {r['lsh']}, "
                   f"candidates {r['candidates']:,}, pairs {r['found']:,}, recall {r['recall']:.4f}"
                   + (f", capped buckets {r['capped_buckets']}" if "capped_buckets" in r else ""))
-    for impl in ("curate", "curate-w1"):
-        if {impl, "datasketch"} <= results.keys():
+    for impl in results:
+        if impl.startswith("curate") and "datasketch" in results:
             ratio = results[impl]["docs_per_s"] / results["datasketch"]["docs_per_s"]
             print(f"docs/s ratio {impl}/datasketch: {ratio:.1f}x")
     load = os.getloadavg()

@@ -30,8 +30,9 @@ values to ``""`` first); any ``str`` works, lone surrogates included.
 
 Speed: the permutation step is about 3 numpy passes over ``shingles x bands*rows`` uint32
 values (xor, multiply, ``minimum.reduceat``) in ~8 MB blocks; it is ~85% of the time. Batches
-run on ``workers`` threads (numpy releases the GIL). On a 2-vCPU VM the second thread gave
-nothing (the two vCPUs did not run SIMD code in parallel there), so measure on the target.
+run on ``workers`` threads (numpy releases the GIL); the default leaves one CPU free, so a
+2-CPU machine uses one thread: on a busy 2-vCPU VM a second thread made it slower, not
+faster. Measure on the target before raising it.
 
 With 20 x 13 the LSH S-curve ``1 - (1 - J^13)^20`` is 0.68 at J = 0.8, 0.96 at 0.85 and
 0.997 at 0.9: pairs just above the threshold are found with probability well below 1 (more
@@ -41,7 +42,7 @@ decision is made on the float64 Jaccard; the float32 values returned are for rep
 Memory bounds (the stage author's budget):
 
 - ``signatures``: the output ``n * bands * rows * 4`` bytes (1 KB per text at 260), plus
-  per worker thread (``workers``, default the usable CPUs, at most 8) one batch of at most
+  per worker thread (``workers``, default usable CPUs less one, 1 to 8) one batch of at most
   ``batch`` texts and about ``_BATCH_CHARS`` (2M) characters at about 30 bytes per
   character (about 60 MB; a single text longer than that is a batch on its own) and a
   ``bands*rows x _CHUNK_SHINGLES`` uint32 buffer (8.5 MB at the defaults).
@@ -301,11 +302,18 @@ def _batches(texts: Sequence[str], batch: int) -> list[tuple[int, int]]:
     return ranges
 
 
-def _cpus() -> int:
+def default_workers() -> int:
+    """Signature threads by default: the usable CPUs less one, 1 to 8.
+
+    One CPU is left for the rest of the process: on a busy 2-vCPU VM, two threads ran
+    1.0x-0.4x as fast as one (the GIL-holding thread gets descheduled; the vCPUs did not
+    run SIMD code in parallel there).
+    """
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus - 1))
 
 
 def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
@@ -313,7 +321,7 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
     """MinHash signatures ``[len(texts), bands * rows]`` (uint32) of the normalised texts.
 
     A text without shingles gets a row of ``EMPTY``, which never pairs. Batches of texts run
-    on ``workers`` threads (default: the CPU count, at most 8; numpy releases the GIL);
+    on ``workers`` threads (default ``default_workers()``: usable CPUs less one, 1 to 8);
     the result does not depend on ``batch`` or ``workers``.
     """
     config.validate()
@@ -332,7 +340,7 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
             _minhash_into(out[s:e], hashes, offsets, mask, odd)
 
     spans = _batches(texts, int(batch))
-    workers = min(_cpus(), 8) if workers is None else max(1, int(workers))
+    workers = default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(spans) == 1:
         for span in spans:
             run(span)

@@ -268,6 +268,7 @@ def test_signatures_match_the_reference_at_any_batch_block_and_thread_count(monk
     monkeypatch.setattr(mh, "_CHUNK_SHINGLES", 37)  # blocks cut texts: partial minima are folded
     monkeypatch.setattr(mh, "_BATCH_CHARS", 100)
     assert (signatures(texts, CONFIG, batch=5, workers=3) == ref).all()
+    assert 1 <= mh.default_workers() <= 8
 
 
 def test_signatures_are_deterministic_per_seed():
