@@ -28,7 +28,7 @@ from curate.runner import Stage, StageResult, run_stage
 from curate.settings import build_config
 from curate.workspace import Workspace
 
-DEDUP_METHODS = ("semantic", "exact", "knn")
+DEDUP_METHODS = ("semantic", "exact", "knn", "fuzzy", "near")
 
 
 def _dedup_stage(method: str) -> tuple[Stage, type]:
@@ -40,6 +40,14 @@ def _dedup_stage(method: str) -> tuple[Stage, type]:
         from curate.dedup.knn import KnnConfig, KnnDedup
 
         return KnnDedup(), KnnConfig
+    if method == "fuzzy":
+        from curate.dedup.near import FuzzyConfig, FuzzyDedup
+
+        return FuzzyDedup(), FuzzyConfig
+    if method == "near":
+        from curate.dedup.near import NearConfig, NearDedup
+
+        return NearDedup(), NearConfig
     if method == "semantic":
         from curate.dedup.semantic import SemanticConfig, SemanticDedup
 

@@ -39,8 +39,8 @@ def test_api_reuses_runs_and_reads_decisions_as_arrow(tmp_path):
     assert [r["run_id"] for r in ws.runs("dedup")] == [first.run_id]
     with pytest.raises(CurateError, match=r"dedup --method exact\]: unknown setting\(s\) threshold; valid: keep"):
         ws.dedup(method="exact", threshold=0.9)
-    with pytest.raises(CurateError, match="unknown dedup method 'fuzzy'"):
-        ws.dedup(method="fuzzy")
+    with pytest.raises(CurateError, match="unknown dedup method 'fuzzzy'"):
+        ws.dedup(method="fuzzzy")
 
 
 def test_import_curate_stays_light():

@@ -196,7 +196,7 @@ def test_demo_digits_new_classes_gate_the_cli(digits):
     assert new.exit_code == 1, new.output
     assert "DRIFT" in new.output
     report = json.loads(out.read_text())
-    assert report["drifted"] and report["model"] == "perceptual-v1"
+    assert report["drifted"] and report["model"] == "perceptual-v2"
     tests = {t["name"]: t for t in report["tests"]}
     assert tests["nn-distance"]["drifted"] and tests["nn-distance"]["statistic"] > 0.2
     assert tests["nn-distance"]["detail"]["new_median"] > tests["nn-distance"]["detail"]["ref_median"]

@@ -149,3 +149,35 @@ def test_kill_9_at_several_points_then_rerun_gives_the_same_version(tmp_path):
     assert not [p for p in folder.iterdir() if ".tmp-" in p.name]
     for shard in sorted(clean_folder.glob("*.tar")):
         assert (folder / shard.name).read_bytes() == shard.read_bytes()
+
+
+METHOD_PIPELINE = """
+workspace = "ws-{method}"
+[ingest]
+sources = ["{src}"]
+[embed]
+model = "perceptual"
+workers = 0
+[dedup]
+method = "{method}"
+"""
+
+
+@pytest.mark.parametrize("method", ["semantic", "exact", "knn", "fuzzy", "near"])
+def test_every_dedup_method_runs_through_curate_run(tmp_path, monkeypatch, method):
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    from curate.pipeline import run_pipeline
+
+    rng = __import__("numpy").random.default_rng(0)
+    src = tmp_path / "imgs" / "c"
+    src.mkdir(parents=True)
+    for i in range(8):
+        arr = (rng.random((6, 6, 3)) * 255).astype("uint8")
+        Image.fromarray(arr).resize((48, 48), Image.Resampling.BICUBIC).save(src / f"{i}.png")
+    (src / "copy.png").write_bytes((src / "3.png").read_bytes())
+    toml = write_toml(tmp_path / "p.toml", METHOD_PIPELINE.format(method=method, src=tmp_path / "imgs"))
+    outcomes = run_pipeline(toml, progress=False)
+    assert [o.stage for o in outcomes] == ["ingest", "embed", "dedup"]
+    assert outcomes[-1].summary.startswith(f"{method}: kept 8; removed exact-duplicate 1")

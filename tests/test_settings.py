@@ -8,6 +8,7 @@ import pytest
 from curate.cli import cli
 from curate.dedup.exact import ExactDedupConfig
 from curate.dedup.knn import KnnConfig
+from curate.dedup.near import FuzzyConfig, NearConfig
 from curate.dedup.semantic import SemanticConfig
 from curate.embed.stage import EmbedConfig
 from curate.errors import CurateError
@@ -68,7 +69,7 @@ def test_cli_options_are_config_fields_with_the_same_defaults(name, cls):
         assert same(value, fields[key]), f"--{key.replace('_', '-')}: CLI {value!r} != config {fields[key]!r}"
 
 
-DEDUP_CONFIGS = (SemanticConfig, KnnConfig, ExactDedupConfig)
+DEDUP_CONFIGS = (SemanticConfig, KnnConfig, ExactDedupConfig, FuzzyConfig, NearConfig)
 
 
 def test_every_dedup_option_belongs_to_a_method_with_the_same_default():

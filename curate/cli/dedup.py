@@ -9,9 +9,12 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 
 @click.command("dedup")
 @stage_options
-@click.option("--method", type=click.Choice(["semantic", "exact", "knn"]), default="semantic", show_default=True,
+@click.option("--method", type=click.Choice(["semantic", "exact", "knn", "fuzzy", "near"]), default="semantic",
+              show_default=True,
               help="semantic: SemDeDup on embeddings (run `curate embed` first). exact: identical bytes "
-                   "(content hash), needs no embeddings. knn: FAISS range search + connected components.")
+                   "(content hash), needs no embeddings. knn: FAISS range search + connected components. fuzzy: "
+                   "MinHash (texts) and perceptual hashes (images), every pair verified; no embeddings. near: "
+                   "fuzzy's signals plus the store's nearest neighbours, every pair verified.")
 @click.option("--threshold", type=float, multiple=True, default=(0.9,), show_default=True,
               help="Cosine similarity above which an item is a duplicate; repeat to score several in one "
                    "pass (the first decides `kept`, each gets a kept@T column).")
@@ -39,6 +42,20 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--save-index/--no-save-index", default=True, show_default=True,
               help="semantic: save a FAISS index under index/<model>/ so later batches can use --against "
                    "this workspace quickly (about 1 GB per 1M x 512 items).")
+@click.option("--jaccard", type=float, default=0.7, show_default=True,
+              help="fuzzy/near, texts: verified character n-gram Jaccard a pair needs.")
+@click.option("--ngram", type=int, default=5, show_default=True, help="fuzzy/near, texts: character n-gram length.")
+@click.option("--bands", type=int, default=25, show_default=True, help="fuzzy/near, texts: MinHash LSH bands.")
+@click.option("--rows", type=int, default=5, show_default=True, help="fuzzy/near, texts: MinHash rows per band.")
+@click.option("--image-similarity", type=float, default=0.9, show_default=True,
+              help="fuzzy/near, images: verified perceptual similarity (after flip/crop/rotation alignment).")
+@click.option("--hamming", type=int, default=12, show_default=True,
+              help="fuzzy/near, images: perceptual-hash bits two candidates may differ in.")
+@click.option("--edit-similarity", type=float, default=0.85, show_default=True,
+              help="near, texts: a pair also counts when its normalised edit similarity is at least this.")
+@click.option("--candidate-threshold", type=float, default=0.8, show_default=True,
+              help="near: embedding neighbours with at least this cosine become candidates (then verified).")
+@click.option("--knn", type=int, default=10, show_default=True, help="near: nearest neighbours looked at per item.")
 @out_option
 def command(workspace, progress, wait, method, out, **settings) -> None:
     """Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id).

@@ -32,7 +32,7 @@ def test_kill_during_embed_then_rerun_gives_identical_store(tmp_path):
     clean = curate("embed", "-w", str(tmp_path / "clean"), *EMBED)
     assert clean.returncode == 0, clean.stderr
 
-    state = tmp_path / "killed" / "state" / "embed" / "perceptual-v1"
+    state = tmp_path / "killed" / "state" / "embed" / "perceptual-v2"
     proc = subprocess.Popen([sys.executable, "-m", "curate", "embed", "-w", str(tmp_path / "killed"), *EMBED],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -43,16 +43,16 @@ def test_kill_during_embed_then_rerun_gives_identical_store(tmp_path):
     assert proc.poll() is None, "the kill should land mid-run"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (tmp_path / "killed" / "embeddings" / "perceptual-v1" / "meta.json").exists()
+    assert not (tmp_path / "killed" / "embeddings" / "perceptual-v2" / "meta.json").exists()
 
     rerun = curate("embed", "-w", str(tmp_path / "killed"), *EMBED)
     assert rerun.returncode == 0, rerun.stderr
     assert "reused 0" not in rerun.stdout  # finished shards were skipped
     for name in ("vectors.npy", "ids.parquet", "status.parquet"):
-        a = (tmp_path / "clean" / "embeddings" / "perceptual-v1" / name).read_bytes()
-        b = (tmp_path / "killed" / "embeddings" / "perceptual-v1" / name).read_bytes()
+        a = (tmp_path / "clean" / "embeddings" / "perceptual-v2" / name).read_bytes()
+        b = (tmp_path / "killed" / "embeddings" / "perceptual-v2" / name).read_bytes()
         assert a == b, name
-    store = open_store(Workspace(str(tmp_path / "killed")), "perceptual-v1")
+    store = open_store(Workspace(str(tmp_path / "killed")), "perceptual-v2")
     assert store.valid.all() and len(store.ids) == 1872
 
 

@@ -46,7 +46,7 @@ def test_reingest_then_embed_embeds_only_new_rows_and_dedup_equals_a_clean_run(t
     with pytest.raises(CurateError, match="earlier manifest"):
         prune(ws, PruneConfig(fraction=0.5), progress=False)
     with pytest.raises(CurateError, match="earlier manifest"):
-        open_store(ws, "perceptual-v1")
+        open_store(ws, "perceptual-v2")
 
     second = embed(ws, EMBED, progress=False)
     # the 9 readable B images need vectors; copy.png has the bytes of a03, so its vector is copied too
@@ -58,8 +58,8 @@ def test_reingest_then_embed_embeds_only_new_rows_and_dedup_equals_a_clean_run(t
     ingest(clean_ws, [a, b], progress=False)
     clean_store = embed(clean_ws, EMBED, progress=False)
     assert clean_store.meta["embedded_now"] == 21
-    np.testing.assert_array_equal(open_store(ws, "perceptual-v1").vectors,
-                                  open_store(clean_ws, "perceptual-v1").vectors)
+    np.testing.assert_array_equal(open_store(ws, "perceptual-v2").vectors,
+                                  open_store(clean_ws, "perceptual-v2").vectors)
     clean = decisions(semantic_dedup(clean_ws, SEMANTIC, progress=False))
     assert incremental == clean
     assert incremental["b/cls/broken.png"][:2] == (False, "quarantined")
@@ -86,4 +86,4 @@ def test_bad_settings_touch_nothing_even_with_a_finished_store(tmp_path, bad):
     with pytest.raises(CurateError):
         embed(ws, EmbedConfig(**{**EMBED.__dict__, **bad}), progress=False)
     assert {p: ws.root.fs.info(p)["mtime"] for p in ws.root.fs.find(ws.root.path)} == before
-    assert open_store(ws, "perceptual-v1").meta["count"] == 12
+    assert open_store(ws, "perceptual-v2").meta["count"] == 12

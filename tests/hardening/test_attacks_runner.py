@@ -195,17 +195,17 @@ def test_q_prune_defaults_to_the_store_the_latest_dedup_used(workspace, tmp_path
     embed(workspace, EmbedConfig(model=f"precomputed:{tmp_path / 'other.npy'}", workers=0), progress=False)
     with pytest.raises(CurateError, match="has 2 embedding stores"):
         semantic_dedup(workspace, SemanticConfig(), progress=False)
-    semantic_dedup(workspace, SemanticConfig(model="perceptual-v1", clusters=2), progress=False)
+    semantic_dedup(workspace, SemanticConfig(model="perceptual-v2", clusters=2), progress=False)
     result = prune(workspace, PruneConfig(fraction=0.5), progress=False)
-    assert result.meta["model"] == "perceptual-v1"
+    assert result.meta["model"] == "perceptual-v2"
     semantic_dedup(workspace, SemanticConfig(model="precomputed-other", clusters=2), progress=False)
     assert prune(workspace, PruneConfig(fraction=0.5), progress=False).meta["model"] == "precomputed-other"
     by_spec = prune(workspace, PruneConfig(fraction=0.5, model="perceptual"), progress=False)
-    assert by_spec.meta["model"] == "perceptual-v1"  # a model spec names its store too
+    assert by_spec.meta["model"] == "perceptual-v2"  # a model spec names its store too
 
 
 def test_h_invalid_embed_setting_on_the_cli_keeps_a_finished_store(workspace):
-    meta = workspace.loc("embeddings", "perceptual-v1", "meta.json")
+    meta = workspace.loc("embeddings", "perceptual-v2", "meta.json")
     stamp = os.stat(meta.path).st_mtime_ns
     done = subprocess.run([sys.executable, "-m", "curate", "embed", "-w", workspace.root.path, "--workers", "-1"],
                           capture_output=True, text=True)

@@ -111,7 +111,7 @@ def test_hostile_corpus_through_the_whole_cli_flow(hostile):
     assert not list(root.rglob("escaped.png")) and not list(root.rglob("up.png"))
     assert not Path("/abs/evil.png").exists()
 
-    status = pq.read_table(Path(ws) / "embeddings" / "perceptual-v1" / "status.parquet").to_pylist()
+    status = pq.read_table(Path(ws) / "embeddings" / "perceptual-v2" / "status.parquet").to_pylist()
     assert [s["id"] for s in status] == ids
     by_id = {s["id"]: s for s in status}
     ok_images = [i for i, c in EXPECTED.items() if c is None and by_id[i]["reason"] != "unsupported-kind: "

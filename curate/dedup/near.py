@@ -1,0 +1,401 @@
+"""Near-duplicates from every available signal, each pair verified: ``--method fuzzy`` and ``near``.
+
+Candidates come from cheap signals: identical bytes (``exact``), MinHash buckets of texts
+(``minhash``), perceptual-hash buckets of images (``phash``) and, for ``near``, the nearest
+neighbours in an embedding store (``semantic``). Every candidate pair is then verified by a
+precise pairwise measure before it counts:
+
+- texts: character n-gram Jaccard >= ``jaccard``, or (``near``) normalised edit similarity
+  >= ``edit_similarity`` (typos break many n-grams but few characters);
+- images: perceptual similarity after flip / crop / rotation alignment >= ``image_similarity``.
+
+Grouping: the connected components of verified pairs (verification keeps them tight); each
+keeps its best member by ``--keep`` (``quality`` by default: most pixels, least compressed,
+sharpest; the most complete text) and the others are its duplicates (``duplicate_of`` = the
+keeper). ``score`` and ``source`` are those of the item's verified pair with the keeper, or of
+its strongest verified pair when it joined the group through another member. Every verified
+pair is in ``<run-id>-pairs.parquet``.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from curate.dedup.keep import parse_policy, priority_ranks
+from curate.errors import CurateError
+from curate.manifest import OK
+from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.workspace import Workspace
+
+SIGNALS = ("exact", "minhash", "phash", "semantic")
+
+
+@dataclass(frozen=True)
+class FuzzyConfig:
+    """Lexical and perceptual near-duplicates; needs no embedding store."""
+
+    jaccard: float = 0.7  # texts: verified character n-gram Jaccard a pair needs
+    ngram: int = 5  # texts: character n-gram length
+    bands: int = 25  # texts: MinHash LSH bands x rows; a pair at Jaccard 0.7 is a candidate 99% of the time
+    rows: int = 5
+    image_similarity: float = 0.9  # images: verified aligned perceptual similarity a pair needs
+    hamming: int = 12  # images: perceptual-hash bits two candidates may differ in
+    keep: str = "quality"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class NearConfig:
+    """Every signal, each pair verified: the recommended method."""
+
+    jaccard: float = 0.7
+    ngram: int = 5
+    bands: int = 25
+    rows: int = 5
+    image_similarity: float = 0.9
+    hamming: int = 12
+    edit_similarity: float = 0.85  # texts: or a normalised edit similarity at least this
+    candidate_threshold: float = 0.8  # semantic candidates: cosine to one of the k nearest at least this
+    knn: int = 10  # semantic candidates: nearest neighbours looked at per item
+    model: str | None = None  # store slug or model spec for semantic candidates; None: the only store, if any
+    keep: str = "quality"
+    seed: int = 0
+    device: str = "auto"
+
+
+def _check(config: FuzzyConfig | NearConfig) -> None:
+    for name in ("jaccard", "image_similarity", "edit_similarity", "candidate_threshold"):
+        value = getattr(config, name, 0.5)
+        if not (np.isfinite(value) and 0.0 < value <= 1.0):
+            raise CurateError(f"--{name.replace('_', '-')} must be in (0, 1], not {value}")
+    for name in ("ngram", "bands", "rows", "knn"):
+        value = getattr(config, name, 1)
+        if value < 1:
+            raise CurateError(f"--{name} must be >= 1, not {value}")
+    if not 0 <= config.hamming <= 64:
+        raise CurateError(f"--hamming must be in [0, 64], not {config.hamming}")
+    kind, _, _ = parse_policy(config.keep)
+    if kind in ("hard", "easy"):
+        raise CurateError(f"--keep {config.keep} needs cluster centroids (semantic dedup); fuzzy and near keep "
+                          "quality, random or column:NAME")
+
+
+class FuzzyDedup(Stage):
+    """``curate dedup --method fuzzy``: MinHash for texts, perceptual hashes for images, verified."""
+
+    name = "dedup"
+    config_type = FuzzyConfig
+
+    def validate(self, config: FuzzyConfig) -> None:
+        _check(config)
+
+    def prefix(self, config: FuzzyConfig) -> str:
+        return "fuzzy"
+
+    def resolve(self, ws: Workspace, config: FuzzyConfig) -> Inputs:
+        return Inputs({"manifest": ws.manifest_fingerprint()})
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _near(ctx, None, "fuzzy")
+
+
+class NearDedup(Stage):
+    """``curate dedup --method near``: fuzzy's signals plus the store's nearest neighbours, verified."""
+
+    name = "dedup"
+    config_type = NearConfig
+
+    def validate(self, config: NearConfig) -> None:
+        _check(config)
+
+    def prefix(self, config: NearConfig) -> str:
+        return "near"
+
+    def resolve(self, ws: Workspace, config: NearConfig) -> Inputs:
+        from curate.embed.store import choose_store, list_stores, open_store
+
+        store = None
+        if config.model is not None or list_stores(ws):
+            store = open_store(ws, choose_store(ws, config.model))
+        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"] if store else None},
+                      {"store": store})
+
+    def compute(self, ctx: RunContext) -> Output:
+        return _near(ctx, ctx["store"], "near")
+
+
+def fuzzy_dedup(ws: Workspace, config: FuzzyConfig = FuzzyConfig(), **run: Any) -> StageResult:
+    return run_stage(ws, FuzzyDedup(), config, **run)
+
+
+def near_dedup(ws: Workspace, config: NearConfig = NearConfig(), **run: Any) -> StageResult:
+    return run_stage(ws, NearDedup(), config, **run)
+
+
+@dataclass
+class _Pairs:
+    """Verified pairs of manifest rows (a < b), their score and the signals that proposed them."""
+
+    a: np.ndarray
+    b: np.ndarray
+    score: np.ndarray
+    source: list[str]
+
+
+def _near(ctx: RunContext, store, method: str) -> Output:
+    config, ws = ctx.config, ctx.ws
+    manifest = ws.read_manifest(["id", "status", "kind", "text", "content_hash", "bytes", "width", "height",
+                                 "source", "source_kind", "offset", "length", "format"])
+    ok = pc.equal(manifest.column("status"), OK).to_numpy(zero_copy_only=False)
+    kinds = manifest.column("kind").to_pylist()
+    found: dict[tuple[int, int], set[str]] = {}
+    _propose(found, "exact", _exact_candidates(manifest, ok))
+    ctx.lap("exact")
+    texts = np.flatnonzero(ok & (np.array(kinds, dtype=object) == "text"))
+    images = np.flatnonzero(ok & (np.array(kinds, dtype=object) == "image"))
+    text_values = manifest.column("text").to_pylist()
+    if len(texts) > 1:
+        _propose(found, "minhash", _minhash_candidates(text_values, texts, config))
+    ctx.lap("minhash")
+    pictures = _Pictures(manifest, ctx)
+    if len(images) > 1:
+        _propose(found, "phash", _phash_candidates(pictures, images, config))
+    ctx.lap("phash")
+    if store is not None:
+        _propose(found, "semantic", _semantic_candidates(store, config))
+        ctx.lap("semantic")
+    pairs = _verify(found, manifest, text_values, pictures, config, method)
+    ctx.lap("verify")
+    ranks = _ranks(manifest, ok, config, pictures)
+    table = _decide(manifest, ok, ranks, pairs)
+    ctx.lap("decide")
+    facts = {"method": method, "model": store.slug if store is not None else None,
+             "candidates": len(found), "verified": len(pairs.a),
+             "candidates_by_signal": {s: sum(s in v for v in found.values()) for s in SIGNALS},
+             "verified_by_signal": {s: sum(s in v.split(",") for v in pairs.source) for s in SIGNALS}}
+    return Output(table, facts, {"pairs": _pairs_table(manifest, pairs)})
+
+
+def _propose(found: dict, signal: str, pairs: np.ndarray) -> None:
+    for a, b in pairs.tolist():
+        key = (a, b) if a < b else (b, a)
+        if a != b:
+            found.setdefault(key, set()).add(signal)
+
+
+def _exact_candidates(manifest: pa.Table, ok: np.ndarray) -> np.ndarray:
+    """Every ok row paired with the first ok row of the same bytes."""
+    hashes = manifest.column("content_hash").to_pylist()
+    first: dict[str, int] = {}
+    out = []
+    for i in np.flatnonzero(ok).tolist():
+        h = hashes[i]
+        if h is None:
+            continue
+        if h in first:
+            out.append((first[h], i))
+        else:
+            first[h] = i
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _minhash_candidates(text_values: list, rows: np.ndarray, config) -> np.ndarray:
+    from curate.dedup.minhash import MinHashConfig, candidate_pairs, signatures
+
+    mh = MinHashConfig(ngram=config.ngram, bands=config.bands, rows=config.rows, threshold=config.jaccard,
+                       seed=config.seed)
+    sigs = signatures([text_values[r] or "" for r in rows.tolist()], mh)
+    local = candidate_pairs(sigs, config.bands, config.rows)
+    return rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)
+
+
+def _phash_candidates(pictures: _Pictures, rows: np.ndarray, config) -> np.ndarray:
+    from curate.dedup.phash import candidate_pairs
+
+    hashes, have = pictures.hashes(rows)
+    usable = rows[have]
+    local = candidate_pairs(hashes[have], config.hamming)
+    return usable[local] if len(local) else np.empty((0, 2), dtype=np.int64)
+
+
+def _semantic_candidates(store, config: NearConfig, block: int = 16384) -> np.ndarray:
+    """Pairs of manifest rows among each item's ``neighbours`` nearest with cosine >= candidate_threshold."""
+    from curate.index.ann import build_index, search
+
+    valid = np.flatnonzero(store.valid)
+    if len(valid) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    index = build_index(store.vectors, store.valid, device=config.device)
+    k = min(config.knn + 1, len(valid))
+    out = []
+    for lo in range(0, len(valid), block):
+        part = valid[lo:lo + block]
+        sims, hits = search(index, store.gather(part), k)
+        keep = (hits >= 0) & (sims >= config.candidate_threshold) & (hits != part[:, None])
+        a = np.repeat(part, k).reshape(len(part), k)[keep]
+        out.append(np.stack([store.manifest_rows[a], store.manifest_rows[hits[keep]]], axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def _verify(found: dict, manifest: pa.Table, text_values: list, pictures: _Pictures, config,
+            method: str) -> _Pairs:
+    """Keep the candidate pairs whose precise measure clears the bar (exact bytes always do)."""
+    from curate.dedup.minhash import jaccard_pairs
+
+    kinds = manifest.column("kind").to_pylist()
+    keys = sorted(found)
+    a = np.array([k[0] for k in keys], dtype=np.int64)
+    b = np.array([k[1] for k in keys], dtype=np.int64)
+    score = np.zeros(len(keys), dtype=np.float32)
+    passed = np.zeros(len(keys), dtype=bool)
+    exact = np.array(["exact" in found[k] for k in keys], dtype=bool)
+    score[exact], passed[exact] = 1.0, True
+    same_kind = np.array([kinds[x] == kinds[y] for x, y in keys], dtype=bool)
+    text = ~exact & same_kind & np.array([kinds[x] == "text" for x, _ in keys], dtype=bool)
+    if text.any():
+        texts = [text_values[i] or "" for i in range(len(text_values))]
+        jac = jaccard_pairs(texts, np.stack([a[text], b[text]], axis=1), config.ngram)
+        score[text], passed[text] = jac, jac >= config.jaccard
+        if method == "near":
+            from rapidfuzz.distance import Levenshtein
+
+            from curate.dedup.minhash import normalise
+
+            idx = np.flatnonzero(text & ~passed)
+            for i in idx.tolist():
+                sim = Levenshtein.normalized_similarity(normalise(texts[a[i]]), normalise(texts[b[i]]))
+                if sim >= config.edit_similarity:
+                    score[i], passed[i] = sim, True
+    image = ~exact & same_kind & np.array([kinds[x] == "image" for x, _ in keys], dtype=bool)
+    for i in np.flatnonzero(image).tolist():
+        sim = pictures.similarity(int(a[i]), int(b[i]))
+        score[i], passed[i] = sim, sim >= config.image_similarity
+    keep = np.flatnonzero(passed)
+    return _Pairs(a[keep], b[keep], score[keep], [",".join(s for s in SIGNALS if s in found[keys[i]]) for i in keep])
+
+
+def _ranks(manifest: pa.Table, ok: np.ndarray, config, pictures: _Pictures) -> np.ndarray:
+    rows = np.arange(manifest.num_rows)
+    ranks = priority_ranks(config.keep, np.zeros(len(rows)), rows, manifest, config.seed)
+    return np.where(ok, ranks, np.iinfo(np.int64).max)
+
+
+def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs) -> pa.Table:
+    """Each connected component of verified pairs keeps its highest-priority member; the others are its
+    duplicates, with the score and signals of their best verified pair."""
+    from curate.dedup.knn import components
+
+    n = manifest.num_rows
+    hashes = manifest.column("content_hash").to_pylist()
+    ids = manifest.column("id").to_pylist()
+    root = components(n, pairs.a, pairs.b)
+    in_group = np.zeros(n, dtype=bool)
+    in_group[pairs.a] = in_group[pairs.b] = True
+    keeper: dict[int, int] = {}
+    for i in np.argsort(ranks, kind="stable").tolist():  # the first member of a component in priority order
+        if in_group[i]:
+            keeper.setdefault(int(root[i]), i)
+    direct: dict[int, tuple[float, str]] = {}  # item -> its verified pair with the keeper
+    strongest: dict[int, tuple[float, str]] = {}  # item -> its strongest verified pair
+    for x, y, sc, src in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.score.tolist(), pairs.source):
+        for item, other in ((x, y), (y, x)):
+            if other == keeper[int(root[item])]:
+                direct[item] = (sc, src)
+            if item not in strongest or sc > strongest[item][0]:
+                strongest[item] = (sc, src)
+    dup_of = np.array([keeper[int(root[i])] if in_group[i] else -1 for i in range(n)], dtype=np.int64)
+    removed = in_group & (dup_of != np.arange(n))
+    kept = ok & ~removed
+    numbers = {r: g for g, r in enumerate(dict.fromkeys(root[np.flatnonzero(in_group)].tolist()))}
+    group = np.array([numbers[int(root[i])] if in_group[i] else -1 for i in range(n)], dtype=np.int64)
+    reason: list[str | None] = []
+    for i in range(n):
+        if not ok[i]:
+            reason.append("quarantined")
+        elif kept[i]:
+            reason.append(None)
+        else:
+            same = hashes[i] is not None and hashes[i] == hashes[dup_of[i]]
+            reason.append("exact-duplicate" if same else "near-duplicate")
+    why = [direct.get(i) or strongest.get(i) if removed[i] else None for i in range(n)]
+    score = np.array([w[0] if w else np.nan for w in why], dtype=np.float32)
+    return pa.table({
+        "id": manifest.column("id"),
+        "kept": pa.array(kept),
+        "reason": pa.array(reason, pa.string()),
+        "duplicate_of": pa.array([ids[d] if r else None for d, r in zip(dup_of.tolist(), removed)], pa.string()),
+        "group": pa.array(group, pa.int64(), mask=group < 0),
+        "score": pa.array(score, pa.float32(), mask=~removed),
+        "source": pa.array([w[1] if w else None for w in why], pa.string()),
+    })
+
+
+def _pairs_table(manifest: pa.Table, pairs: _Pairs) -> pa.Table:
+    ids = manifest.column("id")
+    return pa.table({"a": ids.take(pa.array(pairs.a, pa.int64())), "b": ids.take(pa.array(pairs.b, pa.int64())),
+                     "score": pa.array(pairs.score, pa.float32()), "source": pa.array(pairs.source, pa.string())})
+
+
+class _Pictures:
+    """Images by manifest row, decoded on demand at most ``max_side`` pixels; the comparison thumbnails
+    of the last ``cache`` of them are kept for verification (pairs are verified in row order)."""
+
+    def __init__(self, manifest: pa.Table, ctx: RunContext, max_side: int = 256, cache: int = 16384) -> None:
+        from collections import OrderedDict
+
+        self.manifest, self.ctx, self.max_side, self.limit = manifest, ctx, max_side, cache
+        self.cache: OrderedDict[int, Any] = OrderedDict()
+        self._fetcher = None
+
+    def decode(self, row: int):
+        from PIL import Image
+
+        from curate.embed.payloads import PayloadFetcher
+
+        if self._fetcher is None:
+            self._fetcher = PayloadFetcher()
+        record = {name: self.manifest.column(name)[row].as_py() for name in self.manifest.column_names}
+        try:
+            img = Image.open(io.BytesIO(self._fetcher.fetch(record)))
+            img.draft("RGB", (self.max_side, self.max_side))
+            img = img.convert("RGB")
+            img.thumbnail((self.max_side, self.max_side))
+            return img
+        except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
+            return None
+
+    def thumbnail(self, row: int):
+        """The aligned-comparison thumbnail of a row (None when it cannot be decoded), cached."""
+        from curate.dedup.phash import align_thumbnail
+
+        if row in self.cache:
+            self.cache.move_to_end(row)
+            return self.cache[row]
+        img = self.decode(row)
+        thumb = self.cache[row] = None if img is None else align_thumbnail(img)
+        if len(self.cache) > self.limit:
+            self.cache.popitem(last=False)
+        return thumb
+
+    def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from curate.dedup.phash import image_hash
+
+        out = np.zeros(len(rows), dtype=np.uint64)
+        have = np.zeros(len(rows), dtype=bool)
+        for k, r in enumerate(self.ctx.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
+            img = self.decode(r)
+            if img is not None:
+                out[k], have[k] = np.uint64(image_hash(img)), True
+        return out, have
+
+    def similarity(self, a: int, b: int) -> float:
+        from curate.dedup.phash import aligned_similarity
+
+        x, y = self.thumbnail(a), self.thumbnail(b)
+        return 0.0 if x is None or y is None else float(aligned_similarity(x, y))

@@ -1,0 +1,190 @@
+"""`--method fuzzy` and `--method near`: candidates from every signal, each pair verified, no-chain
+removal in keep-priority order; planted copies of real text (Python's own documentation) and images."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from curate.dedup.near import FuzzyConfig, NearConfig, fuzzy_dedup, near_dedup
+from curate.errors import CurateError
+from curate.ingest import ingest
+from curate.workspace import Workspace
+from tests.conftest import write
+
+
+def paragraphs(n: int) -> list[str]:
+    """Real English paragraphs: the standard library's own docstrings, distinct and long enough."""
+    import collections
+    import csv
+    import datetime
+    import email
+    import functools
+    import inspect
+    import itertools
+    import json as json_module
+    import pathlib
+    import textwrap
+
+    out = []
+    for module in (functools, itertools, collections, pathlib, csv, json_module, datetime, textwrap, email,
+                   inspect, random, io):
+        for name in sorted(dir(module)):
+            doc = inspect.getdoc(getattr(module, name, None)) or ""
+            text = " ".join(doc.split())
+            if 300 <= len(text) <= 1200 and text not in out and not text.startswith("str(object"):
+                out.append(text)
+    return out[:n]
+
+
+def typos(text: str, rate: float, rng: random.Random) -> str:
+    chars = list(text)
+    for i in rng.sample(range(len(chars)), int(rate * len(chars))):
+        chars[i] = rng.choice("abcdefghijklmnopqrstuvwxyz")
+    return "".join(chars)
+
+
+def copies(text: str, rng: random.Random) -> dict[str, str]:
+    words = text.split()
+    dropped = [w for i, w in enumerate(words) if i % 10 != 3]
+    half = len(words) // 2
+    return {"case": text.upper(), "drop": " ".join(dropped),
+            "append": text + " This sentence was appended to the copy.",
+            "swap": " ".join(words[half:] + words[:half]), "typos": typos(text, 0.03, rng)}
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    root = tmp_path_factory.mktemp("near-texts")
+    rng = random.Random(0)
+    originals = paragraphs(12)
+    assert len(originals) == 12
+    rows, truth = [], {}
+    for i, text in enumerate(originals):
+        rows.append({"id": f"o{i}", "text": text})
+    for i, text in enumerate(originals[:6]):
+        for kind, copy in copies(text, rng).items():
+            rows.append({"id": f"c{i}-{kind}", "text": copy})
+            truth[f"c{i}-{kind}"] = f"o{i}"
+    rows.append({"id": "exact", "text": originals[7]})  # a byte copy
+    truth["exact"] = "o7"
+    src = write(root / "t.jsonl", b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    ws = Workspace(str(root / "ws"))
+    ingest(ws, [str(src)], progress=False)
+    return ws, truth
+
+
+def found(result) -> dict[str, str]:
+    return {r["id"]: r["duplicate_of"] for r in result.table.to_pylist() if not r["kept"]}
+
+
+def planted_group(sample_id: str, truth: dict[str, str]) -> str:
+    return truth.get(sample_id, sample_id)
+
+
+def check_groups(result, truth: dict[str, str], missable: tuple[str, ...] = ()) -> None:
+    """Each removed item duplicates an item of its own planted group; each group keeps one item, plus
+    copies of the ``missable`` kinds that were not found. (With an appended sentence the copy is the most
+    complete text, so --keep quality keeps it over the original: which member survives is quality's call.)"""
+    rows = result.table.to_pylist()
+    for r in rows:
+        if not r["kept"]:
+            assert planted_group(r["id"], truth) == planted_group(r["duplicate_of"], truth), r
+    kept: dict[str, list[str]] = {}
+    for r in rows:
+        if r["kept"]:
+            kept.setdefault(planted_group(r["id"], truth), []).append(r["id"])
+    for group, members in kept.items():
+        extra = [m for m in members if m.rsplit("-", 1)[-1] not in missable]
+        assert len(extra) == 1, (group, members)
+
+
+def test_fuzzy_finds_lexical_copies_keeps_the_originals_and_records_the_signal(texts):
+    ws, truth = texts
+    result = fuzzy_dedup(ws, FuzzyConfig(), progress=False)
+    check_groups(result, truth, missable=("typos",))
+    rows = {r["id"]: r for r in result.table.to_pylist()}
+    assert rows["exact"]["reason"] == "exact-duplicate" and "exact" in rows["exact"]["source"]
+    assert rows["c0-case"]["reason"] == "near-duplicate" and rows["c0-case"]["source"] == "minhash"
+    assert rows["c0-case"]["score"] >= 0.8 and rows["c0-case"]["duplicate_of"] == "c0-append"
+    # quality keeps the complete original over a case, drop or swap copy, and the longer appended copy over it
+    assert all(rows[f"o{i}"]["kept"] for i in range(6, 12)) and not any(rows[f"o{i}"]["kept"] for i in range(6))
+    assert all(rows[f"c{i}-append"]["kept"] for i in range(6))
+    pairs = pq.read_table(ws.decisions("dedup").join(f"{result.run_id}-pairs.parquet").path).to_pylist()
+    assert {("o0", "c0-case"), ("o0", "c0-append")} <= {(p["a"], p["b"]) for p in pairs}
+    assert result.meta["verified_by_signal"]["minhash"] >= 4 * 6
+
+
+def test_near_also_finds_typos_through_edit_similarity(texts):
+    ws, truth = texts
+    result = near_dedup(ws, NearConfig(), progress=False)
+    check_groups(result, truth)  # every planted copy, the typo copies included, and nothing else
+    assert sum(not r["kept"] for r in result.table.to_pylist()) == len(truth)
+
+
+def test_groups_are_components_of_verified_pairs_each_keeping_its_best_member(tmp_path):
+    base = " ".join(f"word{i}" for i in range(120))
+    middle = base.replace("word60", "other60").replace("word61", "other61")
+    far = middle.replace("word30", "x").replace("word90", "y").replace("word10", "z")
+    unrelated = " ".join(f"term{i}" for i in range(120))
+    src = write(tmp_path / "t.jsonl", "".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in
+                                              (("a", base), ("b", middle), ("c", far), ("d", unrelated))).encode())
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(src)], progress=False)
+    from curate.dedup.minhash import jaccard_pairs
+
+    j = jaccard_pairs([base, middle, far], np.array([[0, 1], [1, 2], [0, 2]]), 5)
+    threshold = float(min(j[0], j[1]))  # a~b and b~c are verified, a and c are not
+    assert j[2] < threshold
+    result = fuzzy_dedup(ws, FuzzyConfig(jaccard=threshold, keep="column:bytes:desc", bands=60, rows=2),
+                         progress=False)
+    rows = {r["id"]: r for r in result.table.to_pylist()}
+    keeper = min("abc", key=lambda i: (-len({"a": base, "b": middle, "c": far}[i].encode()), i))
+    assert [rows[i]["kept"] for i in "abcd"].count(True) == 2 and rows["d"]["kept"]
+    assert rows[keeper]["kept"] and all(rows[i]["duplicate_of"] == keeper for i in "abc" if i != keeper)
+    assert rows["a"]["group"] == rows["b"]["group"] == rows["c"]["group"] != rows["d"]["group"]
+    assert rows["d"]["group"] is None
+
+
+def image_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_fuzzy_finds_flipped_and_reencoded_images_and_keeps_the_larger_original(tmp_path):
+    from skimage import data
+
+    pictures = {"astronaut": data.astronaut(), "coffee": data.coffee(), "chelsea": data.chelsea()}
+    root = tmp_path / "imgs" / "x"
+    for name, arr in pictures.items():
+        img = Image.fromarray(arr).resize((160, 160))
+        write(root / f"{name}.png", image_bytes(img))
+        write(root / f"{name}-flip.png", image_bytes(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+        write(root / f"{name}-small.jpg", image_bytes(img.resize((80, 80)), "JPEG", quality=60))
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(tmp_path / "imgs")], progress=False)
+    got = found(fuzzy_dedup(ws, FuzzyConfig(), progress=False))
+    expected = {f"imgs/x/{n}-{k}.{e}": f"imgs/x/{n}.png" for n in pictures for k, e in (("flip", "png"),
+                                                                                       ("small", "jpg"))}
+    # the flipped copy has as many pixels as the original: either may be kept, the pair is what counts
+    for copy, original in expected.items():
+        assert copy in got or original in got, copy
+    assert all(k.split("/")[-1].split("-")[0].split(".")[0] == v.split("/")[-1].split("-")[0].split(".")[0]
+               for k, v in got.items()), got
+    assert len(got) == 6
+
+
+@pytest.mark.parametrize("bad,message", [(dict(jaccard=0.0), "--jaccard"), (dict(jaccard=float("nan")), "--jaccard"),
+                                         (dict(ngram=0), "--ngram"), (dict(hamming=65), "--hamming"),
+                                         (dict(keep="hard"), "needs cluster centroids")])
+def test_bad_settings_are_one_line(texts, bad, message):
+    ws, _ = texts
+    with pytest.raises(CurateError, match=message):
+        fuzzy_dedup(ws, FuzzyConfig(**bad), progress=False)
