@@ -150,7 +150,7 @@ SUMMARIES: dict[str, Callable[[Any], str]] = {
                          + ("unchanged, reused" if r.reused
                             else f"units read {r.meta['units_read']}, skipped {r.meta['units_skipped']}")),
     "embed": lambda r: (f"{r.meta['embedded']:,} embedded with {r.meta['slug']} on {r.meta['device']}, "
-                        f"{r.meta['failed']:,} failed; {_reused(r)}"),
+                        f"{r.meta['failed']:,} failed {_reused(r)}"),
     "dedup": lambda r: f"{r.meta['method']}: {_counts_line(r.table)} {_reused(r)}",
     "prune": lambda r: f"{_counts_line(r.table)} {_reused(r)}",
     "select": lambda r: f"{r.meta['picked']:,} picked for labeling -> {r.meta['export']} {_reused(r)}",
