@@ -137,20 +137,26 @@ def draw_samples(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
 
 
 def nearest_distances(ref_vectors: np.ndarray, ref_valid: np.ndarray, queries: np.ndarray,
-                      exclude_rows: np.ndarray | None, device: str, index=None) -> np.ndarray:
-    """Cosine distance of each query to its nearest valid REF row (not its own row when the
-    query is a REF row: ``exclude_rows[i]`` is query i's own store row)."""
+                      exclude_rows: np.ndarray | None, device: str, index=None, k: int = 4) -> np.ndarray:
+    """Cosine distance of each query to its nearest valid REF row that is not the query itself:
+    neither its own row (``exclude_rows[i]``, when the query is a REF row) nor a row holding the very
+    same vector. So a NEW batch that overlaps REF (a sample of it, or re-ingested rows) is measured
+    like REF's own leave-one-out distances, not as a batch of zero distances."""
     if index is not None:
         from curate.index.ann import search
 
-        sims, rows = search(index, queries, 2)
+        sims, rows = search(index, queries, k)
     else:
         from curate.index.ann import exact_search
 
-        sims, rows = exact_search(ref_vectors, queries, 2, valid=ref_valid, device=device)
-    first = sims[:, 0]
+        sims, rows = exact_search(ref_vectors, queries, k, valid=ref_valid, device=device)
+    self_sim = np.einsum("ij,ij->i", queries, queries)[:, None]  # what an identical REF vector scores
+    same = (rows < 0) | (sims >= self_sim - 1e-5)
     if exclude_rows is not None:
-        first = np.where(rows[:, 0] == exclude_rows, sims[:, 1], sims[:, 0])
+        same |= rows == exclude_rows[:, None]
+    pick = np.argmax(~same, axis=1)  # the first neighbour that is another item
+    first = sims[np.arange(len(sims)), pick]
+    first = np.where((~same).any(axis=1), first, sims[:, -1])
     return (1.0 - first).astype(np.float64)
 
 

@@ -200,3 +200,23 @@ def test_demo_digits_new_classes_gate_the_cli(digits):
     tests = {t["name"]: t for t in report["tests"]}
     assert tests["nn-distance"]["drifted"] and tests["nn-distance"]["statistic"] > 0.2
     assert tests["nn-distance"]["detail"]["new_median"] > tests["nn-distance"]["detail"]["ref_median"]
+
+
+def test_a_sample_of_the_reference_itself_is_not_drift_and_a_shift_still_is():
+    """Overlap used to break the nearest-neighbour test (NEW rows found themselves in REF at distance
+    0: p = 0, DRIFT). Over 20 batches each: overlapping samples, disjoint samples, planted shifts."""
+    alarms = {"overlapping": 0, "disjoint": 0, "shifted": 0}
+    for seed in range(20):
+        rng = np.random.default_rng(2000 + seed)
+        pool, _ = mixture(900, SIX, rng)
+        ref = pool[:600]
+        overlapping = ref[rng.choice(600, size=300, replace=False)]
+        disjoint = pool[600:]
+        shifted, _ = mixture(300, [1, 1, 1, 1, 1, 1, 1, 0], rng)
+        ones = np.ones(600, dtype=bool)
+        config = DriftConfig(sample=300, permutations=400, mmd_sample=200, device="cpu", seed=seed)
+        for name, new in (("overlapping", overlapping), ("disjoint", disjoint), ("shifted", shifted)):
+            alarms[name] += drift_arrays(new, ones[:300], ref, ones, config).drifted
+    print(alarms)
+    assert alarms["overlapping"] <= 1 and alarms["disjoint"] <= 1  # <= 5% false alarms
+    assert alarms["shifted"] >= 19  # >= 95% of planted shifts found
