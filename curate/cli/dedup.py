@@ -101,13 +101,17 @@ def dedup_summary(result) -> str:
     method = meta.get("method", "?")
     lines = [f"dedup ({method}): {table.num_rows:,} samples -> {counts_line(result.counts)}",
              f"  groups   {pc.count_distinct(table.column('group')).as_py():,} duplicate groups"]
-    if method != "exact":
+    if method in ("semantic", "knn"):
         lines.append(f"  clusters {meta['clusters']:,}; boundary items compared across {meta['boundary_rows']:,}; "
                      f"leakage pairs (test/val duplicating train) {meta['leakage']:,}")
-        phases = {k: v for k, v in meta.get("seconds", {}).items() if k != "write"}
-        if phases:
-            lines.append("  seconds  " + ", ".join(f"{phase} {sec:.1f}" for phase, sec in phases.items()))
-        for t in meta["config"]["threshold"]:
-            lines.append(f"  at {t:g}   kept {pc.sum(table.column(f'kept@{t:g}')).as_py():,}")
+    if method in ("fuzzy", "near"):
+        found, verified = meta["candidates_by_signal"], meta["verified_by_signal"]
+        lines.append(f"  pairs    {meta['candidates']:,} candidates, {meta['verified']:,} verified; by signal: "
+                     + ", ".join(f"{s} {verified[s]:,}/{found[s]:,}" for s in found if found[s]))
+    phases = {k: v for k, v in meta.get("seconds", {}).items() if k != "write"}
+    if phases and method != "exact":
+        lines.append("  seconds  " + ", ".join(f"{phase} {sec:.1f}" for phase, sec in phases.items()))
+    for t in meta["config"].get("threshold", []) if method in ("semantic", "knn") else []:
+        lines.append(f"  at {t:g}   kept {pc.sum(table.column(f'kept@{t:g}')).as_py():,}")
     lines.append(run_line(result))
     return "\n".join(lines)

@@ -188,3 +188,15 @@ def test_bad_settings_are_one_line(texts, bad, message):
     ws, _ = texts
     with pytest.raises(CurateError, match=message):
         fuzzy_dedup(ws, FuzzyConfig(**bad), progress=False)
+
+
+def test_cli_prints_the_pairs_by_signal(texts):
+    from click.testing import CliRunner
+
+    from curate.cli import cli
+
+    ws, _ = texts
+    out = CliRunner().invoke(cli, ["dedup", "-w", ws.root.path, "--method", "fuzzy", "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert out.output.startswith("dedup (fuzzy): ")
+    assert "candidates" in out.output and "exact 1/1" in out.output and "minhash " in out.output
