@@ -6,13 +6,15 @@ Every format lists ``id``, ``source``, ``score``, ``rank`` (plus ``strategy``, `
 
 Label Studio (its documented import format): a JSON list of tasks::
 
-    {"data": {"image": "<uri>"},                       # or {"text": "<the text>"}
+    {"data": {"image": "<uri>", "id": "<sample id>"},  # or {"text": "<the text>", ...}
      "meta": {"id", "score", "rank", "strategy", "round"[, "query", "similarity"]},
      "predictions": [{"model_version": "...", "score": 0.83,
                       "result": [{"from_name": "label", "to_name": "image", "type": "choices",
                                   "value": {"choices": ["cat"]}}]}]}   # only with predictions
 
-The data key is ``data_key`` (default ``image`` for images, ``text`` for texts). An image's
+The data key is ``data_key`` (default ``image`` for images, ``text`` for texts); the sample id
+is also in ``data`` (``id``, or ``sample_id`` when the data key is ``id``) so that a Label
+Studio export of the annotations carries it back. An image's
 reference is its manifest ``source``; with ``document_root`` a local file becomes Label
 Studio's local-storage URL ``/data/local-files/?d=<path relative to the root>``. Files are
 written atomically. ``handoff.py`` writes the matching labeling config next to the file.
@@ -83,7 +85,9 @@ def labelstudio_tasks(batch: pa.Table, options: ExportOptions = ExportOptions())
     for row in batch.to_pylist():
         key = data_key(row["kind"], options)
         value = row.get("text") if row["kind"] == "text" else reference(row["source"], options.document_root)
-        task = {"data": {key: value if value is not None else row["source"]},
+        data = {key: value if value is not None else row["source"]}
+        data["sample_id" if key == "id" else "id"] = row["id"]
+        task = {"data": data,
                 "meta": {k: row[k] for k in meta_keys}}
         if has_pred and row["prediction"] is not None:
             task["predictions"] = [{

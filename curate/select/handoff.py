@@ -4,9 +4,12 @@
 data key (``<Image name="image" value="$image"/>`` or ``<Text name="text" value="$text"/>``,
 so predictions' ``to_name`` resolves) and whose single-choice ``Choices`` (named like the
 predictions' ``from_name``) are the dataset's label names (manifest labels, the --labeled
-file's labels, and any predicted class not among them), XML-escaped. ``LABELING.md`` is made
-from the data: the label set with counts and example ids, and the batch's strategy, score
-summary and (for ``similar``) per-query counts. A labeling team starts from the one folder.
+file's labels, and every class the predictions have, predicted in this batch or not), XML-escaped.
+``LABELING.md`` is made from the data: the label set with counts of already-labeled items (those
+in the --labeled file; a manifest label alone is a known name, not a labeled item) and example
+ids, and the batch's strategy, score summary and (for ``similar``) per-query counts. A labeling
+team starts from the one folder. A select run never overwrites an export, config or brief that
+another select run wrote (``check_owners``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 import pyarrow as pa
 
+from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location
 
@@ -73,7 +77,8 @@ def _stats(values: np.ndarray) -> str:
     return f"min {values.min():.4f}, median {np.median(values):.4f}, max {values.max():.4f}"
 
 
-def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key: str, kind: str) -> str:
+def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key: str, kind: str,
+                   run_id: str | None = None) -> str:
     """The LABELING.md brief for ``batch`` (the export table, one row per pick in rank order)."""
     strategy = batch.column("strategy")[0].as_py() if batch.num_rows else "?"
     round_ = batch.column("round")[0].as_py() if batch.num_rows else "?"
@@ -81,6 +86,8 @@ def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key
     out = [f"# Labeling batch `{export_name}`", "",
            f"- **{batch.num_rows:,} items**, {kind}s, strategy `{strategy}`, round {round_}",
            f"- score: {_stats(scores)}"]
+    if run_id is not None:
+        out.append(f"- select run `{run_id}`")
     if "prediction" in batch.column_names:
         with_pred = sum(p is not None for p in batch.column("prediction").to_pylist())
         out.append(f"- {with_pred:,} tasks carry a model prediction (pre-selected choice, with its confidence)")
@@ -108,8 +115,9 @@ def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key
                 for q, v in sorted(per.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))]
     out += ["", "## Label set", ""]
     if labels.names:
-        out += [f"{len(labels.names)} labels (the choices of `{CONFIG_NAME}`); counts are items already carrying "
-                "the label in the dataset.", "", "| label | items | example ids |", "| --- | ---: | --- |"]
+        out += [f"{len(labels.names)} labels (the choices of `{CONFIG_NAME}`); counts are items already labeled "
+                "(listed in the `--labeled` file) with the label.", "",
+                "| label | items | example ids |", "| --- | ---: | --- |"]
         out += [f"| {_cell(n)} | {labels.counts.get(n, 0):,} | "
                 f"{', '.join('`' + _cell(i) + '`' for i in labels.examples.get(n, [])) or '-'} |"
                 for n in labels.names]
@@ -118,12 +126,33 @@ def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key
     return "\n".join(out) + "\n"
 
 
-def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key: str, kind: str,
-                  from_name: str = "label") -> tuple[Location, Location]:
-    """Write ``labeling-config.xml`` and ``LABELING.md`` next to ``export`` (atomically)."""
+def handoff_paths(export: Location) -> tuple[Location, Location]:
+    """Where ``labeling-config.xml`` and ``LABELING.md`` go: beside ``export``."""
     folder = posixpath.dirname(export.path)
-    config = Location(export.fs, posixpath.join(folder, CONFIG_NAME))
-    notes = Location(export.fs, posixpath.join(folder, NOTES_NAME))
+    return (Location(export.fs, posixpath.join(folder, CONFIG_NAME)),
+            Location(export.fs, posixpath.join(folder, NOTES_NAME)))
+
+
+def check_owners(targets: list[Location], runs: list[dict], run_id: str) -> None:
+    """Refuse to overwrite an existing file that another select run wrote: ``runs`` (select sidecars,
+    oldest first) record each run's ``export`` and ``handoff`` files; the latest one naming a file
+    owns it. The run ``run_id`` may rewrite its own files; files no run recorded are overwritten."""
+    owner: dict[str, str] = {}
+    for meta in runs:
+        for uri in [meta.get("export")] + list(meta.get("handoff") or []):
+            if uri:
+                owner[uri] = meta.get("run_id")
+    for loc in targets:
+        other = owner.get(loc.uri)
+        if other is not None and other != run_id and loc.exists():
+            raise CurateError(f"{loc.uri} was written by select run {other}; pick another --out folder "
+                              "(or remove it)")
+
+
+def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key: str, kind: str,
+                  from_name: str = "label", run_id: str | None = None) -> tuple[Location, Location]:
+    """Write ``labeling-config.xml`` and ``LABELING.md`` next to ``export`` (atomically)."""
+    config, notes = handoff_paths(export)
     atomic.write_bytes(config, labeling_config(labels.names, data_key, kind, from_name).encode())
-    atomic.write_bytes(notes, labeling_notes(batch, labels, export.name, data_key, kind).encode())
+    atomic.write_bytes(notes, labeling_notes(batch, labels, export.name, data_key, kind, run_id).encode())
     return config, notes

@@ -289,34 +289,41 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     export = handoff = None
     handoff_options = config.handoff
     if handoff_options.out:
+        from curate.select.handoff import check_owners, handoff_paths
+
         batch = _batch(manifest, picked_rows, scores, config.strategy, round_,
                        probs[picks] if probs is not None else None, class_names, pick_query)
         options = ExportOptions(format=guess_format(handoff_options.out, handoff_options.format),
                                 data_key=handoff_options.data_key, document_root=handoff_options.document_root)
+        dest = locate(handoff_options.out)
+        targets = [dest] + (list(handoff_paths(dest)) if options.format == "labelstudio" else [])
+        check_owners(targets, earlier, run_id)  # before writing anything
         export = write_export(batch, handoff_options.out, options)
         meta["export"] = export.uri
         if options.format == "labelstudio":
-            handoff = _handoff(batch, export, manifest, ok, file_labels, options)
+            handoff = _handoff(batch, export, manifest, ok, labeled, file_labels, class_names, options, run_id)
             meta["handoff"] = [loc.uri for loc in handoff]
     return Output(table, meta)
 
 
-def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, file_labels: dict[int, str],
-             options: ExportOptions) -> tuple[Location, Location]:
-    """labeling-config.xml + LABELING.md beside a Label Studio export; choices = the dataset's labels."""
+def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, labeled: np.ndarray,
+             file_labels: dict[int, str], class_names: list[str], options: ExportOptions,
+             run_id: str | None = None) -> tuple[Location, Location]:
+    """labeling-config.xml + LABELING.md beside a Label Studio export. Choices: every known label name
+    (manifest labels, --labeled file labels, every class of the predictions); counts and examples: only
+    the already-labeled items (in the --labeled file; its label, else the manifest's)."""
     from curate.select.handoff import label_set, write_handoff
 
     kinds = batch.column("kind").to_pylist() or manifest.column("kind").filter(pa.array(ok)).to_pylist()[:1]
     kind = max(set(kinds), key=kinds.count) if kinds else "image"
     ids = manifest.column("id").to_pylist()
-    labels = manifest.column("label").to_pylist()
-    for r, lab in file_labels.items():
-        labels[r] = lab
-    rows = np.flatnonzero(ok)
-    predicted = [p for p in batch.column("prediction").to_pylist() if p is not None] \
-        if "prediction" in batch.column_names else []
-    labels = label_set([ids[r] for r in rows], [labels[r] for r in rows], extra=sorted(set(predicted)))
-    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name)
+    manifest_labels = manifest.column("label").to_pylist()
+    known = {lab for r, lab in enumerate(manifest_labels) if lab is not None and ok[r]}
+    known |= set(file_labels.values()) | set(class_names)
+    rows = np.flatnonzero(labeled)
+    labels = label_set([ids[r] for r in rows], [file_labels.get(int(r), manifest_labels[r]) for r in rows],
+                       extra=sorted(known))
+    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name, run_id)
 
 
 def _probe(manifest: pa.Table, labeled: np.ndarray, file_labels: dict[int, str], members: np.ndarray,

@@ -79,10 +79,21 @@ def test_labelstudio_local_files_under_the_document_root():
 def test_labelstudio_text_tasks_and_custom_data_key():
     tasks = labelstudio_tasks(batch("text", ("f.jsonl#line=1", "f.jsonl#line=2"), with_pred=False))
     validate_labelstudio(tasks)
-    assert tasks[0]["data"] == {"text": "text 0"} and "predictions" not in tasks[0]
+    assert tasks[0]["data"] == {"text": "text 0", "id": "i0"} and "predictions" not in tasks[0]
     tasks = labelstudio_tasks(batch(), ExportOptions(data_key="img"))
     validate_labelstudio(tasks)
     assert "img" in tasks[0]["data"] and tasks[0]["predictions"][0]["result"][0]["to_name"] == "img"
+
+
+def test_labelstudio_data_carries_the_sample_id(tmp_path):
+    out = write_export(batch(), str(tmp_path / "tasks.json"))
+    tasks = json.loads(out.fs.open(out.path).read())
+    validate_labelstudio(tasks)
+    assert [t["data"]["id"] for t in tasks] == ["i0", "i1"] == [t["meta"]["id"] for t in tasks]
+    assert tasks[0]["data"]["image"] == "/data/imgs/a/1.png"
+    tasks = labelstudio_tasks(batch(), ExportOptions(data_key="id"))  # the data key wins; the id moves aside
+    validate_labelstudio(tasks)
+    assert tasks[0]["data"] == {"id": "/data/imgs/a/1.png", "sample_id": "i0"}
 
 
 def test_validator_rejects_malformed_tasks():

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from curate.errors import CurateError
 from curate.select.handoff import label_set, labeling_config, labeling_notes
 from curate.select.stage import select, select_config
 from tests.select.test_mining import unit, workspace
@@ -79,10 +80,58 @@ def test_select_writes_handoff_matching_the_export(tmp_path):
         assert region["from_name"] == choices.attrib["name"] and region["to_name"] == obj.attrib["name"]
         assert region["value"]["choices"][0] in names
     notes = (tmp_path / "round1" / "LABELING.md").read_text()
-    assert "| up &amp; down | 8 | `w2`, `w5`, `w8` |" in notes and "strategy `margin`" in notes
+    # only the 12 items of the --labeled file count as labeled (w2, w5, w8, w11), not every manifest label
+    assert "| up &amp; down | 4 | `w2`, `w5`, `w8` |" in notes and "strategy `margin`" in notes
     # CSV / Parquet exports get no Label Studio files
     csv = select(ws, select_config(budget=5, strategy="random", out=str(tmp_path / "csv" / "b.csv")))
     assert csv.meta["handoff"] is None and not (tmp_path / "csv" / "labeling-config.xml").exists()
+
+
+def choices_of(folder):
+    root = ET.fromstring((folder / "labeling-config.xml").read_text())
+    return [c.attrib["value"] for c in root[1]]
+
+
+def test_notes_count_only_items_of_the_labeled_file(tmp_path):
+    ws = labeled_workspace(tmp_path)  # every item has a manifest label
+    (tmp_path / "labeled.csv").write_text("id,label\nw0,right\nw3,\nw4,right\n")  # w3: its manifest label (left)
+    select(ws, select_config(budget=3, strategy="random", labeled=str(tmp_path / "labeled.csv"),
+                            out=str(tmp_path / "a" / "tasks.json")))
+    notes = (tmp_path / "a" / "LABELING.md").read_text()
+    assert "| left | 1 | `w3` |" in notes and "| right | 2 | `w0`, `w4` |" in notes
+    assert "| up &amp; down | 0 | - |" in notes  # a known name (a choice), but nothing labeled with it
+    assert choices_of(tmp_path / "a") == ["left", "right", "up & down"]
+    select(ws, select_config(budget=3, strategy="random", out=str(tmp_path / "b" / "tasks.json")))  # no --labeled
+    notes = (tmp_path / "b" / "LABELING.md").read_text()
+    assert "| left | 0 | - |" in notes and "| right | 0 | - |" in notes
+
+
+def test_choices_list_every_predicted_class_not_just_the_batch_argmax(tmp_path):
+    ws = labeled_workspace(tmp_path)
+    probs = np.tile(np.array([[0.1, 0.5, 0.4]], np.float32), (24, 1))  # class 0 is never anyone's argmax
+    np.save(tmp_path / "p.npy", probs)
+    out = tmp_path / "r" / "tasks.json"
+    select(ws, select_config(budget=4, strategy="margin", predictions=str(tmp_path / "p.npy"), out=str(out)))
+    assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in json.loads(out.read_text())} == {"1"}
+    assert choices_of(tmp_path / "r") == ["0", "1", "2", "left", "right", "up & down"]
+
+
+def test_a_second_run_does_not_overwrite_another_runs_handoff(tmp_path):
+    ws = labeled_workspace(tmp_path)
+    out = tmp_path / "r" / "tasks.json"
+    first = select(ws, select_config(budget=3, strategy="random", out=str(out)))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+    with pytest.raises(CurateError, match="tasks.json was written by select run .*pick another --out"):
+        select(ws, select_config(budget=4, strategy="random", out=str(out)))
+    with pytest.raises(CurateError, match="labeling-config.xml was written by select run"):  # same folder
+        select(ws, select_config(budget=4, strategy="random", out=str(tmp_path / "r" / "other.json")))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before  # nothing written
+    out.unlink()  # the same run rewrites its own files
+    again = select(ws, select_config(budget=3, strategy="random", out=str(out)))
+    assert again.run.run_id == first.run.run_id and out.exists()
+    assert f"select run `{first.run.run_id}`" in (tmp_path / "r" / "LABELING.md").read_text()
+    other = select(ws, select_config(budget=4, strategy="random", out=str(tmp_path / "s" / "tasks.json")))
+    assert other.run.run_id != first.run.run_id and (tmp_path / "s" / "LABELING.md").exists()
 
 
 @pytest.mark.skipif(not os.environ.get("CURATE_LABEL_STUDIO"), reason="set CURATE_LABEL_STUDIO to a label-studio "
