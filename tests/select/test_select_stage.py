@@ -74,7 +74,8 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
     assert rows["w0"]["reason"] == "labeled" and rows["w5"]["reason"].startswith("quarantined: empty-text")
     assert rows["w2"]["reason"] == "not-selected" and rows["w2"]["rank"] is None and rows["w2"]["score"] is None
     # a new run is the next round; the same run again keeps its round
-    again = select(ws, dataclasses.replace(cfg, budget=2))
+    again = select(ws, dataclasses.replace(cfg, budget=2, handoff=dataclasses.replace(
+        cfg.handoff, out=str(tmp_path / "batch2.csv"))))  # batch.csv belongs to the first run: never overwritten
     assert again.meta["round"] == 2 and picked(again) == ["w3", "w6"]
     assert select(ws, cfg).meta["round"] == 1
     assert [m["round"] for m in list_runs(ws, "select")] == [1, 2]
@@ -133,7 +134,7 @@ def test_probe_scores_the_pool_from_manifest_labels(tmp_path):
     assert picked(result)[0] == "w7"
     tasks = json.loads((tmp_path / "batch.json").read_text())
     assert [t["meta"]["id"] for t in tasks] == picked(result)
-    assert tasks[0]["data"] == {"text": "item 7"}
+    assert tasks[0]["data"] == {"text": "item 7", "id": "w7"}
     assert {t["predictions"][0]["result"][0]["value"]["choices"][0] for t in tasks} <= {"left", "right"}
 
 
