@@ -105,6 +105,8 @@ class ParquetReader:
             return text_row(value, opts.text, **row)
         if role == "image-struct" and isinstance(value, dict):
             value = value.get("bytes") or value.get("path")
+        if isinstance(value, str) and "\x00" in value:
+            return rejected_row(f"unsafe-path: path {value!r} holds a NUL character", **row)
         if isinstance(value, str):
             path = value if "://" in value or value.startswith("/") else posixpath.join(
                 posixpath.dirname(shard.path), value)

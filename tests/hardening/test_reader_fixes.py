@@ -98,3 +98,15 @@ def test_webdataset_member_without_a_key_gets_its_name_as_id_not_an_empty_one(tm
     assert [(r["id"], code(r)) for r in rows] == [(".hidden", "invalid-record"), ("d/.png", "invalid-record"),
                                                   ("ok", None)]
     assert rows[0]["reason"] == "invalid-record: tar member '.hidden' has no sample key (its name starts with a dot)"
+
+
+def test_parquet_path_with_a_nul_character_is_one_unsafe_path_row(tmp_path):
+    """Found by the property test: os.path.realpath raised ValueError ("embedded null byte")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.conftest import code, read_source
+
+    pq.write_table(pa.table({"image": ["a\x00b.png", "missing.png"]}), tmp_path / "p.parquet")
+    rows = read_source("parquet", tmp_path / "p.parquet")
+    assert [code(r) for r in rows] == ["unsafe-path", "read-error"]
