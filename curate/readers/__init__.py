@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from curate.errors import CurateError
 from curate.io.fs import Location, locate, skipped_paths, under, walk_local
+from curate.probe.image import IMAGE_EXTENSIONS
 from curate.readers.base import Reader
 from curate.readers.csv import CsvReader
 from curate.readers.imagefolder import ImageFolderReader
@@ -91,20 +92,28 @@ def _require_regular_file(loc: Location, uri: str) -> None:
 
 
 def _folder_kind(loc: Location, sample: int = 200, skip: Sequence[Location] = ()) -> str:
-    """Reader for a folder, judged from (up to ``sample``) files found under it."""
-    kinds: set[str | None] = set()
-    seen = 0
+    """Reader for a folder, judged from (up to ``sample``) files found under it.
+
+    Shards of one kind make a folder of that kind even beside metadata files (a README, a
+    ``dataset_info.json``, Spark's ``_SUCCESS``); a folder with any image file, shards of
+    two kinds, or no shards at all is an image folder."""
+    kinds: set[str] = set()
+    images = seen = 0
     try:
         for name in _file_names(loc, skip):
             if name.startswith("."):
                 continue
-            kinds.add(reader_for_file(name))
+            kind = reader_for_file(name)
+            if kind is not None:
+                kinds.add(kind)
+            elif os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                images += 1
             seen += 1
-            if seen >= sample or None in kinds:
+            if seen >= sample or images or len(kinds) > 1:
                 break
     except OSError as exc:
         raise CurateError(f"cannot list source folder {loc.uri!r}: {exc}") from exc
-    if len(kinds) == 1 and None not in kinds:
+    if len(kinds) == 1 and not images:
         return kinds.pop()
     return "imagefolder"
 

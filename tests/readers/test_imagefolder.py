@@ -104,3 +104,17 @@ def test_folder_of_images_resolves_to_imagefolder(tmp_path):
     write(tmp_path / "imgs" / "a.png", encode_image())
     [(reader, loc)] = resolve(str(tmp_path / "imgs"))
     assert reader.name == "imagefolder" and loc.path == str(tmp_path / "imgs")
+
+
+@pytest.mark.parametrize(("files", "expected"), [
+    (["part-0.parquet", "part-1.parquet", "_SUCCESS", "dataset_info.json", "README.md"], "parquet"),
+    (["a.jsonl", "notes.txt"], "jsonl"),
+    (["a.parquet", "b.jsonl"], "imagefolder"),  # two shard kinds: not one table source
+    (["a.parquet", "cat.png"], "imagefolder"),  # any image makes it an image folder
+    (["a.png", "labels.csv"], "imagefolder"),
+])
+def test_folder_kind_ignores_metadata_files_beside_shards(tmp_path, files, expected):
+    for name in files:
+        write(tmp_path / "src" / name, encode_image() if name.endswith(".png") else b"x")
+    [(reader, _)] = resolve(str(tmp_path / "src"))
+    assert reader.name == expected
