@@ -10,12 +10,12 @@ reason per row and never a value silently turned into a string.
 
 from __future__ import annotations
 
-import math
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.errors import CurateError
 from curate.io.fs import Location, locate
@@ -69,35 +69,36 @@ class ParquetReader:
             with open_parquet(shard) as pf:
                 role = payload_role(pf.schema_arrow, opts, unit.uri)
                 payload = fields.image if role.startswith("image") else fields.text
-                wanted = [payload, fields.id, fields.label, fields.split, fields.embedding]
+                wanted = [payload, fields.id, fields.label, fields.split]
                 columns = [c for c in dict.fromkeys(wanted) if c and c in pf.schema_arrow.names]
+                if fields.embedding:
+                    columns.append(fields.embedding)
                 dim: list[int] = []
+                workers = opts.workers if role.startswith("image") else 1  # text is GIL-bound
                 for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-                    rows = batch.to_pylist()
-                    args = [(position + i, r) for i, r in enumerate(rows)]
-                    position += len(rows)
-                    if fields.embedding and not dim:
-                        dim.extend(_first_dimension(rows, fields.embedding))
-                    workers = opts.workers if role.startswith("image") else 1  # text is GIL-bound
-                    yield from thread_map(lambda a: self._row(*a, role, shard, prefix, opts, dim), args,
+                    problems = [None] * batch.num_rows
+                    if fields.embedding:  # checked in one vectorised pass, never turned into Python floats
+                        problems = embedding_problems(batch.column(fields.embedding), dim)
+                        batch = batch.drop_columns([fields.embedding])
+                    args = [(position + i, r, problems[i]) for i, r in enumerate(batch.to_pylist())]
+                    position += len(args)
+                    yield from thread_map(lambda a: self._row(*a, role, shard, prefix, opts), args,
                                           workers, BATCH_ROWS)
         except (OSError, pa.ArrowException, CurateError) as exc:
             yield rejected_row(f"corrupt-shard: Parquet file unreadable after {position} rows "
                                f"({exc})", id=f"{id_prefix(unit)}#unreadable-rest", source=unit.uri,
                                source_kind=self.name, kind="text")
 
-    def _row(self, index: int, rec: dict, role: str, shard: Location, prefix: str, opts: ReadOptions,
-             dim: list[int]) -> Row:
+    def _row(self, index: int, rec: dict, problem: str | None, role: str, shard: Location, prefix: str,
+             opts: ReadOptions) -> Row:
         f = opts.fields
         rid = rec.get(f.id)
         row: Row = dict(id=str(rid) if rid not in (None, "") else f"{prefix}:{index}",
                         source=f"{shard.uri}#row={index}", source_kind=self.name,
                         label=as_label(rec.get(f.label)), split=normalise_split(rec.get(f.split)),
                         kind="text" if role == "text" else "image")
-        if f.embedding:
-            problem = embedding_problem(rec.get(f.embedding), dim)
-            if problem:
-                return rejected_row(problem, **row)
+        if problem:
+            return rejected_row(problem, **row)
         value = rec.get(f.image if row["kind"] == "image" else f.text)
         if role == "text":
             if not isinstance(value, str):
@@ -193,22 +194,44 @@ def _check_embedding_column(schema: pa.Schema, name: str, uri: str) -> None:
                           "expected a list of numbers")
 
 
-def embedding_problem(vector: list | None, dim: list[int]) -> str | None:
-    """Reason to quarantine an embedding, or None. ``dim`` holds the file's dimension."""
-    if vector is None or len(vector) == 0:
-        return "invalid-embedding: missing"
-    if any(v is None or not math.isfinite(v) for v in vector):
-        return "invalid-embedding: contains NaN, Inf or null"
-    if not any(vector):
-        return "invalid-embedding: all zeros (a zero vector has no direction)"
-    if dim and len(vector) != dim[0]:
-        return f"invalid-embedding: dimension {len(vector)}, expected {dim[0]}"
-    return None
+def embedding_problems(column: pa.Array, dim: list[int]) -> list[str | None]:
+    """The reason to quarantine each vector of a list column, or None; one vectorised pass.
 
+    ``dim`` holds the file's dimension: empty until the first usable vector sets it (so it
+    is the dimension of the file's first usable vector, in row order)."""
+    import numpy as np
 
-def _first_dimension(rows: list[dict], column: str) -> list[int]:
-    """Dimension of the first usable vector, in row order (deterministic under threads)."""
-    for rec in rows:
-        if embedding_problem(rec.get(column), []) is None:
-            return [len(rec[column])]
-    return []
+    n = len(column)
+    if pa.types.is_fixed_size_list(column.type):
+        lengths = np.full(n, column.type.list_size, dtype=np.int64)
+    else:
+        offsets = column.offsets.to_numpy()
+        lengths = np.diff(offsets).astype(np.int64)
+    if column.null_count:
+        lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
+    values = pc.list_flatten(column)  # the values of the non-null lists, in row order
+    numbers = (values.to_numpy(zero_copy_only=False) if values.null_count == 0
+               else pc.fill_null(values.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
+    present = lengths > 0
+    width = lengths[present]
+    bad_value, nonzero = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if len(width) and (width == width[0]).all():  # the usual case: one length, a reshape
+        block = numbers.reshape(-1, int(width[0]))
+        bad_value[present] = ~np.isfinite(block).all(axis=1)
+        nonzero[present] = (block != 0).any(axis=1)
+    elif len(width):
+        parents = np.repeat(np.arange(n), lengths)
+        bad_value = np.bincount(parents, weights=~np.isfinite(numbers), minlength=n) > 0
+        nonzero = np.bincount(parents, weights=numbers != 0, minlength=n) > 0
+    missing = lengths == 0
+    usable = ~missing & ~bad_value & nonzero
+    if not dim and usable.any():
+        dim.append(int(lengths[np.argmax(usable)]))
+    ragged = usable & (lengths != dim[0]) if dim else np.zeros(n, dtype=bool)
+    problems: list[str | None] = [None] * n
+    for i in np.flatnonzero(~usable | ragged):
+        problems[i] = ("invalid-embedding: missing" if missing[i]
+                       else "invalid-embedding: contains NaN, Inf or null" if bad_value[i]
+                       else "invalid-embedding: all zeros (a zero vector has no direction)" if not nonzero[i]
+                       else f"invalid-embedding: dimension {lengths[i]}, expected {dim[0]}")
+    return problems

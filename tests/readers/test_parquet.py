@@ -291,3 +291,20 @@ def test_ingest_duplicate_ids_across_files(tmp_path):
     assert rows[2]["status"] == "quarantined"
     assert rows[2]["reason"].startswith("duplicate-id:")
     assert rows[2]["text"] == "three"
+
+
+def test_embedding_problems_one_pass_matches_rules_per_row():
+    from curate.readers.parquet import embedding_problems
+
+    nan = float("nan")
+    col = pa.array([[0.0, 0.0], [1.0, 2.0], None, [], [nan, 1.0], [1.0, None], [1.0, 2.0, 3.0], [3.0, 4.0]],
+                   pa.list_(pa.float32()))
+    dim: list[int] = []
+    got = embedding_problems(col.slice(1), dim)  # a slice: offsets must be read relative to it
+    assert dim == [2]
+    assert [g and g.split(": ", 1)[1] for g in got] == [
+        None, "missing", "missing", "contains NaN, Inf or null", "contains NaN, Inf or null",
+        "dimension 3, expected 2", None]
+    assert embedding_problems(col.slice(0, 1), [])[0].endswith("all zeros (a zero vector has no direction)")
+    fixed = pa.array([[1, 2], [0, 0], None], pa.list_(pa.int64(), 2))
+    assert [g and g.split(": ", 1)[1][:5] for g in embedding_problems(fixed, [])] == [None, "all z", "missi"]
