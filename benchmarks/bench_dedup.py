@@ -89,7 +89,8 @@ def make_workspace(ws_path: Path, vectors_path: Path) -> None:
                  pa.table({"id": ids, "embedded": pa.array(np.ones(n, dtype=bool)), "row": pa.array(np.arange(n)),
                            "reason": pa.array([None] * n, pa.string())}),
                  {"fingerprint": fingerprint(["synthetic", str(vectors_path), n, d]), "model": "synthetic",
-                  "slug": "synthetic", "dim": d, "count": n, "valid": n})
+                  "slug": "synthetic", "dim": d, "count": n, "valid": n,
+                  "manifest_fingerprint": ws.manifest_fingerprint()})
 
 
 # curate's phases that do what the reference's per-cluster loop does (after clustering): ranks,
@@ -106,8 +107,9 @@ def run_curate(ws_path: str, args) -> dict:
         threshold=(args.threshold,), clusters=args.clusters, device=args.device, sample=args.sample))
     seconds = time.perf_counter() - t
     removed = ~np.asarray(result.run.table.column("kept").to_numpy(zero_copy_only=False))
+    phases = result.meta["seconds"]
     return {"seconds": seconds, "removed": np.flatnonzero(removed).tolist(), "clusters": result.meta["clusters"],
-            "phases": result.meta["seconds"], "dedup_seconds": sum(result.meta["seconds"].get(p, 0) for p in DEDUP_PHASES)}
+            "phases": phases, "dedup_seconds": sum(phases.get(p, 0) for p in DEDUP_PHASES)}
 
 
 def run_reference(ws_path: str, args) -> dict:

@@ -39,9 +39,9 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
               help="auto: on CPUs with fast bf16 (AVX512-BF16/AMX) similarities are screened in bf16 and "
                    "rescored exactly in fp32 where they reach the lowest threshold (same decisions, ~2x "
                    "faster; max_sim below it is within 1/64). fp32: every similarity exact.")
-@click.option("--save-index/--no-save-index", default=True, show_default=True,
-              help="semantic: save a FAISS index under index/<model>/ so later batches can use --against "
-                   "this workspace quickly (about 1 GB per 1M x 512 items).")
+@click.option("--save-index/--no-save-index", default=False, show_default=True,
+              help="semantic: also save a FAISS index under index/<model>/ for later --against runs (about "
+                   "1 GB per 1M x 512 items); without it, --against builds one in memory when it needs it.")
 @click.option("--jaccard", type=float, default=0.7, show_default=True,
               help="fuzzy/near, texts: verified character n-gram Jaccard a pair needs.")
 @click.option("--ngram", type=int, default=5, show_default=True, help="fuzzy/near, texts: character n-gram length.")

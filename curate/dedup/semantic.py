@@ -15,6 +15,12 @@ rescored in fp32 wherever they can reach the lowest threshold (see
 
 Output: ``decisions/dedup/<run-id>.parquet``, one row per manifest id; the centroids go to
 ``index/<slug>/`` for later batches; test/val items duplicating train items are reported.
+The FAISS index for later ``--against`` runs is saved only with ``save_index`` (writing 1 GB per
+1M x 512 items cost a quarter of the run); without it, ``--against`` builds one in memory when
+the other workspace is large.
+
+Memory: the store stays memory-mapped (clusters are gathered batch by batch), and the decision
+table is built with Arrow/NumPy, never one Python object per row.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from curate.dedup.boundary import boundary_links
@@ -59,7 +66,7 @@ class SemanticConfig:
     against: str | None = None
     batch_rows: int = 262_144
     executor: str = "local"  # local | ray (cluster batches as Ray tasks)
-    save_index: bool = True  # a FAISS index under index/<slug>/ for later --against runs
+    save_index: bool = False  # a FAISS index under index/<slug>/ now; else --against builds one when it needs it
     precision: str = "auto"  # auto: bf16 screen + exact rescoring where fast (max_sim exact >= thresholds) | fp32
 
 
@@ -212,10 +219,11 @@ class _Neighbourhood:
 
 
 def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: SemanticConfig,
-             device: torch.device) -> tuple[np.ndarray | None, list]:
-    """Rows duplicating an item of ``config.against`` (same model) above the first threshold."""
+             device: torch.device) -> tuple[np.ndarray | None, pa.Array | None]:
+    """Rows duplicating an item of ``config.against`` (same model) above the first threshold, and
+    the id of that item per row (null where none)."""
     if config.against is None:
-        return None, []
+        return None, None
     other_ws = Workspace(config.against)
     other_ws.require_manifest()
     other_slug = choose_store(other_ws, slug)
@@ -225,21 +233,38 @@ def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: Semantic
                           f"these have {store.vectors.shape[1]}")
     best, where = _best_match(store.vectors, store.valid, other_ws, other, device)
     forced = store.valid & (best > config.threshold[0])
-    ids = [(other.ids[w], float(s)) if f else None for f, w, s in zip(forced, where, best)]
-    return forced, ids
+    hits = np.where(forced, where, -1)
+    return forced, pa.array(other.ids).take(pa.array(hits, mask=hits < 0))
+
+
+# Above this many valid rows in the other workspace, --against without a saved index builds one
+# (IVF, in memory) instead of scanning every row exactly.
+AGAINST_INDEX_ROWS = 200_000
+
+
+def _against_index(other_ws: Workspace, other: StoredEmbeddings, device: torch.device):
+    """The other workspace's saved FAISS index when it matches its store; else a new in-memory one
+    when that store is large and FAISS is installed; else None (exact scan)."""
+    from curate.index.ann import build_index
+    from curate.index.kmeans import import_faiss
+
+    index = other.saved_index(other_ws, str(device))
+    if index is None and int(other.valid.sum()) >= AGAINST_INDEX_ROWS and import_faiss() is not None:
+        index = build_index(other.vectors, other.valid, device=str(device))
+    return index
 
 
 def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, other: StoredEmbeddings,
                 device: torch.device, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 similarity and store row in the other workspace for every valid query row:
-    through the other workspace's saved FAISS index when it matches its store, else exact."""
+    """Top-1 similarity and store row in the other workspace for every valid query row: through
+    a FAISS index (see :func:`_against_index`) when there is one, else exact."""
     from curate.index.ann import search
     from curate.kernels.dispatch import topk_cosine
 
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     where = np.full(len(queries), -1, dtype=np.int64)
     rows = np.flatnonzero(q_valid)
-    index = other.saved_index(other_ws, str(device))
+    index = _against_index(other_ws, other, device)
     if index is not None:
         for lo in range(0, len(rows), block):
             part = rows[lo:lo + block]
@@ -258,53 +283,58 @@ def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, o
     return best, where
 
 
+REASONS = ("quarantined", "exact-duplicate", "semantic-duplicate")
+
+
 def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: Neighbours, decisions: dict,
-                   thresholds: tuple[float, ...], forced: np.ndarray | None, against_ids: list,
+                   thresholds: tuple[float, ...], forced: np.ndarray | None, against_ids: pa.Array | None,
                    against: str | None = None) -> tuple[pa.Table, pa.Table]:
-    """The dedup decision table (one row per manifest id) and the leakage pairs."""
+    """The dedup decision table (one row per manifest id) and the leakage pairs.
+
+    Vectorised over rows (Arrow takes, NumPy masks): no Python object per row, so 10M rows fit."""
     n = manifest.num_rows
     mrows = store.manifest_rows
-    ids = manifest.column("id").to_pylist()
-    hashes = manifest.column("content_hash").to_pylist()
+    valid = store.valid
+    ids = _plain(manifest.column("id"))
+    hashes = _codes(manifest.column("content_hash"))  # one integer per distinct hash, -1: none
     primary = thresholds[0]
     removed, dup_of = decisions[primary]
     roots = group_roots(removed, dup_of)
-    in_store = np.zeros(n, dtype=bool)
-    in_store[mrows[store.valid]] = True
+    forced = np.zeros(len(valid), dtype=bool) if forced is None else forced
 
     kept = np.zeros(n, dtype=bool)
-    kept[mrows] = store.valid & ~removed
-    reason: list[str | None] = [None if k else "quarantined" for k in kept]
-    duplicate_of: list[str | None] = [None] * n
+    kept[mrows] = valid & ~removed
+    reason = np.zeros(n, dtype=np.int8)  # index into REASONS; kept rows are masked
+    target = np.full(n, -1, dtype=np.int64)  # manifest row (or against id) duplicate_of names
     group = np.full(n, -1, dtype=np.int64)
+
     # a group is a kept item with at least one duplicate; numbered in manifest order of the keeper
     linked = np.flatnonzero(removed & (dup_of >= 0))
     keepers = np.unique(roots[linked])
-    number = {int(r): g for g, r in enumerate(keepers[np.argsort(mrows[keepers], kind="stable")])}
-    # exact-duplicate: a KEPT item of the same group has the same bytes (duplicate_of points at it,
-    # whichever member the chain or component linked the item to); else the linked item itself
-    # has the same bytes (a chain through a removed byte twin); else semantic-duplicate
-    kept_twin: dict[tuple[int, str], int] = {}
-    for r in np.flatnonzero(store.valid & ~removed):
-        h = hashes[int(mrows[r])]
-        if h is not None:
-            kept_twin.setdefault((int(roots[r]), h), int(mrows[r]))
-    for s in np.flatnonzero(store.valid & removed):
-        m = int(mrows[s])
-        if forced is not None and forced[s]:
-            other_id, _ = against_ids[s]
-            reason[m], duplicate_of[m] = "semantic-duplicate", f"{against}::{other_id}"
-            continue
-        d = int(mrows[dup_of[s]])
-        twin = kept_twin.get((int(roots[s]), hashes[m])) if hashes[m] is not None else None
-        if twin is not None:
-            reason[m], duplicate_of[m] = "exact-duplicate", ids[twin]
-        else:
-            duplicate_of[m] = ids[d]
-            reason[m] = "exact-duplicate" if hashes[m] is not None and hashes[m] == hashes[d] else "semantic-duplicate"
-        group[m] = number[int(roots[s])]
-    for r, g in number.items():
-        group[mrows[r]] = g
+    number = np.empty(len(keepers), dtype=np.int64)
+    number[np.argsort(mrows[keepers], kind="stable")] = np.arange(len(keepers))
+    group[mrows[keepers]] = number
+
+    # exact-duplicate: the group's KEPT item (its root) has the same bytes (duplicate_of points at it,
+    # whichever member the chain or component linked the item to); else the linked item itself has
+    # the same bytes (a chain through a removed byte twin); else semantic-duplicate
+    rows = np.flatnonzero(valid & removed & ~forced)
+    m, root, near = mrows[rows], roots[rows], mrows[dup_of[rows]]
+    h = hashes[m]
+    twin = (h >= 0) & valid[root] & ~removed[root] & (hashes[mrows[root]] == h)
+    target[m] = np.where(twin, mrows[root], near)
+    reason[m] = np.where(twin | ((h >= 0) & (hashes[near] == h)), 1, 2)
+    group[m] = number[np.searchsorted(keepers, root)]
+
+    names = ids
+    outside = np.flatnonzero(valid & removed & forced)
+    if len(outside):  # duplicates of another workspace: "<against>::<its id>"
+        other = pc.binary_join_element_wise(f"{against}::", against_ids.take(pa.array(outside)), "")
+        names = pa.concat_arrays([ids, other.cast(ids.type)])
+        target[mrows[outside]] = n + np.arange(len(outside))
+        reason[mrows[outside]] = 2
+    duplicate_of = names.take(pa.array(target, mask=target < 0))
+
     max_sim = np.full(n, np.nan, dtype=np.float32)
     max_sim[mrows] = np.where(np.isfinite(nb.max_sim), nb.max_sim, np.nan)
     cluster = np.full(n, -1, dtype=np.int64)
@@ -312,34 +342,53 @@ def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarr
     columns = {
         "id": manifest.column("id"),
         "kept": pa.array(kept),
-        "reason": pa.array(reason, pa.string()),
-        "duplicate_of": pa.array(duplicate_of, pa.string()),
+        "reason": pa.DictionaryArray.from_arrays(pa.array(reason, mask=kept), pa.array(REASONS)).cast(pa.string()),
+        "duplicate_of": duplicate_of.cast(pa.string()),
         "group": pa.array(group, pa.int64(), mask=group < 0),
         "max_sim": pa.array(max_sim, pa.float32(), mask=np.isnan(max_sim)),
         "cluster": pa.array(cluster, pa.int64(), mask=cluster < 0),
     }
     for t in thresholds:
         k_t = np.zeros(n, dtype=bool)
-        k_t[mrows] = store.valid & ~decisions[t][0]
+        k_t[mrows] = valid & ~decisions[t][0]
         columns[f"kept@{t:g}"] = pa.array(k_t)
     return pa.table(columns), _leakage(manifest, mrows, removed, dup_of, nb.max_sim)
+
+
+def _plain(column: pa.ChunkedArray) -> pa.Array:
+    """One Arrow array (no chunks) of a column."""
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """Equal values get equal integer codes; nulls get -1."""
+    encoded = _plain(column).dictionary_encode()
+    return np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def _leakage(manifest: pa.Table, mrows: np.ndarray, removed: np.ndarray, dup_of: np.ndarray,
              sims: np.ndarray) -> pa.Table:
     """Pairs (test/val item, train item) that duplicate each other, whichever was kept."""
-    split = manifest.column("split").to_pylist()
-    ids = manifest.column("id").to_pylist()
-    rows = []
-    for s in np.flatnonzero(removed & (dup_of >= 0)):
-        a, b = int(mrows[s]), int(mrows[dup_of[s]])
-        pair = {split[a], split[b]}
-        if "train" in pair and pair & {"test", "val"}:
-            held, train = (a, b) if split[a] != "train" else (b, a)
-            rows.append({"id": ids[held], "split": split[held], "train_id": ids[train], "similarity": float(sims[s])})
     schema = pa.schema([("id", pa.string()), ("split", pa.string()), ("train_id", pa.string()),
                         ("similarity", pa.float32())])
-    return pa.Table.from_pylist(rows, schema=schema)
+    linked = np.flatnonzero(removed & (dup_of >= 0))
+    a, b = mrows[linked], mrows[dup_of[linked]]
+    split = _plain(manifest.column("split"))
+
+    def role(rows: np.ndarray, values: list[str]) -> np.ndarray:
+        hit = pc.is_in(split.take(pa.array(rows)), pa.array(values, split.type)).fill_null(False)
+        return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+
+    a_train, b_train, a_held, b_held = role(a, ["train"]), role(b, ["train"]), role(a, ["test", "val"]), \
+        role(b, ["test", "val"])
+    leak = (a_train & b_held) | (b_train & a_held)
+    held = np.where(b_held & a_train, b, a)[leak]  # a removed test/val item or the kept test/val item
+    train = np.where(b_held & a_train, a, b)[leak]
+    ids = _plain(manifest.column("id"))
+    return pa.table({"id": ids.take(pa.array(held)).cast(pa.string()),
+                     "split": split.take(pa.array(held)).cast(pa.string()),
+                     "train_id": ids.take(pa.array(train)).cast(pa.string()),
+                     "similarity": pa.array(sims[linked][leak], pa.float32())}, schema=schema)
 
 
 def _save_index(ws: Workspace, slug: str, centroids: np.ndarray, top_ids: np.ndarray) -> None:
@@ -348,7 +397,8 @@ def _save_index(ws: Workspace, slug: str, centroids: np.ndarray, top_ids: np.nda
     atomic.write_bytes(folder.join("centroids.npy"), _npy_bytes(centroids))
     atomic.write_parquet(folder.join("assignments.parquet"), pa.table({
         "row": pa.array(np.arange(len(top_ids))),
-        "clusters": pa.array(list(top_ids), pa.list_(pa.int64())),
+        "clusters": pa.FixedSizeListArray.from_arrays(np.ascontiguousarray(top_ids, dtype=np.int64).reshape(-1),
+                                                      top_ids.shape[1]),
     }))
 
 

@@ -142,7 +142,7 @@ def test_knn_method_groups_connected_components(tmp_path):
 
 def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
     old = workspace(tmp_path, "old", [angle(0), angle(90), unit(0, 0, 1)])
-    semantic_dedup(old, SemanticConfig(threshold=(0.99,), clusters=1))  # saves index/<slug>/
+    semantic_dedup(old, SemanticConfig(threshold=(0.99,), clusters=1, save_index=True))  # saves index/<slug>/
     folder = tmp_path / "old" / "index" / "precomputed-vectors"
     assert (folder / "index.json").exists() and (folder / "faiss.index").exists()
     import curate.kernels.dispatch as dispatch
@@ -157,15 +157,40 @@ def test_incremental_against_uses_the_saved_faiss_index(tmp_path, monkeypatch):
     assert got["new1"]["kept"]
 
 
-def test_cli_reports_phases_and_can_skip_the_index(tmp_path):
+@pytest.mark.parametrize("flag, saved", [([], False), (["--save-index"], True)])
+def test_cli_reports_phases_and_saves_the_index_only_when_asked(tmp_path, flag, saved):
     from click.testing import CliRunner
 
     from curate.cli import cli
 
     ws = workspace(tmp_path, "w", [angle(0), angle(5), angle(90)])
     result = CliRunner().invoke(cli, ["dedup", "-w", ws.root.path, "--method", "semantic", "--clusters", "1",
-                                      "--no-save-index"])
+                                      *flag])
     assert result.exit_code == 0, result.output
     assert "kept 2" in result.output and "seconds  kmeans" in result.output
     folder = tmp_path / "w" / "index" / "precomputed-vectors"
-    assert (folder / "centroids.npy").exists() and not (folder / "index.json").exists()
+    assert (folder / "centroids.npy").exists() and (folder / "index.json").exists() == saved
+
+
+def test_against_a_large_workspace_without_a_saved_index_builds_one(tmp_path, monkeypatch):
+    import curate.kernels.dispatch as dispatch
+
+    import curate.dedup.semantic as semantic
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=(300, 8))
+    old = workspace(tmp_path, "old", base)
+    semantic_dedup(old, SemanticConfig(threshold=(0.999,), clusters=4))
+    assert not (tmp_path / "old" / "index" / "precomputed-vectors" / "index.json").exists()
+
+    def no_exact_scan(*args, **kwargs):
+        raise AssertionError("a large --against workspace is searched through an index")
+
+    monkeypatch.setattr(dispatch, "topk_cosine", no_exact_scan)
+    monkeypatch.setattr(semantic, "AGAINST_INDEX_ROWS", 100)
+    copies = base[[7, 123]] + 1e-4 * rng.normal(size=(2, 8))  # cosine > 0.9999 to old7, old123
+    new = workspace(tmp_path, "new", np.vstack([copies, rng.normal(size=(1, 8))]))
+    got = decisions(semantic_dedup(new, SemanticConfig(threshold=(0.999,), clusters=1, against=old.root.path)))
+    assert [got[f"new{i}"]["duplicate_of"] for i in range(3)] == [f"{old.root.path}::old7",
+                                                                  f"{old.root.path}::old123", None]
+    assert [got[f"new{i}"]["reason"] for i in range(3)] == ["semantic-duplicate"] * 2 + [None]
