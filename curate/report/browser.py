@@ -1,4 +1,5 @@
-"""Render a report in headless Chromium and save a screenshot (for checks; needs ``chromium``).
+"""Render a report in headless Chromium: a screenshot, or the DOM after its script ran (for checks;
+needs ``chromium``).
 
 Runs offline with a throw-away profile: no network, sync, component updates or GPU, so the
 picture shows exactly what the self-contained page draws.
@@ -40,3 +41,17 @@ def screenshot(page: str | Path, png: str | Path, width: int = 1280, height: int
     if done.returncode != 0 or not png.exists():
         raise CurateError(f"chromium failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
     return png
+
+
+def dump_dom(page: str | Path, fragment: str = "", timeout: float = 120.0) -> str:
+    """The HTML of the local file ``page`` (opened at ``#fragment``) after its scripts ran."""
+    exe = find_chromium()
+    if exe is None:
+        raise CurateError("no chromium found (on Debian: apt-get install chromium)")
+    uri = Path(page).resolve().as_uri() + (f"#{fragment}" if fragment else "")
+    with tempfile.TemporaryDirectory(prefix="curate-chromium-") as profile:
+        done = subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", uri],
+                              capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0 or not done.stdout:
+        raise CurateError(f"chromium failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout

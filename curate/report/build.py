@@ -1,10 +1,12 @@
 """``build_report``: gather a workspace's facts and write one self-contained ``report.html``.
 
 The page needs nothing but itself: CSS inline, charts as inline SVG, thumbnails as data:
-URIs, no script. The work is bounded whatever the dataset size: the map draws at most
-``max_points`` sampled rows, cluster sizes come from the dedup table (or k-means on a
-sample), and only the samples shown are read for thumbnails. Its bytes depend only on the
-workspace and the config (no clock), so an export that holds it stays reproducible.
+URIs, one inline script that pages and filters the duplicate groups. The work and the file
+are bounded whatever the dataset size: the review lists at most ``max_groups`` groups (8
+members each, as ids), with thumbnails or snippets for the first ``max_previews`` listed
+members only (the only payloads read, besides the top picks); the map lays out at most
+``max_points`` sampled rows; cluster sizes come from the dedup table (or k-means on a sample).
+Its bytes depend only on the workspace and the config (no clock), so an export that holds it stays reproducible.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.report import facts
 from curate.report.embmap import EmbeddingMap, embedding_map
+from curate.report.review import Review, review
 from curate.report.thumbs import PREVIEW_COLUMNS, Preview, previews
 from curate.workspace import Workspace
 
@@ -37,7 +40,8 @@ class ReportConfig:
     """``out``: a file path (``.html``), a folder (gets ``report.html``), or None for ``WS/report.html``."""
 
     out: str | None = None
-    max_groups: int = 12
+    max_groups: int = 100_000  # duplicate groups in the review (largest first); the page pages them
+    max_previews: int = 1000  # thumbnails / snippets, for the members of the first groups; the rest by id
     max_points: int = 5000
     seed: int = 0
     run_ids: Mapping[str, str] | None = None  # stage -> run id; default: each stage's latest run
@@ -55,13 +59,14 @@ class ReportData:
     counts: facts.Counts
     balance: facts.Balance | None
     clusters: facts.ClusterSizes | None
-    groups: list[facts.Group]
-    group_total: int
+    review: Review | None
     map: EmbeddingMap | None
     model: str | None
     scores: list[facts.Scores]
     previews: dict[int, Preview] = field(default_factory=dict)
     text_dataset: bool = False
+    ids: list[str] = field(default_factory=list)  # manifest ids, by row
+    labels: list[str | None] = field(default_factory=list)  # manifest labels, by row
 
 
 def output_location(ws: Workspace, out: str | None) -> Location:
@@ -75,8 +80,8 @@ def build_report(ws: Workspace, config: ReportConfig = ReportConfig(), progress:
     """Write the report and return where it went."""
     from curate.report.html import render
 
-    if config.max_points < 0 or config.max_groups < 0:
-        raise CurateError("max_points and max_groups must not be negative")
+    if min(config.max_points, config.max_groups, config.max_previews) < 0:
+        raise CurateError("max_points, max_groups and max_previews must not be negative")
     data = gather(ws, config, progress)
     dest = output_location(ws, config.out)
     atomic.write_bytes(dest, render(data).encode("utf-8"))
@@ -98,7 +103,7 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool 
     inputs = {run.stage: _input_rows(ws, run, metas[run.stage], by_stage, manifest) for run in runs}
     counts = facts.counts(manifest, runs, metas, up.kept, inputs)
     balance = facts.balance(manifest.column("label").to_pylist(), up.kept)
-    groups, group_total = facts.duplicate_groups(by_stage.get("dedup"), config.max_groups)
+    rv = review(by_stage.get("dedup"), metas.get("dedup", {}).get("method"), config.max_groups)
     slug = _pick_model(ws, config.model, metas.get("dedup", {}))
     store = open_store(ws, slug) if slug else None
     clusters = facts.cluster_sizes_from_run(by_stage.get("dedup"))
@@ -111,13 +116,15 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool 
                   for stage in ("prune", "select")]
     scores = [s for s in score_runs if s is not None]
 
-    shown = [r for g in groups for r, _, _ in g.members] + [r for s in scores for r, _ in s.picks]
+    listed = [m.row for g in (rv.groups if rv else []) for m in g.members][:config.max_previews]
+    shown = listed + [r for s in scores for r, _ in s.picks]
     kinds = manifest.column("kind").to_pylist()
     return ReportData(
         workspace=ws.root.uri, version=__version__, manifest_fingerprint=ws.manifest_meta().get("fingerprint"),
-        counts=counts, balance=balance, clusters=clusters, groups=groups, group_total=group_total, map=emap,
+        counts=counts, balance=balance, clusters=clusters, review=rv, map=emap,
         model=slug, scores=scores, previews=previews(manifest, shown, progress=progress),
-        text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2)
+        text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2,
+        ids=manifest.column("id").to_pylist(), labels=manifest.column("label").to_pylist())
 
 
 def _meta(ws: Workspace, run: DecisionRun) -> dict:

@@ -1,10 +1,12 @@
-"""The 2-D map of the embedding store: a seeded sample projected onto its top two principal axes.
+"""The 2-D map of the embedding store: a seeded sample laid out so that neighbours stay neighbours.
 
 Each point is coloured by the sample's final fate (kept, exact / semantic duplicate, pruned,
 quarantined) from :func:`curate.decisions.upstream`. Removed items are rare, so the sample
 takes every removed item first (up to half of ``max_points``) and fills the rest with kept
-ones; the legend counts what is drawn. Work is bounded by ``max_points`` x dim (PCA through
-the dim x dim covariance), whatever the store size.
+ones; the legend counts what is drawn. The layout (:mod:`curate.report.layout`) keeps each
+point's nearest neighbours near it, where PCA would pile clusters that differ along minor axes
+on top of each other. Work is bounded by ``max_points`` (kNN in row blocks, then a force layout
+over ``max_points`` x 15 edges), whatever the store size.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from curate.decisions import Upstream
 from curate.embed.store import StoredEmbeddings
+from curate.report.layout import LayoutConfig, neighbour_layout
 from curate.vectors import gather_numpy
 
 FATES = ("kept", "exact-duplicate", "semantic-duplicate", "pruned", "quarantined")
@@ -48,7 +51,6 @@ class EmbeddingMap:
     manifest_rows: np.ndarray  # int64 [n]
     ids: list[str]  # sample id of each point
     total: int  # valid store rows
-    explained: tuple[float, float]  # variance ratio of the two axes
 
 
 def sample_for_map(store_fate: np.ndarray, valid: np.ndarray, max_points: int, seed: int) -> np.ndarray:
@@ -63,26 +65,11 @@ def sample_for_map(store_fate: np.ndarray, valid: np.ndarray, max_points: int, s
     return np.sort(np.concatenate([pick_removed, pick_kept]).astype(np.int64))
 
 
-def pca_2d(x: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
-    """Projection of ``x`` [n, d] on its two main axes (signs fixed for determinism)."""
-    x = x - x.mean(axis=0, keepdims=True)
-    cov = (x.T @ x) / max(len(x) - 1, 1)
-    values, vectors = np.linalg.eigh(cov.astype(np.float64))
-    order = np.argsort(values)[::-1][:2]
-    axes = vectors[:, order]
-    if axes.shape[1] < 2:
-        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
-    axes *= np.where(axes[np.abs(axes).argmax(axis=0), np.arange(2)] < 0, -1.0, 1.0)
-    total = float(values.sum()) or 1.0
-    ratios = tuple(float(values[o]) / total for o in order) + (0.0,) * (2 - len(order))
-    return (x @ axes).astype(np.float32), (ratios[0], ratios[1])
-
-
 def embedding_map(store: StoredEmbeddings, up: Upstream, max_points: int, seed: int) -> EmbeddingMap:
     """Sample, project and colour the store rows."""
     row_fate = fates(up)
     store_fate = row_fate[store.manifest_rows]
     rows = sample_for_map(store_fate, store.valid, max_points, seed)
-    xy, explained = pca_2d(gather_numpy(store.vectors, rows)) if len(rows) else (np.zeros((0, 2)), (0.0, 0.0))
+    xy = neighbour_layout(gather_numpy(store.vectors, rows), LayoutConfig(seed=seed))
     return EmbeddingMap(xy, store_fate[rows], store.manifest_rows[rows].astype(np.int64),
-                        [store.ids[r] for r in rows.tolist()], int(store.valid.sum()), explained)
+                        [store.ids[r] for r in rows.tolist()], int(store.valid.sum()))

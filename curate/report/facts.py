@@ -53,14 +53,6 @@ class ClusterSizes:
 
 
 @dataclass(frozen=True)
-class Group:
-    number: int
-    size: int
-    keeper: int | None  # manifest row
-    members: list[tuple[int, str | None, float | None]]  # (manifest row, reason, max_sim), keeper first
-
-
-@dataclass(frozen=True)
 class Scores:
     stage: str
     run_id: str
@@ -148,33 +140,6 @@ def cluster_sizes_from_store(vectors: np.ndarray, valid: np.ndarray, seed: int,
     sizes = np.bincount(labels, minlength=len(centroids)) * (n_valid / len(rows))
     how = "" if len(rows) == n_valid else f", sizes estimated from {len(rows):,} sampled rows"
     return ClusterSizes(sizes[sizes > 0], f"k-means on the embedding store ({len(centroids)} clusters{how})")
-
-
-def duplicate_groups(run: DecisionRun | None, max_groups: int, max_members: int = 8) -> tuple[list[Group], int]:
-    """The ``max_groups`` largest duplicate groups of a dedup run, and how many groups it has."""
-    if run is None or "group" not in run.table.column_names:
-        return [], 0
-    table = run.table
-    group = table.column("group").to_numpy(zero_copy_only=False)
-    group = np.where(np.isnan(group), -1, group).astype(np.int64) if group.dtype.kind == "f" else group.astype(np.int64)
-    rows = np.flatnonzero(group >= 0)
-    if not len(rows):
-        return [], 0
-    numbers, sizes = np.unique(group[rows], return_counts=True)
-    order = np.lexsort((numbers, -sizes))[:max_groups]
-    kept = kept_mask(run)
-    reasons = table.column("reason")
-    sims = table.column("max_sim") if "max_sim" in table.column_names else None
-    by_group = rows[np.argsort(group[rows], kind="stable")]
-    starts = np.searchsorted(group[by_group], numbers)
-    out = []
-    for i in order:
-        members = by_group[starts[i]:starts[i] + sizes[i]]
-        members = sorted(members.tolist(), key=lambda r: (not kept[r], r))[:max_members]
-        listed = [(r, reasons[r].as_py(), None if sims is None else sims[r].as_py()) for r in members]
-        keeper = members[0] if kept[members[0]] else None
-        out.append(Group(int(numbers[i]), int(sizes[i]), keeper, listed))
-    return out, len(numbers)
 
 
 def scores(run: DecisionRun | None, top: int = 0) -> Scores | None:

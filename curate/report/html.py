@@ -1,7 +1,9 @@
 """Render :class:`curate.report.build.ReportData` as one self-contained HTML page.
 
-Inline CSS, inline SVG charts, thumbnails as data: URIs; no script, no external URL. Every
-string that comes from data (ids, labels, reasons, texts, paths) goes through ``esc``.
+Inline CSS, inline SVG charts, thumbnails as data: URIs, one inline script (the pages and
+filters of the duplicate review, :mod:`curate.report.script`) and a content security policy
+that forbids anything else: no external URL, no fetch. Every string that comes from data
+(ids, labels, reasons, texts, paths) goes through ``esc`` here, or ``textContent`` in the script.
 Sections have stable ids (``counts``, ``balance``, ``clusters``, ``duplicates``, ``map``,
 ``scores``) so the page can be linked into and tested.
 """
@@ -10,10 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from curate.report import svg
+from curate.report import review, svg
 from curate.report.build import ReportData
 from curate.report.embmap import FATE_COLORS, FATES
-from curate.report.facts import Group, Scores
+from curate.report.facts import Scores
+from curate.report.review import Group
+from curate.report.script import PAGE_SIZE, review_js
 from curate.report.svg import esc
 from curate.report.thumbs import Preview
 
@@ -39,7 +43,13 @@ object-fit:contain;background:#eee;display:block;border:3px solid #4c78a8}.tile.
 .snip{border-left:3px solid #4c78a8;padding:2px 8px;margin:4px 0;font-size:12px;background:#f9fafb}
 .snip.removed{border-color:#e45756}.snip .id{color:#6b7280;font-size:11px}svg{max-width:100%;height:auto}
 code{font-size:12px;background:#f3f4f6;padding:0 3px;border-radius:3px}
+.noimg{width:70px;height:70px;background:#eee;color:#6b7280;font-size:10px;display:flex;align-items:center;
+justify-content:center;text-align:center}.controls{display:flex;flex-wrap:wrap;gap:10px;align-items:center;
+margin:8px 0 12px}.controls[hidden]{display:none}.controls select,.controls button{font:inherit;font-size:13px}
 """
+
+# nothing leaves the page: no fetch, no remote image, style or script; only its own inline ones
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 SECTIONS = (("counts", "Counts"), ("balance", "Label balance"), ("clusters", "Cluster sizes"),
             ("duplicates", "Duplicate groups"), ("map", "Embedding map"), ("scores", "Selection scores"))
@@ -53,6 +63,7 @@ def render(data: ReportData) -> str:
            + (f" &middot; embeddings <code>{esc(data.model)}</code>" if data.model else ""))
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
             f"<title>curate report: {esc(data.workspace)}</title><style>{CSS}</style></head><body>"
             f"<header><h1>curate report</h1><div class=\"sub\">{sub}</div><nav>{nav}</nav></header>"
             f"<main>{''.join(body)}</main></body></html>\n")
@@ -131,38 +142,70 @@ def _clusters(data: ReportData) -> str:
 
 
 def _duplicates(data: ReportData) -> str:
-    if not data.groups:
+    rv = data.review
+    if rv is None or not rv.groups:
         return _section("duplicates", '<p class="empty">No duplicate groups (or no dedup run).</p>')
-    head = (f"<p>{data.group_total:,} duplicate groups; the {len(data.groups)} largest. Blue: the kept copy; "
-            "red: removed copies (with their similarity to a kept item).</p>")
-    return _section("duplicates", head + '<div class="groups">' + "".join(_group(g, data) for g in data.groups)
-                    + "</div>")
+    shown = "every group" if len(rv.groups) == rv.total else f"the {len(rv.groups):,} largest"
+    previewed = sum(m.row in data.previews for g in rv.groups for m in g.members)
+    head = (f"<p>{rv.total:,} duplicate groups in dedup run <code>{esc(rv.run_id)}</code>; {shown}, largest first, "
+            f"{PAGE_SIZE} a page. Blue: the kept copy; red: removed copies, with the reason, the method or signal that "
+            "found them and their score (weakest first: the ones most worth a look). Previews for the first "
+            f"{previewed:,} listed samples; the others by id.</p>")
+    payload = review.payload(rv, data.previews, data.ids, data.labels)
+    payload["layout"] = "text" if data.text_dataset else "image"
+    controls = ('<div id="review-controls" class="controls" hidden>'
+                + _select("reason", "reason", payload["reasons"]) + _select("method", "method / signal",
+                                                                            payload["methods"])
+                + _select("band", "score", payload["bands"])
+                + '<button id="review-prev" type="button">&larr; previous</button><span id="review-page"></span>'
+                '<button id="review-next" type="button">next &rarr;</button> <span id="review-count" class="muted">'
+                "</span></div>")
+    first = "".join(_group(g, data) for g in rv.groups[:PAGE_SIZE])
+    more = ("" if len(rv.groups) <= PAGE_SIZE else
+            f'<noscript><p class="muted">The other {len(rv.groups) - PAGE_SIZE:,} groups and the filters need '
+            "JavaScript.</p></noscript>")
+    return _section("duplicates", head + controls + f'<div id="review-groups" class="groups">{first}</div>' + more
+                    + f'<script id="review-data" type="application/json">{review.to_script_json(payload)}</script>'
+                    + f"<script>{review_js()}</script>")
+
+
+def _select(key: str, title: str, options: list[str]) -> str:
+    items = "".join(f'<option value="{i}">{esc(name)}</option>' for i, name in enumerate(options))
+    return (f'<label>{esc(title)} <select id="review-{key}"><option value="-1">all</option>{items}</select>'
+            "</label>")
 
 
 def _group(g: Group, data: ReportData) -> str:
+    inner = "" if data.text_dataset else "tiles"
     parts = [f'<div class="group" data-group="{g.number}"><div class="muted">group {g.number} &middot; '
-             f'{g.size} items</div><div class="tiles">' if not data.text_dataset else
-             f'<div class="group" data-group="{g.number}"><div class="muted">group {g.number} &middot; '
-             f'{g.size} items</div><div>']
-    for row, reason, sim in g.members:
-        note = "kept" if row == g.keeper else (reason or "removed") + (f" {sim:.3f}" if sim is not None else "")
-        parts.append(_preview(data.previews.get(row), row != g.keeper, note))
+             f'{g.size} items</div><div class="{inner}">']
+    for m in g.members:
+        if m.reason is None:
+            note = "kept"
+        else:
+            note = m.reason + (f" \u00b7 {m.method}" if m.method and m.method != m.reason else "")
+            note += f" {m.score:.3f}" if m.score is not None else ""
+        parts.append(_preview(data.previews.get(m.row), m.reason is not None, note, data.ids[m.row], data.text_dataset))
     if g.size > len(g.members):
         parts.append(f'<div class="muted">and {g.size - len(g.members)} more</div>')
     parts.append("</div></div>")
     return "".join(parts)
 
 
-def _preview(p: Preview | None, removed: bool, note: str) -> str:
-    if p is None:
-        return ""
+def _preview(p: Preview | None, removed: bool, note: str, sample_id: str = "", text_layout: bool = False) -> str:
     cls = " removed" if removed else ""
+    if p is None:  # beyond the preview budget: the id only
+        if text_layout:
+            return (f'<div class="snip{cls}"><div class="id">{esc(sample_id)} &middot; {esc(note)}</div>'
+                    "(no preview)</div>")
+        return (f'<div class="tile{cls}" title="{esc(sample_id)}"><div class="noimg">no preview</div>'
+                f"<b>{esc(note)}</b>{esc(sample_id)}</div>")
     label = f" [{esc(p.label)}]" if p.label is not None else ""
     if p.text is not None:
         return (f'<div class="snip{cls}"><div class="id">{esc(p.id)}{label} &middot; {esc(note)}</div>'
                 f"{esc(p.text)}</div>")
     img = (f'<img alt="{esc(p.id)}" src="{p.image}">' if p.image else
-           f'<div style="width:64px;height:64px;background:#eee">{esc(p.error or "")}</div>')
+           f'<div class="noimg">{esc(p.error or "")}</div>')
     return f'<div class="tile{cls}" title="{esc(p.id)}">{img}<b>{esc(note)}</b>{esc(p.id)}{label}</div>'
 
 
@@ -173,10 +216,10 @@ def _map(data: ReportData) -> str:
     order = np.argsort(m.fate, kind="stable")
     titles = [None if m.fate[i] == 0 else f"{m.ids[i]} ({FATES[m.fate[i]]})" for i in order]
     chart = svg.scatter(m.xy[order], m.fate[order].astype(np.int64), FATES, FATE_COLORS, titles,
-                        "embeddings, PCA to 2-D, coloured by final fate")
-    note = (f'<p class="muted">{len(m.xy):,} of {m.total:,} embedded samples (removed ones first), projected on the '
-            f"two principal axes of the sample ({100 * m.explained[0]:.1f}% and {100 * m.explained[1]:.1f}% of "
-            "the variance). Hover a removed point for its id."
+                        "embeddings, neighbour-preserving 2-D layout, coloured by final fate")
+    note = (f'<p class="muted">{len(m.xy):,} of {m.total:,} embedded samples (removed ones first), laid out so that '
+            "each sample's nearest neighbours (cosine, 15 of them) stay near it: clusters show as islands, and "
+            "distances between islands mean little. Hover a removed point for its id."
             + (f" {data.counts.total - m.total:,} samples have no embedding (quarantined or not embedded) and are "
                "not drawn." if data.counts.total > m.total else "") + "</p>")
     return _section("map", note + chart)

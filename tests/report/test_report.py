@@ -36,6 +36,8 @@ class Page(HTMLParser):
         self.tags: list[tuple[str, dict]] = []
         self.text: list[str] = []
         self.sections: list[str] = []
+        self.scripts: list[str] = []  # the text inside <script> elements (not page text)
+        self.in_script = False
         self.feed(html)
 
     def handle_starttag(self, tag, attrs):
@@ -43,9 +45,16 @@ class Page(HTMLParser):
         self.tags.append((tag, attrs))
         if tag == "section":
             self.sections.append(attrs.get("id"))
+        self.in_script = tag == "script"
+
+    def handle_endtag(self, tag):
+        self.in_script = False
 
     def handle_data(self, data):
-        self.text.append(data)
+        if self.in_script:
+            self.scripts.append(data)
+        else:
+            self.text.append(data)
 
     def all_text(self) -> str:
         return " ".join(" ".join(self.text).split())
@@ -74,6 +83,12 @@ class Planted(Stage):
 
     def compute(self, ctx):
         return Output(self.table, {"method": "test"})
+
+
+def review_data(page: Page) -> dict:
+    """The duplicate groups the page embeds for its script."""
+    [data] = [s for s in page.scripts if s.startswith("{")]
+    return json.loads(data)
 
 
 def read(dest) -> str:
@@ -120,13 +135,17 @@ def test_report_is_self_contained_escaped_and_has_every_section(deduped):
     html = read(dest)
     page = Page(html)
     assert page.sections == ["counts", "balance", "clusters", "duplicates", "map", "scores"]
-    # nothing to fetch: links stay in the page, images are data: URIs, no script at all
+    # nothing to fetch: links stay in the page, images are data: URIs, the only scripts are inline (the
+    # review's data and code), and the content security policy forbids anything else
     for tag, attrs in page.tags:
         for key in ("src", "href", "xlink:href", "action", "poster"):
             if key in attrs:
                 assert attrs[key].startswith(("#", "data:")), (tag, attrs)
-        assert tag not in ("script", "link", "iframe", "object", "embed", "base")
+        assert tag not in ("link", "iframe", "object", "embed", "base")
         assert not any(k.startswith("on") for k in attrs), (tag, attrs)
+    assert page.find("script") == [{"id": "review-data", "type": "application/json"}, {}]
+    [csp] = page.find("meta", **{"http-equiv": "Content-Security-Policy"})
+    assert csp["content"].startswith("default-src 'none'; img-src data:;")
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
     # hostile strings are shown as text, never as markup
     assert HOSTILE_ID not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -151,11 +170,11 @@ def test_counts_balance_and_groups_match_the_planted_workspace(deduped):
     kept_labels = [("ab"[i % 2]) for i, k in enumerate(table["kept"]) if k]
     for label in "ab":
         assert f"{label} 12 {kept_labels.count(label)}" in text
-    # the one group of three near-copies, keeper first, plus the exact pair
+    # the one group of three near-copies, keeper first, plus the exact pair (drawn without script too)
     groups = page.find("div", **{"class": "group"})
     assert len(groups) == 2
-    assert "2 duplicate groups" in text
-    assert "exact-duplicate 1.000" in text
+    assert "2 duplicate groups" in text and "every group" in text
+    assert "exact-duplicate \u00b7 semantic 1.000" in text
 
 
 def test_map_draws_a_bounded_sample_with_every_removed_point(deduped):
@@ -214,7 +233,8 @@ def test_image_duplicates_are_thumbnails(tmp_path, images):
     semantic_dedup(ws, SemanticConfig(threshold=(0.95,), clusters=1))
     page = Page(read(build_report(ws, ReportConfig())))
     thumbs = [a["src"] for a in page.find("img")]
-    assert len(thumbs) == 2  # the kept original and its copy
+    assert len(thumbs) == 2  # the kept original and its copy (drawn without script)
+    assert len(review_data(page)["previews"]) == 2  # and in the page's data
     for uri in thumbs:
         assert uri.startswith("data:image/jpeg;base64,")
         img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
