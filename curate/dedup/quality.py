@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -83,13 +84,13 @@ def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
     sorting by (key1, key2, key3) puts the best copy first; unknowns are +inf."""
     n = len(manifest_rows)
     take = pa.array(np.asarray(manifest_rows, dtype=np.int64))
-    kinds = manifest.column("kind").take(take).to_pylist()
-    names = sorted({k for k in kinds if k is not None})
-    code = {k: i for i, k in enumerate(names)}
-    codes = np.array([code.get(k, -1) for k in kinds], dtype=np.int64)
+    kinds = manifest.column("kind").take(take)
+    names = sorted(k for k in pc.unique(kinds).to_pylist() if k is not None)
+    codes = pc.index_in(kinds, value_set=pa.array(names, kinds.type)).fill_null(-1)
+    codes = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
     k1, k2, k3 = np.zeros(n), np.zeros(n), np.zeros(n)
 
-    image = np.array([k == "image" for k in kinds], dtype=bool)
+    image = codes == names.index("image") if "image" in names else np.zeros(n, dtype=bool)
     if image.any():
         width = _floats(manifest, "width", take)
         height = _floats(manifest, "height", take)
@@ -103,20 +104,47 @@ def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
             sharp = np.asarray(sharpness, dtype=np.float64)[np.asarray(manifest_rows, dtype=np.int64)]
         k1[image], k2[image], k3[image] = (_worst_last(-v[image]) for v in (pixels, per_pixel, sharp))
 
-    text = np.array([k == "text" for k in kinds], dtype=bool)
+    text = codes == names.index("text") if "text" in names else np.zeros(n, dtype=bool)
     if text.any():
         idx = np.flatnonzero(text)
-        texts = manifest.column("text").take(pa.array(np.asarray(manifest_rows, dtype=np.int64)[idx])).to_pylist()
-        length = np.full(len(idx), np.nan)
-        distinct = np.full(len(idx), np.nan)
-        for j, t in enumerate(texts):
-            if t is None:
-                continue
-            words = t.split()
-            length[j] = sum(map(len, words)) + max(len(words) - 1, 0)  # len(" ".join(words))
-            distinct[j] = len(set(t.casefold().split()))
+        length, distinct = text_keys(manifest.column("text").take(pa.array(np.asarray(manifest_rows,
+                                                                                      dtype=np.int64)[idx])))
         k1[idx], k2[idx] = _worst_last(-length), _worst_last(-distinct)
     return codes, k1, k2, k3
+
+
+def text_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(length, distinct)`` per text: characters of the whitespace-normalised text
+    (``len(" ".join(t.split()))``) and distinct case-folded words (``len(set(t.casefold().split()))``);
+    NaN for nulls. ASCII texts are measured with Arrow kernels (no Python object per row: 1M texts
+    took 15 s one by one); others one by one, so Unicode case folding and whitespace stay exact."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    n = len(texts)
+    length, distinct = np.full(n, np.nan), np.full(n, np.nan)
+    present = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    ascii_ = np.asarray(pc.string_is_ascii(texts).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    fast = np.flatnonzero(present & ascii_)
+    if len(fast):
+        words = pc.utf8_split_whitespace(texts.take(pa.array(fast)))  # same split as str.split() on ASCII
+        flat, parent = pc.list_flatten(words), np.asarray(pc.list_parent_indices(words), dtype=np.int64)
+        chars = np.asarray(pc.utf8_length(flat), dtype=np.int64)
+        word = chars > 0  # Arrow keeps empty strings around leading / trailing whitespace
+        parent, chars = parent[word], chars[word]
+        count = np.bincount(parent, minlength=len(fast))
+        length[fast] = np.bincount(parent, weights=chars, minlength=len(fast)) + np.maximum(count - 1, 0)
+        codes = pc.ascii_lower(flat.filter(pa.array(word))).dictionary_encode().indices
+        codes = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
+        span = int(codes.max(initial=0)) + 1
+        pairs = np.sort(parent * span + codes)  # (text, word) pairs; a plain sort beats np.unique's hashing
+        first = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
+        distinct[fast] = np.bincount(pairs[first] // span, minlength=len(fast))
+    slow = np.flatnonzero(present & ~ascii_)
+    for j, t in zip(slow, texts.take(pa.array(slow)).to_pylist()):
+        split = t.split()
+        length[j] = sum(map(len, split)) + max(len(split) - 1, 0)
+        distinct[j] = len(set(t.casefold().split()))
+    return length, distinct
 
 
 def quality_order(manifest_rows: np.ndarray, manifest: pa.Table, sharpness: np.ndarray | None = None) -> np.ndarray:

@@ -10,7 +10,7 @@ from PIL import Image, ImageFilter
 from curate.dedup.exact import ExactDedupConfig
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.knn import KnnConfig, knn_dedup
-from curate.dedup.quality import image_sharpness, sharpness
+from curate.dedup.quality import image_sharpness, sharpness, text_keys
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.payloads import PayloadFetcher
 from curate.embed.stage import EmbedConfig, embed
@@ -89,6 +89,22 @@ TEXTS = [
 
 def test_texts_rank_by_normalised_length_then_distinct_words_then_manifest_order():
     assert order(quality(manifest_of(TEXTS))) == [2, 6, 0, 3, 1, 5, 4, 7]
+
+
+def test_text_keys_match_the_python_definition_on_ascii_and_unicode_texts():
+    import random
+
+    import pyarrow as pa
+
+    rng = random.Random(0)  # whitespace runs at both ends, \x1c (whitespace to str.split), case, ß, NBSP
+    parts = ["a", "B", "b", "A", " ", "  ", "\t", "\n", "\x1c", "é", "É", "ß", "SS", "ss", "\u2028", "\xa0", "Word"]
+    texts = [None, "", "   "] + ["".join(rng.choice(parts) for _ in range(rng.randint(0, 12))) for _ in range(2000)]
+    length, distinct = text_keys(pa.array(texts))
+    for t, got_length, got_distinct in zip(texts, length, distinct):
+        if t is None:
+            assert np.isnan(got_length) and np.isnan(got_distinct)
+        else:
+            assert (got_length, got_distinct) == (len(" ".join(t.split())), len(set(t.casefold().split()))), t
 
 
 def test_mixed_kinds_rank_within_their_own_kind():
