@@ -71,13 +71,18 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
               help="Label Studio local-files root: image paths become /data/local-files/?d=<relative path>.")
 @click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
 @click.option("--round", type=int, default=None, help="Labeling round (default: 1 + earlier runs).")
-@click.option("--dup-threshold", type=float, default=0.9, show_default=True,
-              help="hybrid: never two items above this cosine in a batch, nor one near a labeled item.")
+@click.option("--dup-threshold", default="auto", show_default=True, metavar="COSINE|auto|off",
+              help="hybrid / similar: never two items above this cosine in a batch, nor one near a labeled item; "
+                   "auto: hybrid takes half the pool's median distance to the 10th neighbour (similar: 0.9). "
+                   "Members of one dedup group (latest dedup run) are never picked together, whatever this is.")
+@click.option("--min-similarity", type=float, default=None, metavar="COSINE",
+              help="similar: never pick an item less similar than this to its query; queries with nothing "
+                   "above it are reported as weak instead of padding the batch.")
 @click.option("--uncertainty", type=click.Choice(["margin", "entropy", "least-confidence"]), default="margin",
               show_default=True, help="hybrid: the uncertainty score.")
 @click.option("--preselect", type=float, default=10.0, show_default=True,
               help="hybrid / cluster-margin: consider the preselect x budget most uncertain candidates.")
-@click.option("--typical-per-class", type=float, default=10.0, show_default=True,
+@click.option("--typical-per-class", type=float, default=5.0, show_default=True,
               help="hybrid: while fewer than this many labels per class exist, pick TypiClust's typical items "
                    "(uncertainty of so weak a model is noise); 0 turns it off.")
 @click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")
@@ -88,6 +93,8 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--queries", "-q", default=None, metavar="PATH",
               help="similar: workspace ids file, or a folder / .jsonl of external images or texts.")
 @click.option("--per-query", type=int, default=None, help="similar: at most N picks per query.")
+@click.option("--force", is_flag=True, default=False,
+              help="Overwrite an export or labeling files another select run (or no run) wrote.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 def command(workspace, progress, wait, class_quota, **settings) -> None:
@@ -109,3 +116,7 @@ def command(workspace, progress, wait, class_quota, **settings) -> None:
         click.echo(f"  query not used: {name}: {reason}", err=True)
     if len(failures) > 10:
         click.echo(f"  ... and {len(failures) - 10} more queries not used", err=True)
+    weak = meta.get("weak_queries") or []
+    if weak:
+        click.echo(f"  {len(weak):,} weak queries (nothing at --min-similarity {meta['min_similarity']:g} or above): "
+                   + ", ".join(weak[:10]) + (" ..." if len(weak) > 10 else ""), err=True)

@@ -9,7 +9,7 @@ file's labels, and every class the predictions have, predicted in this batch or 
 in the --labeled file; a manifest label alone is a known name, not a labeled item) and example
 ids, and the batch's strategy, score summary and (for ``similar``) per-query counts. A labeling
 team starts from the one folder. A select run never overwrites an export, config or brief that
-another select run wrote (``check_owners``).
+another select run wrote, nor a file no select run wrote (``check_owners``), unless ``--force``.
 """
 
 from __future__ import annotations
@@ -133,10 +133,13 @@ def handoff_paths(export: Location) -> tuple[Location, Location]:
             Location(export.fs, posixpath.join(folder, NOTES_NAME)))
 
 
-def check_owners(targets: list[Location], runs: list[dict], run_id: str) -> None:
-    """Refuse to overwrite an existing file that another select run wrote: ``runs`` (select sidecars,
-    oldest first) record each run's ``export`` and ``handoff`` files; the latest one naming a file
-    owns it. The run ``run_id`` may rewrite its own files; files no run recorded are overwritten."""
+def check_owners(targets: list[Location], runs: list[dict], run_id: str, force: bool = False) -> None:
+    """Refuse to overwrite an existing file that another select run wrote, or that no select run
+    wrote (the user's own file): ``runs`` (select sidecars, oldest first) record each run's
+    ``export`` and ``handoff`` files; the latest one naming a file owns it. The run ``run_id`` may
+    rewrite its own files; ``force`` overwrites anything."""
+    if force:
+        return
     owner: dict[str, str] = {}
     for meta in runs:
         for uri in [meta.get("export")] + list(meta.get("handoff") or []):
@@ -144,9 +147,10 @@ def check_owners(targets: list[Location], runs: list[dict], run_id: str) -> None
                 owner[uri] = meta.get("run_id")
     for loc in targets:
         other = owner.get(loc.uri)
-        if other is not None and other != run_id and loc.exists():
-            raise CurateError(f"{loc.uri} was written by select run {other}; pick another --out folder "
-                              "(or remove it)")
+        if other == run_id or not loc.exists():
+            continue
+        who = f"select run {other}" if other is not None else "no select run (an existing file)"
+        raise CurateError(f"{loc.uri} was written by {who}; pick another --out folder, or --force to overwrite")
 
 
 def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key: str, kind: str,

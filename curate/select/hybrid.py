@@ -9,7 +9,12 @@
    scanned blockwise once). Quotas cap the picks per predicted class.
 4. If the preselection runs dry (duplicates, quotas), the next most uncertain tranche is
    added and the loop goes on, with the picks so far acting as labeled items.
-5. Low-budget regime: while the labeled set is small (fewer than ``typical_per_class`` labels
+5. Dedup groups (``redundancy.dedup_groups``, when the dedup stage ran): never two members of one
+   group in a batch; members of a labeled item's group are no candidates (the caller drops them).
+6. Density (``density`` > 0): the weight is multiplied by the item's typicality in the pool
+   (``typiclust.density``, scaled to max 1 over the tranche) to that power, so k-center's pull
+   towards far-away items does not land on noisy outliers and lone corrupted copies.
+7. Low-budget regime: while the labeled set is small (fewer than ``typical_per_class`` labels
    per class), a model's uncertainty is mostly noise and typical examples teach more
    (Hacohen et al. 2022), so the batch is TypiClust's (``typiclust.py``), filtered by the same
    dedup/quota rules (``accept``) and topped up by steps 1-4 if the filter removed any.
@@ -62,10 +67,12 @@ def quota_array(classes: np.ndarray, quota: dict[int, int] | int | None) -> np.n
 
 def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget: int,
            dup_threshold: float | None, classes: np.ndarray | None = None,
-           quota: dict[int, int] | int | None = None, device: str | torch.device = "auto") -> np.ndarray:
+           quota: dict[int, int] | int | None = None, device: str | torch.device = "auto",
+           groups: np.ndarray | None = None) -> np.ndarray:
     """Positions in ``order`` kept by walking it: skip near-duplicates of labeled items or of earlier
-    accepted ones, and classes whose quota is full. ``order`` is short (a batch), so the pairwise
-    check within it is small; the labeled set is scanned blockwise."""
+    accepted ones, a second member of a dedup group (``groups``, -1: none), and classes whose quota
+    is full. ``order`` is short (a batch), so the pairwise check within it is small; the labeled
+    set is scanned blockwise."""
     caps = quota_array(classes, quota) if quota is not None else None
     taken = np.zeros(len(caps), dtype=np.int64) if caps is not None else None
     ok = np.ones(len(order), dtype=bool)
@@ -73,10 +80,14 @@ def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget:
         ok &= max_similarity(features, order, np.flatnonzero(labeled), device)[0] <= dup_threshold
     x = gather_tensor(features, order, resolve_device(device))
     kept: list[int] = []
+    used: set[int] = set()
     for i in range(len(order)):
         if len(kept) == budget:
             break
         if not ok[i]:
+            continue
+        group = int(groups[order[i]]) if groups is not None else -1
+        if group >= 0 and group in used:
             continue
         if dup_threshold is not None and kept and float((x[kept] @ x[i]).max()) > dup_threshold:
             continue
@@ -85,6 +96,8 @@ def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget:
             if taken[c] >= caps[c]:
                 continue
             taken[c] += 1
+        if group >= 0:
+            used.add(group)
         kept.append(i)
     return np.asarray(kept, dtype=np.int64)
 
@@ -92,10 +105,13 @@ def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget:
 def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray, labeled: np.ndarray,
            budget: int, preselect: float = 10.0, dup_threshold: float | None = 0.9,
            classes: np.ndarray | None = None, quota: dict[int, int] | int | None = None,
-           device: str | torch.device = "auto", power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+           device: str | torch.device = "auto", power: float = 1.0, groups: np.ndarray | None = None,
+           density: float = 0.0, pool: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pick up to ``budget`` candidate rows; ``features`` [N, d] unit rows, ``uncertainty`` [N]
-    (higher = more uncertain), ``classes`` [N] predicted class (needed with ``quota``).
-    Returns (rows in pick order, ``u^power × d`` of each pick when picked)."""
+    (higher = more uncertain), ``classes`` [N] predicted class (needed with ``quota``), ``groups``
+    [N] dedup group (-1: none), ``density`` the power of the typicality weight (0: none) measured
+    within ``pool`` (bool [N], default candidates | labeled).
+    Returns (rows in pick order, ``u^power × ρ^density × d`` of each pick when picked)."""
     dev = resolve_device(device)
     caps = quota_array(classes, quota) if quota is not None else None
     taken = np.zeros(len(caps), dtype=np.int64) if caps is not None else None
@@ -106,6 +122,7 @@ def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray
     limit = 1.0 - dup_threshold if dup_threshold is not None else -1.0
     picks: list[int] = []
     scores: list[float] = []
+    used: set[int] = set()  # dedup groups picked from
     start = 0
     tranche = max(budget, int(np.ceil(preselect * budget)))
     while len(picks) < budget and start < len(order):
@@ -115,8 +132,16 @@ def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray
         ref = np.concatenate([labeled_rows, np.asarray(picks, dtype=np.int64)])
         sim, _ = max_similarity(features, rows, ref, dev)
         mind = torch.from_numpy(np.minimum(1.0 - sim.astype(np.float64), 2.0)).to(dev)
-        weight = torch.from_numpy(np.power(uncertainty[rows].astype(np.float64), power) + 1e-9).to(dev)
+        w = np.power(uncertainty[rows].astype(np.float64), power) + 1e-9
+        if density:
+            from curate.select.typiclust import density as typicality
+
+            rho = typicality(features, rows, pool if pool is not None else candidates | labeled, device=dev)
+            w = w * np.power(rho / rho.max(), density)
+        weight = torch.from_numpy(w).to(dev)
         alive = mind > limit
+        if groups is not None:
+            alive &= ~torch.from_numpy(np.isin(groups[rows], list(used)) & (groups[rows] >= 0)).to(dev)
         if caps is not None:
             full = np.flatnonzero(taken >= caps)
             alive &= ~torch.from_numpy(np.isin(classes[rows], full)).to(dev)
@@ -129,6 +154,9 @@ def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray
             torch.minimum(mind, d, out=mind)
             alive &= mind > limit
             alive[at] = False
+            if groups is not None and groups[rows[at]] >= 0:
+                used.add(int(groups[rows[at]]))
+                alive &= ~torch.from_numpy(groups[rows] == groups[rows[at]]).to(dev)
             if caps is not None:
                 c = int(classes[rows[at]])
                 taken[c] += 1

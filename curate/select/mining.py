@@ -10,7 +10,10 @@
    budget is dealt round-robin over the groups, then over the queries within a group, each
    turn taking that query's next-nearest acceptable item. One over-represented failure mode
    cannot take the whole batch; ``per_query`` caps what one query takes.
-3. Dedup-aware: an item whose cosine to a labeled item or to an earlier pick exceeds
+3. ``min_similarity``: an item less similar than this to a query is never picked for it; a query
+   that yields nothing above it is a weak query (``weak`` in the result), reported instead of
+   padding the batch with unrelated items.
+4. Dedup-aware: an item whose cosine to a labeled item or to an earlier pick exceeds
    ``dup_threshold`` is skipped (the labeled set is scanned blockwise, only for items reached).
 
 Memory: Q x k candidate lists, budget x d picked vectors, and (exact path) the candidates as
@@ -53,6 +56,7 @@ class MiningResult:
     groups: np.ndarray  # int64 query group of every query
     searches: int  # search calls (1 + k growths)
     retriever: str
+    weak: np.ndarray | None = None  # int64 queries with no candidate at min_similarity or above
 
 
 def index_retriever(index: AnnIndex) -> Retriever:
@@ -151,9 +155,10 @@ def _labeled_check(vectors: np.ndarray, labeled: np.ndarray, dev: torch.device,
 def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, labeled: np.ndarray, budget: int,
          retriever: Retriever, per_query: int | None = None, dup_threshold: float | None = 0.9,
          clusters: int | None = None, seed: int = 0, device: str | torch.device = "auto",
-         cache_bytes: int = 1 << 30, chunk: int = 16) -> MiningResult:
+         cache_bytes: int = 1 << 30, chunk: int = 16, min_similarity: float | None = None) -> MiningResult:
     """Pick up to ``budget`` of the ``candidates`` (bool over store rows) nearest to ``queries``
-    ([Q, d] unit rows); ``labeled`` (bool over store rows) are never picked nor near-duplicated."""
+    ([Q, d] unit rows); ``labeled`` (bool over store rows) are never picked nor near-duplicated;
+    nothing below ``min_similarity`` to its query is picked."""
     dev = resolve_device(device)
     nq = len(queries)
     budget = int(min(budget, candidates.sum(), nq * per_query if per_query else budget))
@@ -177,6 +182,7 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
             known.update(zip(first[lo:lo + 4096].tolist(), near_labeled(first[lo:lo + 4096]).tolist()))
     cursor = np.zeros(nq, dtype=np.int64)
     taken = np.zeros(nq, dtype=np.int64)
+    below = np.zeros(nq, dtype=bool)  # stopped at min_similarity
     alive = np.ones(nq, dtype=bool)
     used: set[int] = set()
     picked = torch.empty((budget, queries.shape[1]), dtype=torch.float32, device=dev)
@@ -194,6 +200,9 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
                 cursor[qi] += 1
                 if row < 0:
                     break
+                if min_similarity is not None and sim < min_similarity:  # lists are sorted: the rest is weaker
+                    below[qi] = True
+                    return False
                 if not candidates[row] or row in used:
                     continue
                 if near_labeled is not None:
@@ -240,5 +249,6 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
                     break
                 alive[qi] = False
     used.clear()
+    weak = np.flatnonzero(below & (taken == 0)).astype(np.int64) if min_similarity is not None else None
     return MiningResult(np.asarray(out_rows, np.int64), np.asarray(out_sims, np.float64),
-                        np.asarray(out_query, np.int64), groups, searches, retriever.kind)
+                        np.asarray(out_query, np.int64), groups, searches, retriever.kind, weak)

@@ -31,6 +31,7 @@ class Pool:
     store_rows: np.ndarray | None = None  # [n] store row of each pool row
     queries: np.ndarray | None = None  # [Q, d] unit query vectors (similar)
     index: Any = None  # an AnnIndex over the store (similar on large pools), None: exact search
+    groups: np.ndarray | None = None  # [n] dedup group of each row (-1: none), from the latest dedup run
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,11 @@ class Options:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
     power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
-    dup_threshold: float | None = 0.9  # hybrid: cosine above which two items are near-duplicates
+    typical_per_class: float = 5.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
+    dup_threshold: float | str | None = "auto"  # hybrid/similar: near-duplicate cosine; auto: relative to the pool
+    class_aware: bool = True  # hybrid warm-up: clusters of the least-labeled predicted class first
+    density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
+    min_similarity: float | None = None  # similar: a pick must be at least this close to its query
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
     clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool)); similar: query groups
     per_query: int | None = None  # similar: at most this many picks per query
@@ -121,10 +125,14 @@ def _cluster_margin(pool: Pool, budget: int, rng: np.random.Generator, opt: Opti
 
 
 def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
-    from curate.select import hybrid, typiclust, uncertainty
+    from curate.select import hybrid, redundancy, typiclust, uncertainty
 
+    members = pool.candidates | pool.labeled
+    threshold = redundancy.resolve_threshold(opt.dup_threshold, pool.embeddings, members,
+                                             int(rng.integers(2**31)), opt.device)
+    candidates = pool.candidates & ~redundancy.blocked_by_labeled(pool.groups, pool.labeled)
     u = np.zeros(len(pool.candidates))
-    rows = np.flatnonzero(pool.candidates)
+    rows = np.flatnonzero(candidates)
     u[rows] = uncertainty.uncertainty(opt.uncertainty, pool.probs[rows], opt.device)
     if opt.uncertainty == "entropy" and pool.probs.shape[1] > 1:
         u /= np.log(pool.probs.shape[1])  # in [0, 1] like the others
@@ -132,10 +140,11 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     labeled = pool.labeled
     first = np.empty(0, np.int64)
     if opt.typical_per_class and labeled.sum() < opt.typical_per_class * pool.probs.shape[1]:
-        order, _ = typiclust.typiclust(pool.embeddings, pool.candidates, labeled, budget, rng, knn=opt.knn,
-                                       cap=opt.cap, device=opt.device)
-        first = order[hybrid.accept(pool.embeddings, order, labeled, budget, opt.dup_threshold, classes,
-                                    opt.quota, opt.device)]
+        predicted = np.argmax(pool.probs, axis=1) if opt.class_aware else None
+        order, _ = typiclust.typiclust(pool.embeddings, candidates, labeled, budget, rng, knn=opt.knn,
+                                       cap=opt.cap, device=opt.device, classes=predicted)
+        first = order[hybrid.accept(pool.embeddings, order, labeled, budget, threshold, classes,
+                                    opt.quota, opt.device, pool.groups)]
         if len(first) == budget:
             return first, u[first]
         labeled = labeled.copy()
@@ -144,8 +153,12 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     if quota is not None and len(first):  # what the first picks used of each class's quota
         caps = hybrid.quota_array(classes, quota)
         quota = dict(enumerate((caps - np.bincount(classes[first], minlength=len(caps))).clip(0).tolist()))
-    picks, scores = hybrid.hybrid(pool.embeddings, u, pool.candidates & ~labeled, labeled, budget - len(first),
-                                  opt.preselect, opt.dup_threshold, classes, quota, opt.device, opt.power)
+    groups = pool.groups
+    if groups is not None and len(first):  # the warm-up's groups are taken
+        candidates = candidates & ~(np.isin(groups, groups[first][groups[first] >= 0]) & (groups >= 0))
+    picks, scores = hybrid.hybrid(pool.embeddings, u, candidates & ~labeled, labeled, budget - len(first),
+                                  opt.preselect, threshold, classes, quota, opt.device, opt.power, groups,
+                                  opt.density, members)
     return np.concatenate([first, picks]), np.concatenate([u[first], scores])
 
 
@@ -158,11 +171,14 @@ def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     lab = np.zeros(n_store, dtype=bool)
     lab[pool.store_rows[pool.labeled]] = True
     retriever = mining.choose_retriever(pool.vectors, cand, pool.index, opt.device)
+    threshold = opt.dup_threshold if opt.dup_threshold != "auto" else 0.9  # mining: near-copies of a query's hits
     result = mining.mine(pool.vectors, pool.queries, cand, lab, budget, retriever, opt.per_query,
-                         opt.dup_threshold, opt.clusters, int(rng.integers(2**31)), opt.device)
+                         threshold, opt.clusters, int(rng.integers(2**31)), opt.device,
+                         min_similarity=opt.min_similarity)
     back = np.full(n_store, -1, dtype=np.int64)
     back[pool.store_rows] = np.arange(len(pool.store_rows))
-    return back[result.rows], result.similarity, {"query": result.query}
+    weak = result.weak if result.weak is not None else np.empty(0, np.int64)
+    return back[result.rows], result.similarity, {"query": result.query, "weak": weak}
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (

@@ -40,8 +40,11 @@ class BatchOptions:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid / cluster-margin: consider preselect x budget most uncertain
     power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 10.0  # hybrid: TypiClust batches while labeled < this x classes
-    dup_threshold: float | None = 0.9  # hybrid / similar: never two picks (or a pick and a labeled item) above this
+    typical_per_class: float = 5.0  # hybrid: TypiClust batches while labeled < this x classes
+    # hybrid / similar: never two picks (or a pick and a labeled item) above this cosine; "auto": hybrid derives
+    # it from the pool's own neighbour distances (similar: 0.9); "off": no check. Dedup groups apply regardless.
+    dup_threshold: float | str | None = "auto"
+    min_similarity: float | None = None  # similar: never pick an item less similar than this to its query
     quota_per_class: int | None = None  # hybrid: at most this many picks per predicted class
     class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
     clusters: int | None = None  # cluster-margin: k-means clusters; similar: query groups
@@ -56,6 +59,7 @@ class HandoffOptions:
     format: str | None = None  # labelstudio | csv | parquet; None: by extension
     data_key: str | None = None
     document_root: str | None = None
+    force: bool = False  # overwrite an export / labeling files that another select run wrote
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,12 @@ def _check(config: SelectConfig) -> registry.Strategy:
     batch = config.batch
     if batch.uncertainty not in ("margin", "entropy", "least-confidence"):
         raise CurateError(f"unknown uncertainty {batch.uncertainty!r} (margin, entropy, least-confidence)")
-    if batch.dup_threshold is not None and not -1.0 <= batch.dup_threshold <= 1.0:
-        raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1]")
+    dup_threshold(batch.dup_threshold)
+    if batch.min_similarity is not None:
+        if not -1.0 <= batch.min_similarity <= 1.0:
+            raise CurateError("--min-similarity must be a cosine similarity in [-1, 1]")
+        if "queries" not in strategy.needs:
+            raise CurateError(f"--min-similarity is for --strategy similar, not {config.strategy}")
     if "queries" in strategy.needs and not config.queries:
         raise CurateError(f"strategy {config.strategy} needs --queries (workspace ids, or a folder / .jsonl of "
                           "external images or texts)")
@@ -110,6 +118,29 @@ def _check(config: SelectConfig) -> registry.Strategy:
     if batch.per_query is not None and batch.per_query <= 0:
         raise CurateError(f"--per-query must be positive, got {batch.per_query}")
     return strategy
+
+
+def dup_threshold(value: float | str | None) -> float | str | None:
+    """``--dup-threshold`` as the strategies take it: a cosine in [-1, 1], ``"auto"``, or None (``off``)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str) and value.lower() in ("off", "none"):
+        return None
+    try:
+        cosine = float(value)
+    except (TypeError, ValueError):
+        raise CurateError(f"--dup-threshold takes a cosine in [-1, 1], auto or off, not {value!r}") from None
+    if not -1.0 <= cosine <= 1.0:
+        raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1] (or auto, off)")
+    return cosine
+
+
+def _groups(up, n: int) -> np.ndarray | None:
+    """Dedup group of every manifest row from the latest dedup run (None when none ran)."""
+    from curate.select.redundancy import dedup_groups
+
+    run = next((r for r in up.runs if r.stage == "dedup"), None)
+    return dedup_groups(run.table) if run is not None else None
 
 
 def _file_stat(path: str | None) -> list | None:
@@ -251,15 +282,17 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
         from curate.select.mining import open_index
 
         index = open_index(ws, slug, store, int(candidates.sum()), config.device)
+    groups = _groups(up, n)
     pool = registry.Pool(candidates[rows], labeled[rows], embeddings, probs, mc, feats,
                          vectors=store.vectors if store is not None else None,
                          store_rows=store_row[rows] if store is not None else None,
-                         queries=queries.vectors if queries is not None else None, index=index)
+                         queries=queries.vectors if queries is not None else None, index=index,
+                         groups=groups[rows] if groups is not None else None)
     b = config.batch
     options = registry.Options(uncertainty=b.uncertainty, preselect=b.preselect, power=b.power,
-                               typical_per_class=b.typical_per_class, dup_threshold=b.dup_threshold,
+                               typical_per_class=b.typical_per_class, dup_threshold=dup_threshold(b.dup_threshold),
                                quota=_quota(config, class_names), clusters=b.clusters, per_query=b.per_query,
-                               device=config.device)
+                               min_similarity=b.min_similarity, device=config.device)
     if options.quota is not None and probs is None:
         raise CurateError("class quotas need predictions (or --probe)")
     if options.quota is not None and config.strategy != "hybrid":
@@ -285,7 +318,9 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
         meta.update({"queries": config.queries, "queries_used": len(queries.names),
                      "queries_external": queries.external,
                      "query_failures": [list(f) for f in queries.failures[:1000]],
-                     "retrieval": "exact" if index is None else f"index:{index.kind}"})
+                     "retrieval": "exact" if index is None else f"index:{index.kind}",
+                     "min_similarity": b.min_similarity,
+                     "weak_queries": [queries.names[q] for q in extra.get("weak", [])][:1000]})
     export = handoff = None
     handoff_options = config.handoff
     if handoff_options.out:
@@ -297,7 +332,7 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
                                 data_key=handoff_options.data_key, document_root=handoff_options.document_root)
         dest = locate(handoff_options.out)
         targets = [dest] + (list(handoff_paths(dest)) if options.format == "labelstudio" else [])
-        check_owners(targets, earlier, run_id)  # before writing anything
+        check_owners(targets, earlier, run_id, force=handoff_options.force)  # before writing anything
         export = write_export(batch, handoff_options.out, options)
         meta["export"] = export.uri
         if options.format == "labelstudio":

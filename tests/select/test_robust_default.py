@@ -1,0 +1,165 @@
+"""The default selector's robustness rules on planted pools: dedup groups, the pool-relative
+duplicate threshold (against a brute-force kNN), a class-aware warm-up that does not starve
+rare classes, ``--min-similarity`` for ``similar``, and no silent overwrite of a batch file."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+from click.testing import CliRunner
+
+from curate.cli import cli
+from curate.errors import CurateError
+from curate.select import mining, redundancy
+from curate.select.registry import STRATEGIES, Options, Pool
+from curate.select.stage import select, select_config
+from tests.select.test_mining import unit, workspace
+
+
+def test_dedup_groups_join_items_with_what_they_duplicate():
+    table = pa.table({"id": ["a", "b", "c", "d", "e", "f", "g"],
+                      "duplicate_of": [None, "a", "b", None, "d", "other::x", "nope"]})
+    g = redundancy.dedup_groups(table)
+    assert g[0] == g[1] == g[2] >= 0 and g[3] == g[4] >= 0 and g[0] != g[3]  # c -> b -> a: one group
+    assert g[5] == g[6] == -1  # another dataset's item, an unknown id: no group here
+    labeled = np.array([False, False, False, False, True, False, False])
+    assert redundancy.blocked_by_labeled(g, labeled).tolist() == [False, False, False, True, True, False, False]
+
+
+def grouped_pool(rng, n=90, size=3):
+    """Random directions (no two near each other) in groups of ``size`` by fiat: only the group rule
+    can keep two members apart. The members of the first groups are the most uncertain."""
+    x = unit(rng.normal(size=(n, 24)))
+    groups = np.arange(n) // size
+    margin = np.linspace(0.0, 0.9, n)  # row 0 most uncertain
+    probs = np.stack([0.5 + margin / 2, 0.5 - margin / 2], axis=1)
+    return x, groups, probs
+
+
+@pytest.mark.parametrize("typical", [0.0, 100.0])  # k-center part / TypiClust warm-up
+def test_never_two_of_a_dedup_group_nor_a_labeled_items_group(typical):
+    rng = np.random.default_rng(0)
+    x, groups, probs = grouped_pool(rng)
+    labeled = np.zeros(len(x), dtype=bool)
+    labeled[[1, 40]] = True  # groups 0 and 13 are taken
+    opt = Options(typical_per_class=typical, dup_threshold=None, density=0.0, device="cpu")
+    fn = STRATEGIES["hybrid"].fn
+    picks, _ = fn(Pool(~labeled, labeled, x, probs, groups=groups), 20, np.random.default_rng(1), opt)
+    assert len(picks) == 20
+    assert len(set(groups[picks])) == 20  # never two members of one group
+    assert not set(groups[picks]) & {0, 13}  # nor a member of a labeled item's group
+    loose, _ = fn(Pool(~labeled, labeled, x, probs), 20, np.random.default_rng(1), opt)
+    if typical == 0.0:  # without the groups the most uncertain rows come in runs of a group
+        assert len(set(groups[loose])) < 20 or set(groups[loose]) & {0, 13}
+
+
+def test_relative_threshold_equals_brute_force_knn():
+    rng = np.random.default_rng(3)
+    x = unit(rng.normal(size=(150, 8)))
+    members = np.ones(150, dtype=bool)
+    members[::7] = False
+    got = redundancy.relative_threshold(x, members, seed=0, k=5, ratio=0.5, sample=10_000, device="cpu", block=64)
+    m = x[members]
+    s = m @ m.T
+    np.fill_diagonal(s, -np.inf)
+    fifth = -np.sort(-s, axis=1)[:, 4]  # 5th nearest other member
+    assert got == pytest.approx(1.0 - 0.5 * np.median(1.0 - fifth), abs=1e-5)
+
+
+def test_auto_threshold_catches_copies_a_fixed_cosine_misses():
+    """Copies at cosine ~0.8 of their original, in a pool whose distinct items sit far apart:
+    0.9 lets them through, the pool-relative threshold does not."""
+    rng = np.random.default_rng(4)
+    base = unit(rng.normal(size=(120, 64)))
+    src = np.arange(30)
+    copies = unit(base[src] + 0.75 * unit(rng.normal(size=(30, 64))))
+    x = np.concatenate([base, copies])
+    original = np.concatenate([np.arange(120), src])
+    sims = np.sum(copies * base[src], axis=1)
+    assert np.median(sims) < 0.9  # the fixed default would not catch them
+    assert redundancy.relative_threshold(x, np.ones(150, bool), 0, device="cpu") < sims.min()
+    probs = np.full((150, 2), 0.5)
+    probs[:, 0] += np.where(original < 30, 0.0, 0.49)  # only the copied items and their copies are uncertain
+    probs[:, 1] = 1 - probs[:, 0]
+    labeled = np.zeros(150, dtype=bool)
+    opt = dict(typical_per_class=0.0, density=0.0, device="cpu")
+    fn = STRATEGIES["hybrid"].fn
+    auto, _ = fn(Pool(~labeled, labeled, x, probs), 40, np.random.default_rng(0), Options(**opt))
+    fixed, _ = fn(Pool(~labeled, labeled, x, probs), 40, np.random.default_rng(0), Options(dup_threshold=0.9, **opt))
+    assert len(np.unique(original[auto])) == 40  # no two of one original
+    assert len(np.unique(original[fixed])) < 40
+
+
+def test_class_aware_warm_up_gives_rare_classes_at_least_their_pool_share():
+    """Three classes in well-separated blobs, one rare (20 of 420, 4.8%); a confident model.
+    The class-aware warm-up evens out the classes; class-blind TypiClust (largest clusters first)
+    gives the rare class about its pool share, one or two of 21."""
+    rng = np.random.default_rng(5)
+    centres = unit(rng.normal(size=(3, 16)))
+    sizes = [200, 200, 20]
+    y = np.repeat(np.arange(3), sizes)
+    x = unit(centres[y] * 3 + rng.normal(size=(len(y), 16)))
+    probs = np.full((len(y), 3), 0.05)
+    probs[np.arange(len(y)), y] = 0.9
+    labeled = np.zeros(len(y), dtype=bool)
+    labeled[[0, 1, 200, 201]] = True  # two labels of each common class, none of the rare one
+    fn = STRATEGIES["hybrid"].fn
+    for seed in range(3):
+        opt = Options(typical_per_class=50.0, density=0.0, device="cpu")  # the whole batch is the warm-up
+        picks, _ = fn(Pool(~labeled, labeled, x, probs), 21, np.random.default_rng(seed), opt)
+        counts = np.bincount(y[picks], minlength=3)
+        assert counts[2] / 21 >= 20 / 420 and counts[2] >= 5 and np.ptp(counts) <= 3  # about 7 of each
+    blind = Options(typical_per_class=50.0, density=0.0, class_aware=False, device="cpu")
+    picks, _ = fn(Pool(~labeled, labeled, x, probs), 21, np.random.default_rng(0), blind)
+    assert (y[picks] == 2).sum() <= 2  # what the class-aware order improves on
+
+
+def test_min_similarity_leaves_junk_queries_without_picks_and_reports_them():
+    rng = np.random.default_rng(6)
+    x = unit(np.concatenate([rng.normal(size=(40, 16)) * 0.2 + np.eye(16)[0], rng.normal(size=(40, 16))]))
+    good = unit(np.eye(16)[0])
+    junk = unit(-np.ones(16) + 10 * np.eye(16)[15])  # far from the mode, weakly similar to anything
+    queries = np.stack([good, junk])
+    cand, lab = np.ones(80, dtype=bool), np.zeros(80, dtype=bool)
+    retriever = mining.exact_retriever(x, cand, "cpu")
+    loose = mining.mine(x, queries, cand, lab, 6, retriever, dup_threshold=None, clusters=2, device="cpu")
+    assert (loose.query == 1).sum() == 3 and loose.similarity[loose.query == 1].max() < 0.6  # junk takes half
+    strict = mining.mine(x, queries, cand, lab, 6, retriever, dup_threshold=None, clusters=2, device="cpu",
+                         min_similarity=0.6)
+    assert strict.query.tolist() == [0] * 6 and strict.similarity.min() >= 0.6
+    assert strict.weak.tolist() == [1]
+    expected = np.argsort(-(x @ good), kind="stable")[:6]  # the good query's nearest six
+    assert sorted(strict.rows.tolist()) == sorted(expected.tolist())
+
+
+def test_cli_min_similarity_and_weak_queries(tmp_path):
+    x = unit(np.eye(6)[[0, 0, 0, 1, 1, 5]] + 0.1 * np.eye(6)[[3, 4, 2, 3, 4, 2]])
+    ws = workspace(tmp_path, x)
+    (tmp_path / "q.txt").write_text("w0\nw5\n")  # w5 sits alone: nothing near it
+    out = tmp_path / "b.csv"
+    res = CliRunner().invoke(cli, ["select", "-w", ws.root.uri, "--strategy", "similar", "--queries",
+                                   str(tmp_path / "q.txt"), "--budget", "4", "--min-similarity", "0.5",
+                                   "--dup-threshold", "off", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "picked 2 of 4" in res.output and "1 weak queries" in res.output and "w5" in res.output
+    assert sorted(pacsv.read_csv(out).column("id").to_pylist()) == ["w1", "w2"]
+    with pytest.raises(CurateError, match="--min-similarity is for --strategy similar"):
+        select(ws, select_config(budget=1, strategy="random", min_similarity=0.5))
+
+
+def test_no_silent_overwrite_of_a_file_and_force(tmp_path):
+    ws = workspace(tmp_path, unit(np.random.default_rng(7).normal(size=(12, 4))))
+    out = tmp_path / "r" / "tasks.json"
+    out.parent.mkdir()
+    out.write_text("my own notes")  # not written by any select run
+    with pytest.raises(CurateError, match="written by no select run .*--force"):
+        select(ws, select_config(budget=3, strategy="random", out=str(out)))
+    assert out.read_text() == "my own notes"
+    first = select(ws, select_config(budget=3, strategy="random", out=str(out), force=True))
+    assert len(json.loads(out.read_text())) == 3
+    with pytest.raises(CurateError, match=f"written by select run {first.run.run_id}"):
+        select(ws, select_config(budget=5, strategy="random", out=str(out)))
+    select(ws, select_config(budget=5, strategy="random", out=str(out), force=True))
+    assert len(json.loads(out.read_text())) == 5
