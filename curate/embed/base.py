@@ -11,6 +11,9 @@ Work is split so the expensive parts run where they belong:
 - ``prepare_on_device(payloads)`` is optional (GPU path): decode and preprocess a batch
   of raw image bytes on the device; returns the batch and the positions it could not
   decode, which the engine then prepares on the CPU instead.
+- ``in_process`` / ``batch_lengths(prepared)`` (text models): preparing is cheap, so the
+  engine prepares in its own process (worker processes would only compete with torch's
+  threads) and batches items of like length together, so little compute goes to padding.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Embedder(ABC):
     kinds: frozenset[str]
     device_decode: bool = False  # True when prepare_on_device is implemented
     content_addressed: bool = True  # a vector depends only on the sample's bytes (stores reuse it by content hash)
+    in_process: bool = False  # prepare is cheap (text): no loader worker processes, batches sorted by length
 
     def setup(self, runtime: Runtime) -> None:
         """Move weights to the device / precision; called once before the first batch."""
@@ -73,6 +77,12 @@ class Embedder(ABC):
     def forward(self, batch: Any) -> torch.Tensor:
         """Vectors [B, dim] for a collated batch."""
 
+    def batch_lengths(self, prepared: list[Any]) -> list[int] | None:
+        """The cost of each prepared item (text: tokens after truncation), for batching by length.
+
+        ``None`` keeps row order. Only used when ``in_process`` is set."""
+        return None
+
     def prepare_on_device(self, payloads: list[bytes]) -> tuple[Any, list[int]] | None:
         """Optional GPU decode path; ``None`` means not supported."""
         return None
@@ -84,3 +94,17 @@ class Embedder(ABC):
     def identity(self) -> dict:
         """Everything that determines the output vectors (goes into the store fingerprint)."""
         return {"spec": self.spec, "dim": self.dim}
+
+
+def text_payload(kind: str, payload: bytes | str, model: str) -> str:
+    """``prepare`` of text models: the text as ``str`` (UTF-8 bytes decoded); anything else raises."""
+    if kind != "text":
+        raise ValueError(f"{model} embeds text, not {kind}")
+    if isinstance(payload, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"text is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
+    if not isinstance(payload, str):
+        raise ValueError(f"text payload must be str, got {type(payload).__name__}")
+    return payload

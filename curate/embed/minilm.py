@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from curate.embed.base import Embedder, Runtime
+from curate.embed.base import Embedder, Runtime, text_payload
 from curate.errors import CurateError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -146,6 +146,7 @@ class MiniLMEmbedder(Embedder):
     slug = "minilm-l6-v2"
     dim = 384
     kinds = frozenset({"text"})
+    in_process = True
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else model_dir()
@@ -168,7 +169,8 @@ class MiniLMEmbedder(Embedder):
 
             tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
             tok.enable_truncation(self.max_tokens)
-            tok.enable_padding(pad_id=tok.token_to_id("[PAD]"), pad_token="[PAD]")  # to the longest in the batch
+            tok.no_padding()  # collate pads to the longest in its batch
+            self._pad_id = tok.token_to_id("[PAD]")
             self._tokenizer = tok
         return self._tokenizer
 
@@ -180,22 +182,22 @@ class MiniLMEmbedder(Embedder):
         self._model = model.to(device=runtime.device, dtype=runtime.dtype)
 
     def prepare(self, kind: str, payload: bytes | str) -> str:
-        if kind != "text":
-            raise ValueError(f"minilm embeds text, not {kind}")
-        if isinstance(payload, (bytes, bytearray, memoryview)):
-            try:
-                return bytes(payload).decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"text is not UTF-8 ({exc.reason} at byte {exc.start})") from exc
-        if not isinstance(payload, str):
-            raise ValueError(f"text payload must be str, got {type(payload).__name__}")
-        return payload
+        return text_payload(kind, payload, "minilm")
+
+    def _encode(self, texts: list[str]) -> list:
+        tok = self.tokenizer
+        return getattr(tok, "encode_batch_fast", tok.encode_batch)(texts)  # _fast: no offsets (tokenizers >= 0.20)
+
+    def batch_lengths(self, prepared: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._encode(prepared)]
 
     def collate(self, prepared: list[str]) -> dict[str, torch.Tensor]:
-        encodings = self.tokenizer.encode_batch(prepared)
+        ids = [e.ids for e in self._encode(prepared)]
+        width = max(map(len, ids))
+        pad = [self._pad_id] * width
         return {
-            "ids": torch.tensor([e.ids for e in encodings], dtype=torch.long),
-            "mask": torch.tensor([e.attention_mask for e in encodings], dtype=torch.long),
+            "ids": torch.tensor([row + pad[len(row):] for row in ids], dtype=torch.long),
+            "mask": torch.tensor([[1] * len(row) + [0] * (width - len(row)) for row in ids], dtype=torch.long),
         }
 
     @torch.inference_mode()

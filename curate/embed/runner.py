@@ -5,11 +5,18 @@ model transforms). On the GPU path workers only read bytes; images are decoded a
 preprocessed on the device in batches, and those it cannot decode are prepared on the
 CPU instead. Batches are fixed runs of consecutive rows, so results do not depend on
 worker timing. A sample that fails everywhere becomes a failure with a reason.
+
+Text models (``embedder.in_process``) take another path: tokenising is cheap, so rows are
+prepared in this process (loader workers would only compete with torch's intra-op threads
+for the same cores), sorted by token length within the shard (longest first, so a batch
+pads little and the largest batch comes first), and cut into batches of at most
+``batch_size`` items and ``text_tokens`` padded tokens. Vectors go back to their rows by
+index, so only float rounding depends on the order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +33,7 @@ class LoaderSettings:
     batch_size: int = 256
     workers: int = 2
     device_decode: bool = False  # GPU path: workers read bytes, the device decodes
+    text_tokens: int = 8192  # text path: at most this many padded tokens per batch (keeps CPU batches in cache)
 
 
 class _Rows(Dataset):
@@ -91,11 +99,14 @@ def embed_rows(embedder: Embedder, rows: list[dict], settings: LoaderSettings,
     failures: dict[int, str] = {}
     if not rows:
         return out, failures
-    dataset = _Rows(rows, embedder, settings.device_decode and embedder.device_decode)
-    loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, collate_fn=_Collate(embedder),
-                        num_workers=settings.workers, worker_init_fn=_one_thread,
-                        pin_memory=embedder.runtime.device.type == "cuda",
-                        prefetch_factor=4 if settings.workers else None)
+    if embedder.in_process:
+        loader = _length_sorted_batches(embedder, rows, settings)
+    else:
+        dataset = _Rows(rows, embedder, settings.device_decode and embedder.device_decode)
+        loader = DataLoader(dataset, batch_size=settings.batch_size, shuffle=False, collate_fn=_Collate(embedder),
+                            num_workers=settings.workers, worker_init_fn=_one_thread,
+                            pin_memory=embedder.runtime.device.type == "cuda",
+                            prefetch_factor=4 if settings.workers else None)
     with torch.inference_mode():
         for batch in loader:
             failures.update({i: f"embed-failed: {error}" for i, error in batch["failures"]})
@@ -113,6 +124,38 @@ def embed_rows(embedder: Embedder, rows: list[dict], settings: LoaderSettings,
     for i in failures:
         out[i] = 0
     return out, failures
+
+
+def _length_sorted_batches(embedder: Embedder, rows: list[dict], settings: LoaderSettings) -> Iterator[dict]:
+    """Loader batches for a text model, prepared in this process and grouped by length (see module doc)."""
+    items = _Rows(rows, embedder, raw_images=False)
+    prepared = [items[i] for i in range(len(rows))]
+    failed = [(i, error) for i, _, _, error in prepared if error is not None]
+    good = [item for item in prepared if item[3] is None]
+    if failed:
+        yield {"size": len(failed), "failures": failed, "batches": {}}
+    lengths = embedder.batch_lengths([item for _, _, item, _ in good]) if good else None
+    if lengths is None:
+        spans = [(s, min(s + settings.batch_size, len(good))) for s in range(0, len(good), settings.batch_size)]
+    else:
+        order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
+        good = [good[k] for k in order]
+        spans = _token_budget_spans([lengths[k] for k in order], settings.batch_size, settings.text_tokens)
+    collate = _Collate(embedder)
+    for start, stop in spans:
+        yield collate(good[start:stop])
+
+
+def _token_budget_spans(lengths: list[int], batch_size: int, tokens: int) -> list[tuple[int, int]]:
+    """Cut lengths sorted longest first into runs of <= ``batch_size`` items and <= ``tokens`` padded tokens
+    (a run's padded size is its first item's length times its item count; one item always fits)."""
+    spans, start = [], 0
+    while start < len(lengths):
+        per_item = max(1, lengths[start])
+        stop = min(len(lengths), start + max(1, min(batch_size, tokens // per_item)))
+        spans.append((start, stop))
+        start = stop
+    return spans
 
 
 def _forward(embedder: Embedder, batches: dict[str, tuple[list[int], Any]], failures: dict[int, str]):

@@ -206,3 +206,55 @@ def test_matches_sentence_transformers(emb, tmp_path):
     assert reference.shape == ours.shape
     diff = float(np.abs(ours - reference).max())
     assert diff < 1e-4, f"max abs difference {diff:.2e}"
+
+
+def _rows(texts: list) -> list[dict]:
+    return [{"kind": "text", "text": t} for t in texts]
+
+
+MIXED = ["short", "word " * 300, "A man is playing a guitar.", "mid length " * 20, "x", "Ünïcödé 東京 🚀 " * 5,
+         "The stock market fell sharply today.", "another " * 90]
+
+
+@needs_weights
+def test_length_sorted_batches_equal_batch_size_one_and_keep_row_order(emb):
+    from curate.embed.runner import LoaderSettings, embed_rows
+
+    rows = _rows(MIXED[:3]) + [{"kind": "text", "text": b"\xff\xfe not utf-8"}] + _rows(MIXED[3:])
+    batched, failed = embed_rows(emb, rows, LoaderSettings(batch_size=3, text_tokens=600))
+    single, failed_single = embed_rows(emb, rows, LoaderSettings(batch_size=1))
+    assert list(failed) == list(failed_single) == [3] and "UTF-8" in failed[3]
+    assert not batched[3].any()
+    np.testing.assert_allclose(batched.astype(np.float32), single.astype(np.float32), atol=2e-3)
+    # each row holds its own text's vector (independent reference: the model on that text alone)
+    alone = _embed(emb, [MIXED[5]])[0]
+    assert float(batched[6].astype(np.float64) @ alone) > 0.9999
+
+
+@needs_weights
+def test_text_runs_in_this_process_without_loader_workers(emb, monkeypatch):
+    import curate.embed.runner as runner
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("text must not start DataLoader workers (they compete with torch's threads)")
+
+    monkeypatch.setattr(runner, "DataLoader", no_workers)
+    vectors, failed = runner.embed_rows(emb, _rows(MIXED), runner.LoaderSettings(batch_size=4, workers=2))
+    assert failed == {} and vectors.shape == (len(MIXED), 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors.astype(np.float32), axis=1), 1.0, atol=2e-3)
+
+
+@needs_weights
+def test_batch_lengths_are_tokens_after_truncation(emb):
+    lengths = emb.batch_lengths(["hello world", "word " * 1000, ""])
+    assert lengths == [4, 256, 2]  # [CLS] hello world [SEP]; truncated to the window; [CLS] [SEP]
+
+
+def test_token_budget_spans_by_hand():
+    from curate.embed.runner import _token_budget_spans
+
+    # longest first; a span's padded size is its first length x its count
+    assert _token_budget_spans([300, 200, 100, 100, 10, 10, 10], 4, 400) == [(0, 1), (1, 3), (3, 7)]
+    assert _token_budget_spans([500, 5], 8, 100) == [(0, 1), (1, 2)]  # one item always fits
+    assert _token_budget_spans([3] * 10, 4, 10**9) == [(0, 4), (4, 8), (8, 10)]
+    assert _token_budget_spans([], 4, 100) == []
