@@ -89,7 +89,9 @@ def _batches(lengths: np.ndarray, order: np.ndarray, max_rows: int):
 
 
 def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best: torch.Tensor,
-                 arg: torch.Tensor, block: int, tri: torch.Tensor, dtype: torch.dtype) -> None:
+                 arg: torch.Tensor, block: int, tri: torch.Tensor, dtype: torch.dtype, with_arg: bool = True) -> None:
+    """Score one padded group of segments into ``best`` / ``arg`` (``with_arg=False``: values only,
+    ``arg`` untouched; ``amax`` is about 3x cheaper than ``max`` with indices on bf16)."""
     g, pad = len(starts), int(lengths.max())
     device = x.device
     pos = torch.arange(pad, device=device)
@@ -111,6 +113,10 @@ def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best:
             sims = torch.bmm(packed[:, q0:q1].to(dtype), keys_t[:, :, :width])  # [g, bq, width]
             if q0 < k0 + width:  # the chunk reaches the diagonal: hide keys j >= i
                 sims[:, :, q0 - k0:].masked_fill_(tri[:q1 - q0, :k0 + width - q0], float("-inf"))
+            if not with_arg:
+                value = sims.amax(dim=2).float()
+                top[:, q0:q1] = value if k0 == 0 else torch.maximum(value, top[:, q0:q1])
+                continue
             value, where = sims.max(dim=2)  # first maximum: the smallest j wins ties
             if k0 == 0:
                 top[:, q0:q1], top_j[:, q0:q1] = value, where
@@ -123,7 +129,8 @@ def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best:
     top_j = torch.where(found, top_j + rows[:, :1], -1)
     flat = rows[valid]
     best[flat] = top[valid]
-    arg[flat] = top_j[valid]
+    if with_arg:
+        arg[flat] = top_j[valid]
 
 
 
@@ -131,6 +138,12 @@ def _score_batch(x: torch.Tensor, starts: np.ndarray, lengths: np.ndarray, best:
 # summed: <= 2^-7 by Cauchy-Schwarz), result rounded to bf16 (<= 2^-8), fp32 accumulation; with margin.
 BF16_SCREEN_EPS = 1.0 / 64
 HEAVY_FRACTION = 0.25  # segments with more flagged rows than this are redone in fp32 at once
+
+
+# Segments longer than this are screened one by one in query blocks of this many rows (fewer,
+# larger matmuls; 1.9x faster than the padded batches at ~1,000 rows); shorter ones are padded
+# into batches (per-segment Python overhead would dominate there).
+LONG_SEGMENT = 256
 
 
 @torch.no_grad()
@@ -143,10 +156,13 @@ def max_sim_earlier_screened(x: torch.Tensor, segments: torch.Tensor, exact_abov
     scored exactly in fp32 against the earlier rows of their segment. So for every row whose
     exact max is >= ``exact_above`` the result equals the fp32 reference (value and argmax, up to
     fp32 summation order); every other row reports a value below ``exact_above`` that is within
-    eps of its exact max. A segment with many flagged rows is redone by the fp32 reference.
+    eps of its exact max, and an argmax that may be -1 (the screen keeps none: a dedup never needs
+    one below its threshold). A segment with many flagged rows is redone by the fp32 reference.
+    ``x`` may be fp16 (a gathered store batch): it is widened block by block, never whole.
     """
     bounds = check_segments(x, segments)
-    best, arg = max_sim_earlier_reference(x, segments, block, compute_dtype=torch.bfloat16)
+    best = _bf16_screen(x, bounds, block)
+    arg = torch.full((x.shape[0],), -1, dtype=torch.int64, device=x.device)
     flagged = torch.nonzero(best >= exact_above - BF16_SCREEN_EPS).flatten().cpu().numpy()
     seg_of = np.searchsorted(bounds, flagged, side="right") - 1
     lengths = np.diff(bounds)
@@ -160,6 +176,29 @@ def max_sim_earlier_screened(x: torch.Tensor, segments: torch.Tensor, exact_abov
     for rows, seg in zip(np.split(flagged, cuts), seg_of[np.r_[0, cuts]] if len(seg_of) else []):
         _exact_rows(x, int(bounds[seg]), rows, best, arg, block)
     return best, arg
+
+
+def _bf16_screen(x: torch.Tensor, bounds: np.ndarray, block: int) -> torch.Tensor:
+    """bf16 ``max_sim_earlier`` values (fp32 [n], -inf where no earlier row), no argmax."""
+    best = torch.full((x.shape[0],), float("-inf"), dtype=torch.float32, device=x.device)
+    starts, lengths = bounds[:-1], np.diff(bounds)
+    short = np.flatnonzero((lengths >= 2) & (lengths <= LONG_SEGMENT))
+    short = short[np.argsort(-lengths[short], kind="stable")]
+    tri = torch.ones(512, 512, dtype=torch.bool, device=x.device).triu_()  # j >= i
+    unused = torch.empty(0, dtype=torch.int64, device=x.device)
+    for group in _batches(lengths, short, max_rows=2 * block):
+        _score_batch(x, starts[group], lengths[group], best, unused, block, tri, torch.bfloat16, with_arg=False)
+    step = LONG_SEGMENT
+    diagonal = tri[:step, :step]
+    for seg in np.flatnonzero(lengths > LONG_SEGMENT):
+        a, m = int(starts[seg]), int(lengths[seg])
+        rows = x[a:a + m].to(torch.bfloat16)
+        for q0 in range(0, m, step):  # query block [q0, q1) against the keys before q1 only
+            q1 = min(q0 + step, m)
+            sims = rows[q0:q1] @ rows[:q1].T
+            sims[:, q0:].masked_fill_(diagonal[:q1 - q0, :q1 - q0], float("-inf"))
+            best[a + q0:a + q1] = sims.amax(dim=1).float()
+    return best
 
 
 def _redo_segments(x: torch.Tensor, bounds: np.ndarray, segs: np.ndarray, best: torch.Tensor,

@@ -33,7 +33,8 @@ def boundary_links(labels: np.ndarray, top_ids: np.ndarray, top_sims: np.ndarray
 def across_batch(x: torch.Tensor, seg: np.ndarray, x_ranks: torch.Tensor, q: torch.Tensor,
                  q_seg: np.ndarray, q_ranks: torch.Tensor, block: int = 8192
                  ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Compare each probe ``q[i]`` with every row of segment ``q_seg[i]`` of ``x`` (fp32, exact).
+    """Compare each probe ``q[i]`` with every row of segment ``q_seg[i]`` of ``x`` (fp32, exact; ``x``
+    may hold fp16 rows, widened block by block).
 
     Returns ``(x_best, x_arg)`` for the rows of ``x`` (best higher-ranked probe, as an index into
     ``q``) and ``(q_best, q_arg)`` per probe (best higher-ranked row, as an index into ``x``);
@@ -50,7 +51,7 @@ def across_batch(x: torch.Tensor, seg: np.ndarray, x_ranks: torch.Tensor, q: tor
         probes, probe_ranks = q[p0:p1], q_ranks[p0:p1]
         for lo in range(int(seg[s]), int(seg[s + 1]), block):
             hi = min(lo + block, int(seg[s + 1]))
-            sims = probes @ x[lo:hi].T  # [probes, rows]
+            sims = probes @ x[lo:hi].float().T  # [probes, rows]; x may be the fp16 batch
             higher = x_ranks[None, lo:hi] < probe_ranks[:, None]  # the cluster's row outranks the probe
             value, where = sims.masked_fill(~higher, float("-inf")).max(dim=1)
             better = value > q_best[p0:p1]

@@ -20,7 +20,9 @@ import torch
 
 from curate.dedup.boundary import across_batch
 from curate.device import resolve_device
+from curate.kernels._runtime import bf16_matmul_is_fast
 from curate.kernels.dispatch import max_sim_earlier
+from curate.vectors import as_tensor
 from curate.vectors import gather_tensor as gather
 
 
@@ -90,7 +92,7 @@ def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
     The batch is gathered once and serves both passes. ``exact_above``: within-cluster values
     from there up are exact; below it they may come from a bf16 screen (within 1/64), which
     is all a dedup threshold at or above it needs. Across-boundary values are always exact."""
-    x = gather(vectors, batch.rows, device)
+    x = _gather_for_scoring(vectors, batch.rows, device, exact_above)
     sims, idx = max_sim_earlier(x, torch.from_numpy(batch.seg).to(device), exact_above=exact_above)
     sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
     within = (sims, _to_store(batch.rows, idx))
@@ -100,6 +102,15 @@ def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
         torch.from_numpy(batch.probe_ranks).to(device))
     return BatchScores(within, (row_best, _to_store(batch.probes, row_arg)),
                        (probe_best, _to_store(batch.rows, probe_arg)))
+
+
+def _gather_for_scoring(vectors: np.ndarray, rows: np.ndarray, device: torch.device,
+                        exact_above: float | None) -> torch.Tensor:
+    """The batch's rows: as stored (fp16, half the memory and copying) where the CPU bf16 screen
+    reads them (it widens block by block), else fp32."""
+    if device.type == "cpu" and exact_above is not None and bf16_matmul_is_fast("cpu"):
+        return as_tensor(vectors).index_select(0, torch.from_numpy(np.asarray(rows, dtype=np.int64)))
+    return gather(vectors, rows, device)
 
 
 def _to_store(rows: np.ndarray, local: np.ndarray) -> np.ndarray:

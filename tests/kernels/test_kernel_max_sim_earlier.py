@@ -5,6 +5,7 @@ import pytest
 import torch
 from curate.kernels.max_sim_earlier import (
     BF16_SCREEN_EPS,
+    LONG_SEGMENT,
     max_sim_earlier_reference,
     max_sim_earlier_screened,
     max_sim_earlier_triton,
@@ -171,9 +172,13 @@ def test_bf16_reference_is_within_the_screen_bound(d):
 
 @pytest.mark.parametrize("exact_above", [-1.0, 0.5, 0.9, 2.0])
 @pytest.mark.parametrize("dups", [0.2, 0.95])  # 0.95: most segments are redone whole in fp32
-def test_screened_is_exact_from_the_floor_up(exact_above, dups):
+@pytest.mark.parametrize("long", [False, True])  # True: segments past LONG_SEGMENT, screened one by one
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])  # fp16: a gathered store batch
+def test_screened_is_exact_from_the_floor_up(exact_above, dups, long, dtype):
     bounds = ragged(15, 80, seed=int(dups * 100))
-    x = unit_rows(bounds[-1], 64, seed=7, dups=dups)
+    if long:
+        bounds += (bounds[-1] + np.cumsum([LONG_SEGMENT + 1, 3, 2 * LONG_SEGMENT + 37])).tolist()
+    x = unit_rows(bounds[-1], 64, seed=7, dups=dups, dtype=dtype)
     (v, i), (bv, bi) = [tuple(map(np.asarray, r)) for r in (
         max_sim_earlier_screened(x, torch.tensor(bounds), exact_above, block=16), brute_max_sim_earlier(x, bounds))]
     high = bv >= exact_above
