@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate import __version__
 from curate.embed.base import Embedder, Runtime, resolve_runtime
@@ -87,7 +88,7 @@ class Embed(Stage):
         runtime = resolve_runtime(config.device, config.precision)
         manifest = ws.read_manifest(MANIFEST_COLUMNS)
         rows, skip_reasons = plan_rows(manifest, embedder.kinds)
-        _check_kinds(manifest, rows, embedder)
+        _check_kinds(manifest, rows.num_rows, embedder)
         shard_size = max(config.batch_size, config.shard_size // config.batch_size * config.batch_size)
         fingerprints = {"manifest": ws.manifest_fingerprint(), "model": embedder.identity(),
                         "device": runtime.device.type, "dtype": str(runtime.dtype), "batch_size": config.batch_size,
@@ -109,11 +110,11 @@ def embed(ws: Workspace, config: EmbedConfig, **run: Any) -> StageResult:
     return run_stage(ws, Embed(), config, **run)
 
 
-def _check_kinds(manifest: pa.Table, rows: list[dict], embedder: Embedder) -> None:
+def _check_kinds(manifest: pa.Table, store_rows: int, embedder: Embedder) -> None:
     """A model that embeds none of the workspace's ok samples is a mistake, not an empty store."""
-    if rows:
+    if store_rows:
         return
-    ok = [k for k, s in zip(manifest.column("kind").to_pylist(), manifest.column("status").to_pylist()) if s == OK]
+    ok = manifest.filter(pc.equal(manifest.column("status"), OK)).column("kind").to_pylist()
     if ok:
         have = ", ".join(f"{k} {n:,}" for k, n in sorted(Counter(ok).items()))
         raise CurateError(f"model {embedder.spec!r} embeds {' and '.join(sorted(embedder.kinds))} samples; this "
@@ -130,8 +131,8 @@ def _embed(ctx: RunContext) -> Output:
     reused_loc = state.join("reused.npy")
     resume = is_done(state.join("run.json"), run_fp) and vectors_path.exists()
     if resume:
-        reused = np.load(local_path(reused_loc)) if reused_loc.exists() else np.zeros(len(rows), dtype=bool)
-        vectors = create_or_resume(vectors_path, len(rows), embedder.dim, True)
+        reused = np.load(local_path(reused_loc)) if reused_loc.exists() else np.zeros(rows.num_rows, dtype=bool)
+        vectors = create_or_resume(vectors_path, rows.num_rows, embedder.dim, True)
     else:
         vectors, reused = _start_store(ws, embedder, runtime, rows, folder, state, vectors_path)
         _save_mask(reused_loc, reused)
@@ -147,7 +148,7 @@ def _embed(ctx: RunContext) -> Output:
         if is_done(marker, run_fp):
             failures.update({int(i): r for i, r in atomic.read_json(marker)["failures"].items()})
         else:
-            pending.append((k, [rows[i] for i in positions]))
+            pending.append((k, positions))
     where = dict(shards)
 
     bar = ctx.bar(total=len(todo), desc=f"embed {embedder.slug}", unit=" samples", smoothing=0.05,
@@ -162,14 +163,14 @@ def _embed(ctx: RunContext) -> Output:
         mark_done(state.join(f"shard-{k:05d}.json"), run_fp, failures={str(i): r for i, r in global_failures.items()})
 
     settings = LoaderSettings(config.batch_size, config.workers, device_decode=runtime.device.type == "cuda")
-    run_executor(config, ws, embedder, runtime, settings, pending, done, bar.update)
+    run_executor(config, ws, embedder, runtime, settings, rows, pending, done, bar.update)
     bar.close()
     ctx.lap("embed")
 
     meta, status = _finish(ws, embedder, runtime, manifest, rows, ctx["skip_reasons"], failures, run_fp, len(shards))
     facts = {"slug": embedder.slug, "model": embedder.spec, "count": meta["count"], "embedded": meta["valid"],
              "failed": meta["count"] - meta["valid"], "reused_rows": int(reused.sum()),
-             "embedded_now": int(sum(len(r) for _, r in pending)), "shards_done": len(pending),
+             "embedded_now": int(sum(len(p) for _, p in pending)), "shards_done": len(pending),
              "shards_skipped": len(shards) - len(pending), "device": runtime.device.type,
              "store_fingerprint": run_fp}
     table = pa.table({"id": status.column("id"), "kept": status.column("embedded"),
@@ -177,23 +178,25 @@ def _embed(ctx: RunContext) -> Output:
     return Output(table, facts)
 
 
-def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: list[dict], folder, state,
+def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: pa.Table, folder, state,
                  vectors_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A fresh vector file for ``rows``, with the rows an earlier complete store already holds copied in.
 
     Returns the writable map and the mask of rows that were copied (not to be embedded again)."""
     old = _reusable_store(ws, embedder, runtime)
-    reused = np.zeros(len(rows), dtype=bool)
+    reused = np.zeros(rows.num_rows, dtype=bool)
     tmp = vectors_path.with_name(atomic.TMP_MARK + "next-" + vectors_path.name)
-    fresh = create_or_resume(tmp, len(rows), embedder.dim, False)
+    fresh = create_or_resume(tmp, rows.num_rows, embedder.dim, False)
     if old is not None:
-        old_row = {h: r for h, r, ok in zip(old[1], range(len(old[1])), old[2]) if ok and h is not None}
-        pairs = [(i, old_row[row["content_hash"]]) for i, row in enumerate(rows) if row["content_hash"] in old_row]
-        if pairs:
-            new_at, old_at = (np.array(x, dtype=np.int64) for x in zip(*pairs))
-            for lo in range(0, len(new_at), 65536):
-                fresh[new_at[lo:lo + 65536]] = old[0][old_at[lo:lo + 65536]]
-            reused[new_at] = True
+        old_vectors, old_hashes, old_valid = old
+        usable = np.flatnonzero(old_valid & pc.is_valid(old_hashes).to_numpy(zero_copy_only=False))
+        found = pc.index_in(rows.column("content_hash"), value_set=old_hashes.take(pa.array(usable)))
+        found = found.to_numpy(zero_copy_only=False)  # float with NaN where not found
+        new_at = np.flatnonzero(~np.isnan(found))
+        old_at = usable[found[new_at].astype(np.int64)]
+        for lo in range(0, len(new_at), 65536):
+            fresh[new_at[lo:lo + 65536]] = old_vectors[old_at[lo:lo + 65536]]
+        reused[new_at] = True
     fresh.flush()
     del fresh
     clear(folder.join("meta.json"))  # the store is incomplete from here until _finish
@@ -215,7 +218,7 @@ def _reusable_store(ws: Workspace, embedder: Embedder, runtime: Runtime):
     ids = read_table(store_dir(ws, embedder.slug).join("ids.parquet"))
     if not same or "content_hash" not in ids.column_names:
         return None
-    return store.vectors, ids.column("content_hash").to_pylist(), store.valid
+    return store.vectors, ids.column("content_hash").combine_chunks(), np.asarray(store.valid, dtype=bool)
 
 
 def _save_mask(loc, mask: np.ndarray) -> None:
@@ -227,57 +230,73 @@ def _save_mask(loc, mask: np.ndarray) -> None:
 
 
 def run_executor(config: EmbedConfig, ws: Workspace, embedder: Embedder, runtime: Runtime,
-                 settings: LoaderSettings, pending: list[tuple[int, list[dict]]], done: ShardDone,
+                 settings: LoaderSettings, rows: pa.Table, pending: list[tuple[int, np.ndarray]], done: ShardDone,
                  progress: Callable[[int], None]) -> None:
-    """Embed the pending shards locally (one process, loader workers) or on Ray."""
+    """Embed the pending shards (store positions into ``rows``) locally or on Ray.
+
+    Locally, vectors that come ready (``precomputed:``) are imported in one vectorised pass
+    per shard; models run through the loader (:func:`embed_rows`), one shard's rows at a time."""
     if config.executor == "ray":
         from curate.embed.ray_executor import run_on_ray
 
-        run_on_ray(config, settings, pending, done, progress, ws.root.uri, embedder.dim)
+        shards = [(k, rows.take(pa.array(positions)).to_pylist()) for k, positions in pending]
+        run_on_ray(config, settings, shards, done, progress, ws.root.uri, embedder.dim)
         return
     if config.executor != "local":
         raise CurateError(f"unknown executor {config.executor!r} (choose local or ray)")
     embedder.setup(runtime)
-    for k, shard in pending:
-        block, shard_failures = embed_rows(embedder, shard, settings, progress)
+    importer = getattr(embedder, "import_rows", None)
+    columns = None
+    if importer is not None and getattr(embedder, "column", None):
+        from curate.embed.precomputed import ColumnBlocks
+
+        columns = ColumnBlocks(embedder.column, embedder.dim)
+    for k, positions in pending:
+        shard = rows.take(pa.array(positions))
+        if importer is not None:
+            block, shard_failures = importer(shard, columns)
+            progress(len(positions))
+        else:
+            block, shard_failures = embed_rows(embedder, shard.to_pylist(), settings, progress)
         done(k, block, shard_failures)
 
 
-def plan_rows(manifest: pa.Table, kinds: frozenset[str]) -> tuple[list[dict], dict[int, str]]:
-    """Store rows (manifest dicts + ``manifest_row``) and the reason for every other row."""
-    rows, reasons = [], {}
-    for i, row in enumerate(manifest.to_pylist()):
-        if row["status"] != OK:
-            reasons[i] = "quarantined"
-        elif row["kind"] not in kinds:
-            reasons[i] = f"unsupported-kind: this model does not embed {row['kind']} samples"
-        else:
-            row["manifest_row"] = i
-            rows.append(row)
+def plan_rows(manifest: pa.Table, kinds: frozenset[str]) -> tuple[pa.Table, np.ndarray]:
+    """Store rows (the manifest rows the model embeds, with ``manifest_row``, in manifest order)
+    and, per manifest row, the reason it is not a store row (None for store rows)."""
+    ok = pc.equal(manifest.column("status"), OK).to_numpy(zero_copy_only=False)
+    kind = manifest.column("kind")
+    accepted = pc.is_in(kind, value_set=pa.array(sorted(kinds), pa.string())).to_numpy(zero_copy_only=False)
+    take = np.flatnonzero(ok & accepted)
+    rows = manifest.take(pa.array(take)).append_column("manifest_row", pa.array(take, pa.int64()))
+    reasons = np.full(manifest.num_rows, None, dtype=object)
+    reasons[~ok] = "quarantined"
+    other = np.flatnonzero(ok & ~accepted)
+    if len(other):
+        names = kind.take(pa.array(other)).to_numpy(zero_copy_only=False)
+        reasons[other] = [f"unsupported-kind: this model does not embed {k} samples" for k in names]
     return rows, reasons
 
 
-def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Table, rows: list[dict],
-            skip_reasons: dict[int, str], failures: dict[int, str], run_fp: str, shards: int) -> dict:
+def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Table, rows: pa.Table,
+            skip_reasons: np.ndarray, failures: dict[int, str], run_fp: str, shards: int) -> dict:
     n = manifest.num_rows
     store_row = np.full(n, -1, dtype=np.int64)
-    manifest_rows = np.array([r["manifest_row"] for r in rows], dtype=np.int64)
-    store_row[manifest_rows] = np.arange(len(rows))
-    reasons: list[str | None] = [skip_reasons.get(i) for i in range(n)]
+    manifest_rows = rows.column("manifest_row").to_numpy()
+    store_row[manifest_rows] = np.arange(rows.num_rows)
+    reasons = skip_reasons.copy()
     for k, reason in failures.items():
         reasons[int(manifest_rows[k])] = reason
-    embedded = np.array([r is None for r in reasons])
+    embedded = np.equal(reasons, None)
     status = pa.table({
         "id": manifest.column("id"),
-        "embedded": pa.array(embedded),
+        "embedded": pa.array(embedded, pa.bool_()),
         "row": pa.array(store_row, mask=store_row < 0),
         "reason": pa.array(reasons, pa.string()),
     })
-    ids = pa.table({"id": pa.array([r["id"] for r in rows], pa.string()),
-                    "manifest_row": pa.array(manifest_rows, pa.int64()),
-                    "content_hash": pa.array([r["content_hash"] for r in rows], pa.string())})
+    ids = rows.select(["id", "manifest_row", "content_hash"])
     meta = {"fingerprint": run_fp, "model": embedder.spec, "slug": embedder.slug, "dim": embedder.dim,
-            "count": len(rows), "valid": len(rows) - len(failures), "shards": shards,
+            "count": rows.num_rows, "valid": rows.num_rows - len(failures), "shards": shards,
             "dtype": "float16", "normalised": True, "device": runtime.device.type,
             "precision": str(runtime.dtype).removeprefix("torch."), "identity": embedder.identity(),
             "curate_version": __version__, "manifest_fingerprint": ws.manifest_fingerprint()}

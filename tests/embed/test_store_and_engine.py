@@ -59,7 +59,7 @@ def test_bad_vectors_fail_per_sample_with_reason(tmp_path):
     assert store.valid.tolist() == [True, False, True]
     assert not store.vectors[1].any()
     status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet")
-    assert status.column("reason").to_pylist()[1].startswith("embed-failed: ValueError: vector contains NaN")
+    assert status.column("reason").to_pylist()[1] == "invalid-embedding: contains NaN or Inf"
 
 
 def test_wrong_row_count_is_a_clear_error(tmp_path):

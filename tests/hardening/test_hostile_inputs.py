@@ -175,7 +175,7 @@ def test_npy_embeddings_of_the_wrong_shape_or_with_nan_rows(tmp_path):
     result = embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'bad.npy'}", workers=0), progress=False)
     status = pq.read_table(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "status.parquet").to_pylist()
     assert [s["embedded"] for s in status] == [True, False, True, True]
-    assert status[1]["reason"] == "embed-failed: ValueError: vector contains NaN or Inf"
+    assert status[1]["reason"] == "invalid-embedding: contains NaN or Inf"
     vectors = np.load(tmp_path / "ws" / "embeddings" / result.meta["slug"] / "vectors.npy")
     np.testing.assert_array_equal(vectors[[0, 2, 3]], np.eye(4, dtype=np.float16)[[0, 2, 3]])
 
