@@ -12,15 +12,16 @@ from curate.cli.options import run_line, stage_options
 @click.command("embed")
 @stage_options
 @click.option("--model", default="perceptual", show_default=True, metavar="SPEC",
-              help="perceptual | minilm | openclip:<arch>/<pretrained> | openclip:<arch>@/path/ckpt.pt | "
-                   "precomputed:<column> | precomputed:/path/file.npy")
+              help="perceptual | minilm | st:/path/to/model-folder | openclip:<arch>/<pretrained> | "
+                   "openclip:<arch>@/path/ckpt.pt | precomputed:<column> | precomputed:/path/file.npy")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when present), cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp16", "bf16", "fp32"]), default="fp16", show_default=True,
               help="Model precision on GPU (CPU runs fp32 for fp16). Stored vectors are always fp16.")
 @click.option("--batch-size", default=256, show_default=True, type=int)
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int,
-              help="Data-loader worker processes (read + decode + preprocess); 0 reads in this process.")
+              help="Data-loader worker processes (read + decode + preprocess); 0 reads in this process. "
+                   "Text models always prepare in this process.")
 @click.option("--shard-size", default=16384, show_default=True, type=int,
               help="Samples per resumable shard of the store.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
