@@ -41,7 +41,7 @@ class Options:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
     power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 5.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
+    typical_per_class: float = 2.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
     dup_threshold: float | str | None = "auto"  # hybrid/similar: near-duplicate cosine; auto: relative to the pool
     class_aware: bool = True  # hybrid warm-up: clusters of the least-labeled predicted class first
     density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
@@ -183,8 +183,10 @@ def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("hybrid", _hybrid, ("probs", "embeddings"),
-             "(default) the most uncertain (margin) preselected, then uncertainty-weighted k-center on the "
-             "embeddings; never near-duplicates (--dup-threshold); --quota-per-class. Needs predictions/--probe."),
+             "(default) the most uncertain (margin) preselected, then uncertainty x typicality-weighted k-center "
+             "on the embeddings; a class-aware TypiClust batch while labels are few (--typical-per-class); never "
+             "two of a dedup group nor near-duplicates (--dup-threshold); --quota-per-class. Needs "
+             "predictions/--probe."),
     Strategy("least-confidence", _uncertainty("least-confidence"), ("probs",),
              "1 - max probability. Needs predictions (or --probe)."),
     Strategy("margin", _uncertainty("margin"), ("probs",),

@@ -14,7 +14,7 @@ from curate.cli import cli
 from curate.errors import CurateError
 from curate.select import mining, redundancy
 from curate.select.registry import STRATEGIES, Options, Pool
-from curate.select.stage import select, select_config
+from curate.select.stage import picked, select, select_config
 from tests.select.test_mining import unit, workspace
 
 
@@ -163,3 +163,37 @@ def test_no_silent_overwrite_of_a_file_and_force(tmp_path):
         select(ws, select_config(budget=5, strategy="random", out=str(out)))
     select(ws, select_config(budget=5, strategy="random", out=str(out), force=True))
     assert len(json.loads(out.read_text())) == 5
+
+
+def test_stage_reads_dedup_groups_a_labeled_copy_blocks_its_original(tmp_path):
+    """The dedup run keeps one of w0/w1 (a near-identical pair); the user labeled the removed one.
+    Its keeper is then no candidate for hybrid, even with the cosine check off and w0/w1 the most
+    uncertain items."""
+    from curate.dedup.semantic import SemanticConfig, semantic_dedup
+
+    rng = np.random.default_rng(8)
+    x = unit(rng.normal(size=(10, 6)))
+    x[1] = unit(x[0] + 0.001)
+    ws = workspace(tmp_path, x)
+    semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
+    dedup = [r for r in ws_table(ws, "dedup") if r["reason"]]
+    assert len(dedup) == 1
+    removed, keeper = dedup[0]["id"], dedup[0]["duplicate_of"]
+    (tmp_path / "labeled.txt").write_text(f"{removed}\n")
+    gaps = np.linspace(0.0, 0.9, 10)
+    gaps[[0, 1]] = 0.0  # w0, w1 the most uncertain
+    np.save(tmp_path / "p.npy", np.stack([(1 + gaps) / 2, (1 - gaps) / 2], 1).astype(np.float32))
+    for threshold in ("off", "auto"):
+        result = select(ws, select_config(budget=4, strategy="hybrid", predictions=str(tmp_path / "p.npy"),
+                                          labeled=str(tmp_path / "labeled.txt"), dup_threshold=threshold,
+                                          typical_per_class=0.0))
+        assert keeper not in picked(result) and len(picked(result)) == 4
+    margin = select(ws, select_config(budget=4, strategy="margin", predictions=str(tmp_path / "p.npy"),
+                                      labeled=str(tmp_path / "labeled.txt")))
+    assert keeper in picked(margin)  # what the rule prevents
+
+
+def ws_table(ws, stage):
+    from curate.decisions import latest_run
+
+    return latest_run(ws, stage).table.to_pylist()
