@@ -76,8 +76,11 @@ def assign(vectors: np.ndarray, centroids: np.ndarray, valid: np.ndarray | None 
     with torch.inference_mode():
         for start in range(0, n, step):
             stop = min(n, start + step)
-            x = read_block(vectors, start, stop, dev)
-            s, i = torch.topk(x @ cents_t, got, dim=1) if nearest is None else nearest(x, got)
+            if nearest is not None and dev.type == "cpu":  # as stored: the screen widens what it needs
+                s, i = nearest(as_tensor(np.asarray(vectors[start:stop])), got)
+            else:
+                x = read_block(vectors, start, stop, dev)
+                s, i = torch.topk(x @ cents_t, got, dim=1) if nearest is None else nearest(x, got)
             sims[start:stop, :got] = s.cpu().numpy()
             ids[start:stop, :got] = i.to(torch.int32).cpu().numpy()
     labels[:] = ids[:, 0]
@@ -105,16 +108,26 @@ def _screened_nearest(cents_t: torch.Tensor, device: torch.device):
     def nearest(x: torch.Tensor, top: int) -> tuple[torch.Tensor, torch.Tensor]:
         s, i = torch.topk(x.to(torch.bfloat16) @ screened_t, max(top, 2) if len(cents) > 1 else 1, dim=1)
         s = s.float()
-        s[:, 0] = torch.einsum("bd,bd->b", x, cents.index_select(0, i[:, 0]))
+        s[:, 0] = rowwise_dot(x, cents, i[:, 0])
         if s.shape[1] > 1:  # the runner-up may be the true nearest when it scored within the error
             close = torch.nonzero(s[:, 0] - s[:, 1] < 2 * BF16_SCREEN_EPS).flatten()
-            second = torch.einsum("bd,bd->b", x[close], cents.index_select(0, i[close, 1]))
+            second = rowwise_dot(x[close], cents, i[close, 1])
             swap = close[second > s[close, 0]]
             s[swap, 1] = s[swap, 0]
             s[swap, 0] = second[second > s[close, 0]]
             i[swap] = i[swap][:, [1, 0, *range(2, i.shape[1])]]
         return s[:, :top], i[:, :top]
     return nearest
+
+
+def rowwise_dot(x: torch.Tensor, cents: torch.Tensor, ids: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """``x[r] . cents[ids[r]]`` in fp32 for every row (``x`` may be fp16), ``chunk`` rows at a time so
+    the widened rows and gathered centroids stay in cache."""
+    out = torch.empty(len(x), dtype=torch.float32, device=x.device)
+    for c0 in range(0, len(x), chunk):
+        part = x[c0:c0 + chunk].float()
+        out[c0:c0 + chunk] = (part * cents.index_select(0, ids[c0:c0 + chunk])).sum(dim=1)
+    return out
 
 
 def cluster_members(labels: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
