@@ -20,7 +20,8 @@ from curate.embed.store import StoredEmbeddings
 from curate.report.layout import LayoutConfig, neighbour_layout
 from curate.vectors import gather_numpy
 
-FATES = ("kept", "exact-duplicate", "semantic-duplicate", "pruned", "quarantined")
+# near-duplicate: removed by dedup for any reason but identical bytes (semantic-, near-duplicate)
+FATES = ("kept", "exact-duplicate", "near-duplicate", "pruned", "quarantined")
 FATE_COLORS = ("#4c78a8", "#f58518", "#e45756", "#b279a2", "#9d9d9d")
 
 
@@ -40,7 +41,7 @@ def fate_of(reason: str) -> str:
     if stage == "quarantined" or code == "quarantined":
         return "quarantined"
     if stage == "dedup":
-        return "exact-duplicate" if code == "exact-duplicate" else "semantic-duplicate"
+        return "exact-duplicate" if code == "exact-duplicate" else "near-duplicate"
     return "pruned"
 
 

@@ -183,7 +183,7 @@ def _group(g: Group, data: ReportData) -> str:
         if m.reason is None:
             note = "kept"
         else:
-            note = m.reason + (f" \u00b7 {m.method}" if m.method and m.method != m.reason else "")
+            note = m.reason + (f" \u00b7 {m.method}" if m.method and not m.reason.startswith(m.method) else "")
             note += f" {m.score:.3f}" if m.score is not None else ""
         parts.append(_preview(data.previews.get(m.row), m.reason is not None, note, data.ids[m.row], data.text_dataset))
     if g.size > len(g.members):

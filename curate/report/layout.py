@@ -5,8 +5,9 @@ directions land on top of each other. This layout keeps neighbourhoods instead, 
 does, in plain numpy and bounded by ``n x k``: the ``k`` nearest neighbours of every point
 (cosine, found in row blocks, never an n x n matrix) weighted by UMAP's membership strengths,
 then a force layout that pulls each edge together and pushes random pairs apart (negative
-sampling), with UMAP's curve for ``min_dist`` 0.1 and a step that decays to zero. Seeded, so
-the same input gives the same picture.
+sampling), with UMAP's curve for ``min_dist`` 0.1, a weak pull toward the middle (so pieces
+of the graph stay in one picture) and a step that decays to zero. Seeded, so the same input
+gives the same picture.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import numpy as np
 # UMAP's fitted curve 1 / (1 + a d^(2b)) for spread 1, min_dist 0.1
 CURVE_A, CURVE_B = 1.577, 0.895
 STEP = 1.0
+# a weak pull of every point toward the middle: pieces of the kNN graph with no edge between them
+# would otherwise drift apart under repulsion alone, until one island fills the picture's edge
+GRAVITY = 0.05
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def neighbour_layout(x: np.ndarray, config: LayoutConfig = LayoutConfig()) -> np
         push = np.zeros_like(y)
         for _ in range(config.negatives):  # repulsion from random points, in proportion to a point's edges
             push += _repulsion(y - y[rng.integers(0, n, size=n)])
-        grad += strength * push
+        grad += strength * push - GRAVITY * (y - y.mean(axis=0))
         y += rate * np.clip(grad, -4.0, 4.0)
     y -= y.mean(axis=0)
     return y.astype(np.float32)

@@ -32,7 +32,7 @@ NO_SCORE = "no score"
 class Member:
     row: int  # manifest row
     reason: str | None  # None: the kept copy
-    method: str | None
+    method: str | None  # the run's method, or the signals that found the pair (``minhash,semantic``)
     score: float | None
 
 
@@ -42,7 +42,7 @@ class Group:
     size: int
     keeper: int | None  # manifest row of the kept copy (None: every member was removed)
     members: list[Member]  # keeper first, then removed ones by ascending score; at most max_members
-    facets: list[tuple[str, str, str]]  # distinct (reason, method, band) of every removed member
+    facets: list[tuple[str, str, str]]  # distinct (reason, method or one signal, band) of every removed member
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def review(run: DecisionRun | None, method: str | None, max_groups: int, max_mem
                    for r in members if not kept[r]]
         removed.sort(key=lambda m: (m.score if m.score is not None else np.inf, m.row))
         listed = [Member(r, None, None, None) for r in keepers[:1]] + removed
-        facets = sorted({(m.reason, m.method or "", band_of(m.score)) for m in removed})
+        facets = sorted({(m.reason, signal, band_of(m.score)) for m in removed
+                         for signal in (m.method or "").split(",")})
         out.append(Group(int(numbers[i]), int(sizes[i]), keepers[0] if keepers else None, listed[:max_members],
                          facets))
     return Review(run.run_id, method, len(numbers), out)
@@ -109,26 +110,30 @@ def _column(table, names: tuple[str, ...], rows: np.ndarray) -> dict[int, object
 def payload(rv: Review, previews: dict[int, Preview], ids: list[str], labels: list[str | None]) -> dict:
     """The page's group data: lookup tables, then one array per group.
 
-    ``groups[i] = [number, size, facets, members]``; ``facets`` = [[reason, method, band] index triples];
-    ``members`` = [[id, label, reason (-1: kept), method (-1: none), score (null: none), preview (-1: none)]].
+    ``groups[i] = [number, size, facets, members]``; ``facets`` = [[reason, method, band] index triples]
+    into ``reasons``, ``methods`` (single methods or signals: the filter's options) and ``bands``;
+    ``members`` = [[id, label, reason (-1: kept), found by (index into ``found``, -1: none),
+    score (null: none), preview (-1: none)]].
     """
-    reasons = sorted({f[0] for g in rv.groups for f in g.facets} | {m.reason for g in rv.groups for m in g.members
-                                                                     if m.reason is not None})
-    methods = sorted({f[1] for g in rv.groups for f in g.facets} | {m.method for g in rv.groups for m in g.members
-                                                                     if m.method is not None})
+    reasons = sorted({f[0] for g in rv.groups for f in g.facets})
+    methods = sorted({f[1] for g in rv.groups for f in g.facets})
+    found = sorted({m.method for g in rv.groups for m in g.members if m.method is not None})
     bands = [label for label, _ in BANDS] + [NO_SCORE]
+    at = {name: i for i, name in enumerate(reasons)}, {name: i for i, name in enumerate(methods)}, \
+        {name: i for i, name in enumerate(bands)}, {name: i for i, name in enumerate(found)}
     preview_rows = list(dict.fromkeys(m.row for g in rv.groups for m in g.members if m.row in previews))
     preview_at = {r: i for i, r in enumerate(preview_rows)}
     groups = []
     for g in rv.groups:
-        facets = [[reasons.index(r), methods.index(m), bands.index(b)] for r, m, b in g.facets]
-        members = [[ids[m.row], labels[m.row], -1 if m.reason is None else reasons.index(m.reason),
-                    -1 if m.method is None else methods.index(m.method),
+        facets = [[at[0][r], at[1][m], at[2][b]] for r, m, b in g.facets]
+        members = [[ids[m.row], labels[m.row], -1 if m.reason is None else at[0][m.reason],
+                    -1 if m.method is None else at[3][m.method],
                     None if m.score is None else round(float(m.score), 4), preview_at.get(m.row, -1)]
                    for m in g.members]
         groups.append([g.number, g.size, facets, members])
     return {"run": rv.run_id, "method": rv.method, "total": rv.total, "reasons": reasons, "methods": methods,
-            "bands": bands, "previews": [_preview_entry(previews[r]) for r in preview_rows], "groups": groups}
+            "bands": bands, "found": found, "previews": [_preview_entry(previews[r]) for r in preview_rows],
+            "groups": groups}
 
 
 def _preview_entry(p: Preview) -> list:

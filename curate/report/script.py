@@ -39,7 +39,7 @@ REVIEW_JS = """
   function note(m) {
     if (m[2] < 0) return "kept";
     var s = D.reasons[m[2]];
-    if (m[3] >= 0 && D.methods[m[3]] !== D.reasons[m[2]]) s += " \\u00b7 " + D.methods[m[3]];
+    if (m[3] >= 0 && s.indexOf(D.found[m[3]]) !== 0) s += " \\u00b7 " + D.found[m[3]];
     if (m[4] !== null) s += " " + m[4].toFixed(3);
     return s;
   }

@@ -184,9 +184,11 @@ def test_map_draws_a_bounded_sample_with_every_removed_point(deduped):
     assert map_svg.count("<circle") == 10 + 5  # 10 points + 5 legend swatches
     titles = re.findall(r"<title>([^<]*)</title></circle>", map_svg)
     table = run.table.to_pydict()
-    expected = {f"{html_escape(i)} ({r})" for i, k, r in zip(table["id"], table["kept"], table["reason"]) if not k}
+    fate = {"exact-duplicate": "exact-duplicate", "semantic-duplicate": "near-duplicate"}
+    expected = {f"{html_escape(i)} ({fate[r]})" for i, k, r in zip(table["id"], table["kept"], table["reason"])
+                if not k}
     assert set(titles) == expected  # every removed point is drawn and carries its (escaped) id
-    assert "kept (7)" in map_svg and "semantic-duplicate (2)" in map_svg and "exact-duplicate (1)" in map_svg
+    assert "kept (7)" in map_svg and "near-duplicate (2)" in map_svg and "exact-duplicate (1)" in map_svg
 
 
 def test_cluster_sizes_come_from_kmeans_without_a_semantic_run(tmp_path):

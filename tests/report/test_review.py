@@ -18,7 +18,7 @@ from curate.workspace import Workspace
 from tests.conftest import write
 from tests.report.test_report import Page, read, review_data
 
-SOURCES = ("minhash", "semantic", "phash")
+SOURCES = ("minhash", "semantic", "phash", "minhash,semantic")  # a pair two signals proposed
 BIG = 12  # members of the one big group
 
 
@@ -45,8 +45,9 @@ class PlantedDedup(Stage):
 
 def planted_review_workspace(tmp_path, pairs: int = 2400):
     """``pairs`` two-item groups (even row kept, odd row removed: every 5th an exact copy, the others
-    near copies found by minhash / semantic / phash in turn, scores spread over [0.8, 1)), one group of
-    ``BIG`` (row 2 * pairs kept, the rest near copies with scores 0.80, 0.81, ...) and 100 loners.
+    near copies found by minhash / semantic / phash / both minhash and semantic in turn, scores
+    spread over [0.8, 1)), one group of ``BIG`` (row 2 * pairs kept, the rest near copies with
+    scores 0.80, 0.81, ...) and 100 loners.
     Returns the workspace and the hand-made table as a dict of columns."""
     n = 2 * pairs + BIG + 100
     rows = [{"id": f"t{i:05d}", "text": f"sample {i} " + "word " * (i % 7), "label": "ab"[i % 2]} for i in range(n)]
@@ -68,10 +69,10 @@ def planted_review_workspace(tmp_path, pairs: int = 2400):
             reason.append("exact-duplicate" if exact else "near-duplicate")
             dup_of.append(ids[i - 1])
             score.append(1.0 if exact else float(rng.uniform(0.8, 0.999)))
-            source.append("exact" if exact else SOURCES[g % 3])
+            source.append("exact" if exact else SOURCES[g % 4])
         else:
             reason.append("near-duplicate"), dup_of.append(ids[2 * pairs])
-            score.append(0.80 + 0.01 * (i - 2 * pairs - 1)), source.append(SOURCES[i % 3])
+            score.append(0.80 + 0.01 * (i - 2 * pairs - 1)), source.append(SOURCES[i % 4])
     table = {"id": ids, "kept": kept, "reason": reason, "duplicate_of": dup_of, "group": group,
              "score": score, "source": source}
     arrow = pa.table({"id": pa.array(ids), "kept": pa.array(kept), "reason": pa.array(reason, pa.string()),
@@ -94,7 +95,7 @@ def band(score):
 
 
 def expected_groups(table):
-    """{group: (kept id, {ids}, {(reason, method, band) of its removed members})} from the table."""
+    """{group: (kept id, {ids}, {(reason, signal, band) of its removed members})} from the table."""
     members = defaultdict(list)
     for i, g in enumerate(table["group"]):
         if g is not None:
@@ -102,8 +103,8 @@ def expected_groups(table):
     out = {}
     for g, rows in members.items():
         keeper = [table["id"][r] for r in rows if table["kept"][r]]
-        facets = {(table["reason"][r], table["source"][r], band(table["score"][r])) for r in rows
-                  if not table["kept"][r]}
+        facets = {(table["reason"][r], signal, band(table["score"][r])) for r in rows if not table["kept"][r]
+                  for signal in table["source"][r].split(",")}
         out[g] = (keeper[0], {table["id"][r] for r in rows}, facets)
     return out
 
@@ -142,7 +143,8 @@ def test_filters_offer_every_reason_method_and_band(planted):
     page = Page(read(dest))
     data = review_data(page)
     assert data["reasons"] == ["exact-duplicate", "near-duplicate"]
-    assert data["methods"] == ["exact", "minhash", "phash", "semantic"]
+    assert data["methods"] == ["exact", "minhash", "phash", "semantic"]  # each signal on its own
+    assert data["found"] == ["exact", "minhash", "minhash,semantic", "phash", "semantic"]  # as the table says
     for key, names in (("reason", data["reasons"]), ("method", data["methods"]), ("band", data["bands"])):
         html = read(dest)
         select = html[html.index(f'<select id="review-{key}">'):]
