@@ -117,10 +117,14 @@ def _class_count(count: np.ndarray | None, c: int) -> int:
 
 
 def density(features: np.ndarray, rows: np.ndarray, members: np.ndarray, knn: int = 10,
-            device: str | torch.device = "auto", block: int = 8192) -> np.ndarray:
+            device: str | torch.device = "auto", block: int = 8192, sample: int = 32768) -> np.ndarray:
     """Typicality of ``rows`` within the pool ``members`` (bool): 1 / mean cosine-derived Euclidean
-    distance to the ``knn`` nearest other members; blockwise (len(rows) x block at a time)."""
+    distance to the ``knn`` nearest other members; blockwise (len(rows) x block at a time). A pool
+    above ``sample`` members is represented by a fixed-seed sample of that many (the cost stays
+    rows x sample; distances grow alike for every row, and the caller only compares them)."""
     ref = np.flatnonzero(members)
+    if len(ref) > sample:
+        ref = np.union1d(np.sort(np.random.default_rng(0).choice(ref, size=sample, replace=False)), rows)
     k = int(min(knn, len(ref) - 1))
     if len(rows) == 0 or k < 1:
         return np.ones(len(rows))

@@ -197,3 +197,34 @@ def ws_table(ws, stage):
     from curate.decisions import latest_run
 
     return latest_run(ws, stage).table.to_pylist()
+
+
+def test_density_equals_brute_force_and_keeps_k_center_off_outliers():
+    from curate.select.typiclust import density
+
+    rng = np.random.default_rng(9)
+    x = unit(rng.normal(size=(60, 5)))
+    rows = np.array([0, 7, 33])
+    got = density(x, rows, np.ones(60, dtype=bool), knn=4, device="cpu", block=16)
+    d = np.sqrt(np.clip(2 - 2 * (x[rows] @ x.T), 0, None))
+    d[np.arange(3), rows] = np.inf
+    np.testing.assert_allclose(got, 1 / np.sort(d, axis=1)[:, :4].mean(1), rtol=1e-4)
+    sampled = density(x, rows, np.ones(60, dtype=bool), knn=4, device="cpu", sample=20)
+    assert np.all(sampled <= got + 1e-6)  # fewer members: neighbours no nearer
+    # three tight blobs and five lone outliers, all equally uncertain: k-center alone takes the outliers
+    centres = unit(rng.normal(size=(3, 16)))
+    blobs = unit(np.repeat(centres, 30, axis=0) + 0.15 * rng.normal(size=(90, 16)))
+    pool = np.concatenate([unit(rng.normal(size=(5, 16))), blobs])  # rows 0-4: the outliers
+    probs = np.full((95, 2), 0.5)
+    labeled = np.zeros(95, dtype=bool)
+    labeled[[5, 35, 65]] = True  # one label per blob
+    fn = STRATEGIES["hybrid"].fn
+    plain, _ = fn(Pool(~labeled, labeled, pool, probs), 5, np.random.default_rng(0),
+                  Options(typical_per_class=0.0, density=0.0, device="cpu"))
+    weighted, _ = fn(Pool(~labeled, labeled, pool, probs), 5, np.random.default_rng(0),
+                     Options(typical_per_class=0.0, density=1.0, device="cpu"))
+    assert (plain < 5).sum() >= 4 and plain[0] < 5  # k-center alone: outliers first
+    assert (weighted < 5).sum() < (plain < 5).sum() and weighted[0] >= 5  # weighted: a blob item first, fewer
+    strong, _ = fn(Pool(~labeled, labeled, pool, probs), 5, np.random.default_rng(0),
+                   Options(typical_per_class=0.0, density=3.0, device="cpu"))
+    assert (strong < 5).sum() == 0
