@@ -20,6 +20,7 @@ import torch
 
 from curate.dedup.boundary import across_batch
 from curate.device import resolve_device
+from curate.index.pages import release
 from curate.kernels._runtime import bf16_matmul_is_fast
 from curate.kernels.dispatch import max_sim_earlier
 from curate.vectors import as_tensor
@@ -97,6 +98,7 @@ def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
     sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
     within = (sims, _to_store(batch.rows, idx))
     q = gather(vectors, batch.probes, device)
+    release(vectors)  # both are copies now: the store's mapped pages need not stay resident
     (row_best, row_arg), (probe_best, probe_arg) = across_batch(
         x, batch.seg, torch.from_numpy(batch.row_ranks).to(device), q, batch.probe_seg,
         torch.from_numpy(batch.probe_ranks).to(device))

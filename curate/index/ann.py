@@ -42,6 +42,7 @@ from curate.index.kmeans import (
     import_faiss,
     require_faiss,
 )
+from curate.index.pages import release
 from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.workspace import Workspace
@@ -197,6 +198,7 @@ def build_index(vectors: np.ndarray, valid: np.ndarray | None = None, kind: str 
             index.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(ids))
         else:
             index.add(x)
+        release(vectors)
     return AnnIndex(index, rows, kind, d, nlist, nprobe if nlist is not None else None, storage)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from curate.device import resolve_device  # noqa: F401 (re-exported)
+from curate.index.pages import release
 from curate.vectors import as_tensor  # noqa: F401 (re-exported)
 
 # Cap on one block's [block, k] similarity matrix: with many centroids the block shrinks.
@@ -81,6 +82,7 @@ def assign(vectors: np.ndarray, centroids: np.ndarray, valid: np.ndarray | None 
             else:
                 x = read_block(vectors, start, stop, dev)
                 s, i = torch.topk(x @ cents_t, got, dim=1) if nearest is None else nearest(x, got)
+            release(vectors)  # the block is read: its mapped pages need not stay resident
             sims[start:stop, :got] = s.cpu().numpy()
             ids[start:stop, :got] = i.to(torch.int32).cpu().numpy()
     labels[:] = ids[:, 0]

@@ -27,6 +27,7 @@ import torch
 
 from curate.device import resolve_device
 from curate.errors import CurateError
+from curate.index.pages import release
 from curate.vectors import gather_numpy
 
 MAX_CLUSTERS = 50_000
@@ -276,6 +277,7 @@ def fit_spherical_kmeans(vectors: np.ndarray, valid_mask: np.ndarray | None = No
         dev = resolve_device(config.device)
 
     sample = gather_numpy(vectors, rows)
+    release(vectors)
     sample /= np.linalg.norm(sample, axis=1, keepdims=True).clip(1e-12)
     with torch.inference_mode():
         x = torch.from_numpy(sample).to(dev)
