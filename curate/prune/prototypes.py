@@ -20,6 +20,10 @@ from curate.index.kmeans import KMeansConfig, default_clusters, fit_spherical_km
 from curate.prune.quotas import allocate
 
 KEEPS = ("hard", "easy")
+# Greedy k-means++ seeding costs O(k^2) (k sequential passes over ~32 k rows): a few seconds
+# at k = 1,000, tens of minutes at the k ~ 3,000 of ten million items. Above this many clusters
+# seeding is random and Lloyd's iterations do the work (as in semantic dedup).
+MAX_KMEANSPP_CLUSTERS = 1000
 
 
 def fit_prototypes(vectors: np.ndarray, candidates: np.ndarray, clusters: int | None, seed: int,
@@ -32,8 +36,9 @@ def fit_prototypes(vectors: np.ndarray, candidates: np.ndarray, clusters: int | 
     if n_cand == 0:
         return labels, dist, 0
     k = min(clusters or default_clusters(n_cand), n_cand)
+    init = "k-means++" if k <= MAX_KMEANSPP_CLUSTERS else "random"
     centroids = fit_spherical_kmeans(vectors, candidates, KMeansConfig(
-        clusters=k, sample=max(64 * k, 20_000), iterations=20, seed=seed, device=device))
+        clusters=k, sample=max(64 * k, 20_000), iterations=20, seed=seed, device=device, init=init))
     a = assign(vectors, centroids, valid=candidates, top=1, device=device)
     labels[candidates] = a.labels[candidates]
     dist[candidates] = 1.0 - a.sims[candidates, 0]
