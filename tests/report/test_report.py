@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from curate.cli import cli
+from curate.decisions import latest_run
 from curate.dedup.exact import ExactDedupConfig, exact_dedup
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.stage import EmbedConfig, embed
@@ -252,3 +253,36 @@ def test_cli_writes_the_report_and_rejects_a_bad_run(deduped, tmp_path):
     assert out.exists() and "report:" in result.output
     bad = CliRunner().invoke(cli, ["report", "-w", ws.root.path, "--run", "dedup"])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize("method", ["exact", "semantic", "knn", "fuzzy", "near"])
+def test_every_dedup_method_reaches_the_review(tmp_path, method):
+    """Whatever the method, the page holds each group of its table: members, kept copy, reasons, and
+    the method (or for fuzzy / near the signals of the source column) with the score or max_sim."""
+    ws, _ = text_workspace(tmp_path)
+    result = CliRunner().invoke(cli, ["dedup", "-w", ws.root.path, "--method", method, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    table = latest_run(ws, "dedup").table.to_pydict()
+    groups: dict[int, list[int]] = {}
+    for row, g in enumerate(table["group"]):
+        if g is not None:
+            groups.setdefault(g, []).append(row)
+    assert groups, "the planted copies form at least one group"
+    data = review_data(Page(read(build_report(ws, ReportConfig()))))
+    assert data["method"] == method and data["total"] == len(groups) == len(data["groups"])
+    score = table.get("score") or table.get("max_sim") or [None] * len(table["id"])
+    for number, size, facets, members in data["groups"]:
+        rows = groups[number]
+        assert size == len(rows) and len(members) == min(size, 8)  # a long group lists 8 and counts the rest
+        assert {m[0] for m in members} <= {table["id"][r] for r in rows}
+        assert [m[0] for m in members if m[2] == -1] == [table["id"][r] for r in rows if table["kept"][r]][:1]
+        for m in members:
+            r = table["id"].index(m[0])
+            if not table["kept"][r]:
+                assert data["reasons"][m[2]] == table["reason"][r]
+                found = table["source"][r] if "source" in table else method
+                assert data["found"][m[3]] == found
+                assert m[4] == (None if score[r] is None else pytest.approx(score[r], abs=1e-4))
+        signals = {s for r in rows if not table["kept"][r] for s in
+                   (table["source"][r].split(",") if "source" in table else [method])}
+        assert {data["methods"][f[1]] for f in facets} == signals
