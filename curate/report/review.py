@@ -1,7 +1,7 @@
 """Every duplicate group of a dedup run, for review before removal: the report's group data.
 
 One pass over the decision table (no per-row Python beyond the grouped rows): each group with
-its size, keeper and up to ``max_members`` listed members (keeper first, then the removed ones
+its size and up to ``max_members`` listed members (the kept copy first, then the removed ones
 weakest first, the ones most worth a look), each with its reason, the method or signal that
 found it (the ``source`` column of fuzzy/near runs, else the run's method) and its score
 (``score``, else ``max_sim``). Each group also carries the distinct (reason, method, score band)
@@ -40,8 +40,7 @@ class Member:
 class Group:
     number: int
     size: int
-    keeper: int | None  # manifest row of the kept copy (None: every member was removed)
-    members: list[Member]  # keeper first, then removed ones by ascending score; at most max_members
+    members: list[Member]  # kept ones first, then removed ones by ascending score; at most max_members
     facets: list[tuple[str, str, str]]  # distinct (reason, method or one signal, band) of every removed member
 
 
@@ -51,10 +50,6 @@ class Review:
     method: str | None
     total: int  # groups in the run
     groups: list[Group]  # the largest ``max_groups``, largest first
-
-    @property
-    def shown_members(self) -> int:
-        return sum(len(g.members) for g in self.groups)
 
 
 def band_of(score: float | None) -> str:
@@ -89,11 +84,10 @@ def review(run: DecisionRun | None, method: str | None, max_groups: int, max_mem
         removed = [Member(r, reasons[r] or "removed", sources.get(r) or method, scores.get(r))
                    for r in members if not kept[r]]
         removed.sort(key=lambda m: (m.score if m.score is not None else np.inf, m.row))
-        listed = [Member(r, None, None, None) for r in keepers[:1]] + removed
+        listed = [Member(r, None, None, None) for r in keepers] + removed
         facets = sorted({(m.reason, signal, band_of(m.score)) for m in removed
                          for signal in (m.method or "").split(",")})
-        out.append(Group(int(numbers[i]), int(sizes[i]), keepers[0] if keepers else None, listed[:max_members],
-                         facets))
+        out.append(Group(int(numbers[i]), int(sizes[i]), listed[:max_members], facets))
     return Review(run.run_id, method, len(numbers), out)
 
 
