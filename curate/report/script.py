@@ -86,10 +86,11 @@ REVIEW_JS = """
     catch (e) { /* a file: page in a strict browser: the view just is not linkable */ }
   }
   function load() {
-    var h = decodeURIComponent(location.hash || "");
+    var h = location.hash || "";
     if (h.indexOf("#review:") !== 0) return;
     h.slice(8).split("&").forEach(function (kv) {
-      var i = kv.indexOf("="), k = kv.slice(0, i), v = kv.slice(i + 1);
+      var i = kv.indexOf("="), k = kv.slice(0, i), v;
+      try { v = decodeURIComponent(kv.slice(i + 1)); } catch (e) { return; }
       if (k === "page") state.page = Math.max(1, parseInt(v, 10) || 1);
       else if (state.hasOwnProperty(k)) state[k] = D[k + "s"].indexOf(v);
     });
