@@ -93,12 +93,20 @@ def latest_run(ws: Workspace, stage: str, run_id: str | None = None) -> Decision
     return load_run(ws, stage, runs[-1]["run_id"]) if runs else None
 
 
+def _set_reasons(reasons: Any, rows: Any, stage: str, column: pa.ChunkedArray, missing: str) -> None:
+    """``reasons[rows] = "<stage>: <column[row] or missing>"``, built by Arrow, not row by row."""
+    if len(rows):
+        taken = pc.fill_null(column.take(pa.array(rows)), missing)
+        taken = pc.if_else(pc.equal(taken, ""), missing, taken)
+        reasons[rows] = pc.binary_join_element_wise(f"{stage}: ", taken, "").to_numpy(zero_copy_only=False)
+
+
 @dataclass(frozen=True)
 class Upstream:
     """Which manifest rows earlier stages kept, and why the others went (reason per row, None if kept)."""
 
     kept: Any  # np.ndarray[bool], one per manifest row
-    reasons: list[str | None]
+    reasons: Any  # np.ndarray[object]: str, or None where kept
     runs: tuple[DecisionRun, ...]
 
 
@@ -114,10 +122,9 @@ def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[
 
     run_ids = run_ids or {}
     manifest = manifest if manifest is not None else ws.read_manifest(["id", "status", "reason"])
-    status = manifest.column("status").to_pylist()
-    m_reason = manifest.column("reason").to_pylist()
-    kept = np.array([s == "ok" for s in status], dtype=bool)
-    reasons: list[str | None] = [None if k else f"quarantined: {r}" for k, r in zip(kept, m_reason)]
+    kept = pc.equal(manifest.column("status"), "ok").to_numpy(zero_copy_only=False).astype(bool)
+    reasons = np.full(manifest.num_rows, None, dtype=object)  # indexable and iterable like a list
+    _set_reasons(reasons, np.flatnonzero(~kept), "quarantined", manifest.column("reason"), "None")
     runs = []
     for stage in stages:
         run = latest_run(ws, stage, run_ids.get(stage))
@@ -126,9 +133,7 @@ def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[
         if not run.table.column("id").equals(manifest.column("id")):
             raise CurateError(f"{stage} run {run.run_id} was made for another manifest: rerun `curate {stage}`")
         stage_kept = run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
-        stage_reason = run.table.column("reason").to_pylist()
-        for i in np.flatnonzero(kept & ~stage_kept):
-            reasons[i] = f"{stage}: {stage_reason[i] or 'removed'}"
+        _set_reasons(reasons, np.flatnonzero(kept & ~stage_kept), stage, run.table.column("reason"), "removed")
         kept &= stage_kept
         runs.append(run)
     return Upstream(kept, reasons, tuple(runs))

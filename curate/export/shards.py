@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curate.embed.payloads import PayloadFetcher, changed_since_ingest
@@ -164,6 +165,32 @@ def write_parquet(loc: Location, split: str, rows: Iterable[dict], fetcher: Payl
             os.fsync(fh.fileno())
     size, digest = file_digest(loc)
     return ShardInfo(loc.name, split, count, size, digest)
+
+
+def write_text_parquet(loc: Location, split: str, rows: pa.Table, labels: list[str],
+                       group_rows: int = 256) -> ShardInfo:
+    """A Parquet shard of text samples built column-wise from manifest ``rows`` (the text is in the
+    manifest: nothing to fetch or check); the same file :func:`write_parquet` writes for them."""
+    schema = parquet_schema("text", labels)
+    label = rows.column("label")
+    table = pa.table({
+        "id": rows.column("id"), "text": rows.column("text"),
+        "label": pc.index_in(label, value_set=pa.array(labels, pa.string())).cast(pa.int64()),
+        "label_name": label, "split": rows.column("split"), "source": rows.column("source"),
+        "content_hash": rows.column("content_hash"), "width": rows.column("width"), "height": rows.column("height"),
+    }, schema=schema)
+    with atomic.atomic_open(loc) as fh:
+        sink = fh.name if loc.is_local else pa.BufferOutputStream()
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            for lo in range(0, max(table.num_rows, 1), group_rows):
+                writer.write_table(table.slice(lo, group_rows))
+        if not loc.is_local:
+            fh.write(sink.getvalue().to_pybytes())
+        else:
+            fh.flush()
+            os.fsync(fh.fileno())
+    size, digest = file_digest(loc)
+    return ShardInfo(loc.name, split, table.num_rows, size, digest)
 
 
 def file_digest(loc: Location, chunk: int = 1 << 22) -> tuple[int, str]:

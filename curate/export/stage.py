@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate import __version__
 from curate.decisions import latest_run, upstream
@@ -22,7 +23,7 @@ from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
 from curate.export.lineage import build_lineage
 from curate.export.plan import Shard, label_names, plan_shards, version_id
-from curate.export.shards import ShardInfo, file_digest, write_parquet, write_tar
+from curate.export.shards import ShardInfo, file_digest, write_parquet, write_tar, write_text_parquet
 from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
@@ -164,10 +165,11 @@ def _write_version(ws: Workspace, config: ExportConfig, folder: Location, shards
 
 def _decisions(samples: pa.Table) -> pa.Table:
     """The export's decision table: kept = exported; reason = "<stage>: <reason>" of the removal."""
-    stage, reason = samples.column("stage").to_pylist(), samples.column("reason").to_pylist()
-    why = [None if s is None else (r if s == "ingest" else f"{s}: {r}") for s, r in zip(stage, reason)]
+    stage, reason = samples.column("stage"), samples.column("reason")
+    why = pc.if_else(pc.fill_null(pc.equal(stage, "ingest"), False), reason,
+                     pc.binary_join_element_wise(stage, reason, ": "))
     return pa.table({"id": samples.column("id"), "kept": samples.column("exported"),
-                     "reason": pa.array(why, pa.string()), "shard": samples.column("shard")})
+                     "reason": why, "shard": samples.column("shard")})
 
 
 def _sidecar(table_loc: Location) -> Location:
@@ -190,6 +192,11 @@ def _write_shards(folder: Location, shards: list[Shard], manifest: pa.Table, fmt
                 infos.append(ShardInfo(shard.name, shard.split, len(shard.rows), size, digest))
                 bar.update(len(shard.rows))
                 continue
+            if fmt == "parquet" and _all_text(manifest, shard):  # payloads are in the manifest: no row loop
+                info = write_text_parquet(loc, shard.split, manifest.take(pa.array(shard.rows)), labels)
+                infos.append(info)
+                bar.update(len(shard.rows))
+                continue
             rows = manifest.take(pa.array(shard.rows)).to_pylist()
             if fmt == "webdataset":
                 info = write_tar(loc, shard.split, _ticking(rows, bar), fetcher, label_index)
@@ -200,6 +207,11 @@ def _write_shards(folder: Location, shards: list[Shard], manifest: pa.Table, fmt
     return infos
 
 
+def _all_text(manifest: pa.Table, shard: Shard) -> bool:
+    kinds = pc.unique(manifest.column("kind").take(pa.array(shard.rows))).to_pylist()
+    return kinds == ["text"]
+
+
 def _ticking(rows: list[dict], bar):
     for row in rows:
         yield row
@@ -208,21 +220,18 @@ def _ticking(rows: list[dict], bar):
 
 def _samples_table(manifest: pa.Table, up, shards: list[Shard]) -> pa.Table:
     """One row per manifest id: ``exported``, ``shard`` (file name) or ``stage`` + ``reason`` of removal."""
-    n = manifest.num_rows
-    shard_of: list[str | None] = [None] * n
+    shard_of = np.full(manifest.num_rows, None, dtype=object)
     for shard in shards:
-        for r in shard.rows.tolist():
-            shard_of[r] = shard.name
-    stage, reason = [], []
-    for r in up.reasons:
-        head, _, tail = (r or "").partition(":")
-        quarantined = head == "quarantined"
-        stage.append(None if r is None else ("ingest" if quarantined else head))
-        reason.append(None if r is None else (r if quarantined else tail.strip()))
+        shard_of[shard.rows] = shard.name
+    why = pa.array(up.reasons, pa.string())  # "<stage>: <reason>" or "quarantined: <reason>"
+    parts = pc.split_pattern(why, ":", max_splits=1)
+    head = pc.list_element(parts, 0)
+    tail = pc.utf8_trim_whitespace(pc.fill_null(pc.list_element(parts, 1), ""))
+    quarantined = pc.fill_null(pc.equal(head, "quarantined"), False)
     return pa.table({
         "id": manifest.column("id"),
         "exported": pa.array(np.asarray(up.kept, dtype=bool)),
         "shard": pa.array(shard_of, pa.string()),
-        "stage": pa.array(stage, pa.string()),
-        "reason": pa.array(reason, pa.string()),
+        "stage": pc.if_else(quarantined, "ingest", head),
+        "reason": pc.if_else(pc.is_valid(why), pc.if_else(quarantined, why, tail), pa.scalar(None, pa.string())),
     })
