@@ -124,7 +124,7 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig(), **r
 
 def _semantic(ws: Workspace, config: SemanticConfig, store: StoredEmbeddings, clock: RunContext) -> Output:
     device = resolve_runtime(config.device, "fp32").device
-    manifest = ws.read_manifest()
+    manifest = ws.read_manifest(manifest_columns(config.keep))
     vectors, valid = store.vectors, store.valid
     centroids, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config, clock)
     k = len(centroids)
@@ -157,6 +157,20 @@ def _semantic(ws: Workspace, config: SemanticConfig, store: StoredEmbeddings, cl
         save_index(index, index_dir(ws, store.slug), {"store_fingerprint": store.meta["fingerprint"]})
         clock.lap("index")
     return dedup_output(table, leakage, "semantic", store.slug, k, len(boundary))
+
+
+def manifest_columns(keep: str) -> list[str]:
+    """The manifest columns the decision table and the keep policy read (not paths and the rest:
+    at 10M rows they would be gigabytes)."""
+    from curate.manifest import SCHEMA
+
+    kind, column, _ = parse_policy(keep)
+    needed = ["id", "content_hash", "split"]
+    if kind == "quality":
+        needed += ["kind", "text", "width", "height", "bytes"]
+    elif kind == "column" and column in SCHEMA.names and column not in needed:
+        needed.append(column)
+    return needed
 
 
 def dedup_output(table: pa.Table, leakage: pa.Table, method: str, slug: str, clusters: int,

@@ -122,7 +122,7 @@ def _screened_nearest(cents_t: torch.Tensor, device: torch.device):
     return nearest
 
 
-def rowwise_dot(x: torch.Tensor, cents: torch.Tensor, ids: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def rowwise_dot(x: torch.Tensor, cents: torch.Tensor, ids: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     """``x[r] . cents[ids[r]]`` in fp32 for every row (``x`` may be fp16), ``chunk`` rows at a time so
     the widened rows and gathered centroids stay in cache."""
     out = torch.empty(len(x), dtype=torch.float32, device=x.device)
