@@ -9,12 +9,20 @@ precise pairwise measure before it counts:
   >= ``edit_similarity`` (typos break many n-grams but few characters);
 - images: perceptual similarity after flip / crop / rotation alignment >= ``image_similarity``.
 
-Grouping: the connected components of verified pairs (verification keeps them tight); each
-keeps its best member by ``--keep`` (``quality`` by default: most pixels, least compressed,
-sharpest; the most complete text) and the others are its duplicates (``duplicate_of`` = the
-keeper). ``score`` and ``source`` are those of the item's verified pair with the keeper, or of
-its strongest verified pair when it joined the group through another member. Every verified
-pair is in ``<run-id>-pairs.parquet``.
+Grouping without chains: ``group`` is the connected component of verified pairs, but an item
+is removed only as the duplicate of a kept item it matches itself. Members are visited in
+``--keep`` order (``quality`` by default: most pixels, least compressed, sharpest; the most
+complete, best spelled text); each becomes the duplicate of the first kept member it has a
+verified pair with, or of a removed member's keeper when it is close to that keeper too (the
+loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a only when a
+and c are close. ``score`` and ``source`` are those of the
+item's pair with its keeper. Every verified pair is in ``<run-id>-pairs.parquet``.
+
+Images are decoded once: the hashing pass keeps each image's comparison thumbnail (up to a
+bounded cache); verification computes each image's alignment features once
+(:func:`curate.dedup.phash.align_features`) and stops searching as soon as a pair clears the bar.
+Short texts (under ``EDIT_MIN_CHARS`` normalised characters) are not matched by edit similarity:
+there one changed word ("Return self+value." / "Return self-value.") is within any edit bar.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_st
 from curate.workspace import Workspace
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
+EDIT_MIN_CHARS = 100  # texts shorter than this (normalised) pass on Jaccard only
 
 
 @dataclass(frozen=True)
@@ -170,10 +179,11 @@ def _near(ctx: RunContext, store, method: str) -> Output:
     if store is not None:
         _propose(found, "semantic", _semantic_candidates(store, config))
         ctx.lap("semantic")
-    pairs = _verify(found, manifest, text_values, pictures, config, method)
+    verifier = _Verifier(kinds, text_values, pictures, config, method)
+    pairs = _verify(found, verifier)
     ctx.lap("verify")
-    ranks = _ranks(manifest, ok, config, pictures)
-    table = _decide(manifest, ok, ranks, pairs)
+    ranks = _ranks(manifest, ok, config, pairs, pictures)
+    table = _decide(manifest, ok, ranks, pairs, verifier)
     ctx.lap("decide")
     facts = {"method": method, "model": store.slug if store is not None else None,
              "candidates": len(found), "verified": len(pairs.a),
@@ -243,12 +253,56 @@ def _semantic_candidates(store, config: NearConfig, block: int = 16384) -> np.nd
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
 
 
-def _verify(found: dict, manifest: pa.Table, text_values: list, pictures: _Pictures, config,
-            method: str) -> _Pairs:
-    """Keep the candidate pairs whose precise measure clears the bar (exact bytes always do)."""
-    from curate.dedup.minhash import jaccard_pairs
+class _Verifier:
+    """The precise pairwise measures of two manifest rows. ``loose``: the bar an item two verified
+    steps from its keeper must clear with the keeper itself, ``2 * bar - 1`` (what two steps within
+    the bar allow for a distance ``1 - similarity`` that obeys the triangle inequality)."""
 
-    kinds = manifest.column("kind").to_pylist()
+    def __init__(self, kinds: list, text_values: list, pictures: _Pictures, config, method: str) -> None:
+        self.kinds, self.pictures, self.config, self.method = kinds, pictures, config, method
+        self.texts = [t or "" for t in text_values]
+
+    def text_pairs(self, a: np.ndarray, b: np.ndarray, loose: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Jaccard of every pair, or (``near``) normalised edit similarity where Jaccard misses it."""
+        from curate.dedup.minhash import jaccard_pairs
+
+        jaccard, edit = self.config.jaccard, getattr(self.config, "edit_similarity", 1.0)
+        if loose:
+            jaccard, edit = 2 * jaccard - 1, 2 * edit - 1
+        score = jaccard_pairs(self.texts, np.stack([a, b], axis=1), self.config.ngram).astype(np.float32)
+        passed = score >= jaccard - 1e-6  # float32 scores: no false miss at the bar
+        if self.method == "near":
+            from rapidfuzz.distance import Levenshtein
+
+            from curate.dedup.minhash import normalise
+
+            for i in np.flatnonzero(~passed).tolist():
+                x, y = normalise(self.texts[a[i]]), normalise(self.texts[b[i]])
+                if min(len(x), len(y)) < EDIT_MIN_CHARS:
+                    continue
+                sim = Levenshtein.normalized_similarity(x, y, score_cutoff=edit)
+                if sim >= edit:
+                    score[i], passed[i] = sim, True
+        return score, passed
+
+    def image_pair(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
+        bar = 2 * self.config.image_similarity - 1 if loose else self.config.image_similarity
+        sim = self.pictures.similarity(a, b, enough=bar)
+        return sim, sim >= bar
+
+    def score(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
+        kind = self.kinds[a]
+        if kind != self.kinds[b] or kind not in ("text", "image"):
+            return 0.0, False
+        if kind == "image":
+            return self.image_pair(a, b, loose)
+        sc, ok = self.text_pairs(np.array([a]), np.array([b]), loose)
+        return float(sc[0]), bool(ok[0])
+
+
+def _verify(found: dict, verifier: _Verifier) -> _Pairs:
+    """Keep the candidate pairs whose precise measure clears the bar (exact bytes always do)."""
+    kinds = verifier.kinds
     keys = sorted(found)
     a = np.array([k[0] for k in keys], dtype=np.int64)
     b = np.array([k[1] for k in keys], dtype=np.int64)
@@ -259,36 +313,56 @@ def _verify(found: dict, manifest: pa.Table, text_values: list, pictures: _Pictu
     same_kind = np.array([kinds[x] == kinds[y] for x, y in keys], dtype=bool)
     text = ~exact & same_kind & np.array([kinds[x] == "text" for x, _ in keys], dtype=bool)
     if text.any():
-        texts = [text_values[i] or "" for i in range(len(text_values))]
-        jac = jaccard_pairs(texts, np.stack([a[text], b[text]], axis=1), config.ngram)
-        score[text], passed[text] = jac, jac >= config.jaccard - 1e-6  # float32 scores: no false miss at the bar
-        if method == "near":
-            from rapidfuzz.distance import Levenshtein
-
-            from curate.dedup.minhash import normalise
-
-            idx = np.flatnonzero(text & ~passed)
-            for i in idx.tolist():
-                sim = Levenshtein.normalized_similarity(normalise(texts[a[i]]), normalise(texts[b[i]]))
-                if sim >= config.edit_similarity:
-                    score[i], passed[i] = sim, True
+        score[text], passed[text] = verifier.text_pairs(a[text], b[text])
     image = ~exact & same_kind & np.array([kinds[x] == "image" for x, _ in keys], dtype=bool)
     for i in np.flatnonzero(image).tolist():
-        sim = pictures.similarity(int(a[i]), int(b[i]))
-        score[i], passed[i] = sim, sim >= config.image_similarity
+        score[i], passed[i] = verifier.image_pair(int(a[i]), int(b[i]))
     keep = np.flatnonzero(passed)
     return _Pairs(a[keep], b[keep], score[keep], [",".join(s for s in SIGNALS if s in found[keys[i]]) for i in keep])
 
 
-def _ranks(manifest: pa.Table, ok: np.ndarray, config, pictures: _Pictures) -> np.ndarray:
+def _ranks(manifest: pa.Table, ok: np.ndarray, config, pairs: _Pairs, pictures: _Pictures) -> np.ndarray:
+    """Keep priority of every row; ``quality`` measures the sharpness of the images in verified pairs."""
     rows = np.arange(manifest.num_rows)
-    ranks = priority_ranks(config.keep, np.zeros(len(rows)), rows, manifest, config.seed)
+    sharpness = None
+    if config.keep == "quality" and len(pairs.a):
+        sharpness = pictures.sharpness(np.unique(np.concatenate([pairs.a, pairs.b])))
+    ranks = priority_ranks(config.keep, np.zeros(len(rows)), rows, manifest, config.seed, sharpness=sharpness)
     return np.where(ok, ranks, np.iinfo(np.int64).max)
 
 
-def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs) -> pa.Table:
-    """Each connected component of verified pairs keeps its highest-priority member; the others are its
-    duplicates, with the score and signals of their best verified pair."""
+def _assign(members: list[int], edges: dict[tuple[int, int], tuple[float, str]],
+            verifier: _Verifier) -> dict[int, tuple[int, float, str]]:
+    """Within one component (``members`` in keep order): item -> (keeper, score, source) for each
+    removed item. An item is removed for the first kept member it has a verified pair with; failing
+    that, for the keeper of a removed member it has a verified pair with, when it clears the loose
+    bar with that keeper itself (so a chain cannot drift: a~b~c removes c for a only when a and c
+    are close); failing that it is kept."""
+    keepers: list[int] = []
+    out: dict[int, tuple[int, float, str]] = {}
+
+    def edge(x: int, y: int):
+        return edges.get((min(x, y), max(x, y)))
+
+    for m in members:
+        match = next(((k, *edge(k, m)) for k in keepers if edge(k, m) is not None), None)
+        if match is None:
+            via = dict.fromkeys(out[r][0] for r in out if edge(r, m) is not None)
+            for k in list(via)[:8]:  # verified now: bounded, groups are small
+                sc, ok = verifier.score(k, m, loose=True)
+                if ok:
+                    match = (k, sc, "transitive")
+                    break
+        if match is None:
+            keepers.append(m)
+        else:
+            out[m] = match
+    return out
+
+
+def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs, verifier: _Verifier) -> pa.Table:
+    """Components of verified pairs are the groups; within each the no-chain rule of :func:`_assign`
+    decides which members are removed and for which kept member."""
     from curate.dedup.knn import components
 
     n = manifest.num_rows
@@ -297,20 +371,19 @@ def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs
     root = components(n, pairs.a, pairs.b)
     in_group = np.zeros(n, dtype=bool)
     in_group[pairs.a] = in_group[pairs.b] = True
-    keeper: dict[int, int] = {}
-    for i in np.argsort(ranks, kind="stable").tolist():  # the first member of a component in priority order
+    edges = {(x, y): (sc, src) for x, y, sc, src in
+             zip(pairs.a.tolist(), pairs.b.tolist(), pairs.score.tolist(), pairs.source)}
+    members: dict[int, list[int]] = {}
+    for i in np.argsort(ranks, kind="stable").tolist():  # keep order within each component
         if in_group[i]:
-            keeper.setdefault(int(root[i]), i)
-    direct: dict[int, tuple[float, str]] = {}  # item -> its verified pair with the keeper
-    strongest: dict[int, tuple[float, str]] = {}  # item -> its strongest verified pair
-    for x, y, sc, src in zip(pairs.a.tolist(), pairs.b.tolist(), pairs.score.tolist(), pairs.source):
-        for item, other in ((x, y), (y, x)):
-            if other == keeper[int(root[item])]:
-                direct[item] = (sc, src)
-            if item not in strongest or sc > strongest[item][0]:
-                strongest[item] = (sc, src)
-    dup_of = np.array([keeper[int(root[i])] if in_group[i] else -1 for i in range(n)], dtype=np.int64)
-    removed = in_group & (dup_of != np.arange(n))
+            members.setdefault(int(root[i]), []).append(i)
+    decided: dict[int, tuple[int, float, str]] = {}
+    for group_members in members.values():
+        decided.update(_assign(group_members, edges, verifier))
+    dup_of = np.full(n, -1, dtype=np.int64)
+    for i, (k, _, _) in decided.items():
+        dup_of[i] = k
+    removed = dup_of >= 0
     kept = ok & ~removed
     numbers = {r: g for g, r in enumerate(dict.fromkeys(root[np.flatnonzero(in_group)].tolist()))}
     group = np.array([numbers[int(root[i])] if in_group[i] else -1 for i in range(n)], dtype=np.int64)
@@ -323,8 +396,7 @@ def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs
         else:
             same = hashes[i] is not None and hashes[i] == hashes[dup_of[i]]
             reason.append("exact-duplicate" if same else "near-duplicate")
-    why = [direct.get(i) or strongest.get(i) if removed[i] else None for i in range(n)]
-    score = np.array([w[0] if w else np.nan for w in why], dtype=np.float32)
+    score = np.array([decided[i][1] if i in decided else np.nan for i in range(n)], dtype=np.float32)
     return pa.table({
         "id": manifest.column("id"),
         "kept": pa.array(kept),
@@ -332,7 +404,7 @@ def _decide(manifest: pa.Table, ok: np.ndarray, ranks: np.ndarray, pairs: _Pairs
         "duplicate_of": pa.array([ids[d] if r else None for d, r in zip(dup_of.tolist(), removed)], pa.string()),
         "group": pa.array(group, pa.int64(), mask=group < 0),
         "score": pa.array(score, pa.float32(), mask=~removed),
-        "source": pa.array([w[1] if w else None for w in why], pa.string()),
+        "source": pa.array([decided[i][2] if i in decided else None for i in range(n)], pa.string()),
     })
 
 
@@ -343,14 +415,19 @@ def _pairs_table(manifest: pa.Table, pairs: _Pairs) -> pa.Table:
 
 
 class _Pictures:
-    """Images by manifest row, decoded on demand at most ``max_side`` pixels; the comparison thumbnails
-    of the last ``cache`` of them are kept for verification (pairs are verified in row order)."""
+    """Images by manifest row, decoded once where the caches allow: the hashing pass keeps each
+    image's comparison thumbnail (up to ``cache`` of them, about 16-64 KB each) and verification
+    keeps the alignment features of the last ``features`` images it compared (about 270 KB each;
+    pairs are verified in row order, so the first image of a run of pairs stays cached)."""
 
-    def __init__(self, manifest: pa.Table, ctx: RunContext, max_side: int = 256, cache: int = 16384) -> None:
+    def __init__(self, manifest: pa.Table, ctx: RunContext, max_side: int = 256, cache: int = 16384,
+                 features: int = 1024) -> None:
         from collections import OrderedDict
 
-        self.manifest, self.ctx, self.max_side, self.limit = manifest, ctx, max_side, cache
-        self.cache: OrderedDict[int, Any] = OrderedDict()
+        self.manifest, self.ctx, self.max_side = manifest, ctx, max_side
+        self.thumbs: OrderedDict[int, Any] = OrderedDict()
+        self.features: OrderedDict[int, Any] = OrderedDict()
+        self.limits = {id(self.thumbs): cache, id(self.features): features}
         self._fetcher = None
 
     def decode(self, row: int):
@@ -370,21 +447,38 @@ class _Pictures:
         except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
             return None
 
+    def _remember(self, cache, row: int, value) -> None:
+        cache[row] = value
+        if len(cache) > self.limits[id(cache)]:
+            cache.popitem(last=False)
+
     def thumbnail(self, row: int):
         """The aligned-comparison thumbnail of a row (None when it cannot be decoded), cached."""
         from curate.dedup.phash import align_thumbnail
 
-        if row in self.cache:
-            self.cache.move_to_end(row)
-            return self.cache[row]
+        if row in self.thumbs:
+            self.thumbs.move_to_end(row)
+            return self.thumbs[row]
         img = self.decode(row)
-        thumb = self.cache[row] = None if img is None else align_thumbnail(img)
-        if len(self.cache) > self.limit:
-            self.cache.popitem(last=False)
+        thumb = None if img is None else align_thumbnail(img)
+        self._remember(self.thumbs, row, thumb)
         return thumb
 
+    def align(self, row: int):
+        """The alignment features of a row (None when it cannot be decoded), cached."""
+        from curate.dedup.phash import align_features
+
+        if row in self.features:
+            self.features.move_to_end(row)
+            return self.features[row]
+        thumb = self.thumbnail(row)
+        feats = None if thumb is None else align_features(thumb)
+        self._remember(self.features, row, feats)
+        return feats
+
     def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from curate.dedup.phash import image_hash
+        """The perceptual hash of each row; the comparison thumbnails are kept from the same decode."""
+        from curate.dedup.phash import align_thumbnail, image_hash
 
         out = np.zeros(len(rows), dtype=np.uint64)
         have = np.zeros(len(rows), dtype=bool)
@@ -392,10 +486,22 @@ class _Pictures:
             img = self.decode(r)
             if img is not None:
                 out[k], have[k] = np.uint64(image_hash(img)), True
+                if len(self.thumbs) < self.limits[id(self.thumbs)]:
+                    self.thumbs[r] = align_thumbnail(img)
         return out, have
 
-    def similarity(self, a: int, b: int) -> float:
+    def similarity(self, a: int, b: int, enough: float | None = None) -> float:
         from curate.dedup.phash import aligned_similarity
 
-        x, y = self.thumbnail(a), self.thumbnail(b)
-        return 0.0 if x is None or y is None else float(aligned_similarity(x, y))
+        x, y = self.align(a), self.align(b)
+        return 0.0 if x is None or y is None else float(aligned_similarity(x, y, enough=enough))
+
+    def sharpness(self, rows: np.ndarray) -> np.ndarray:
+        """Per manifest row (NaN elsewhere): the sharpness of the image rows among ``rows``."""
+        from curate.dedup.quality import image_sharpness
+
+        if self._fetcher is None:
+            from curate.embed.payloads import PayloadFetcher
+
+            self._fetcher = PayloadFetcher()
+        return image_sharpness(rows, self.manifest, self._fetcher.fetch)

@@ -28,6 +28,7 @@ frequencies), so about half the bits are set for any image.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -37,6 +38,8 @@ from curate.embed.perceptual import PerceptualEmbedder
 
 __all__ = [
     "HASH_BITS",
+    "AlignFeatures",
+    "align_features",
     "align_thumbnail",
     "aligned_similarity",
     "band_keys",
@@ -269,15 +272,20 @@ def _transforms(flips, scales, angles, dxs, dys) -> np.ndarray:
     return np.stack([g.ravel() for g in grid], axis=1).astype(np.float64)
 
 
-def _correlations(a: np.ndarray, points: np.ndarray, probe_b: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Normalised correlation of ``probe_b`` (``b`` at ``points``) with ``a`` sampled under each transform."""
+def _transformed_samples(a: np.ndarray, points: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """``a`` sampled at ``points`` under each transform: ``[T, P]``."""
     flip, scale, angle, dx, dy = (c[:, None].astype(np.float32) for c in params.T)
     theta = np.deg2rad(angle)
     cos, sin = np.cos(theta), np.sin(theta)
     x = points[None, :, 0] * np.where(flip > 0, -scale, scale)
     y = points[None, :, 1] * scale
     xy = np.stack([cos * x - sin * y + dx, sin * x + cos * y + dy], axis=-1)
-    va = _sample(a, xy)
+    return _sample(a, xy)
+
+
+def _correlations(a: np.ndarray, points: np.ndarray, probe_b: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Normalised correlation of ``probe_b`` (``b`` at ``points``) with ``a`` sampled under each transform."""
+    va = _transformed_samples(a, points, params)
     va -= va.mean(axis=1, keepdims=True)
     norm = np.linalg.norm(va, axis=1) * np.linalg.norm(probe_b)
     return np.where(norm > 1e-12, va @ probe_b / np.maximum(norm, 1e-12), 0.0)
@@ -287,7 +295,44 @@ def _centred(values: np.ndarray) -> np.ndarray:
     return values - values.mean()
 
 
-def aligned_similarity(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
+_COARSE = _transforms((0.0, 1.0), SCALES, ANGLES, SHIFTS, SHIFTS)  # the coarse search grid, [T, 5]
+
+
+@dataclass(frozen=True)
+class AlignFeatures:
+    """Everything :func:`aligned_similarity` needs of one image, computed once: its thumbnail (the
+    image that is transformed), its probes (the image that is probed) and its coarse stack: the
+    thumbnail sampled at the coarse probe under every coarse transform, rows centred and unit, so the
+    coarse search of a pair is one matrix-vector product. About 270 KB per image."""
+
+    thumb: np.ndarray
+    probe: np.ndarray  # centred samples at the full probe
+    coarse_probe: np.ndarray  # centred unit samples at the coarse probe
+    coarse_stack: np.ndarray  # [T, coarse probe points], centred unit rows (zero rows where flat)
+    flat_thumb: bool
+    flat_probe: bool
+
+
+def align_features(img: Image.Image | np.ndarray) -> AlignFeatures:
+    """The :class:`AlignFeatures` of an image or of its :func:`align_thumbnail`."""
+    thumb = img if isinstance(img, np.ndarray) else align_thumbnail(img)
+    probe = _centred(_sample(thumb, _PROBE))
+    coarse = _centred(_sample(thumb, _COARSE_PROBE))
+    stack = _transformed_samples(thumb, _COARSE_PROBE, _COARSE)
+    stack -= stack.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(stack, axis=1, keepdims=True)
+    stack = np.where(norms > 1e-12, stack / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
+    cn = float(np.linalg.norm(coarse))
+    return AlignFeatures(thumb, probe, (coarse / cn if cn > 1e-12 else coarse).astype(np.float32), stack,
+                         float(thumb.std()) < 1e-4, float(np.linalg.norm(probe)) < 1e-4 * np.sqrt(len(probe)))
+
+
+def _features(x: Image.Image | np.ndarray | AlignFeatures) -> AlignFeatures:
+    return x if isinstance(x, AlignFeatures) else align_features(x)
+
+
+def aligned_similarity(a: Image.Image | np.ndarray | AlignFeatures, b: Image.Image | np.ndarray | AlignFeatures,
+                       enough: float | None = None) -> float:
     """How well ``b`` matches ``a`` under the best alignment, in ``[0, 1]``.
 
     A disc around the centre of ``b`` (radius ``PROBE_RADIUS`` of its shorter side) is
@@ -297,26 +342,28 @@ def aligned_similarity(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray)
     Gaussians) grey, so smooth gradients cannot pass for shared structure. The score is the
     best normalised correlation, clipped at 0. Two featureless images score 1, a
     featureless one against a textured one 0. Either image may be given as its
-    :func:`align_thumbnail`.
+    :func:`align_thumbnail` or :func:`align_features` (to compare one image with many).
+    ``enough``: stop searching once the score reaches it (a verifier only needs to know that
+    a pair clears its bar); the score returned is then at least ``enough``.
     """
-    ta, tb = (x if isinstance(x, np.ndarray) else align_thumbnail(x) for x in (a, b))
-    probe = _centred(_sample(tb, _PROBE))
-    flat_a = float(ta.std()) < 1e-4
-    flat_b = float(np.linalg.norm(probe)) < 1e-4 * np.sqrt(len(probe))
-    if flat_a or flat_b:
-        return 1.0 if flat_a and flat_b else 0.0
-    params = _transforms((0.0, 1.0), SCALES, ANGLES, SHIFTS, SHIFTS)
-    coarse = _correlations(ta, _COARSE_PROBE, _centred(_sample(tb, _COARSE_PROBE)), params)
+    fa, fb = _features(a), _features(b)
+    if fa.flat_thumb or fb.flat_probe:
+        return 1.0 if fa.flat_thumb and fb.flat_probe else 0.0
+    coarse = fa.coarse_stack @ fb.coarse_probe
     best_score = -1.0
-    for start in params[np.argsort(-coarse)[:2]]:
+    for start in _COARSE[np.argsort(-coarse)[:2]]:
         best = start
-        score = float(_correlations(ta, _PROBE, probe, best[None])[0])
+        score = float(_correlations(fa.thumb, _PROBE, fb.probe, best[None])[0])
         for ds, da, dt in ((0.03, 2.5, 0.02), (0.012, 1.0, 0.008)):
+            if enough is not None and score >= enough:
+                break
             f, s, ang, x, y = best
             around = _transforms((f,), s * np.array([1 - ds, 1, 1 + ds]), ang + np.array([-da, 0, da]),
                                  x + np.array([-dt, 0, dt]), y + np.array([-dt, 0, dt]))
-            scores = _correlations(ta, _PROBE, probe, around)
+            scores = _correlations(fa.thumb, _PROBE, fb.probe, around)
             if scores.max() > score:
                 best, score = around[int(np.argmax(scores))], float(scores.max())
         best_score = max(best_score, score)
+        if enough is not None and best_score >= enough:
+            break
     return float(np.clip(best_score, 0.0, 1.0))

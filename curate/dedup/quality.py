@@ -5,8 +5,11 @@ Per kind, best first (smaller key = better; ties fall to the next key, then mani
 - images: most pixels (``width * height``), then least compressed (``bytes`` per pixel, higher
   is better), then sharpest (:func:`sharpness`, when the caller supplies it; unknown last);
 - texts: the most complete: longest normalised text (characters after collapsing every run of
-  whitespace to one space and trimming), then more distinct words (case-folded), then manifest
-  order;
+  whitespace to one space and trimming), then the best spelled: fewer words (case-folded) that
+  no other text of the ranked rows contains (a typo makes a word nobody else writes; the
+  original's words are shared with its copy and the rest of the corpus), then more distinct
+  words (case-folded), then fewer capital letters per character (an all-caps copy loses to
+  its original), then manifest order;
 - other kinds: manifest order.
 
 Unknown values (null width, height, bytes or text; NaN sharpness) rank after known ones.
@@ -79,16 +82,16 @@ def image_sharpness(manifest_rows: np.ndarray, manifest: pa.Table,
 
 
 def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
-                 sharpness: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``(kind codes, key1, key2, key3)`` per entry of ``manifest_rows``: within one kind code,
-    sorting by (key1, key2, key3) puts the best copy first; unknowns are +inf."""
+                 sharpness: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(kind codes, [key1, key2, key3, key4])`` per entry of ``manifest_rows``: within one kind
+    code, sorting by the keys in turn puts the best copy first; unknowns are +inf."""
     n = len(manifest_rows)
     take = pa.array(np.asarray(manifest_rows, dtype=np.int64))
     kinds = manifest.column("kind").take(take)
     names = sorted(k for k in pc.unique(kinds).to_pylist() if k is not None)
     codes = pc.index_in(kinds, value_set=pa.array(names, kinds.type)).fill_null(-1)
     codes = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
-    k1, k2, k3 = np.zeros(n), np.zeros(n), np.zeros(n)
+    k1, k2, k3, k4 = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
 
     image = codes == names.index("image") if "image" in names else np.zeros(n, dtype=bool)
     if image.any():
@@ -107,10 +110,11 @@ def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
     text = codes == names.index("text") if "text" in names else np.zeros(n, dtype=bool)
     if text.any():
         idx = np.flatnonzero(text)
-        length, distinct = text_keys(manifest.column("text").take(pa.array(np.asarray(manifest_rows,
-                                                                                      dtype=np.int64)[idx])))
-        k1[idx], k2[idx] = _worst_last(-length), _worst_last(-distinct)
-    return codes, k1, k2, k3
+        texts = manifest.column("text").take(pa.array(np.asarray(manifest_rows, dtype=np.int64)[idx]))
+        length, distinct = text_keys(texts)
+        unique, capitals = spelling_keys(texts)
+        k1[idx], k2[idx], k3[idx], k4[idx] = (_worst_last(v) for v in (-length, unique, -distinct, capitals))
+    return codes, [k1, k2, k3, k4]
 
 
 def text_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,13 +151,54 @@ def text_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray
     return length, distinct
 
 
+def spelling_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique, capitals)`` per text: how many of its distinct case-folded words no other of
+    ``texts`` contains, and its capital letters per character; NaN for nulls. Words are counted
+    with one dictionary over all texts (Arrow kernels for ASCII texts; others one by one)."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    n = len(texts)
+    unique, capitals = np.full(n, np.nan), np.full(n, np.nan)
+    present = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    ascii_ = np.asarray(pc.string_is_ascii(texts).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    owners, words = [], []  # (text, word) pairs, each text's distinct words once
+    fast = np.flatnonzero(present & ascii_)
+    if len(fast):
+        part = texts.take(pa.array(fast))
+        split = pc.utf8_split_whitespace(pc.ascii_lower(part))
+        flat, parent = pc.list_flatten(split), np.asarray(pc.list_parent_indices(split), dtype=np.int64)
+        keep = np.asarray(pc.greater(pc.utf8_length(flat), 0), dtype=bool)
+        owners.append(fast[parent[keep]])
+        words.append(flat.filter(pa.array(keep)))
+        upper = np.asarray(pc.count_substring_regex(part, "[A-Z]"), dtype=np.float64)
+        capitals[fast] = upper / np.maximum(np.asarray(pc.utf8_length(part), dtype=np.float64), 1.0)
+    slow = np.flatnonzero(present & ~ascii_)
+    for j, t in zip(slow.tolist(), texts.take(pa.array(slow)).to_pylist()):
+        ws = sorted(set(t.casefold().split()))
+        owners.append(np.full(len(ws), j, dtype=np.int64))
+        words.append(pa.array(ws, pa.string()))
+        capitals[j] = sum(c.isupper() for c in t) / max(len(t), 1)
+    if not owners:
+        return unique, capitals
+    owner = np.concatenate(owners)
+    code = np.asarray(pa.chunked_array(words, pa.string()).combine_chunks().dictionary_encode().indices,
+                      dtype=np.int64)
+    span = int(code.max(initial=0)) + 1
+    pairs = np.unique(owner * span + code)  # (text, word) once each
+    texts_with = np.bincount(pairs % span, minlength=span)
+    alone = texts_with[pairs % span] == 1
+    unique[present] = 0.0
+    unique += np.bincount(pairs[alone] // span, minlength=n)
+    return unique, capitals
+
+
 def quality_order(manifest_rows: np.ndarray, manifest: pa.Table, sharpness: np.ndarray | None = None) -> np.ndarray:
     """Positions into ``manifest_rows``, best first. Within a kind: the keys above, then manifest
     order. Across kinds (rare in one group) items compare by their place within their own kind
     (position / count: the best of each kind tie), then by manifest order."""
     rows = np.asarray(manifest_rows, dtype=np.int64)
-    codes, k1, k2, k3 = quality_keys(rows, manifest, sharpness)
-    within = np.lexsort((rows, k3, k2, k1, codes))  # grouped by kind, best first in each
+    codes, keys = quality_keys(rows, manifest, sharpness)
+    within = np.lexsort((rows, *keys[::-1], codes))  # grouped by kind, best first in each
     place = np.empty(len(rows), dtype=np.float64)
     sorted_codes = codes[within]
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(rows) else np.array([], int)

@@ -87,8 +87,40 @@ TEXTS = [
 ]
 
 
-def test_texts_rank_by_normalised_length_then_distinct_words_then_manifest_order():
-    assert order(quality(manifest_of(TEXTS))) == [2, 6, 0, 3, 1, 5, 4, 7]
+def test_texts_rank_by_normalised_length_then_unique_words_then_distinct_words_then_manifest_order():
+    # 4 "abc" and 5 "x y" tie on length; "abc" has one word no other text has, "x y" two: 4 first
+    assert order(quality(manifest_of(TEXTS))) == [2, 6, 0, 3, 1, 4, 5, 7]
+
+
+def test_texts_keep_the_original_over_a_typo_copy_and_an_all_caps_copy():
+    original = "Return the number of items in the queue, or zero when it is empty."
+    typo = "Return the numbxr of items in the qeeue, or zero when it is empty."  # same length
+    others = [{"kind": "text", "text": t} for t in ("The number of queue items.", "Return zero when empty.")]
+    for copy in (typo, original.upper()):
+        for rows in ([original, copy], [copy, original]):  # either manifest order
+            ranks = quality(manifest_of([{"kind": "text", "text": t} for t in rows] + others))
+            assert rows[int(np.argmin(ranks[:2]))] == original, copy
+
+
+def test_spelling_keys_match_the_python_definition():
+    import random
+
+    import pyarrow as pa
+
+    from curate.dedup.quality import spelling_keys
+
+    rng = random.Random(1)
+    parts = ["a", "B", "cat", "Cat", " ", "\n", "é", "É", "ß", "xy", "Zq"]
+    texts = [None, "", " "] + ["".join(rng.choice(parts) for _ in range(rng.randint(0, 10))) for _ in range(500)]
+    unique, capitals = spelling_keys(pa.array(texts))
+    words = [set(t.casefold().split()) if t is not None else set() for t in texts]
+    for i, t in enumerate(texts):
+        if t is None:
+            assert np.isnan(unique[i]) and np.isnan(capitals[i])
+            continue
+        alone = sum(all(w not in words[j] for j in range(len(texts)) if j != i) for w in words[i])
+        assert unique[i] == alone, t
+        assert capitals[i] == pytest.approx(sum(c.isupper() for c in t) / max(len(t), 1)), t
 
 
 def test_text_keys_match_the_python_definition_on_ascii_and_unicode_texts():
