@@ -122,7 +122,7 @@ def summarise(rows: list[dict], default: str = DEFAULT) -> dict:
         sums = {key: np.array([sum(at[(s, k, n)].get(key, 0) for n in budgets) for k in seeds], dtype=float)
                 for key in ("dup_batch", "dup_labeled", "rare_picks", "picks")}
         out[s] = {"acc": acc, **sums}
-    target = out["random"]["acc"].mean(1)[-1]
+    target = out["random"]["acc"].mean(1)[-1] if "random" in out else np.inf  # no random run: no target
     for e in out.values():
         mean = e["acc"].mean(1)
         hit = np.flatnonzero(mean >= target - 1e-12)
