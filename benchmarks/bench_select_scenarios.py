@@ -21,7 +21,7 @@ Tuning is done on seeds 100-104 (``--seeds 100 101 102 103 104``), reported figu
 0-4 (the default): the knobs are never fitted to the reported seeds. ``--variant NAME:k=v,...``
 adds a hybrid with other ``Options`` (e.g. ``--variant h-t5:typical_per_class=5``).
 
-    python benchmarks/bench_select_scenarios.py --quick            # 3 seeds, up to 60 labels (~5 min, 2 idle cores)
+    python benchmarks/bench_select_scenarios.py --quick            # 3 seeds, up to 60 labels (189 short curves)
     python benchmarks/bench_select_scenarios.py --no-old-default   # 5 seeds, up to 100 labels (the README's run)
 """
 
