@@ -22,8 +22,9 @@ from curate.cli.options import run_line, stage_options
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int,
               help="Data-loader worker processes (read + decode + preprocess); 0 reads in this process. "
                    "Text models always prepare in this process.")
-@click.option("--shard-size", default=16384, show_default=True, type=int,
-              help="Samples per resumable shard of the store.")
+@click.option("--shard-size", default=None, type=int,
+              help="Samples per resumable shard of the store (default: 16,384 for models, 262,144 for "
+                   "precomputed vectors, which are imported without a model).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="ray: an actor pool with one embedder per GPU (RAY_ADDRESS or a local Ray).")
 def command(workspace, progress, wait, **settings) -> None:

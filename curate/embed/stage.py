@@ -35,6 +35,8 @@ from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_st
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
+MODEL_SHARD_ROWS = 16384
+IMPORT_SHARD_ROWS = 1 << 18  # rows per shard for precomputed vectors (~128 MB of fp16 at d = 256): few flushes
 MANIFEST_COLUMNS = ["id", "source", "source_kind", "offset", "length", "kind", "text", "status", "content_hash"]
 
 # called on the driver for each finished shard: (shard index, vectors, failures by shard row)
@@ -48,7 +50,7 @@ class EmbedConfig:
     precision: str = "fp16"
     batch_size: int = 256
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    shard_size: int = 16384
+    shard_size: int | None = None  # None: MODEL_SHARD_ROWS for models, IMPORT_SHARD_ROWS for precomputed vectors
     executor: str = "local"
 
 
@@ -65,7 +67,7 @@ class Embed(Stage):
     def validate(self, config: EmbedConfig) -> None:
         from curate.embed.base import PRECISIONS
 
-        for option, value, low in (("batch-size", config.batch_size, 1), ("shard-size", config.shard_size, 1),
+        for option, value, low in (("batch-size", config.batch_size, 1), ("shard-size", config.shard_size or 1, 1),
                                    ("workers", config.workers, 0)):
             if value < low:
                 raise CurateError(f"--{option} must be >= {low}, not {value}")
@@ -89,7 +91,9 @@ class Embed(Stage):
         manifest = ws.read_manifest(MANIFEST_COLUMNS)
         rows, skip_reasons = plan_rows(manifest, embedder.kinds)
         _check_kinds(manifest, rows.num_rows, embedder)
-        shard_size = max(config.batch_size, config.shard_size // config.batch_size * config.batch_size)
+        imported = hasattr(embedder, "import_rows") and config.executor == "local"  # no model: big shards
+        wanted = config.shard_size or (IMPORT_SHARD_ROWS if imported else MODEL_SHARD_ROWS)
+        shard_size = max(config.batch_size, wanted // config.batch_size * config.batch_size)
         fingerprints = {"manifest": ws.manifest_fingerprint(), "model": embedder.identity(),
                         "device": runtime.device.type, "dtype": str(runtime.dtype), "batch_size": config.batch_size,
                         "shard_size": shard_size}
@@ -156,7 +160,7 @@ def _embed(ctx: RunContext) -> Output:
 
     def done(k: int, block: np.ndarray, shard_failures: dict[int, str]) -> None:
         positions = where[k]
-        vectors[positions] = block
+        vectors[_as_slice(positions)] = block
         vectors.flush()
         global_failures = {int(positions[i]): reason for i, reason in shard_failures.items()}
         failures.update(global_failures)
@@ -252,13 +256,23 @@ def run_executor(config: EmbedConfig, ws: Workspace, embedder: Embedder, runtime
 
         columns = ColumnBlocks(embedder.column, embedder.dim)
     for k, positions in pending:
-        shard = rows.take(pa.array(positions))
+        at = _as_slice(positions)
         if importer is not None:
+            wanted = rows.select(["manifest_row", "source", "source_kind"])
+            shard = wanted.slice(at.start, at.stop - at.start) if isinstance(at, slice) else wanted.take(positions)
             block, shard_failures = importer(shard, columns)
             progress(len(positions))
         else:
-            block, shard_failures = embed_rows(embedder, shard.to_pylist(), settings, progress)
+            block, shard_failures = embed_rows(embedder, rows.take(pa.array(positions)).to_pylist(), settings,
+                                               progress)
         done(k, block, shard_failures)
+
+
+def _as_slice(positions: np.ndarray) -> slice | np.ndarray:
+    """``positions`` as a slice when they are consecutive (a memcpy instead of a gather/scatter)."""
+    if len(positions) and positions[-1] - positions[0] == len(positions) - 1:
+        return slice(int(positions[0]), int(positions[-1]) + 1)
+    return positions
 
 
 def plan_rows(manifest: pa.Table, kinds: frozenset[str]) -> tuple[pa.Table, np.ndarray]:
