@@ -26,6 +26,7 @@ import torch
 from curate.embed.base import Embedder
 from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
+from curate.index.pages import release
 from curate.io.fs import locate
 from curate.io.hashing import fingerprint
 from curate.io.tables import open_parquet
@@ -114,7 +115,10 @@ class PrecomputedEmbedder(Embedder):
         ``source_kind``) and the reason for each row that has none, by position."""
         failures: dict[int, str] = {}
         if self.array is not None:
-            block = np.asarray(self.array[rows.column("manifest_row").to_numpy()], dtype=np.float32)
+            at = rows.column("manifest_row").to_numpy()
+            block = np.array(self.array[int(at[0]):int(at[-1]) + 1] if len(at) and at[-1] - at[0] == len(at) - 1
+                             else self.array[at], dtype=np.float32)  # a writable copy
+            release(self.array)  # a read pass over a memory map: its pages need not stay resident
         else:
             block, failures = (columns or ColumnBlocks(self.column, self.dim)).gather(rows)
         vectors, problems = normalise_block(block)

@@ -28,6 +28,7 @@ from curate.embed.registry import FAMILIES, load_embedder
 from curate.embed.runner import LoaderSettings, embed_rows
 from curate.embed.store import create_or_resume, local_path, store_dir, write_tables
 from curate.errors import CurateError
+from curate.index.pages import release
 from curate.io import atomic
 from curate.io.tables import read_table
 from curate.manifest import OK
@@ -162,6 +163,7 @@ def _embed(ctx: RunContext) -> Output:
         positions = where[k]
         vectors[_as_slice(positions)] = block
         vectors.flush()
+        release(vectors)  # written through: its pages need not stay resident (10M x 256 is 5 GB)
         global_failures = {int(positions[i]): reason for i, reason in shard_failures.items()}
         failures.update(global_failures)
         mark_done(state.join(f"shard-{k:05d}.json"), run_fp, failures={str(i): r for i, r in global_failures.items()})
