@@ -92,7 +92,8 @@ def _photo(name: str) -> np.ndarray:
         return load_sample_image(name.split(":")[1] + ".jpg")
     from skimage import data
 
-    return getattr(data, name)()
+    arr = getattr(data, name)()
+    return arr[0] if isinstance(arr, tuple) else arr  # stereo_motorcycle: (left, right, disparity)
 
 
 def _tiles(name: str, side: int, limit: int, rng: random.Random) -> list[Image.Image]:
@@ -528,15 +529,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--split", nargs="+", default=["tune", "heldout"], choices=["tune", "heldout"])
     p.add_argument("--modality", nargs="+", default=["images", "texts"], choices=["images", "texts"])
-    p.add_argument("--texts", type=int, default=420, help="paragraph originals per split (each gets one copy)")
-    p.add_argument("--negatives", type=int, default=400, help="template sentences per split (hard negatives)")
+    p.add_argument("--texts", type=int, default=250, help="paragraph originals per split (each gets one copy)")
+    p.add_argument("--negatives", type=int, default=250, help="template sentences per split (hard negatives)")
     p.add_argument("--image-threshold", type=float, default=0.9, help="semantic dedup threshold (images)")
     p.add_argument("--text-threshold", type=float, default=0.9, help="semantic dedup threshold (texts)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE.parent).stdout.strip()
-    results = []
     for split in args.split:
         for modality in args.modality:
             root = WORK / split / modality
@@ -555,24 +555,33 @@ def main() -> None:
                 print(f"{r['method']:40s} recall {r['recall']:.3f} precision {r['precision']:.3f} "
                       f"(removed {r['removed']}, wrong {r['false_removals']}) kept-original "
                       f"{r['kept_original']:.2f} of {r['degraded_groups']}  {r['seconds']:.1f}s\n    {kinds}")
-                results.append({"split": split, "modality": modality, "items": len(records), **r})
+            _write_csv(split, modality, len(records), rows, commit)
     load = os.getloadavg()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / "
           f"{load[2]:.1f}, peak RSS {rss:.0f} MB, commit {commit}")
+
+
+def _write_csv(split: str, modality: str, items: int, rows: list[dict], commit: str) -> None:
+    """Append one row per method to benchmarks/results/neardup.csv (after each split, so a long run keeps
+    what it measured)."""
+    load = os.getloadavg()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = HERE / "results" / "neardup.csv"
     new = not out.exists()
+    fields = ["timestamp", "commit", "split", "modality", "items", "method", "recall", "precision", "removed",
+              "false_removals", "kept_original", "degraded_groups", "seconds", "per_kind", "load1", "peak_rss_mb"]
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     with out.open("a", newline="") as f:
-        fields = ["timestamp", "commit", "split", "modality", "items", "method", "recall", "precision", "removed",
-                  "false_removals", "kept_original", "degraded_groups", "seconds", "per_kind", "load1", "peak_rss_mb"]
         w = csv.DictWriter(f, fieldnames=fields)
         if new:
             w.writeheader()
-        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        for r in results:
-            w.writerow({**{k: r[k] for k in fields if k in r}, "timestamp": stamp, "commit": commit,
-                        "recall": round(r["recall"], 4), "precision": round(r["precision"], 4),
-                        "kept_original": round(r["kept_original"], 3), "seconds": round(r["seconds"], 1),
+        for r in rows:
+            w.writerow({"timestamp": stamp, "commit": commit, "split": split, "modality": modality, "items": items,
+                        "method": r["method"], "recall": round(r["recall"], 4), "precision": round(r["precision"], 4),
+                        "removed": r["removed"], "false_removals": r["false_removals"],
+                        "kept_original": round(r["kept_original"], 3), "degraded_groups": r["degraded_groups"],
+                        "seconds": round(r["seconds"], 1),
                         "per_kind": json.dumps({k: round(v, 3) for k, v in r["per_kind"].items()}),
                         "load1": round(load[0], 2), "peak_rss_mb": round(rss)})
 

@@ -21,8 +21,9 @@ item's pair with its keeper. Every verified pair is in ``<run-id>-pairs.parquet`
 Images are decoded once: the hashing pass keeps each image's comparison thumbnail (up to a
 bounded cache); verification computes each image's alignment features once
 (:func:`curate.dedup.phash.align_features`) and stops searching as soon as a pair clears the bar.
-Short texts (under ``EDIT_MIN_CHARS`` normalised characters) are not matched by edit similarity:
-there one changed word ("Return self+value." / "Return self-value.") is within any edit bar.
+Short texts (under ``EDIT_MIN_CHARS`` normalised characters) are not matched by edit similarity
+and need a Jaccard of ``SHORT_JACCARD`` at least: there one changed word ("Return the number of
+items in the queue." / "... in the stack.") is within any edit bar and at Jaccard 0.7.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_st
 from curate.workspace import Workspace
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
-EDIT_MIN_CHARS = 100  # texts shorter than this (normalised) pass on Jaccard only
+EDIT_MIN_CHARS = 100  # texts shorter than this (normalised) pass on Jaccard only, at SHORT_JACCARD at least
+SHORT_JACCARD = 0.85  # one changed word of a 40-character sentence leaves a Jaccard of about 0.7
 
 
 @dataclass(frozen=True)
@@ -269,17 +271,18 @@ class _Verifier:
         jaccard, edit = self.config.jaccard, getattr(self.config, "edit_similarity", 1.0)
         if loose:
             jaccard, edit = 2 * jaccard - 1, 2 * edit - 1
+        from curate.dedup.minhash import normalise
+
         score = jaccard_pairs(self.texts, np.stack([a, b], axis=1), self.config.ngram).astype(np.float32)
-        passed = score >= jaccard - 1e-6  # float32 scores: no false miss at the bar
+        short = np.array([min(len(normalise(self.texts[x])), len(normalise(self.texts[y]))) < EDIT_MIN_CHARS
+                          for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+        short_bar = max(jaccard, 2 * SHORT_JACCARD - 1 if loose else SHORT_JACCARD)
+        passed = score >= np.where(short, short_bar, jaccard) - 1e-6  # float32 scores: no false miss at the bar
         if self.method == "near":
             from rapidfuzz.distance import Levenshtein
 
-            from curate.dedup.minhash import normalise
-
-            for i in np.flatnonzero(~passed).tolist():
+            for i in np.flatnonzero(~passed & ~short).tolist():
                 x, y = normalise(self.texts[a[i]]), normalise(self.texts[b[i]])
-                if min(len(x), len(y)) < EDIT_MIN_CHARS:
-                    continue
                 sim = Levenshtein.normalized_similarity(x, y, score_cutoff=edit)
                 if sim >= edit:
                     score[i], passed[i] = sim, True

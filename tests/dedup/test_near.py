@@ -200,3 +200,51 @@ def test_cli_prints_the_pairs_by_signal(texts):
     assert out.exit_code == 0, out.output
     assert out.output.startswith("dedup (fuzzy): ")
     assert "candidates" in out.output and "exact 1/1" in out.output and "minhash " in out.output
+
+
+def test_a_chain_that_drifts_keeps_its_far_end(tmp_path):
+    """a~b~c~d, each step verified, but d is beyond the loose bar (2 * bar - 1) of the keeper a: kept."""
+    from curate.dedup.minhash import jaccard_pairs
+
+    words = [f"word{i}" for i in range(150)]
+    a = " ".join(words)
+    steps = [a]
+    for k in range(3):  # each step shortens 12 more words: bytes a > b > c > d
+        w = list(steps[-1].split())
+        for i in range(k * 40 + 2, k * 40 + 38, 3):
+            w[i] = "x"
+        steps.append(" ".join(w))
+    j = jaccard_pairs(steps, np.array([[0, 1], [1, 2], [2, 3], [0, 2], [0, 3], [1, 3]]), 5)
+    bar = float(min(j[:3]))
+    assert j[4] < 2 * bar - 1 and j[3] >= 2 * bar - 1 and j[3] < bar and j[5] < bar  # the chain as intended
+    src = write(tmp_path / "t.jsonl", "".join(json.dumps({"id": i, "text": t}) + "\n"
+                                              for i, t in zip("abcd", steps)).encode())
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(src)], progress=False)
+    result = fuzzy_dedup(ws, FuzzyConfig(jaccard=bar, keep="column:bytes:desc", bands=60, rows=2), progress=False)
+    rows = {r["id"]: r for r in result.table.to_pylist()}
+    assert rows["a"]["kept"] and rows["d"]["kept"]
+    assert rows["b"]["duplicate_of"] == "a" and rows["c"]["duplicate_of"] == "a"
+    assert rows["c"]["source"] == "transitive" and rows["b"]["source"] == "minhash"
+    assert rows["a"]["group"] == rows["d"]["group"]  # one component, two kept members
+
+
+def test_near_does_not_match_short_template_sentences_by_edit_similarity(tmp_path):
+    from rapidfuzz.distance import Levenshtein
+
+    from curate.dedup.minhash import jaccard_pairs
+    from curate.dedup.near import EDIT_MIN_CHARS
+
+    short = ["Return the number of items in the queue.", "Return the number of items in the stack."]
+    assert Levenshtein.normalized_similarity(*short) >= NearConfig().edit_similarity
+    assert max(map(len, short)) < EDIT_MIN_CHARS
+    long_text = paragraphs(1)[0]
+    rng = random.Random(3)
+    texts = {"s1": short[0], "s2": short[1], "long": long_text, "long-typos": typos(long_text, 0.05, rng)}
+    src = write(tmp_path / "t.jsonl", "".join(json.dumps({"id": i, "text": t}) + "\n"
+                                              for i, t in texts.items()).encode())
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(src)], progress=False)
+    got = found(near_dedup(ws, NearConfig(bands=60, rows=2), progress=False))
+    assert got == {"long-typos": "long"}  # the typo copy by edit similarity; the two sentences both kept
+    assert jaccard_pairs(short, np.array([[0, 1]]), 5)[0] >= FuzzyConfig().jaccard - 1e-6  # but not for Jaccard
