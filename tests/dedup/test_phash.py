@@ -69,7 +69,7 @@ def negative_pairs(images):
 
 @pytest.fixture(scope="module")
 def aligned(images, copies, negative_pairs):
-    thumbs = {name: align_thumbnail(img) for name, (_, img) in images.items()}  # each original once
+    thumbs = {name: phash.align_features(img) for name, (_, img) in images.items()}  # each original once
     copy_scores = {kind: {name: aligned_similarity(thumbs[name], img) for name, img in made.items()}
                    for kind, made in copies.items()}
     negative_scores = {kind: {(a, b): aligned_similarity(thumbs[a], thumbs[b]) for a, b in pairs}
@@ -108,6 +108,23 @@ def test_aligned_similarity_copy_floor(aligned, kind):
 def test_aligned_similarity_different_images_stay_low_on_average(aligned):
     for kind, scores in aligned[1].items():
         assert np.mean(list(scores.values())) < 0.55, kind
+
+
+def test_aligned_features_give_the_same_score_and_enough_stops_early_above_it(images, copies):
+    names = list(images)[:3]
+    for a in names:
+        img_a = images[a][1]
+        feats = phash.align_features(img_a)
+        assert np.array_equal(feats.thumb, align_thumbnail(img_a))
+        for b in names:
+            other = copies["rot+5"][b]
+            full = aligned_similarity(img_a, other)
+            assert aligned_similarity(feats, phash.align_features(other)) == pytest.approx(full, abs=1e-6)
+            early = aligned_similarity(feats, other, enough=0.5)
+            if full >= 0.5:
+                assert 0.5 <= early <= full + 1e-6  # stopped at a score that clears the bar
+            else:
+                assert early == pytest.approx(full, abs=1e-6)  # a pair under the bar gets the full search
 
 
 def test_aligned_similarity_is_mirror_symmetric_and_flat_images_are_handled(images):
