@@ -192,10 +192,20 @@ def quality(removed: list[int], planted: np.ndarray) -> dict:
             "removed": len(gone_all)}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. ``VmHWM`` starts afresh at exec; ``ru_maxrss`` keeps the
+    parent's peak across fork + exec, so a child smaller than the parent reported the parent's."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(impl: str, ws_path: str, args) -> None:
     fn = run_curate if impl == "curate" else run_reference
     result = fn(ws_path, args)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     Path(args.result).write_text(json.dumps(result))
 
 
