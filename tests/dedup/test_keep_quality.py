@@ -254,10 +254,10 @@ def test_semantic_dedup_keeps_the_most_complete_text(tmp_path):
 
 
 def test_exact_duplicate_points_at_the_kept_byte_twin_of_its_group(tmp_path):
-    # all texts tie on quality (10 chars, 2 words): priority is manifest order w0, w1, w2.
+    # all texts tie on quality (10 chars, the same 2 words): priority is manifest order w0, w1, w2.
     # --chain: w1 ~ w0 (cos 5deg) and w2 ~ w1 (cos 5deg, better than w2 ~ w0 at cos 10deg), so the
     # chain links w2 to the removed w1; w2's bytes equal the KEPT w0 of its group: exact-duplicate of w0
-    ws = vector_workspace(tmp_path, "w", [angle(0), angle(5), angle(10)], ["alpha beta", "gamma delt", "alpha beta"])
+    ws = vector_workspace(tmp_path, "w", [angle(0), angle(5), angle(10)], ["alpha beta", "beta alpha", "alpha beta"])
     got = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1, chain=True)))
     assert [got[f"w{i}"]["kept"] for i in range(3)] == [True, False, False]
     assert (got["w1"]["reason"], got["w1"]["duplicate_of"]) == ("semantic-duplicate", "w0")
@@ -266,8 +266,8 @@ def test_exact_duplicate_points_at_the_kept_byte_twin_of_its_group(tmp_path):
 
 
 def test_a_chain_through_a_removed_byte_twin_stays_exact(tmp_path):
-    # w2 is a byte copy of w1, which is removed; the kept w0 differs: still exact, of w1
-    ws = vector_workspace(tmp_path, "w", [angle(0), angle(5), angle(10)], ["alpha beta", "gamma delt", "gamma delt"])
+    # w2 is a byte copy of w1, which is removed; the kept w0 differs: still exact, of w1 (all tie on quality)
+    ws = vector_workspace(tmp_path, "w", [angle(0), angle(5), angle(10)], ["alpha beta", "beta alpha", "beta alpha"])
     got = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1, chain=True)))
     assert [got[f"w{i}"]["kept"] for i in range(3)] == [True, False, False]
     assert (got["w2"]["reason"], got["w2"]["duplicate_of"]) == ("exact-duplicate", "w1")
