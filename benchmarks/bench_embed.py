@@ -73,10 +73,9 @@ def run_curate(ws_path: str, args) -> dict:
     from curate.workspace import Workspace
 
     cfg = EmbedConfig(model=args.model, device=args.device, precision=args.precision,
-                      batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
-                      progress=False)
+                      batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size)
     t = time.perf_counter()
-    result = embed(Workspace(ws_path), cfg)
+    result = embed(Workspace(ws_path), cfg, progress=False)
     return {"seconds": time.perf_counter() - t, "n": result.meta["embedded"], "device": result.meta["device"]}
 
 
