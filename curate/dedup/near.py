@@ -16,7 +16,8 @@ complete, best spelled text); each becomes the duplicate of the first kept membe
 verified pair with, or of a removed member's keeper when it is close to that keeper too (the
 loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a only when a
 and c are close. ``score`` and ``source`` are those of the
-item's pair with its keeper (``source`` is ``transitive`` for a pair checked on demand). Every verified pair is in ``<run-id>-pairs.parquet``.
+item's pair with its keeper (``source`` is ``transitive`` for a pair checked on demand). Every
+verified pair is in ``<run-id>-pairs.parquet``.
 
 Images are decoded once: the hashing pass keeps each image's comparison thumbnail (up to a
 bounded cache); verification computes each image's alignment features once
