@@ -111,7 +111,9 @@ def quality_keys(manifest_rows: np.ndarray, manifest: pa.Table,
     if text.any():
         idx = np.flatnonzero(text)
         texts = manifest.column("text").take(pa.array(np.asarray(manifest_rows, dtype=np.int64)[idx]))
-        length, distinct = text_keys(texts)
+        texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+        parts = [text_keys(texts.slice(lo, CHUNK_TEXTS)) for lo in range(0, len(texts), CHUNK_TEXTS)]
+        length, distinct = (np.concatenate([p[j] for p in parts]) for j in (0, 1))
         unique, capitals = spelling_keys(texts)
         k1[idx], k2[idx], k3[idx], k4[idx] = (_worst_last(v) for v in (-length, unique, -distinct, capitals))
     return codes, [k1, k2, k3, k4]
@@ -151,17 +153,52 @@ def text_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray
     return length, distinct
 
 
-def spelling_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
-    """``(unique, capitals)`` per text: how many of its distinct case-folded words no other of
-    ``texts`` contains, and its capital letters per character; NaN for nulls. Words are counted
-    with one dictionary over all texts (Arrow kernels for ASCII texts; others one by one)."""
+VOCABULARY_TEXTS = 500_000  # word counts come from at most this many texts (a seeded sample above it)
+CHUNK_TEXTS = 262_144  # texts split into words at a time (bounded memory at ten million texts)
+
+
+def spelling_keys(texts: pa.Array | pa.ChunkedArray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique, capitals)`` per text: how many of its distinct case-folded words no other text
+    contains, and its capital letters per character; NaN for nulls.
+
+    Up to :data:`VOCABULARY_TEXTS` texts the count is exact over all of them. Above it, "no other
+    text" means none of a seeded sample of that many texts (the texts are split in chunks, so
+    memory stays bounded): a misspelt word is still one the sample lacks."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     n = len(texts)
     unique, capitals = np.full(n, np.nan), np.full(n, np.nan)
+    if n <= VOCABULARY_TEXTS:
+        sample = np.arange(n)
+    else:
+        sample = np.sort(np.random.default_rng(seed).choice(n, VOCABULARY_TEXTS, replace=False))
+    owner, words, _ = _distinct_words(texts.take(pa.array(sample)))
+    vocabulary = pc.unique(words)
+    code = np.asarray(pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False), dtype=np.int64)
+    texts_with = np.bincount(code, minlength=len(vocabulary))  # sample texts holding each word
+    in_sample = np.zeros(n, dtype=bool)
+    in_sample[sample] = True
+    for lo in range(0, n, CHUNK_TEXTS):
+        part = texts.slice(lo, CHUNK_TEXTS)
+        owner, words, caps = _distinct_words(part)
+        found = pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False)
+        held = np.where(np.isnan(found), 0, texts_with[np.nan_to_num(found).astype(np.int64)])
+        alone = held - in_sample[lo + owner] == 0  # no sample text but this one holds the word
+        present = np.asarray(part.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        unique[lo:lo + len(part)] = np.where(present, np.bincount(owner[alone], minlength=len(part)), np.nan)
+        capitals[lo:lo + len(part)] = caps
+    return unique, capitals
+
+
+def _distinct_words(texts: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
+    """``(owner, word, capitals)``: each text's distinct case-folded words once, with the text's
+    position, and each text's capital letters per character (NaN for nulls). Arrow kernels for
+    ASCII texts; others one by one (Unicode case folding stays exact)."""
+    n = len(texts)
+    capitals = np.full(n, np.nan)
     present = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     ascii_ = np.asarray(pc.string_is_ascii(texts).fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-    owners, words = [], []  # (text, word) pairs, each text's distinct words once
+    owners, words = [np.zeros(0, dtype=np.int64)], [pa.array([], pa.string())]
     fast = np.flatnonzero(present & ascii_)
     if len(fast):
         part = texts.take(pa.array(fast))
@@ -169,7 +206,7 @@ def spelling_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
         flat, parent = pc.list_flatten(split), np.asarray(pc.list_parent_indices(split), dtype=np.int64)
         keep = np.asarray(pc.greater(pc.utf8_length(flat), 0), dtype=bool)
         owners.append(fast[parent[keep]])
-        words.append(flat.filter(pa.array(keep)))
+        words.append(flat.filter(pa.array(keep)).cast(pa.string()))
         upper = np.asarray(pc.count_substring_regex(part, "[A-Z]"), dtype=np.float64)
         capitals[fast] = upper / np.maximum(np.asarray(pc.utf8_length(part), dtype=np.float64), 1.0)
     slow = np.flatnonzero(present & ~ascii_)
@@ -178,18 +215,13 @@ def spelling_keys(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.nda
         owners.append(np.full(len(ws), j, dtype=np.int64))
         words.append(pa.array(ws, pa.string()))
         capitals[j] = sum(c.isupper() for c in t) / max(len(t), 1)
-    if not owners:
-        return unique, capitals
     owner = np.concatenate(owners)
-    code = np.asarray(pa.chunked_array(words, pa.string()).combine_chunks().dictionary_encode().indices,
-                      dtype=np.int64)
+    word = pa.chunked_array(words, pa.string()).combine_chunks()
+    code = np.asarray(word.dictionary_encode().indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     span = int(code.max(initial=0)) + 1
-    pairs = np.unique(owner * span + code)  # (text, word) once each
-    texts_with = np.bincount(pairs % span, minlength=span)
-    alone = texts_with[pairs % span] == 1
-    unique[present] = 0.0
-    unique += np.bincount(pairs[alone] // span, minlength=n)
-    return unique, capitals
+    _, first = np.unique(owner * span + code, return_index=True)  # (text, word) once each
+    first.sort()
+    return owner[first], word.take(pa.array(first)), capitals
 
 
 def quality_order(manifest_rows: np.ndarray, manifest: pa.Table, sharpness: np.ndarray | None = None) -> np.ndarray:

@@ -286,3 +286,26 @@ def test_byte_copies_are_exact_duplicates_whatever_the_keep_policy(tmp_path):
             assert (got[f"w{i}"]["reason"], got[f"w{i}"]["duplicate_of"]) == want, keep
         if keep == "quality":
             assert kept == [1]
+
+
+def test_spelling_keys_above_the_vocabulary_sample_use_the_sample(monkeypatch):
+    """Past VOCABULARY_TEXTS texts a word is "alone" when no sampled text but its own holds it;
+    chunked splitting gives the same answer as the definition."""
+    import pyarrow as pa
+
+    from curate.dedup import quality
+
+    monkeypatch.setattr(quality, "VOCABULARY_TEXTS", 40)
+    monkeypatch.setattr(quality, "CHUNK_TEXTS", 7)
+    rng = np.random.default_rng(4)
+    vocab = ["cat", "dog", "Bird", "fish", "é", "cow", "teh", "hte"]
+    texts = [" ".join(rng.choice(vocab, size=rng.integers(0, 5))) for _ in range(100)] + [None]
+    unique, capitals = quality.spelling_keys(pa.array(texts), seed=3)
+    sample = set(np.random.default_rng(3).choice(len(texts), 40, replace=False).tolist())
+    words = [set(t.casefold().split()) if t is not None else set() for t in texts]
+    for i, t in enumerate(texts):
+        if t is None:
+            assert np.isnan(unique[i])
+            continue
+        alone = sum(all(w not in words[j] for j in sample if j != i) for w in words[i])
+        assert unique[i] == alone, (i, t)
