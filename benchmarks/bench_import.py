@@ -99,7 +99,8 @@ def run_one(case: str, impl: str, paths: dict, out: str) -> dict:
         if case == "npy":
             array = np.load(paths["npy"]).astype(np.float16)
         else:
-            column = pq.read_table(paths["shards"], columns=["embedding"]).column(0).combine_chunks()
+            files = sorted(str(f) for f in Path(paths["shards"]).glob("*.parquet"))
+            column = pq.read_table(files, columns=["embedding"]).column(0).combine_chunks()
             array = column.flatten().to_numpy().reshape(len(column), -1).astype(np.float16)
         np.save(out, array)
         seconds = time.perf_counter() - start

@@ -63,15 +63,16 @@ def make_data(folder: Path, n: int, d: int, shard_rows: int, dup_frac: float, ba
         hi = min(n, lo + shard_rows)
         m = hi - lo
         topic = rng.integers(0, len(centres), m)
-        x = centres[topic] + rng.normal(scale=1.2 / np.sqrt(d), size=(m, d)).astype(np.float32)
+        x = centres[topic] + rng.standard_normal((m, d), dtype=np.float32) * np.float32(1.2 / np.sqrt(d))
         local_copy = np.flatnonzero(is_copy[lo:hi])
         originals = np.flatnonzero(~is_copy[lo:hi])
-        for j in local_copy:  # copy an earlier original of the shard (or the first one)
-            earlier = originals[originals < j]
-            src = earlier[rng.integers(0, len(earlier))] if len(earlier) else originals[0]
-            x[j] = x[src] + rng.normal(scale=0.25 / np.sqrt(d), size=d).astype(np.float32)
-            topic[j] = topic[src]
-            copies += 1
+        earlier = np.searchsorted(originals, local_copy)  # originals before each copy
+        pick = np.floor(rng.random(len(local_copy)) * np.maximum(earlier, 1)).astype(np.int64)
+        src = originals[np.where(earlier > 0, pick, 0)]  # an earlier original of the shard (or the first)
+        x[local_copy] = x[src] + rng.standard_normal((len(local_copy), d), dtype=np.float32) * np.float32(
+            0.25 / np.sqrt(d))
+        topic[local_copy] = topic[src]
+        copies += len(local_copy)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         lengths = np.full(m, d, dtype=np.int32)
         for r, kind in bad_kind.items():
@@ -186,6 +187,7 @@ def main() -> None:
         result = run_process(cmd)
         rows.append({"stage": stage, **result})
         print(f"{stage:>16}: {result['seconds']:8.1f} s  {result['peak_rss_mb']:8.0f} MB", flush=True)
+        print("".join(f"                  | {line}\n" for line in result["output"].strip().splitlines()[:3]), end="")
     counts = decision_counts(ws)
     total = sum(r["seconds"] for r in rows)
     peak = max(r["peak_rss_mb"] for r in rows)
