@@ -255,7 +255,7 @@ def _against(ws: Workspace, store: StoredEmbeddings, slug: str, config: Semantic
     best, where = _best_match(store.vectors, store.valid, other_ws, other, device)
     forced = store.valid & (best > config.threshold[0])
     hits = np.where(forced, where, -1)
-    return forced, pa.array(other.ids).take(pa.array(hits, mask=hits < 0))
+    return forced, other.ids.arrow.take(pa.array(hits, mask=hits < 0))
 
 
 # Above this many valid rows in the other workspace, --against without a saved index builds one

@@ -68,7 +68,8 @@ class Embed(Stage):
     def validate(self, config: EmbedConfig) -> None:
         from curate.embed.base import PRECISIONS
 
-        for option, value, low in (("batch-size", config.batch_size, 1), ("shard-size", config.shard_size or 1, 1),
+        shard_size = 1 if config.shard_size is None else config.shard_size  # None: chosen per model
+        for option, value, low in (("batch-size", config.batch_size, 1), ("shard-size", shard_size, 1),
                                    ("workers", config.workers, 0)):
             if value < low:
                 raise CurateError(f"--{option} must be >= {low}, not {value}")

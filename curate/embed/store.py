@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,29 @@ from curate.io.tables import read_table
 from curate.workspace import Workspace
 
 
+class IdColumn(Sequence):
+    """Store-row ids as a read-only sequence of ``str`` backed by one Arrow array (a Python list
+    of ten million ids would hold about 1.7 GB); ``arrow`` is the array itself."""
+
+    def __init__(self, arrow: pa.Array | pa.ChunkedArray) -> None:
+        self.arrow = arrow.combine_chunks() if isinstance(arrow, pa.ChunkedArray) else arrow
+
+    def __len__(self) -> int:
+        return len(self.arrow)
+
+    def __getitem__(self, i):  # an int gives a str, a slice a list
+        if isinstance(i, slice):
+            return self.arrow[i].to_pylist()
+        return self.arrow[int(i)].as_py()
+
+    def __iter__(self):
+        for lo in range(0, len(self.arrow), 65536):
+            yield from self.arrow.slice(lo, 65536).to_pylist()
+
+    def take(self, rows: np.ndarray) -> list[str]:
+        return self.arrow.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
+
+
 @dataclass(frozen=True)
 class StoredEmbeddings:
     """A complete store, opened read-only; ``vectors`` is memory-mapped.
@@ -45,7 +69,7 @@ class StoredEmbeddings:
     The one place that maps manifest rows to store rows and gathers vectors from the map."""
 
     vectors: np.ndarray
-    ids: list[str]
+    ids: IdColumn
     manifest_rows: np.ndarray  # manifest row of each store row
     valid: np.ndarray  # store row embedded (not failed)
     meta: dict
@@ -148,7 +172,7 @@ def open_store(ws: Workspace, slug: str, current: bool = True) -> StoredEmbeddin
     embedded = status.column("embedded").to_numpy(zero_copy_only=False)
     valid[rows[embedded].astype(np.int64)] = True
     vectors = np.load(local_path(folder.join("vectors.npy")), mmap_mode="r")
-    return StoredEmbeddings(vectors, ids.column("id").to_pylist(),
+    return StoredEmbeddings(vectors, IdColumn(ids.column("id")),
                             ids.column("manifest_row").to_numpy(), valid, meta, slug)
 
 

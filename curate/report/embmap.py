@@ -73,4 +73,4 @@ def embedding_map(store: StoredEmbeddings, up: Upstream, max_points: int, seed: 
     rows = sample_for_map(store_fate, store.valid, max_points, seed)
     xy = neighbour_layout(gather_numpy(store.vectors, rows), LayoutConfig(seed=seed))
     return EmbeddingMap(xy, store_fate[rows], store.manifest_rows[rows].astype(np.int64),
-                        [store.ids[r] for r in rows.tolist()], int(store.valid.sum()))
+                        store.ids.take(rows), int(store.valid.sum()))
