@@ -13,7 +13,8 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,33 +139,41 @@ def write_parquet(loc: Location, split: str, rows: Iterable[dict], fetcher: Payl
     schema = parquet_schema(kind, labels)
     columns: dict[str, list] = {f.name: [] for f in schema}
     count = 0
+    with _parquet_writer(loc, schema) as writer:
+        for row in rows:
+            payload = fetch_checked(fetcher, row)
+            if kind == "image":
+                columns["image"].append({"bytes": payload, "path": row["id"].rsplit("/", 1)[-1]})
+            else:
+                columns["text"].append(payload)
+            columns["id"].append(row["id"])
+            columns["label"].append(label_index.get(row["label"]) if row.get("label") is not None else None)
+            columns["label_name"].append(row.get("label"))
+            for c in ("split", "source", "content_hash", "width", "height"):
+                columns[c].append(row.get(c))
+            count += 1
+            if len(columns["id"]) >= group_rows:
+                writer.write_table(pa.table(columns, schema=schema))
+                columns = {f.name: [] for f in schema}
+        if columns["id"] or count == 0:
+            writer.write_table(pa.table(columns, schema=schema))
+    size, digest = file_digest(loc)
+    return ShardInfo(loc.name, split, count, size, digest)
+
+
+@contextmanager
+def _parquet_writer(loc: Location, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """A zstd Parquet writer into ``loc``'s temporary file (natively when local, through a buffer
+    otherwise), synced and renamed into place when the block ends without error."""
     with atomic.atomic_open(loc) as fh:
         sink = fh.name if loc.is_local else pa.BufferOutputStream()
         with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-            for row in rows:
-                payload = fetch_checked(fetcher, row)
-                if kind == "image":
-                    columns["image"].append({"bytes": payload, "path": row["id"].rsplit("/", 1)[-1]})
-                else:
-                    columns["text"].append(payload)
-                columns["id"].append(row["id"])
-                columns["label"].append(label_index.get(row["label"]) if row.get("label") is not None else None)
-                columns["label_name"].append(row.get("label"))
-                for c in ("split", "source", "content_hash", "width", "height"):
-                    columns[c].append(row.get(c))
-                count += 1
-                if len(columns["id"]) >= group_rows:
-                    writer.write_table(pa.table(columns, schema=schema))
-                    columns = {f.name: [] for f in schema}
-            if columns["id"] or count == 0:
-                writer.write_table(pa.table(columns, schema=schema))
+            yield writer
         if not loc.is_local:
             fh.write(sink.getvalue().to_pybytes())
         else:
             fh.flush()
             os.fsync(fh.fileno())
-    size, digest = file_digest(loc)
-    return ShardInfo(loc.name, split, count, size, digest)
 
 
 def write_text_parquet(loc: Location, split: str, rows: pa.Table, labels: list[str],
@@ -179,16 +188,9 @@ def write_text_parquet(loc: Location, split: str, rows: pa.Table, labels: list[s
         "label_name": label, "split": rows.column("split"), "source": rows.column("source"),
         "content_hash": rows.column("content_hash"), "width": rows.column("width"), "height": rows.column("height"),
     }, schema=schema)
-    with atomic.atomic_open(loc) as fh:
-        sink = fh.name if loc.is_local else pa.BufferOutputStream()
-        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-            for lo in range(0, max(table.num_rows, 1), group_rows):
-                writer.write_table(table.slice(lo, group_rows))
-        if not loc.is_local:
-            fh.write(sink.getvalue().to_pybytes())
-        else:
-            fh.flush()
-            os.fsync(fh.fileno())
+    with _parquet_writer(loc, schema) as writer:
+        for lo in range(0, max(table.num_rows, 1), group_rows):
+            writer.write_table(table.slice(lo, group_rows))
     size, digest = file_digest(loc)
     return ShardInfo(loc.name, split, table.num_rows, size, digest)
 
