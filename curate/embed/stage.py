@@ -39,6 +39,7 @@ from curate.workspace import Workspace
 MODEL_SHARD_ROWS = 16384
 IMPORT_SHARD_ROWS = 1 << 18  # rows per shard for precomputed vectors (~128 MB of fp16 at d = 256): few flushes
 MANIFEST_COLUMNS = ["id", "source", "source_kind", "offset", "length", "kind", "text", "status", "content_hash"]
+IMPORT_COLUMNS = ["id", "source", "source_kind", "kind", "status", "content_hash"]  # no payloads to read
 
 # called on the driver for each finished shard: (shard index, vectors, failures by shard row)
 ShardDone = Callable[[int, np.ndarray, dict[int, str]], None]
@@ -90,7 +91,7 @@ class Embed(Stage):
     def resolve(self, ws: Workspace, config: EmbedConfig) -> Inputs:
         embedder = load_embedder(config.model, ws)
         runtime = resolve_runtime(config.device, config.precision)
-        manifest = ws.read_manifest(MANIFEST_COLUMNS)
+        manifest = ws.read_manifest(IMPORT_COLUMNS if hasattr(embedder, "import_rows") else MANIFEST_COLUMNS)
         rows, skip_reasons = plan_rows(manifest, embedder.kinds)
         _check_kinds(manifest, rows.num_rows, embedder)
         imported = hasattr(embedder, "import_rows") and config.executor == "local"  # no model: big shards

@@ -61,6 +61,15 @@ class IdColumn(Sequence):
     def take(self, rows: np.ndarray) -> list[str]:
         return self.arrow.take(pa.array(np.asarray(rows, dtype=np.int64))).to_pylist()
 
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, IdColumn):
+            return self.arrow.equals(other.arrow)
+        if isinstance(other, (list, tuple)):
+            return len(other) == len(self) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # mutable-looking sequence semantics: not hashable
+
 
 @dataclass(frozen=True)
 class StoredEmbeddings:
