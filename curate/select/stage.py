@@ -14,6 +14,7 @@ Studio export gets ``labeling-config.xml`` and ``LABELING.md`` beside it (``hand
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -332,13 +333,31 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
                                 data_key=handoff_options.data_key, document_root=handoff_options.document_root)
         dest = locate(handoff_options.out)
         targets = [dest] + (list(handoff_paths(dest)) if options.format == "labelstudio" else [])
-        check_owners(targets, earlier, run_id, force=handoff_options.force)  # before writing anything
+        claims = _claims(ws)
+        check_owners(targets, earlier + claims, run_id, force=handoff_options.force)  # before writing anything
+        _claim(ws, run_id, targets)  # a run killed after this point still owns what it began to write
         export = write_export(batch, handoff_options.out, options)
         meta["export"] = export.uri
         if options.format == "labelstudio":
             handoff = _handoff(batch, export, manifest, ok, labeled, file_labels, class_names, options, run_id)
             meta["handoff"] = [loc.uri for loc in handoff]
     return Output(table, meta)
+
+
+def _claim(ws: Workspace, run_id: str, targets: list[Location]) -> None:
+    """Record, before writing them, the hand-off files run ``run_id`` is about to write."""
+    atomic.write_json(ws.state(STAGE).join(f"claim-{run_id}.json"),
+                      {"run_id": run_id, "handoff": [t.uri for t in targets], "at": time.time()})
+
+
+def _claims(ws: Workspace) -> list[dict]:
+    """Claims of select runs that began writing hand-off files (finished or killed), oldest first."""
+    folder = ws.state(STAGE)
+    if not folder.exists():
+        return []
+    names = sorted(p.rsplit("/", 1)[-1] for p in folder.fs.ls(folder.path, detail=False))
+    claims = [atomic.read_json(folder.join(n)) for n in names if n.startswith("claim-") and n.endswith(".json")]
+    return sorted(claims, key=lambda c: c.get("at", 0.0))
 
 
 def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, labeled: np.ndarray,
