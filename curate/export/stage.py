@@ -109,7 +109,7 @@ def exported(result: StageResult) -> ExportedVersion:
 
 
 def _export(ws: Workspace, config: ExportConfig, ctx: RunContext) -> Output:
-    manifest = ws.read_manifest()
+    manifest = _contiguous(ws.read_manifest())
     up = upstream(ws, config.stage, dict(config.run), manifest)
     rows = np.flatnonzero(up.kept)
     kinds = set(manifest.column("kind").take(pa.array(rows)).to_pylist()) if len(rows) else set()
@@ -161,6 +161,18 @@ def _write_version(ws: Workspace, config: ExportConfig, folder: Location, shards
             folder.fs.rmdir(folder.path)  # a failed first attempt leaves no empty version folder behind
         raise
     ctx.lap("write shards")
+
+
+def _contiguous(table: pa.Table) -> pa.Table:
+    """``table`` with each column in one chunk where it fits (a string column over 2 GB stays
+    chunked): a shard's ``take`` from 100 chunks cost 0.8 s at ten million rows, 0.01 s from one."""
+    columns = []
+    for column in table.columns:
+        try:
+            columns.append(column.combine_chunks())
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):
+            columns.append(column)
+    return pa.table(columns, schema=table.schema)
 
 
 def _decisions(samples: pa.Table) -> pa.Table:
