@@ -172,10 +172,14 @@ def spelling_keys(texts: pa.Array | pa.ChunkedArray, seed: int = 0) -> tuple[np.
         sample = np.arange(n)
     else:
         sample = np.sort(np.random.default_rng(seed).choice(n, VOCABULARY_TEXTS, replace=False))
-    owner, words, _ = _distinct_words(texts.take(pa.array(sample)))
+    owner, words, caps = _distinct_words(texts.take(pa.array(sample)))
     vocabulary = pc.unique(words)
     code = np.asarray(pc.index_in(words, value_set=vocabulary).to_numpy(zero_copy_only=False), dtype=np.int64)
     texts_with = np.bincount(code, minlength=len(vocabulary))  # sample texts holding each word
+    if len(sample) == n:  # every text is in the sample: count from the pass just made
+        alone = texts_with[code] == 1
+        present = np.asarray(texts.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return np.where(present, np.bincount(owner[alone], minlength=n), np.nan), caps
     in_sample = np.zeros(n, dtype=bool)
     in_sample[sample] = True
     for lo in range(0, n, CHUNK_TEXTS):
@@ -219,8 +223,10 @@ def _distinct_words(texts: pa.Array) -> tuple[np.ndarray, pa.Array, np.ndarray]:
     word = pa.chunked_array(words, pa.string()).combine_chunks()
     code = np.asarray(word.dictionary_encode().indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     span = int(code.max(initial=0)) + 1
-    _, first = np.unique(owner * span + code, return_index=True)  # (text, word) once each
-    first.sort()
+    pairs = owner * span + code
+    order = np.argsort(pairs, kind="stable")  # a sort and a diff: several times faster than np.unique here
+    ranked = pairs[order]
+    first = np.sort(order[np.r_[True, ranked[1:] != ranked[:-1]]] if len(order) else order)  # (text, word) once
     return owner[first], word.take(pa.array(first)), capitals
 
 
