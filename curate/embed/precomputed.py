@@ -236,16 +236,10 @@ class ColumnBlocks:
 def list_matrix(column: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """A list column as a float32 [n, dim] matrix (NaN rows where a list is null or of another
     length, or holds nulls) and the mask of rows whose list has ``dim`` values."""
+    from curate.readers.parquet import list_layout
+
     n = len(column)
-    if pa.types.is_fixed_size_list(column.type):
-        lengths = np.full(n, column.type.list_size, dtype=np.int64)
-    else:
-        lengths = np.diff(column.offsets.to_numpy()).astype(np.int64)
-    if column.null_count:
-        lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
-    values = pc.list_flatten(column)
-    numbers = (values.to_numpy(zero_copy_only=False) if values.null_count == 0
-               else pc.fill_null(values.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
+    lengths, numbers = list_layout(column)
     ok = lengths == dim
     if ok.all():
         return numbers.reshape(n, dim).astype(np.float32, copy=False), ok

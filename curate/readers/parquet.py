@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -194,6 +195,24 @@ def _check_embedding_column(schema: pa.Schema, name: str, uri: str) -> None:
                           "expected a list of numbers")
 
 
+def list_layout(column: pa.Array) -> tuple[Any, Any]:
+    """``(lengths, values)`` of a list column as numpy: each row's length (0 for a null list) and
+    the values of the non-null lists in row order (a null value as NaN). Handles slices and
+    fixed-size lists."""
+    import numpy as np
+
+    if pa.types.is_fixed_size_list(column.type):
+        lengths = np.full(len(column), column.type.list_size, dtype=np.int64)
+    else:
+        lengths = np.diff(column.offsets.to_numpy()).astype(np.int64)
+    if column.null_count:
+        lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
+    values = pc.list_flatten(column)
+    numbers = (values.to_numpy(zero_copy_only=False) if values.null_count == 0
+               else pc.fill_null(values.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
+    return lengths, numbers
+
+
 def embedding_problems(column: pa.Array, dim: list[int]) -> list[str | None]:
     """The reason to quarantine each vector of a list column, or None; one vectorised pass.
 
@@ -202,16 +221,7 @@ def embedding_problems(column: pa.Array, dim: list[int]) -> list[str | None]:
     import numpy as np
 
     n = len(column)
-    if pa.types.is_fixed_size_list(column.type):
-        lengths = np.full(n, column.type.list_size, dtype=np.int64)
-    else:
-        offsets = column.offsets.to_numpy()
-        lengths = np.diff(offsets).astype(np.int64)
-    if column.null_count:
-        lengths[column.is_null().to_numpy(zero_copy_only=False)] = 0
-    values = pc.list_flatten(column)  # the values of the non-null lists, in row order
-    numbers = (values.to_numpy(zero_copy_only=False) if values.null_count == 0
-               else pc.fill_null(values.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False))
+    lengths, numbers = list_layout(column)
     present = lengths > 0
     width = lengths[present]
     bad_value, nonzero = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
