@@ -69,6 +69,12 @@ def test_image_quick_start_leaves_shards_lineage_and_report(tmp_path):
     assert len(samples) == truth["file_count"] and len({r["id"] for r in samples}) == truth["file_count"]
     for r in samples:
         assert r["exported"] == (r["shard"] is not None) == (r["reason"] is None)
+    # near dedup removes one member of every planted pair and nothing else (look-alike scans stay)
+    by_dedup = {r["id"] for r in samples if r["stage"] == "dedup"}
+    planted = truth["exact_copies"] + truth["near_copies"]
+    assert len(by_dedup) == len(planted)
+    for pair in planted:
+        assert len(by_dedup & {f"images/{pair['path']}", f"images/{pair['of']}"}) == 1, pair
 
 
 KILL_PIPELINE = """

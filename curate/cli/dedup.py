@@ -47,8 +47,10 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--ngram", type=int, default=5, show_default=True, help="fuzzy/near, texts: character n-gram length.")
 @click.option("--bands", type=int, default=25, show_default=True, help="fuzzy/near, texts: MinHash LSH bands.")
 @click.option("--rows", type=int, default=5, show_default=True, help="fuzzy/near, texts: MinHash rows per band.")
-@click.option("--image-similarity", type=float, default=0.9, show_default=True,
-              help="fuzzy/near, images: verified perceptual similarity (after flip/crop/rotation alignment).")
+@click.option("--image-similarity", type=float, default=0.92, show_default=True,
+              help="fuzzy/near, images: the lowest verified perceptual similarity (after flip/crop/rotation "
+                   "alignment and tone mapping) a pair needs; raised per image for smooth images, whose every "
+                   "copy scores high.")
 @click.option("--hamming", type=int, default=12, show_default=True,
               help="fuzzy/near, images: perceptual-hash bits two candidates may differ in.")
 @click.option("--edit-similarity", type=float, default=0.85, show_default=True,

@@ -46,6 +46,7 @@ from curate.workspace import Workspace
 SIGNALS = ("exact", "minhash", "phash", "semantic")
 EDIT_MIN_CHARS = 100  # texts shorter than this (normalised) pass on Jaccard only, at SHORT_JACCARD at least
 SHORT_JACCARD = 0.85  # one changed word of a 40-character sentence leaves a Jaccard of about 0.7
+MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class FuzzyConfig:
     ngram: int = 5  # texts: character n-gram length
     bands: int = 25  # texts: MinHash LSH bands x rows; a pair at Jaccard 0.7 is a candidate 99% of the time
     rows: int = 5
-    image_similarity: float = 0.9  # images: verified aligned perceptual similarity a pair needs
+    image_similarity: float = 0.92  # images: the lowest bar (raised per image, see image_verify) a pair needs
     hamming: int = 12  # images: perceptual-hash bits two candidates may differ in
     keep: str = "quality"
     seed: int = 0
@@ -70,7 +71,7 @@ class NearConfig:
     ngram: int = 5
     bands: int = 25
     rows: int = 5
-    image_similarity: float = 0.9
+    image_similarity: float = 0.92
     hamming: int = 12
     edit_similarity: float = 0.85  # texts: or a normalised edit similarity at least this
     candidate_threshold: float = 0.8  # semantic candidates: cosine to one of the k nearest at least this
@@ -229,12 +230,30 @@ def _minhash_candidates(text_values: list, rows: np.ndarray, config) -> np.ndarr
 
 
 def _phash_candidates(pictures: _Pictures, rows: np.ndarray, config) -> np.ndarray:
-    from curate.dedup.phash import candidate_pairs
+    from curate.dedup.phash import candidate_pairs, popcount
 
     hashes, have = pictures.hashes(rows)
-    usable = rows[have]
-    local = candidate_pairs(hashes[have], config.hamming)
-    return usable[local] if len(local) else np.empty((0, 2), dtype=np.int64)
+    usable, hashes = rows[have], hashes[have]
+    local = candidate_pairs(hashes, config.hamming)
+    if not len(local):
+        return np.empty((0, 2), dtype=np.int64)
+    local = nearest_per_item(local, popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]]), MAX_IMAGE_CANDIDATES)
+    return usable[local]
+
+
+def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndarray:
+    """The pairs that are among the ``k`` nearest (smallest ``distance``, then earliest) of either
+    of their items: a crowd of look-alikes (scans of one digit) gives each item dozens of candidates,
+    and its copies are among its nearest."""
+    ends = np.concatenate([pairs[:, 0], pairs[:, 1]])
+    which = np.concatenate([np.arange(len(pairs)), np.arange(len(pairs))])
+    order = np.lexsort((which, np.concatenate([distance, distance]), ends))
+    ends, which = ends[order], which[order]
+    starts = np.flatnonzero(np.r_[True, ends[1:] != ends[:-1]])
+    rank = np.arange(len(ends)) - np.repeat(starts, np.diff(np.r_[starts, len(ends)]))
+    keep = np.zeros(len(pairs), dtype=bool)
+    keep[which[rank < k]] = True
+    return pairs[keep]
 
 
 def _semantic_candidates(store, config: NearConfig, block: int = 16384) -> np.ndarray:
@@ -290,8 +309,19 @@ class _Verifier:
         return score, passed
 
     def image_pair(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
-        bar = 2 * self.config.image_similarity - 1 if loose else self.config.image_similarity
-        sim = self.pictures.similarity(a, b, enough=bar)
+        """Copy similarity against the pair's calibrated bar (:mod:`curate.dedup.image_verify`); pairs
+        far below the lowest bar are screened out before any copy floor is measured."""
+        from curate.dedup.image_verify import SCREEN_MARGIN, coarse_similarity, copy_similarity, pair_bar
+
+        va, vb = self.pictures.view(a), self.pictures.view(b)
+        if va is None or vb is None:
+            return 0.0, False
+        relax = (lambda bar: 2 * bar - 1) if loose else (lambda bar: bar)
+        coarse = coarse_similarity(va, vb)
+        if coarse < relax(self.config.image_similarity) - SCREEN_MARGIN:
+            return coarse, False
+        bar = relax(pair_bar(self.pictures.floor(a), self.pictures.floor(b), self.config.image_similarity))
+        sim = copy_similarity(va, vb, bar, coarse)
         return sim, sim >= bar
 
     def score(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
@@ -419,19 +449,18 @@ def _pairs_table(manifest: pa.Table, pairs: _Pairs) -> pa.Table:
 
 
 class _Pictures:
-    """Images by manifest row, decoded once where the caches allow: the hashing pass keeps each
-    image's comparison thumbnail (up to ``cache`` of them, about 16-64 KB each) and verification
-    keeps the alignment features of the last ``features`` images it compared (about 270 KB each;
-    pairs are verified in row order, so the first image of a run of pairs stays cached)."""
+    """Images by manifest row. The hashing pass decodes each image once; verification decodes an
+    image again to build its :class:`~curate.dedup.image_verify.ImageView` (about 330 KB; the last
+    ``views`` are kept: pairs are verified in row order, so the first image of a run of pairs stays
+    cached) and, for pairs that pass the coarse screen, to measure its copy floor (kept, a float)."""
 
-    def __init__(self, manifest: pa.Table, ctx: RunContext, max_side: int = 256, cache: int = 16384,
-                 features: int = 1024) -> None:
+    def __init__(self, manifest: pa.Table, ctx: RunContext, max_side: int = 256, views: int = 2048) -> None:
         from collections import OrderedDict
 
         self.manifest, self.ctx, self.max_side = manifest, ctx, max_side
-        self.thumbs: OrderedDict[int, Any] = OrderedDict()
-        self.features: OrderedDict[int, Any] = OrderedDict()
-        self.limits = {id(self.thumbs): cache, id(self.features): features}
+        self.views: OrderedDict[int, Any] = OrderedDict()
+        self.floors: dict[int, float] = {}
+        self.limit = views
         self._fetcher = None
 
     def decode(self, row: int):
@@ -451,38 +480,32 @@ class _Pictures:
         except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
             return None
 
-    def _remember(self, cache, row: int, value) -> None:
-        cache[row] = value
-        if len(cache) > self.limits[id(cache)]:
-            cache.popitem(last=False)
+    def view(self, row: int):
+        """The :class:`~curate.dedup.image_verify.ImageView` of a row (None when it cannot be decoded), cached."""
+        from curate.dedup.image_verify import image_view
 
-    def thumbnail(self, row: int):
-        """The aligned-comparison thumbnail of a row (None when it cannot be decoded), cached."""
-        from curate.dedup.phash import align_thumbnail
-
-        if row in self.thumbs:
-            self.thumbs.move_to_end(row)
-            return self.thumbs[row]
+        if row in self.views:
+            self.views.move_to_end(row)
+            return self.views[row]
         img = self.decode(row)
-        thumb = None if img is None else align_thumbnail(img)
-        self._remember(self.thumbs, row, thumb)
-        return thumb
+        view = None if img is None else image_view(img)
+        self.views[row] = view
+        if len(self.views) > self.limit:
+            self.views.popitem(last=False)
+        return view
 
-    def align(self, row: int):
-        """The alignment features of a row (None when it cannot be decoded), cached."""
-        from curate.dedup.phash import align_features
+    def floor(self, row: int) -> float:
+        """The copy floor of a row's image (:func:`~curate.dedup.image_verify.copy_floor`), cached."""
+        from curate.dedup.image_verify import copy_floor
 
-        if row in self.features:
-            self.features.move_to_end(row)
-            return self.features[row]
-        thumb = self.thumbnail(row)
-        feats = None if thumb is None else align_features(thumb)
-        self._remember(self.features, row, feats)
-        return feats
+        if row not in self.floors:
+            view, img = self.view(row), self.decode(row)
+            self.floors[row] = 1.0 if view is None or img is None else copy_floor(img, view)
+        return self.floors[row]
 
     def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The perceptual hash of each row; the comparison thumbnails are kept from the same decode."""
-        from curate.dedup.phash import align_thumbnail, image_hash
+        """The perceptual hash of each row (has: False where it cannot be decoded)."""
+        from curate.dedup.phash import image_hash
 
         out = np.zeros(len(rows), dtype=np.uint64)
         have = np.zeros(len(rows), dtype=bool)
@@ -490,15 +513,7 @@ class _Pictures:
             img = self.decode(r)
             if img is not None:
                 out[k], have[k] = np.uint64(image_hash(img)), True
-                if len(self.thumbs) < self.limits[id(self.thumbs)]:
-                    self.thumbs[r] = align_thumbnail(img)
         return out, have
-
-    def similarity(self, a: int, b: int, enough: float | None = None) -> float:
-        from curate.dedup.phash import aligned_similarity
-
-        x, y = self.align(a), self.align(b)
-        return 0.0 if x is None or y is None else float(aligned_similarity(x, y, enough=enough))
 
     def sharpness(self, rows: np.ndarray) -> np.ndarray:
         """Per manifest row (NaN elsewhere): the sharpness of the image rows among ``rows``."""

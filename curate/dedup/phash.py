@@ -43,7 +43,9 @@ __all__ = [
     "align_thumbnail",
     "aligned_similarity",
     "band_keys",
+    "band_pass",
     "candidate_pairs",
+    "grey_thumbnail",
     "hamming",
     "hash_bands",
     "image_hash",
@@ -79,6 +81,7 @@ def _grey(img: Image.Image) -> Image.Image:
     return img.convert("L") if img.mode == "RGB" else img
 
 
+@lru_cache(maxsize=64)
 def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
     """Row-normalised Gaussian smoothing matrix (edges renormalised, so no dark border)."""
     x = np.arange(n, dtype=np.float64)
@@ -228,16 +231,24 @@ def candidate_pairs(hashes, max_distance: int, bands: int | None = None) -> np.n
 # -- aligned similarity -------------------------------------------------------------------
 
 
-def align_thumbnail(img: Image.Image) -> np.ndarray:
-    """What :func:`aligned_similarity` compares: a band-passed grey thumbnail, shorter side
-    ``ALIGN_SIDE``, aspect ratio kept (up to 4:1). Pass it instead of the image to check one
-    image against many without recomputing it."""
+def grey_thumbnail(img: Image.Image) -> np.ndarray:
+    """A grey thumbnail in ``[0, 1]``, shorter side ``ALIGN_SIDE``, aspect ratio kept (up to 4:1)."""
     grey = _grey(img)
     w, h = grey.size
     scale = ALIGN_SIDE / max(1, min(w, h))
     size = (min(4 * ALIGN_SIDE, max(1, round(w * scale))), min(4 * ALIGN_SIDE, max(1, round(h * scale))))
-    a = np.asarray(grey.resize(size, Image.BOX), dtype=np.float32) / 255.0
-    return _blur(a, BAND[0]) - _blur(a, BAND[1])
+    return np.asarray(grey.resize(size, Image.BOX), dtype=np.float32) / 255.0
+
+
+def band_pass(grey: np.ndarray) -> np.ndarray:
+    """Difference of Gaussians (``BAND``): detail, not gradients."""
+    return _blur(grey, BAND[0]) - _blur(grey, BAND[1])
+
+
+def align_thumbnail(img: Image.Image) -> np.ndarray:
+    """What :func:`aligned_similarity` compares: the band-passed :func:`grey_thumbnail`. Pass it
+    instead of the image to check one image against many without recomputing it."""
+    return band_pass(grey_thumbnail(img))
 
 
 def _probe_points(points: int) -> np.ndarray:
@@ -308,7 +319,8 @@ class AlignFeatures:
     thumb: np.ndarray
     probe: np.ndarray  # centred samples at the full probe
     coarse_probe: np.ndarray  # centred unit samples at the coarse probe
-    coarse_stack: np.ndarray  # [T, coarse probe points], centred unit rows (zero rows where flat)
+    coarse_stack: np.ndarray | None  # [T, coarse probe points], centred unit rows (zero rows where flat);
+    # None for features that are only ever probed (curate.dedup.image_verify)
     flat_thumb: bool
     flat_probe: bool
 

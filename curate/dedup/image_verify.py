@@ -1,0 +1,159 @@
+"""Is one image a copy of another? The verified score of a pair and the bar it must clear.
+
+:func:`curate.dedup.phash.aligned_similarity` measures shared structure under the best
+alignment. Three additions turn it into a decision that holds on real data:
+
+- **Tone.** Brightness, contrast, gamma and clipping change an image's grey levels, not its
+  structure, yet clipping flattens bright strokes and costs a brightened copy of a scanned digit
+  up to 0.09 of similarity. The pair is scored again after the grey levels of one image are mapped
+  onto the other's distribution (quantile mapping, from the image with fewer saturated pixels onto
+  the one with more, which reproduces the clipping); the score is the better of the two.
+- **A bar calibrated per image.** How high a copy scores depends on the image. A smooth,
+  low-resolution picture (an 8 x 8 scan scaled up) scores 0.995 or more against any copy of itself,
+  and other scans of the same digit reach 0.95-0.98; a textured photo scores 0.93-0.99 against its
+  rotated or cropped copies while different photos stay below 0.92. So each image measures its
+  *copy floor*: its score against a standard strong change of itself (rotated 6 degrees, an 88%
+  centre crop, 70% of the size, JPEG quality 40), harsher than the copies a dataset holds. A pair must clear
+  ``max(base, 1 - FLOOR_SLACK * (1 - floor))`` with the lower floor of its two images: a copy may
+  lose ``FLOOR_SLACK`` times what that change costs the image, never less than ``base`` allows.
+- **A cheap screen.** The coarse alignment of a pair (one matrix-vector product over the cached
+  coarse stack, with and without the tone mapping) rejects pairs far below their bar before the
+  fine search runs.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from curate.dedup.phash import (
+    _COARSE_PROBE,
+    _PROBE,
+    AlignFeatures,
+    _centred,
+    _sample,
+    align_features,
+    aligned_similarity,
+    band_pass,
+    grey_thumbnail,
+)
+
+__all__ = ["FLOOR_SLACK", "ImageView", "coarse_similarity", "copy_floor", "copy_similarity", "image_view", "pair_bar",
+           "tone_mapped"]
+
+FLOOR_SLACK = 1.5  # a copy may lose this many times what the standard change costs its image
+MAX_BAR = 0.99  # the calibrated bar never asks more than this
+SCREEN_MARGIN = 0.06  # the fine search runs only when the coarse score is within this of the bar (copies
+# measured at most 0.021 above their coarse score)
+TONE_CHANGE = 0.03  # tone mapping that moves no grey level by more than this changes nothing: not searched
+PERTURB = (6.0, 0.88, 0.7, 40)  # the standard change: rotation (degrees), centre crop, size, JPEG quality
+SATURATED = 1.5 / 255  # grey levels this close to an image's darkest or brightest count as saturated
+
+
+@dataclass(frozen=True)
+class ImageView:
+    """What verification needs of one image, computed once: alignment features, the grey
+    thumbnail (for tone mapping) and its saturated share."""
+
+    features: AlignFeatures
+    grey: np.ndarray
+    saturated: float
+
+
+def _saturated(grey: np.ndarray) -> float:
+    lo, hi = float(grey.min()), float(grey.max())
+    return float(np.mean(grey <= lo + SATURATED) + np.mean(grey >= hi - SATURATED))
+
+
+def _probe_features(thumb: np.ndarray) -> AlignFeatures:
+    """The probed side of :func:`aligned_similarity` only (no coarse stack): cheap to recompute."""
+    probe = _centred(_sample(thumb, _PROBE))
+    coarse = _centred(_sample(thumb, _COARSE_PROBE))
+    norm = float(np.linalg.norm(coarse))
+    return AlignFeatures(thumb, probe, (coarse / norm if norm > 1e-12 else coarse).astype(np.float32), None,
+                         float(thumb.std()) < 1e-4, float(np.linalg.norm(probe)) < 1e-4 * np.sqrt(len(probe)))
+
+
+def _perturbed(img: Image.Image) -> Image.Image:
+    """The standard strong change of an image (applied at its own resolution, as copies are made)."""
+    angle, crop, size, quality = PERTURB
+    img = img.rotate(angle, resample=Image.BILINEAR)
+    w, h = img.size
+    cw, ch = max(1, round(w * crop)), max(1, round(h * crop))
+    img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+    img = img.resize((max(1, round(cw * size)), max(1, round(ch * size))), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def image_view(img: Image.Image) -> ImageView:
+    """The :class:`ImageView` of an image."""
+    grey = grey_thumbnail(img)
+    return ImageView(align_features(band_pass(grey)), grey, _saturated(grey))
+
+
+def copy_floor(img: Image.Image, view: ImageView) -> float:
+    """The image's score against the standard strong change of itself (``PERTURB``). Above
+    ``1 - (1 - MAX_BAR) / FLOOR_SLACK`` every floor gives the same bar, so the search stops there."""
+    enough = 1.0 - (1.0 - MAX_BAR) / FLOOR_SLACK
+    probe = _probe_features(band_pass(grey_thumbnail(_perturbed(img))))
+    return float(aligned_similarity(view.features, probe, enough=enough))
+
+
+def pair_bar(floor_a: float, floor_b: float, base: float) -> float:
+    """The score a pair must reach: ``base``, raised for images whose copies all score high."""
+    calibrated = 1.0 - FLOOR_SLACK * (1.0 - min(floor_a, floor_b))
+    return float(max(base, min(calibrated, MAX_BAR)))
+
+
+def tone_mapped(grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``grey`` with its levels mapped onto ``reference``'s distribution (monotone; equal levels
+    stay equal, so flat regions get no noise)."""
+    levels, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
+    quantile = (np.cumsum(counts) - counts / 2) / grey.size
+    ref = np.sort(reference, axis=None)
+    mapped = np.interp(quantile, (np.arange(ref.size) + 0.5) / ref.size, ref)
+    return mapped[inverse].reshape(grey.shape).astype(np.float32)
+
+
+def _roles(a: ImageView, b: ImageView) -> tuple[ImageView, AlignFeatures | None]:
+    """(reference, the other's probe after tone mapping onto it): the more saturated image is the
+    reference. None instead of the probe when the mapping changes no grey level by ``TONE_CHANGE``."""
+    ref, other = (a, b) if a.saturated >= b.saturated else (b, a)
+    mapped = tone_mapped(other.grey, ref.grey)
+    if float(np.max(np.abs(mapped - other.grey))) < TONE_CHANGE:
+        return ref, None
+    return ref, _probe_features(band_pass(mapped))
+
+
+def _coarse(a: AlignFeatures, b: AlignFeatures) -> float:
+    if a.flat_thumb or b.flat_probe:
+        return 1.0 if a.flat_thumb and b.flat_probe else 0.0
+    return float(np.max(a.coarse_stack @ b.coarse_probe))
+
+
+def coarse_similarity(a: ImageView, b: ImageView) -> float:
+    """The better coarse alignment score of the pair, plain or tone-mapped (a cheap lower estimate)."""
+    ref, mapped = _roles(a, b)
+    plain = _coarse(a.features, b.features)
+    return float(np.clip(plain if mapped is None else max(plain, _coarse(ref.features, mapped)), 0.0, 1.0))
+
+
+def copy_similarity(a: ImageView, b: ImageView, bar: float | None = None, coarse: float | None = None) -> float:
+    """The better of the plain and the tone-mapped aligned similarity, in ``[0, 1]``. With ``bar``,
+    a pair whose coarse score (``coarse``, computed when not given) is more than ``SCREEN_MARGIN``
+    below it is not searched finely (the coarse score is returned), and the search stops once the
+    bar is reached."""
+    if bar is not None:
+        coarse = coarse_similarity(a, b) if coarse is None else coarse
+        if coarse < bar - SCREEN_MARGIN:
+            return coarse
+    plain = aligned_similarity(a.features, b.features, enough=bar)
+    if bar is not None and plain >= bar:
+        return plain
+    ref, mapped = _roles(a, b)
+    return plain if mapped is None else max(plain, aligned_similarity(ref.features, mapped, enough=bar))
