@@ -13,6 +13,7 @@ Implementations (each in a fresh process, so peak RSS belongs to it; generation 
                   CPUs less one, so 1 on 2 CPUs; LSH 20 x 13; exact Jaccard verification
                   of every candidate);
 - ``curate-wN``:  the same with ``workers=N`` (``--impls curate curate-w2 datasketch``);
+- ``curate-gpu``: the same with the permutation step on ``--device`` (default ``cuda``);
 - ``datasketch``: ``MinHash(num_perm=260).update_batch`` over the same normalised 5-char
                   shingles, ``MinHashLSH(threshold=0.8, num_perm=260).insert`` for every
                   document, then ``query`` for every document to list its candidate pairs
@@ -116,11 +117,11 @@ def shingle_set(text: str, k: int) -> set[str]:
     return {t[i:i + k] for i in range(len(t) - k + 1)} if len(t) >= k else ({t} if t else set())
 
 
-def run_curate(docs: list[str], args, workers: int | None = None) -> dict:
+def run_curate(docs: list[str], args, workers: int | None = None, device: str | None = None) -> dict:
     config = MinHashConfig(ngram=args.ngram, bands=args.bands, rows=args.rows, threshold=args.threshold)
     t = time.perf_counter()
     c = time.process_time()
-    r = fuzzy_match(docs, config, workers=workers)
+    r = fuzzy_match(docs, config, workers=workers, device=device)
     return {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c,
             "pairs": r.pairs.tolist(), "candidates": r.candidates, "capped_buckets": r.capped_buckets,
             "lsh": f"{args.bands}x{args.rows}"}
@@ -153,6 +154,11 @@ def child(impl: str, args) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if impl == "datasketch":
         result = run_datasketch(docs[:args.datasketch_n] if args.datasketch_n else docs, args)
+    elif impl == "curate-gpu":  # the permutation step on the GPU (curate/dedup/minhash_torch.py)
+        import torch
+
+        torch.zeros(1, device=args.device)  # the device is set up before the timed part
+        result = run_curate(docs, args, device=args.device)
     else:
         result = run_curate(docs, args, workers=int(impl[len("curate-w"):]) if impl.startswith("curate-w") else None)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -171,6 +177,7 @@ def main() -> None:
     p.add_argument("--impls", nargs="+", default=["curate", "datasketch"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--datasketch-n", type=int, default=0, help="run datasketch on the first N docs only")
+    p.add_argument("--device", default="cuda", help="torch device of the curate-gpu implementation")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -5,7 +5,7 @@
 #   3. bench_dedup: 1M x 512, curate vs the SemDeDup reference, same run
 #   4. bench_dedup: 10M x 512, curate alone                                  (target < 60 s)
 #   5. bench_select: k-center 1M -> 10k picks                                (target < 5 s)
-#   6. bench_minhash: fuzzy text dedup (runs on the node's CPUs: there is no GPU MinHash path yet)
+#   6. bench_minhash: fuzzy text dedup, MinHash permutations on the GPU against the node's CPUs
 # Results go to $OUT (or benchmarks/results/gpu-<date>/): one log per step and the CSVs.
 #
 # Beyond the repository it needs the wheels of benchmarks/gpu_wheels.sh in .whl/ (about 10 MB;
@@ -59,5 +59,5 @@ step dedup_10m 150 "$PY" benchmarks/bench_dedup.py --n "$DEDUP_BIG" --impls cura
   --work "$WORK" --csv "$OUT/dedup.csv"
 step select_kcenter 40 "$PY" benchmarks/bench_select.py --part speed --n "$SELECT_N" --picks "$PICKS" \
   --impls curate --cap-curate "$PICKS" --device "$DEVICE" --work "$WORK" --csv "$OUT/select.csv"
-step minhash 40 "$PY" benchmarks/bench_minhash.py --n "$DOCS" --impls curate
+step minhash 40 "$PY" benchmarks/bench_minhash.py --n "$DOCS" --impls curate curate-gpu --device "$DEVICE"
 echo "logs and CSVs in $OUT"

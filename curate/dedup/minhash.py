@@ -316,13 +316,26 @@ def default_workers() -> int:
     return max(1, min(8, cpus - 1))
 
 
+def _on_device(out: np.ndarray, hashes: np.ndarray, offsets: np.ndarray, mask: np.ndarray, odd: np.ndarray,
+               device) -> None:
+    """``_minhash_into`` with the permutation step on a torch device (:mod:`curate.dedup.minhash_torch`)."""
+    from curate.dedup.minhash_torch import minhash_on_device
+
+    mins = minhash_on_device(hashes, offsets, mask, odd, device)
+    real = np.diff(offsets) > 0
+    mins[real] = np.minimum(mins[real], int(EMPTY) - 1)  # EMPTY stays reserved for texts without shingles
+    out[:] = np.minimum(out, mins.astype(SIG_DTYPE))
+
+
 def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
-               workers: int | None = None) -> np.ndarray:
+               workers: int | None = None, device: str | None = None) -> np.ndarray:
     """MinHash signatures ``[len(texts), bands * rows]`` (uint32) of the normalised texts.
 
     A text without shingles gets a row of ``EMPTY``, which never pairs. Batches of texts run
     on ``workers`` threads (default ``default_workers()``: usable CPUs less one, 1 to 8);
-    the result does not depend on ``batch`` or ``workers``.
+    the result does not depend on ``batch`` or ``workers``. ``device``: a torch device for the
+    permutation step (``auto``: the GPU when torch sees one); None or a CPU device keeps the numpy
+    threads, which are faster on a CPU. Signatures are the same bit for bit on every device.
     """
     config.validate()
     if not _is_int(batch) or batch < 1:
@@ -332,15 +345,17 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
     if n == 0:
         return out
     mask, odd = permutation_params(config)
+    on_device = device is not None and _accelerated(device)
 
     def run(span: tuple[int, int]) -> None:
         s, e = span
         hashes, offsets = batch_shingles(texts[s:e], config.ngram)
         if len(hashes):
-            _minhash_into(out[s:e], hashes, offsets, mask, odd)
+            (_on_device if on_device else _minhash_into)(out[s:e], hashes, offsets, mask, odd,
+                                                           *((device,) if on_device else ()))
 
     spans = _batches(texts, int(batch))
-    workers = default_workers() if workers is None else max(1, int(workers))
+    workers = 1 if on_device else default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(spans) == 1:
         for span in spans:
             run(span)
@@ -349,6 +364,12 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
             for _ in pool.map(run, spans):
                 pass
     return out
+
+
+def _accelerated(device: str) -> bool:
+    from curate.device import resolve_device
+
+    return resolve_device(device).type != "cpu"
 
 
 def signatures_of_sets(sets: Sequence[np.ndarray], config: MinHashConfig) -> np.ndarray:
@@ -533,10 +554,11 @@ class FuzzyResult:
 
 
 def fuzzy_match(texts: Sequence[str], config: MinHashConfig = MinHashConfig(), batch: int = 4096,
-                workers: int | None = None) -> FuzzyResult:
-    """``fuzzy_pairs`` with the LSH counts (candidates, capped buckets) for reporting."""
+                workers: int | None = None, device: str | None = None) -> FuzzyResult:
+    """``fuzzy_pairs`` with the LSH counts (candidates, capped buckets) for reporting; ``device`` as
+    in :func:`signatures`."""
     config.validate()
-    sigs = signatures(texts, config, batch, workers)
+    sigs = signatures(texts, config, batch, workers, device)
     cand = lsh_candidates(sigs, config.bands, config.rows)
     del sigs
     jac = _jaccard64(texts, cand.pairs, config.ngram)

@@ -61,6 +61,7 @@ class FuzzyConfig:
     hamming: int = 12  # images: perceptual-hash bits two candidates may differ in
     keep: str = "quality"
     seed: int = 0
+    device: str = "auto"  # texts: the MinHash permutation step runs on this torch device when it is a GPU
 
 
 @dataclass(frozen=True)
@@ -224,7 +225,7 @@ def _minhash_candidates(text_values: list, rows: np.ndarray, config) -> np.ndarr
 
     mh = MinHashConfig(ngram=config.ngram, bands=config.bands, rows=config.rows, threshold=config.jaccard,
                        seed=config.seed)
-    sigs = signatures([text_values[r] or "" for r in rows.tolist()], mh)
+    sigs = signatures([text_values[r] or "" for r in rows.tolist()], mh, device=config.device)
     local = candidate_pairs(sigs, config.bands, config.rows)
     return rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)
 

@@ -271,6 +271,30 @@ def test_signatures_match_the_reference_at_any_batch_block_and_thread_count(monk
     assert 1 <= mh.default_workers() <= 8
 
 
+def test_the_torch_permutation_step_matches_the_reference_bit_for_bit():
+    """The device path (run here on the CPU through torch) in small chunks that cut texts, with empty
+    texts among them: every value equals the brute-force reference."""
+    from curate.dedup.minhash_torch import minhash_on_device
+
+    texts = corpus(seed=2)
+    ref = np.stack([reference_signature(t, CONFIG) for t in texts])
+    hashes, offsets = mh.batch_shingles(texts, CONFIG.ngram)
+    mask, odd = permutation_params(CONFIG)
+    mins = minhash_on_device(hashes, offsets, mask, odd, "cpu", chunk=37)
+    real = np.diff(offsets) > 0
+    assert (mins[~real] == EMPTY).all()
+    assert (np.minimum(mins[real], int(EMPTY) - 1).astype(np.uint32) == ref[real]).all()
+    out = np.full(ref.shape, EMPTY, dtype=np.uint32)
+    mh._on_device(out, hashes, offsets, mask, odd, "cpu")
+    assert (out == ref).all()
+
+
+@pytest.mark.gpu
+def test_signatures_on_the_gpu_equal_the_numpy_ones():
+    texts = corpus(200, seed=3) + PARAGRAPHS
+    assert (signatures(texts, CONFIG, device="cuda") == signatures(texts, CONFIG)).all()
+
+
 def test_signatures_are_deterministic_per_seed():
     texts = corpus(seed=1)
     a, b = signatures(texts, CONFIG), signatures(texts, CONFIG)
