@@ -57,8 +57,13 @@ def parse_variant(text: str) -> tuple[str, dict]:
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
         knobs[key] = {"none": None, "True": True, "False": False}.get(value, value)
-        if isinstance(knobs[key], str) and value != "auto":
-            knobs[key] = float(value) if "." in value or "e" in value else int(value)
+        if isinstance(knobs[key], str):
+            for kind in (int, float):  # a number when it reads as one, else the text (auto, least-confidence)
+                try:
+                    knobs[key] = kind(value)
+                    break
+                except ValueError:
+                    pass
     return name, knobs
 
 
@@ -135,7 +140,41 @@ def summarise(rows: list[dict], default: str = DEFAULT) -> dict:
     best = np.max(np.stack([out[s]["acc"].mean(1) for s in singles]), axis=0)
     for e in out.values():
         e["gap"] = (best - e["acc"].mean(1)) * 100  # points below the best single strategy, per budget
-    return {"budgets": budgets, "seeds": seeds, "target": target, "strategies": out, "default": default}
+    floor = noise_floor(np.stack([out[s]["acc"] for s in singles]))
+    return {"budgets": budgets, "seeds": seeds, "target": target, "strategies": out, "default": default,
+            "floor": floor}
+
+
+def noise_floor(acc: np.ndarray, draws: int = 1000, seed: int = 0) -> dict:
+    """How far the best single strategy itself trails "the best single strategy" through seed noise.
+
+    ``acc`` [strategies, budgets, seeds]. At each budget the strategy with the best mean (over all
+    seeds) is taken as the truly best one; seeds are resampled with replacement (the same draw for
+    every strategy: they share pools and start labels) and the max over the strategies' resampled
+    mean curves is compared with that strategy's resampled curve. Returns the mean over draws of
+    the worst gap over budgets (``worst``, points) and of the gap at each budget (``per_budget``):
+    a default exactly as good as the best single strategy at every budget would show about this."""
+    rng = np.random.default_rng(seed)
+    k = acc.shape[2]
+    top = acc.mean(2).argmax(0)  # [budgets]
+    worst, per = np.empty(draws), np.zeros(acc.shape[1])
+    for b in range(draws):
+        m = acc[:, :, rng.integers(0, k, k)].mean(2)  # [strategies, budgets]
+        gap = (m.max(0) - m[top, np.arange(m.shape[1])]) * 100
+        worst[b] = gap.max()
+        per += gap / draws
+    return {"worst": float(worst.mean()), "worst_p90": float(np.quantile(worst, 0.9)), "per_budget": per}
+
+
+def paired_se(summ: dict, name: str) -> np.ndarray:
+    """Standard error (points) of the gap between ``name`` and the best-mean single strategy, per budget
+    (paired over seeds)."""
+    out = summ["strategies"]
+    singles = [s for s in out if s in SINGLES]
+    acc = np.stack([out[s]["acc"] for s in singles])
+    top = acc.mean(2).argmax(0)
+    diff = acc[top, np.arange(acc.shape[1])] - out[name]["acc"]  # [budgets, seeds]
+    return diff.std(1, ddof=1) / np.sqrt(diff.shape[1]) * 100
 
 
 def _pm(v: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
@@ -167,8 +206,14 @@ def table(name: str, desc: str, summ: dict) -> str:
                      f"{rare * 100:.1f}% |")
     d = out.get(summ["default"])
     if d is not None:
-        lines += ["", f"{summ['default']} − best single strategy, points per budget: "
-                  + ", ".join(f"{n}: {g:+.1f}" for n, g in zip(b, -d["gap"]))]
+        se = paired_se(summ, summ["default"])
+        lines += ["", f"{summ['default']} − best single strategy, points per budget (± paired standard error): "
+                  + ", ".join(f"{n}: {g:+.1f} ± {e:.1f}" for n, g, e in zip(b, -d["gap"], se))]
+    floor = summ["floor"]
+    lines += ["", f"Noise floor (bootstrap over seeds): the best single strategy at each budget trails the max of "
+              f"the {sum(s in SINGLES for s in out)} single curves by {floor['worst']:.1f} points at its worst "
+              f"budget (90% of draws ≤ {floor['worst_p90']:.1f}); per budget: "
+              + ", ".join(f"{n}: {g:.1f}" for n, g in zip(b, floor["per_budget"]))]
     return "\n".join(lines)
 
 
@@ -186,6 +231,7 @@ def targets(name: str, summ: dict) -> str:
     ok2 = saving is not None and saving >= 0.5
     ok3 = total is not None and total >= 0.5
     return (f"{name:<12} max gap {worst:+.2f} pts at {b[int(np.argmax(d['gap']))]} "
+            f"(noise floor {summ['floor']['worst']:.2f}) "
             f"[{'met' if ok1 else 'NOT met'}]; labels to random's final: {hit} of {b[-1]}, saving of picked labels "
             f"{'-' if saving is None else f'{saving * 100:.0f}%'} [{'met' if ok2 else 'NOT met'}], of all labels "
             f"{'-' if total is None else f'{total * 100:.0f}%'} [{'met' if ok3 else 'NOT met'}]")

@@ -82,7 +82,7 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
               show_default=True, help="hybrid: the uncertainty score.")
 @click.option("--preselect", type=float, default=10.0, show_default=True,
               help="hybrid / cluster-margin: consider the preselect x budget most uncertain candidates.")
-@click.option("--typical-per-class", type=float, default=2.0, show_default=True,
+@click.option("--typical-per-class", type=float, default=3.0, show_default=True,
               help="hybrid: while fewer than this many labels per class exist, pick TypiClust's typical items "
                    "(uncertainty of so weak a model is noise); 0 turns it off.")
 @click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")

@@ -41,9 +41,9 @@ class Options:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
     power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 2.0  # hybrid: TypiClust batches while labeled < this x classes (0: never)
+    typical_per_class: float = 3.0  # hybrid: TypiClust's batch while labeled < this x classes (0: never)
     dup_threshold: float | str | None = "auto"  # hybrid/similar: near-duplicate cosine; auto: relative to the pool
-    class_aware: bool = True  # hybrid warm-up: clusters of the least-labeled predicted class first
+    class_aware: bool = False  # hybrid warm-up: clusters of the least-labeled predicted class first
     density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
     min_similarity: float | None = None  # similar: a pick must be at least this close to its query
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
@@ -128,8 +128,6 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     from curate.select import hybrid, redundancy, typiclust, uncertainty
 
     members = pool.candidates | pool.labeled
-    threshold = redundancy.resolve_threshold(opt.dup_threshold, pool.embeddings, members,
-                                             int(rng.integers(2**31)), opt.device)
     candidates = pool.candidates & ~redundancy.blocked_by_labeled(pool.groups, pool.labeled)
     u = np.zeros(len(pool.candidates))
     rows = np.flatnonzero(candidates)
@@ -139,10 +137,14 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     classes = np.argmax(pool.probs, axis=1) if opt.quota is not None else None
     labeled = pool.labeled
     first = np.empty(0, np.int64)
-    if opt.typical_per_class and labeled.sum() < opt.typical_per_class * pool.probs.shape[1]:
+    warm = bool(opt.typical_per_class) and labeled.sum() < opt.typical_per_class * pool.probs.shape[1]
+    if warm:  # drawn first from ``rng``: the typiclust strategy's own batch for this rng
         predicted = np.argmax(pool.probs, axis=1) if opt.class_aware else None
         order, _ = typiclust.typiclust(pool.embeddings, candidates, labeled, budget, rng, knn=opt.knn,
                                        cap=opt.cap, device=opt.device, classes=predicted)
+    threshold = redundancy.resolve_threshold(opt.dup_threshold, pool.embeddings, members,
+                                             int(rng.integers(2**31)), opt.device)
+    if warm:
         first = order[hybrid.accept(pool.embeddings, order, labeled, budget, threshold, classes,
                                     opt.quota, opt.device, pool.groups)]
         if len(first) == budget:
@@ -184,7 +186,7 @@ def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("hybrid", _hybrid, ("probs", "embeddings"),
              "(default) the most uncertain (margin) preselected, then uncertainty x typicality-weighted k-center "
-             "on the embeddings; a class-aware TypiClust batch while labels are few (--typical-per-class); never "
+             "on the embeddings; TypiClust's batch while labels are few (--typical-per-class); never "
              "two of a dedup group nor near-duplicates (--dup-threshold); --quota-per-class. Needs "
              "predictions/--probe."),
     Strategy("least-confidence", _uncertainty("least-confidence"), ("probs",),

@@ -41,7 +41,7 @@ class BatchOptions:
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
     preselect: float = 10.0  # hybrid / cluster-margin: consider preselect x budget most uncertain
     power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 2.0  # hybrid: TypiClust batches while labeled < this x classes
+    typical_per_class: float = 3.0  # hybrid: TypiClust batches while labeled < this x classes
     # hybrid / similar: never two picks (or a pick and a labeled item) above this cosine; "auto": hybrid derives
     # it from the pool's own neighbour distances (similar: 0.9); "off": no check. Dedup groups apply regardless.
     dup_threshold: float | str | None = "auto"
