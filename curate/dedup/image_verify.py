@@ -48,8 +48,9 @@ FLOOR_SLACK = 1.5  # a copy may lose this many times what the standard change co
 MAX_BAR = 0.99  # the calibrated bar never asks more than this
 SCREEN_MARGIN = 0.06  # the fine search runs only when the coarse score is within this of the bar (copies
 # measured at most 0.021 above their coarse score)
-TONE_CHANGE = 0.03  # tone mapping that moves no grey level by more than this changes nothing: not searched
+TONE_CHANGE = 0.03  # tone distributions this close at every quantile need no mapping: not searched
 PERTURB = (6.0, 0.88, 0.7, 40)  # the standard change: rotation (degrees), centre crop, size, JPEG quality
+_QUANTILES = np.linspace(0.0, 1.0, 65)
 SATURATED = 1.5 / 255  # grey levels this close to an image's darkest or brightest count as saturated
 
 
@@ -61,6 +62,7 @@ class ImageView:
     features: AlignFeatures
     grey: np.ndarray
     saturated: float
+    levels: np.ndarray  # the grey levels at quantiles 0, 1/64, ..., 1: its tone distribution
 
 
 def _saturated(grey: np.ndarray) -> float:
@@ -93,7 +95,7 @@ def _perturbed(img: Image.Image) -> Image.Image:
 def image_view(img: Image.Image) -> ImageView:
     """The :class:`ImageView` of an image."""
     grey = grey_thumbnail(img)
-    return ImageView(align_features(band_pass(grey)), grey, _saturated(grey))
+    return ImageView(align_features(band_pass(grey)), grey, _saturated(grey), np.quantile(grey, _QUANTILES))
 
 
 def copy_floor(img: Image.Image, view: ImageView) -> float:
@@ -122,12 +124,12 @@ def tone_mapped(grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
 
 def _roles(a: ImageView, b: ImageView) -> tuple[ImageView, AlignFeatures | None]:
     """(reference, the other's probe after tone mapping onto it): the more saturated image is the
-    reference. None instead of the probe when the mapping changes no grey level by ``TONE_CHANGE``."""
+    reference. None instead of the probe when the two tone distributions agree within ``TONE_CHANGE``
+    at every 1/64 quantile (then the mapping would change nothing)."""
     ref, other = (a, b) if a.saturated >= b.saturated else (b, a)
-    mapped = tone_mapped(other.grey, ref.grey)
-    if float(np.max(np.abs(mapped - other.grey))) < TONE_CHANGE:
+    if float(np.max(np.abs(ref.levels - other.levels))) < TONE_CHANGE:
         return ref, None
-    return ref, _probe_features(band_pass(mapped))
+    return ref, _probe_features(band_pass(tone_mapped(other.grey, ref.grey)))
 
 
 def _coarse(a: AlignFeatures, b: AlignFeatures) -> float:

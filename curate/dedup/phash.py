@@ -309,6 +309,30 @@ def _centred(values: np.ndarray) -> np.ndarray:
 _COARSE = _transforms((0.0, 1.0), SCALES, ANGLES, SHIFTS, SHIFTS)  # the coarse search grid, [T, 5]
 
 
+@lru_cache(maxsize=32)
+def _coarse_sampler(h: int, w: int):
+    """The coarse stack's bilinear sampling as a sparse matrix ``[T * P, h * w]`` (4 weights a row):
+    where the coarse transforms put the probe depends only on the thumbnail's shape, so it is built
+    once per shape and every image's stack is one sparse product (about 10x faster than sampling)."""
+    from scipy.sparse import csr_matrix
+
+    flip, scale, angle, dx, dy = (c[:, None].astype(np.float32) for c in _COARSE.T)
+    theta = np.deg2rad(angle)
+    cos, sin = np.cos(theta), np.sin(theta)
+    x = _COARSE_PROBE[None, :, 0] * np.where(flip > 0, -scale, scale)
+    y = _COARSE_PROBE[None, :, 1] * scale
+    unit = min(h, w)
+    px = np.clip((cos * x - sin * y + dx) * unit + (w - 1) / 2, 0, w - 1.001).ravel()
+    py = np.clip((sin * x + cos * y + dy) * unit + (h - 1) / 2, 0, h - 1.001).ravel()
+    x0, y0 = px.astype(np.int64), py.astype(np.int64)
+    fx, fy = px - x0, py - y0
+    i00 = y0 * w + x0
+    cols = np.stack([i00, i00 + 1, i00 + w, i00 + w + 1], axis=1)
+    weights = np.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], axis=1)
+    rows = np.repeat(np.arange(len(px)), 4)
+    return csr_matrix((weights.ravel(), (rows, cols.ravel())), shape=(len(px), h * w))
+
+
 @dataclass(frozen=True)
 class AlignFeatures:
     """Everything :func:`aligned_similarity` needs of one image, computed once: its thumbnail (the
@@ -330,7 +354,7 @@ def align_features(img: Image.Image | np.ndarray) -> AlignFeatures:
     thumb = img if isinstance(img, np.ndarray) else align_thumbnail(img)
     probe = _centred(_sample(thumb, _PROBE))
     coarse = _centred(_sample(thumb, _COARSE_PROBE))
-    stack = _transformed_samples(thumb, _COARSE_PROBE, _COARSE)
+    stack = (_coarse_sampler(*thumb.shape) @ thumb.ravel()).reshape(len(_COARSE), len(_COARSE_PROBE))
     stack -= stack.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(stack, axis=1, keepdims=True)
     stack = np.where(norms > 1e-12, stack / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
