@@ -237,7 +237,10 @@ def grey_thumbnail(img: Image.Image) -> np.ndarray:
     w, h = grey.size
     scale = ALIGN_SIDE / max(1, min(w, h))
     size = (min(4 * ALIGN_SIDE, max(1, round(w * scale))), min(4 * ALIGN_SIDE, max(1, round(h * scale))))
-    return np.asarray(grey.resize(size, Image.BOX), dtype=np.float32) / 255.0
+    # BOX averages when shrinking; growing a small image with it would draw block edges that the
+    # band-pass takes for detail, so small images are scaled up bilinearly
+    method = Image.BOX if size[0] <= w else Image.BILINEAR
+    return np.asarray(grey.resize(size, method), dtype=np.float32) / 255.0
 
 
 def band_pass(grey: np.ndarray) -> np.ndarray:
