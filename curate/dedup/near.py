@@ -284,6 +284,7 @@ class _Verifier:
     def __init__(self, kinds: list, text_values: list, pictures: _Pictures, config, method: str) -> None:
         self.kinds, self.pictures, self.config, self.method = kinds, pictures, config, method
         self.texts = [t or "" for t in text_values]
+        self._swap_check = None
 
     def text_pairs(self, a: np.ndarray, b: np.ndarray, loose: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Jaccard of every pair, or (``near``) normalised edit similarity where Jaccard misses it."""
@@ -307,7 +308,17 @@ class _Verifier:
                 sim = Levenshtein.normalized_similarity(x, y, score_cutoff=edit)
                 if sim >= edit:
                     score[i], passed[i] = sim, True
+            checked = np.flatnonzero(passed)
+            if len(checked):  # a swap of words other texts write: a look-alike, not a copy
+                passed[checked[self._swaps().rejects(list(zip(a[checked].tolist(), b[checked].tolist())))]] = False
         return score, passed
+
+    def _swaps(self):
+        from curate.dedup.text_verify import SwapCheck
+
+        if self._swap_check is None:
+            self._swap_check = SwapCheck(self.texts, self.config.seed)
+        return self._swap_check
 
     def image_pair(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
         """Copy similarity against the pair's calibrated bar (:mod:`curate.dedup.image_verify`); pairs
