@@ -46,6 +46,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -150,7 +152,10 @@ def run_datasketch(docs: list[str], args) -> dict:
 
 
 def child(impl: str, args) -> None:
-    docs, _ = make_docs(args.n, args.dup_frac, args.seed)
+    if args.docs:  # written once by the parent: generating 1M documents takes tens of minutes
+        docs = pq.read_table(args.docs).column("text").to_pylist()
+    else:
+        docs, _ = make_docs(args.n, args.dup_frac, args.seed)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if impl == "datasketch":
         result = run_datasketch(docs[:args.datasketch_n] if args.datasketch_n else docs, args)
@@ -180,6 +185,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda", help="torch device of the curate-gpu implementation")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
+    p.add_argument("--docs", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args.child, args)
@@ -198,14 +204,17 @@ def main() -> None:
           f"{len(truth):,} of them at Jaccard >= {args.threshold} (planted Jaccard quartiles "
           f"{np.percentile(jac, 25):.3f} / {np.median(jac):.3f} / {np.percentile(jac, 75):.3f}); "
           f"generated in {time.perf_counter() - t:.1f}s")
+    tmp_dir = tempfile.TemporaryDirectory()
+    docs_file = Path(tmp_dir.name) / "docs.parquet"
+    pq.write_table(pa.table({"text": docs}), docs_file)
     del docs
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for impl in args.impls:
             out = Path(tmp) / f"{impl}.json"
-            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", impl, "--result", str(out)],
-                           check=True)
+            subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", impl, "--result", str(out),
+                            "--docs", str(docs_file)], check=True)
             r = json.loads(out.read_text())
             found = {tuple(x) for x in r.pop("pairs")}
             n_run = min(args.datasketch_n or args.n, args.n) if impl == "datasketch" else args.n
