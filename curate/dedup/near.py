@@ -6,8 +6,12 @@ neighbours in an embedding store (``semantic``). Every candidate pair is then ve
 precise pairwise measure before it counts:
 
 - texts: character n-gram Jaccard >= ``jaccard``, or (``near``) normalised edit similarity
-  >= ``edit_similarity`` (typos break many n-grams but few characters);
-- images: perceptual similarity after flip / crop / rotation alignment >= ``image_similarity``.
+  >= ``edit_similarity`` (typos break many n-grams but few characters); ``near`` then rejects a
+  pair that only swaps a word or two for other real words (:mod:`curate.dedup.text_verify`);
+- images: perceptual similarity after flip / crop / rotation alignment and tone mapping >= the
+  pair's bar, ``image_similarity`` raised for images whose every copy scores high
+  (:mod:`curate.dedup.image_verify`). Each image's ``MAX_IMAGE_CANDIDATES`` nearest hash
+  candidates are verified.
 
 Grouping without chains: ``group`` is the connected component of verified pairs, but an item
 is removed only as the duplicate of a kept item it matches itself. Members are visited in
@@ -19,9 +23,9 @@ and c are close. ``score`` and ``source`` are those of the
 item's pair with its keeper (``source`` is ``transitive`` for a pair checked on demand). Every
 verified pair is in ``<run-id>-pairs.parquet``.
 
-Images are decoded once: the hashing pass keeps each image's comparison thumbnail (up to a
-bounded cache); verification computes each image's alignment features once
-(:func:`curate.dedup.phash.align_features`) and stops searching as soon as a pair clears the bar.
+Verification builds each image's view (alignment features) once, measures its copy floor only
+when one of its pairs passes the coarse screen, and stops searching as soon as a pair clears its
+bar.
 Short texts (under ``EDIT_MIN_CHARS`` normalised characters) are not matched by edit similarity
 and need a Jaccard of ``SHORT_JACCARD`` at least: there one changed word ("Return the number of
 items in the queue." / "... in the stack.") is within any edit bar and at Jaccard 0.7.
