@@ -63,6 +63,8 @@ class ImageView:
     grey: np.ndarray
     saturated: float
     levels: np.ndarray  # the grey levels at quantiles 0, 1/64, ..., 1: its tone distribution
+    ranks: np.ndarray  # each pixel's mid-quantile among the thumbnail's levels (what tone mapping maps)
+    ordered: np.ndarray  # the thumbnail's grey levels, sorted (what other images are mapped onto)
 
 
 def _saturated(grey: np.ndarray) -> float:
@@ -95,7 +97,8 @@ def _perturbed(img: Image.Image) -> Image.Image:
 def image_view(img: Image.Image) -> ImageView:
     """The :class:`ImageView` of an image."""
     grey = grey_thumbnail(img)
-    return ImageView(align_features(band_pass(grey)), grey, _saturated(grey), np.quantile(grey, _QUANTILES))
+    return ImageView(align_features(band_pass(grey)), grey, _saturated(grey), np.quantile(grey, _QUANTILES),
+                     _mid_ranks(grey), np.sort(grey, axis=None))
 
 
 def copy_floor(img: Image.Image, view: ImageView) -> float:
@@ -112,14 +115,21 @@ def pair_bar(floor_a: float, floor_b: float, base: float) -> float:
     return float(max(base, min(calibrated, MAX_BAR)))
 
 
+def _mid_ranks(grey: np.ndarray) -> np.ndarray:
+    """Each pixel's quantile in ``(0, 1)``: the middle of its level's share (equal levels, equal rank)."""
+    _, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
+    quantile = (np.cumsum(counts) - counts / 2) / grey.size
+    return quantile[inverse].reshape(grey.shape)
+
+
+def _mapped(ranks: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    return np.interp(ranks, (np.arange(ordered.size) + 0.5) / ordered.size, ordered).astype(np.float32)
+
+
 def tone_mapped(grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``grey`` with its levels mapped onto ``reference``'s distribution (monotone; equal levels
     stay equal, so flat regions get no noise)."""
-    levels, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
-    quantile = (np.cumsum(counts) - counts / 2) / grey.size
-    ref = np.sort(reference, axis=None)
-    mapped = np.interp(quantile, (np.arange(ref.size) + 0.5) / ref.size, ref)
-    return mapped[inverse].reshape(grey.shape).astype(np.float32)
+    return _mapped(_mid_ranks(grey), np.sort(reference, axis=None))
 
 
 def _roles(a: ImageView, b: ImageView) -> tuple[ImageView, AlignFeatures | None]:
@@ -129,7 +139,7 @@ def _roles(a: ImageView, b: ImageView) -> tuple[ImageView, AlignFeatures | None]
     ref, other = (a, b) if a.saturated >= b.saturated else (b, a)
     if float(np.max(np.abs(ref.levels - other.levels))) < TONE_CHANGE:
         return ref, None
-    return ref, _probe_features(band_pass(tone_mapped(other.grey, ref.grey)))
+    return ref, _probe_features(band_pass(_mapped(other.ranks, ref.ordered)))
 
 
 def _coarse(a: AlignFeatures, b: AlignFeatures) -> float:
@@ -138,20 +148,22 @@ def _coarse(a: AlignFeatures, b: AlignFeatures) -> float:
     return float(np.max(a.coarse_stack @ b.coarse_probe))
 
 
-def coarse_similarity(a: ImageView, b: ImageView) -> float:
-    """The better coarse alignment score of the pair, plain or tone-mapped (a cheap lower estimate)."""
-    ref, mapped = _roles(a, b)
+def coarse_similarity(a: ImageView, b: ImageView, enough: float | None = None) -> float:
+    """The better coarse alignment score of the pair, plain or tone-mapped (a cheap lower estimate).
+    The tone-mapped one is computed only when the plain one is below ``enough`` (when given)."""
     plain = _coarse(a.features, b.features)
+    if enough is not None and plain >= enough:
+        return float(np.clip(plain, 0.0, 1.0))
+    ref, mapped = _roles(a, b)
     return float(np.clip(plain if mapped is None else max(plain, _coarse(ref.features, mapped)), 0.0, 1.0))
 
 
-def copy_similarity(a: ImageView, b: ImageView, bar: float | None = None, coarse: float | None = None) -> float:
+def copy_similarity(a: ImageView, b: ImageView, bar: float | None = None) -> float:
     """The better of the plain and the tone-mapped aligned similarity, in ``[0, 1]``. With ``bar``,
-    a pair whose coarse score (``coarse``, computed when not given) is more than ``SCREEN_MARGIN``
-    below it is not searched finely (the coarse score is returned), and the search stops once the
-    bar is reached."""
+    a pair whose coarse score is more than ``SCREEN_MARGIN`` below it is not searched finely (the
+    coarse score is returned), and the search stops once the bar is reached."""
     if bar is not None:
-        coarse = coarse_similarity(a, b) if coarse is None else coarse
+        coarse = coarse_similarity(a, b, enough=bar - SCREEN_MARGIN)
         if coarse < bar - SCREEN_MARGIN:
             return coarse
     plain = aligned_similarity(a.features, b.features, enough=bar)

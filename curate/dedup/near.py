@@ -333,11 +333,12 @@ class _Verifier:
         if va is None or vb is None:
             return 0.0, False
         relax = (lambda bar: 2 * bar - 1) if loose else (lambda bar: bar)
-        coarse = coarse_similarity(va, vb)
-        if coarse < relax(self.config.image_similarity) - SCREEN_MARGIN:
+        lowest = relax(self.config.image_similarity) - SCREEN_MARGIN
+        coarse = coarse_similarity(va, vb, enough=lowest)
+        if coarse < lowest:
             return coarse, False
         bar = relax(pair_bar(self.pictures.floor(a), self.pictures.floor(b), self.config.image_similarity))
-        sim = copy_similarity(va, vb, bar, coarse)
+        sim = copy_similarity(va, vb, bar)
         return sim, sim >= bar
 
     def score(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
