@@ -17,12 +17,14 @@ default's (``hybrid``) gap to the best single strategy at every budget; redundan
 rare-class share of the picks. ``bald`` is left out (a linear probe has no MC-dropout) and
 ``similar`` is not an active-learning strategy (it mines near queries).
 
-Tuning is done on seeds 100-104 (``--seeds 100 101 102 103 104``), reported figures on seeds
-0-4 (the default): the knobs are never fitted to the reported seeds. ``--variant NAME:k=v,...``
+Tuning is done on seeds 100-119 (``--seeds 100 101 ...``), reported figures on seeds 0-9 (the
+default): the knobs are never fitted to the reported seeds. Each table also gives a noise floor
+(:func:`noise_floor`) and the default's paired standard error per budget. ``--variant NAME:k=v,...``
 adds a hybrid with other ``Options`` (e.g. ``--variant h-t5:typical_per_class=5``).
 
     python benchmarks/bench_select_scenarios.py --quick            # 3 seeds, up to 60 labels (189 short curves)
-    python benchmarks/bench_select_scenarios.py --no-old-default   # 5 seeds, up to 100 labels (the README's run)
+    python benchmarks/bench_select_scenarios.py --no-old-default \
+        --variant hybrid-prev:typical_per_class=2,class_aware=True     # 10 seeds, up to 100 labels (the README's run)
 """
 
 from __future__ import annotations
@@ -243,7 +245,7 @@ def main() -> None:
     p.add_argument("--strategies", nargs="+", default=list(SINGLES) + [DEFAULT])
     p.add_argument("--variant", action="append", default=[], help="NAME:knob=value,... (a hybrid with other Options)")
     p.add_argument("--no-old-default", action="store_true", help="leave out hybrid-v1 (the previous default)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--max-labels", type=int, default=100)
     p.add_argument("--step", type=int, default=10)
     p.add_argument("--quick", action="store_true", help="3 seeds, up to 60 labels")
