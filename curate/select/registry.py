@@ -43,7 +43,7 @@ class Options:
     power: float = 1.0  # hybrid: weight = uncertainty ** power
     typical_per_class: float = 3.0  # hybrid: TypiClust's batch while labeled < this x classes (0: never)
     dup_threshold: float | str | None = "auto"  # hybrid/similar: near-duplicate cosine; auto: relative to the pool
-    class_aware: bool = False  # hybrid warm-up: clusters of the least-labeled predicted class first
+    class_aware: bool = False  # hybrid warm-up: least-labeled predicted class first (lost on the scenario suite)
     density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
     min_similarity: float | None = None  # similar: a pick must be at least this close to its query
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
