@@ -22,9 +22,8 @@
    follows a weak model's mistakes: one round later it scored 1-7 accuracy points lower on 5 of
    the scenario suite's 7 pools (tuning seeds, ``benchmarks/README.md``); rare classes come from
    the uncertainty part, which starts after one warm-up round when 20 labels are given for 10
-   classes. A
-   hand-over by the model's confidence (mean max-probability) was tried and lost: a probe fit to
-   few labels is confident where it is wrong (0.81 at 32% accuracy on the text task).
+   classes. A hand-over by the model's confidence (mean max-probability) was tried and lost: a
+   probe fit to few labels is confident where it is wrong (0.81 at 32% accuracy on the text task).
 
 Cost: budget × preselect × budget × d for the greedy loop (memory O(preselect × budget × d));
 for batches above ~50k, ``cluster-margin`` is the cheaper tool.
