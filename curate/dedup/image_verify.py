@@ -13,9 +13,9 @@ alignment. Three additions turn it into a decision that holds on real data:
   and other scans of the same digit reach 0.95-0.98; a textured photo scores 0.93-0.99 against its
   rotated or cropped copies while different photos stay below 0.92. So each image measures its
   *copy floor*: its score against a standard strong change of itself (rotated 6 degrees, an 88%
-  centre crop, 70% of the size, JPEG quality 40), harsher than the copies a dataset holds. A pair must clear
-  ``max(base, 1 - FLOOR_SLACK * (1 - floor))`` with the lower floor of its two images: a copy may
-  lose ``FLOOR_SLACK`` times what that change costs the image, never less than ``base`` allows.
+  centre crop, 70% of the size, JPEG quality 40), harsher than the copies a dataset holds. A pair
+  must clear ``max(base, 1 - FLOOR_SLACK * (1 - floor))`` (at most ``MAX_BAR``) with the lower
+  floor of its two images: a copy may lose ``FLOOR_SLACK`` times what that change costs the image.
 - **A cheap screen.** The coarse alignment of a pair (one matrix-vector product over the cached
   coarse stack, with and without the tone mapping) rejects pairs far below their bar before the
   fine search runs.
@@ -57,7 +57,7 @@ SATURATED = 1.5 / 255  # grey levels this close to an image's darkest or brighte
 @dataclass(frozen=True)
 class ImageView:
     """What verification needs of one image, computed once: alignment features, the grey
-    thumbnail (for tone mapping) and its saturated share."""
+    thumbnail, its saturated share and its tone distribution (for tone mapping)."""
 
     features: AlignFeatures
     grey: np.ndarray
