@@ -480,24 +480,32 @@ def _imagededup():
     return hashing
 
 
+def run_curate(records: list[dict], root: Path, source: str, model: str, threshold: float) -> tuple[list[dict], object]:
+    """A fresh workspace of ``root / source`` embedded with ``model``; curate's semantic, fuzzy and near
+    dedup scored on it. Returns the rows and the workspace (the text peer reads its manifest order)."""
+    shutil.rmtree(root / "ws", ignore_errors=True)
+    c = curate.open(str(root / "ws"))
+    c.ingest([str(root / source)])
+    c.embed(model, workers=0)
+    rows: list[dict] = []
+    label = {"perceptual": "perceptual-v2", "minilm": "MiniLM"}[model]
+    timed(rows, records, f"curate semantic {label} @{threshold}",
+          lambda: curate_removals(dedup(c, "semantic", threshold=(threshold,))))
+    timed(rows, records, "curate fuzzy", lambda: curate_removals(dedup(c, "fuzzy")))
+    timed(rows, records, "curate near", lambda: curate_removals(dedup(c, "near")))
+    return rows, c
+
+
+def timed(rows: list[dict], records: list[dict], method: str, fn) -> None:
+    """Run ``fn`` (-> removals), score it against the planted groups and time it; append a row."""
+    t = time.perf_counter()
+    removed = fn()
+    rows.append({"method": method, "seconds": time.perf_counter() - t, **evaluate(records, removed)})
+
+
 def run_images(records: list[dict], root: Path, threshold: float) -> list[dict]:
     ids = sorted(r["id"] for r in records)
-    ws_path = root / "ws"
-    shutil.rmtree(ws_path, ignore_errors=True)
-    c = curate.open(str(ws_path))
-    c.ingest([str(root / "img")])
-    c.embed("perceptual", workers=0)
-    rows = []
-
-    def add(method: str, fn) -> None:
-        t = time.perf_counter()
-        removed = fn()
-        rows.append({"method": method, "seconds": time.perf_counter() - t, **evaluate(records, removed)})
-
-    add(f"curate semantic perceptual-v2 @{threshold}",
-        lambda: curate_removals(dedup(c, "semantic", threshold=(threshold,))))
-    add("curate fuzzy", lambda: curate_removals(dedup(c, "fuzzy")))
-    add("curate near", lambda: curate_removals(dedup(c, "near")))
+    rows, _ = run_curate(records, root, "img", "perceptual", threshold)
     try:
         hashing = _imagededup()
     except ImportError as exc:
@@ -509,30 +517,15 @@ def run_images(records: list[dict], root: Path, threshold: float) -> list[dict]:
             enc = {r["id"]: hasher.encode_image(image_file=r["path"]) for r in records}
             dups = hasher.find_duplicates(encoding_map=enc, max_distance_threshold=10)
             return removals_from_pairs(ids, [(a, b) for a, bs in dups.items() for b in bs])
-        add(f"imagededup {name} (distance 10)", peer)
+        timed(rows, records, f"imagededup {name} (distance 10)", peer)
     return rows
 
 
 def run_texts(records: list[dict], root: Path, threshold: float) -> list[dict]:
     from curate.dedup.minhash import normalise
 
-    ids = sorted(r["id"] for r in records)
-    ws_path = root / "ws"
-    shutil.rmtree(ws_path, ignore_errors=True)
-    c = curate.open(str(ws_path))
-    c.ingest([str(root / "texts.jsonl")])
-    c.embed("minilm", workers=0)
-    rows = []
-
-    def add(method: str, fn) -> None:
-        t = time.perf_counter()
-        removed = fn()
-        rows.append({"method": method, "seconds": time.perf_counter() - t, **evaluate(records, removed)})
-
+    rows, c = run_curate(records, root, "texts.jsonl", "minilm", threshold)
     manifest_ids = c.manifest(["id"]).column("id").to_pylist()
-    add(f"curate semantic MiniLM @{threshold}", lambda: curate_removals(dedup(c, "semantic", threshold=(threshold,))))
-    add("curate fuzzy", lambda: curate_removals(dedup(c, "fuzzy")))
-    add("curate near", lambda: curate_removals(dedup(c, "near")))
 
     def datasketch_lsh():
         from datasketch import MinHash, MinHashLSH
@@ -549,8 +542,7 @@ def run_texts(records: list[dict], root: Path, threshold: float) -> list[dict]:
         pairs = [(i, j) for i, m in sketches.items() for j in lsh.query(m) if j != i]
         return removals_from_pairs(manifest_ids, pairs)
 
-    add("datasketch MinHashLSH (0.7, 5-gram)", datasketch_lsh)
-    del ids
+    timed(rows, records, "datasketch MinHashLSH (0.7, 5-gram)", datasketch_lsh)
     return rows
 
 
