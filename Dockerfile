@@ -29,7 +29,7 @@ WORKDIR /opt/curate
 COPY pyproject.toml README.md ./
 COPY constraints ./constraints
 COPY curate ./curate
-COPY kernels ./kernels
+
 # curate itself is the local source tree; its dependencies are pinned by the constraints file.
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir -c constraints/cpu.txt ".[gpu]" \

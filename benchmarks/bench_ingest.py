@@ -255,7 +255,7 @@ def git_commit() -> str:
     head = git("rev-parse", "--short", "HEAD")
     if not head:
         return "unknown"
-    return head + ("+dirty" if git("status", "--porcelain", "--", "curate", "kernels") else "")
+    return head + ("+dirty" if git("status", "--porcelain", "--", "curate") else "")
 
 
 def summarise(case: str, impl: str, runs: list[dict], expected: int) -> dict:
