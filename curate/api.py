@@ -156,7 +156,10 @@ class Curation:
         return self.run("embed", model=model, **settings)
 
     def dedup(self, method: str = "semantic", **settings: Any) -> StageResult:
-        """Remove duplicates (``semantic``, ``exact`` or ``knn``); see ``curate dedup --help``."""
+        """Remove duplicates with ``method``: ``semantic`` (default; embeddings), ``exact`` (identical bytes),
+        ``knn`` (embedding neighbours above a threshold), ``fuzzy`` (MinHash for texts, perceptual hashes for
+        images; every pair verified) or ``near`` (recommended: fuzzy's signals plus the embeddings' nearest
+        neighbours; every pair verified); see ``curate dedup --help``."""
         return self.run("dedup", method=method, **settings)
 
     def prune(self, **settings: Any) -> StageResult:
@@ -171,11 +174,13 @@ class Curation:
         """Write the kept samples as versioned shards; see ``curate export --help``."""
         return self.run("export", **settings)
 
-    def report(self, out: str | None = None, **settings: Any):
-        """Write report.html (default: in the workspace); returns its location."""
+    def report(self, out: str | None = None, **settings: Any) -> str:
+        """Write report.html (default: in the workspace); returns where it went: a local path, or the URI
+        on object storage (like ``meta["export"]`` and the decision files' paths)."""
         from curate.report.build import ReportConfig, build_report
 
-        return build_report(self.ws, build_config(ReportConfig, {**settings, "out": out}, "report"), self.progress)
+        config = build_config(ReportConfig, {**settings, "out": out}, "report")
+        return build_report(self.ws, config, self.progress).uri
 
     def manifest(self, columns: list[str] | None = None) -> pa.Table:
         """The manifest: one row per input sample, in ingest order."""

@@ -49,3 +49,35 @@ def test_import_curate_stays_light():
 
     code = "import curate, sys; assert 'torch' not in sys.modules and callable(curate.open)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_dir_lists_the_public_api_before_first_use():
+    import subprocess
+    import sys
+
+    code = "import curate; print(' '.join(dir(curate))); print(' '.join(curate.__all__))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    listed, public = out[0].split(), out[1].split()
+    assert {"open", "CurateError", "__version__"} <= set(listed) and set(public) <= set(listed)
+    assert callable(curate.open) and issubclass(curate.CurateError, Exception)
+
+
+def test_report_returns_the_path_of_the_written_file(tmp_path):
+    src = tmp_path / "t.jsonl"
+    src.write_text('{"id": "a", "text": "one"}\n{"id": "b", "text": "two"}\n')
+    ws = curate.open(str(tmp_path / "ws"))
+    ws.ingest([str(src)])
+    path = ws.report()
+    assert isinstance(path, str) and Path(path).is_file() and Path(path).name == "report.html"
+    out = ws.report(out=str(tmp_path / "r" / "mine.html"))
+    assert out == str(tmp_path / "r" / "mine.html") and Path(out).read_text().startswith("<!")
+
+
+def test_dedup_docstring_names_every_method_the_cli_offers():
+    from curate.api import Curation
+    from curate.cli.dedup import command
+
+    choices = next(p for p in command.params if p.name == "method").type.choices
+    assert set(choices) == {"semantic", "exact", "knn", "fuzzy", "near"}  # what `curate dedup --help` lists
+    for method in choices:
+        assert f"``{method}``" in Curation.dedup.__doc__
