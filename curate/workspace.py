@@ -9,6 +9,8 @@ Layout (see DESIGN.md section 2)::
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 
 from curate.errors import CurateError
@@ -73,3 +75,18 @@ class Workspace:
             schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in columns])
             return schema.empty_table()
         return pa.concat_tables(tables)
+
+
+def same_place(a: Location, b: Location) -> bool:
+    """Whether two locations are one folder: the same real path (symlinks, ``..`` and trailing
+    slashes resolved; the same inode for a bind mount), or the same path on one object store."""
+    if a.is_local and b.is_local:
+        if os.path.realpath(a.path) == os.path.realpath(b.path):
+            return True
+        try:
+            return os.path.samefile(a.path, b.path)
+        except OSError:
+            return False
+    if a.is_local or b.is_local or a.fs.protocol != b.fs.protocol:
+        return False
+    return a.path.rstrip("/") == b.path.rstrip("/")

@@ -45,7 +45,7 @@ from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
 from curate.io import atomic
 from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.vectors import gather_tensor as gather
-from curate.workspace import Workspace
+from curate.workspace import Workspace, same_place
 
 STAGE = "dedup"
 
@@ -99,6 +99,10 @@ class SemanticDedup(Stage):
             raise CurateError(f"unknown executor {config.executor!r} (local or ray)")
         parse_policy(config.keep)
 
+    def check(self, ws: Workspace, config: SemanticConfig) -> None:
+        if config.against is not None:
+            check_against(ws, config.against)
+
     def prefix(self, config: SemanticConfig) -> str:
         return "semantic"
 
@@ -115,6 +119,21 @@ class SemanticDedup(Stage):
 
     def compute(self, ctx: RunContext) -> Output:
         return _semantic(ctx.ws, ctx.config, ctx["store"], ctx)
+
+
+def check_against(ws: Workspace, against: str) -> None:
+    """``--against`` must name another workspace with a manifest, before any work: against itself (the
+    same folder or URI, or a copy with the same manifest fingerprint) every item would duplicate itself,
+    be removed, and that run would become the dedup run prune and export apply."""
+    other = Workspace(against)
+    if same_place(ws.root, other.root):
+        raise CurateError(f"--against {against} is this workspace ({ws.root.uri}): every item would be removed as a "
+                          "duplicate of itself; name another workspace")
+    other.require_manifest()
+    if other.manifest_fingerprint() == ws.manifest_fingerprint():
+        raise CurateError(f"--against {against} has the same manifest as this workspace ({ws.root.uri}; fingerprint "
+                          f"{ws.manifest_fingerprint()[:12]}): every item would be removed as a duplicate of itself; "
+                          "name a workspace of other data")
 
 
 def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig(), **run: Any) -> StageResult:

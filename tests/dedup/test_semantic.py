@@ -173,9 +173,8 @@ def test_cli_reports_phases_and_saves_the_index_only_when_asked(tmp_path, flag, 
 
 
 def test_against_a_large_workspace_without_a_saved_index_builds_one(tmp_path, monkeypatch):
-    import curate.kernels.dispatch as dispatch
-
     import curate.dedup.semantic as semantic
+    import curate.kernels.dispatch as dispatch
 
     rng = np.random.default_rng(3)
     base = rng.normal(size=(300, 8))
@@ -194,3 +193,42 @@ def test_against_a_large_workspace_without_a_saved_index_builds_one(tmp_path, mo
     assert [got[f"new{i}"]["duplicate_of"] for i in range(3)] == [f"{old.root.path}::old7",
                                                                   f"{old.root.path}::old123", None]
     assert [got[f"new{i}"]["reason"] for i in range(3)] == ["semantic-duplicate"] * 2 + [None]
+
+
+def _dedup_cli_error(capsys, *args: str) -> str:
+    """Run ``curate dedup ARGS`` in-process; its exit status must be 2 and stderr one ``error:`` line."""
+    from curate.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["dedup", *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_against_the_workspace_itself_is_refused_before_any_work(tmp_path, capsys):
+    from curate.decisions import latest_run
+
+    ws = workspace(tmp_path, "w", [angle(0), angle(90)])
+    kept = semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1))
+    (tmp_path / "link").symlink_to(tmp_path / "w")
+    for same in (ws.root.path, ws.root.path + "/", str(tmp_path / "link"), str(tmp_path / "x" / ".." / "w")):
+        with pytest.raises(CurateError, match="is this workspace"):
+            semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1, against=same))
+    line = _dedup_cli_error(capsys, "-w", ws.root.path, "--against", str(tmp_path / "link"), "--no-progress")
+    assert "is this workspace" in line and "every item would be removed" in line
+    # nothing ran: the good run is still the latest dedup run that prune and export apply
+    assert latest_run(ws, "dedup").run_id == kept.run.run_id
+    assert len(list((tmp_path / "w" / "decisions" / "dedup").glob("*.json"))) == 1
+
+
+def test_against_a_copy_with_the_same_manifest_is_refused(tmp_path, capsys):
+    import shutil
+
+    ws = workspace(tmp_path, "w", [angle(0), angle(90)])
+    shutil.copytree(tmp_path / "w", tmp_path / "copy")
+    line = _dedup_cli_error(capsys, "-w", ws.root.path, "--against", str(tmp_path / "copy"), "--no-progress")
+    assert "has the same manifest as this workspace" in line
+    assert not (tmp_path / "w" / "decisions" / "dedup").exists()
+    missing = _dedup_cli_error(capsys, "-w", ws.root.path, "--against", str(tmp_path / "nowhere"))
+    assert "does not exist" in missing and not (tmp_path / "w" / "decisions" / "dedup").exists()
