@@ -7,6 +7,7 @@ complete. This module finds runs, reads them and combines them (``upstream``).
 
 from __future__ import annotations
 
+import posixpath
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -53,10 +54,24 @@ def decision_counts(table: pa.Table) -> dict[str, int]:
     return {"kept": kept, **dict(sorted(counts.items()))}
 
 
+OUT_SUFFIXES = {".parquet": "parquet", ".csv": "csv"}
+
+
+def out_format(out: str) -> str:
+    """The format ``--out`` names by its suffix (``.parquet`` or ``.csv``); any other suffix is a
+    one-line error (Parquet bytes in ``table.txt`` would fool whoever opens it)."""
+    suffix = posixpath.splitext(out.rstrip("/").rsplit("/", 1)[-1])[1].lower()
+    if suffix not in OUT_SUFFIXES:
+        what = repr(suffix) if suffix else "(none)"
+        raise CurateError(f"--out {out}: unknown suffix {what} for the decision table; use .parquet or .csv")
+    return OUT_SUFFIXES[suffix]
+
+
 def copy_out(run: DecisionRun, out: str) -> Location:
-    """Also write the run's table to a user-chosen path (Parquet, or CSV by extension)."""
+    """Also write the run's table to a user-chosen path, in the format its suffix names (:func:`out_format`)."""
+    fmt = out_format(out)
     dest = locate(out)
-    if dest.path.lower().endswith(".csv"):
+    if fmt == "csv":
         import pyarrow.csv as pacsv
 
         with atomic.atomic_open(dest) as fh:

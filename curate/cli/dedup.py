@@ -76,15 +76,16 @@ def command(workspace, progress, wait, method, out, **settings) -> None:
     components; the best-ranked item of each component is kept.
     """
     from curate.api import check_out_path, dedup_config, run_dedup
+    from curate.decisions import copy_out, out_format
     from curate.workspace import Workspace
 
     check_out_path(out)
+    if out:
+        out_format(out)  # an unknown suffix is an error before any work
     config = dedup_config(method, _given(settings))
     result = run_dedup(Workspace(workspace), config, progress=progress, wait=wait)
     click.echo(dedup_summary(result))
     if out:
-        from curate.decisions import copy_out
-
         click.echo(f"  copy     {copy_out(result, out).uri}")
 
 

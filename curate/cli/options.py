@@ -18,7 +18,8 @@ wait_option = click.option(
 )
 out_option = click.option(
     "--out", default=None, metavar="PATH",
-    help="Also write the decision table here (.parquet, or .csv by extension); an existing file is an error.",
+    help="Also write the decision table here, as its suffix says: .parquet or .csv (another suffix, or an "
+         "existing file, is an error).",
 )
 
 

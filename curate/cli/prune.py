@@ -41,17 +41,18 @@ def command(workspace, progress, wait, out, **settings) -> None:
     prototype) and kept rows a rank: a prefix of the rank order is a smaller selection.
     """
     from curate.api import check_out_path
+    from curate.decisions import copy_out, out_format
     from curate.prune.stage import PruneConfig, prune
     from curate.settings import build_config
     from curate.workspace import Workspace
 
     check_out_path(out)
+    if out:
+        out_format(out)  # an unknown suffix is an error before any work
     config = build_config(PruneConfig, settings, "prune")
     result = prune(Workspace(workspace), config, progress=progress, wait=wait)
     click.echo(prune_summary(result))
     if out:
-        from curate.decisions import copy_out
-
         click.echo(f"  copy     {copy_out(result, out).uri}")
 
 

@@ -46,18 +46,23 @@ class ExportOptions:
     from_name: str = "label"  # the Choices control's name in the labeling config (handoff.py)
 
 
+SUFFIXES = {".json": "labelstudio", ".csv": "csv", ".parquet": "parquet"}
+
+
 def guess_format(out: str, fmt: str | None) -> str:
-    """The explicit format, else from the extension (.json -> labelstudio, .csv, .parquet)."""
+    """The explicit format, else the one the suffix of ``out`` names (.json -> labelstudio, .csv,
+    .parquet); any other suffix is a one-line error (Label Studio JSON in ``picks.txt`` would fool
+    whoever opens it)."""
     if fmt is not None:
         if fmt not in FORMATS:
             raise CurateError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
         return fmt
-    lower = out.lower()
-    if lower.endswith(".csv"):
-        return "csv"
-    if lower.endswith(".parquet"):
-        return "parquet"
-    return "labelstudio"
+    suffix = os.path.splitext(out.rstrip("/").rsplit("/", 1)[-1])[1].lower()
+    if suffix not in SUFFIXES:
+        what = repr(suffix) if suffix else "(none)"
+        raise CurateError(f"--out {out}: unknown export suffix {what}; use .json (Label Studio), .csv or .parquet, "
+                          "or name the format with --format")
+    return SUFFIXES[suffix]
 
 
 def reference(source: str, document_root: str | None) -> str:

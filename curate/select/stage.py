@@ -118,6 +118,8 @@ def _check(config: SelectConfig) -> registry.Strategy:
         raise CurateError(f"--queries is for --strategy similar, not {config.strategy}")
     if batch.per_query is not None and batch.per_query <= 0:
         raise CurateError(f"--per-query must be positive, got {batch.per_query}")
+    if config.handoff.out:
+        guess_format(config.handoff.out, config.handoff.format)  # an unknown --out suffix: before any work
     return strategy
 
 

@@ -1,5 +1,6 @@
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from curate.dedup.exact import exact_decisions, exact_dedup
 from curate.ingest import IngestConfig, ingest
@@ -81,3 +82,22 @@ def test_workspace_run_writes_one_row_per_manifest_id_and_is_reused(tmp_path):
     assert (tmp_path / "ws" / "decisions" / "dedup" / f"{run.run_id}.json").exists()
     again = exact_dedup(ws)
     assert again.reused and again.run_id == run.run_id and again.table.equals(on_disk)
+
+
+def test_cli_out_follows_its_suffix_and_refuses_others(tmp_path, capsys):
+    from curate.cli import main
+
+    src = write(tmp_path / "t.jsonl", b'{"id": "a", "text": "same"}\n{"id": "b", "text": "same"}\n')
+    ws = tmp_path / "ws"
+    ingest(Workspace(str(ws)), [str(src)], IngestConfig())
+    with pytest.raises(SystemExit) as exited:
+        main(["dedup", "-w", str(ws), "--method", "exact", "--out", str(tmp_path / "table.txt"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1
+    assert err[0] == f"error: --out {tmp_path / 'table.txt'}: unknown suffix '.txt' for the decision table; " \
+                     "use .parquet or .csv"
+    assert not (tmp_path / "table.txt").exists() and not (ws / "decisions" / "dedup").exists()
+    main(["dedup", "-w", str(ws), "--method", "exact", "--out", str(tmp_path / "table.CSV"), "--no-progress"])
+    assert (tmp_path / "table.CSV").read_text().splitlines()[0].startswith('"id","kept"')  # CSV text, not Parquet
+    main(["dedup", "-w", str(ws), "--method", "exact", "--out", str(tmp_path / "table.parquet"), "--no-progress"])
+    assert pq.read_table(tmp_path / "table.parquet").column("kept").to_pylist() == [True, False]

@@ -66,3 +66,15 @@ def test_bad_input_is_one_line_and_exit_2(ws, capsys, args, message):
 def test_bad_option_value_is_a_usage_error(ws, capsys):
     code, _, err = run(capsys, "prune", "-w", ws.root.path, "--fraction", "0.5", "--strategy", "random")
     assert code == 2 and "Invalid value" in err
+
+
+@pytest.mark.parametrize("name", ["p.txt", "p.json", "p"])
+def test_out_with_an_unknown_suffix_is_refused_before_any_work(ws, capsys, tmp_path, name):
+    folder = ws.decisions("prune")
+    runs = sorted(folder.fs.ls(folder.path)) if folder.exists() else []
+    code, _, err = run(capsys, "prune", "-w", ws.root.path, "--fraction", "0.7", "--out", str(tmp_path / name))
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: --out {tmp_path / name}: unknown suffix")
+    assert "use .parquet or .csv" in lines[0]
+    assert not (tmp_path / name).exists()
+    assert (sorted(folder.fs.ls(folder.path)) if folder.exists() else []) == runs  # no run was made

@@ -121,3 +121,27 @@ def test_guess_format():
     assert guess_format("x.parquet", None) == "parquet" and guess_format("x.json", "csv") == "csv"
     with pytest.raises(CurateError, match="unknown export format"):
         guess_format("x.json", "xml")
+
+
+@pytest.mark.parametrize("out", ["picks.txt", "picks", "picks.jsonl", "dir.v2/picks"])
+def test_an_unknown_suffix_is_an_error_naming_the_accepted_ones(out):
+    with pytest.raises(CurateError, match=r"unknown export suffix .*\.json \(Label Studio\), \.csv or \.parquet"):
+        guess_format(out, None)
+    assert guess_format(out, "csv") == "csv"  # an explicit --format names the format whatever the suffix
+
+
+def test_select_out_txt_is_refused_before_any_work(tmp_path, capsys):
+    from curate.cli import main
+    from tests.select.test_mining import unit, workspace
+
+    ws = workspace(tmp_path, unit(np.random.default_rng(0).normal(size=(8, 4))))
+    with pytest.raises(SystemExit) as exited:
+        main(["select", "-w", ws.root.path, "-n", "3", "-s", "random", "--out", str(tmp_path / "picks.txt"),
+              "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1 and err[0].startswith("error: --out ")
+    assert "'.txt'" in err[0] and ".json (Label Studio), .csv or .parquet" in err[0]
+    assert not (tmp_path / "picks.txt").exists() and not (tmp_path / "ws" / "decisions" / "select").exists()
+    main(["select", "-w", ws.root.path, "-n", "3", "-s", "random", "--out", str(tmp_path / "picks.txt"),
+          "--format", "csv", "--no-progress"])  # the format named explicitly: CSV, as asked
+    assert pacsv.read_csv(tmp_path / "picks.txt").column("rank").to_pylist() == [1, 2, 3]
