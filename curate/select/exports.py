@@ -33,6 +33,7 @@ import pyarrow as pa
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
+from curate.select.handoff import choice_value
 
 FORMATS = ("labelstudio", "csv", "parquet")
 
@@ -99,7 +100,7 @@ def labelstudio_tasks(batch: pa.Table, options: ExportOptions = ExportOptions())
                 "model_version": options.model_version,
                 "score": row["confidence"],
                 "result": [{"from_name": options.from_name, "to_name": key, "type": "choices",
-                            "value": {"choices": [row["prediction"]]}}],
+                            "value": {"choices": [choice_value(row["prediction"])]}}],
             }]
         tasks.append(task)
     return tasks

@@ -6,8 +6,9 @@ so predictions' ``to_name`` resolves) and whose single-choice ``Choices`` (named
 predictions' ``from_name``) are the dataset's label names (manifest labels, the --labeled
 file's labels, and every class the predictions have, predicted in this batch or not), XML-escaped.
 ``LABELING.md`` is made from the data: the label set with counts of already-labeled items (those
-in the --labeled file; a manifest label alone is a known name, not a labeled item) and example
-ids, and the batch's strategy, score summary and (for ``similar``) per-query counts. A labeling
+in the --labeled file; without one, the items with a manifest label unless every candidate has one)
+and example ids, and the batch's strategy, score summary, whether it is the hybrid's TypiClust
+warm-up (and why), and (for ``similar``) per-query counts. A labeling
 team starts from the one folder. A select run never overwrites an export, config or brief that
 another select run wrote, nor a file no select run wrote (``check_owners``), unless ``--force``.
 """
@@ -15,6 +16,7 @@ another select run wrote, nor a file no select run wrote (``check_owners``), unl
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
@@ -51,23 +53,62 @@ def label_set(ids: list[str], labels: list[str | None], extra: list[str] = (), e
     return LabelSet(names, {n: counts.get(n, 0) for n in names}, {n: first.get(n, []) for n in names})
 
 
+# characters XML 1.0 cannot hold, not even as character references (C0 controls but tab/LF/CR, lone
+# surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Markdown syntax (links, emphasis, code, tables, autolinks): every ASCII punctuation character but
+# ``&<>``, which become entities
+_MARKDOWN = re.compile(r"([!\"#$%'()*+,\-./:;=?@\[\\\]^_`{|}~])")
+
+
+def choice_value(label: str) -> str:
+    """A label as the config's choice (and the predictions naming it) carry it: characters XML 1.0
+    cannot hold become U+FFFD; everything else is kept exactly."""
+    return _NOT_XML.sub("\ufffd", str(label))
+
+
+def _choice(label: str) -> str:
+    """One ``<Choice>``. Label Studio replaces ``$name`` in a choice's ``value`` with the task's data
+    field ``name`` (its ``parseValue``): a label with ``$`` is shown with a fullwidth ＄ instead, and
+    ``alias`` (what annotations and predictions use, never substituted) keeps the exact label."""
+    exact = choice_value(label)
+    if "$" not in exact:
+        return f"    <Choice value={quoteattr(exact)}/>"
+    shown = exact.replace("$", "\uff04")
+    return f"    <Choice value={quoteattr(shown)} alias={quoteattr(exact)}/>"
+
+
 def labeling_config(names: list[str], data_key: str, kind: str, from_name: str = "label") -> str:
     """A Label Studio labeling config (XML) for one image or text per task and one choice."""
     obj = "Text" if kind == "text" else "Image"
-    lines = ["<View>", f"  <{obj} name={quoteattr(data_key)} value={quoteattr('$' + data_key)}/>"]
-    if names:
-        lines.append(f"  <Choices name={quoteattr(from_name)} toName={quoteattr(data_key)} choice=\"single\" "
+    key, control = choice_value(data_key), choice_value(from_name)
+    lines = ["<View>", f"  <{obj} name={quoteattr(key)} value={quoteattr('$' + key)}/>"]
+    choices = list(dict.fromkeys(choice_value(n) for n in names))
+    if choices:
+        lines.append(f"  <Choices name={quoteattr(control)} toName={quoteattr(key)} choice=\"single\" "
                      "showInLine=\"true\">")
-        lines += [f"    <Choice value={quoteattr(n)}/>" for n in names]
+        lines += [_choice(n) for n in choices]
         lines.append("  </Choices>")
     else:  # no label names known: free-text labels
-        lines.append(f"  <TextArea name={quoteattr(from_name)} toName={quoteattr(data_key)} maxSubmissions=\"1\"/>")
+        lines.append(f"  <TextArea name={quoteattr(control)} toName={quoteattr(key)} maxSubmissions=\"1\"/>")
     lines.append("</View>")
     return "\n".join(lines) + "\n"
 
 
 def _cell(value: object) -> str:
-    return escape(str(value)).replace("|", "\\|").replace("\n", " ")
+    """Text for a Markdown table cell, shown as it is and never markup: no link, image, emphasis,
+    code, HTML or autolink (punctuation backslash-escaped, ``&<>`` as entities), on one line."""
+    text = " ".join(str(value).splitlines())
+    return escape(_MARKDOWN.sub(r"\\\1", text))
+
+
+def _code(value: object) -> str:
+    """``value`` as a Markdown code span (shown literally) that no backtick in it can close early,
+    safe in a table cell (``|`` escaped, one line)."""
+    text = " ".join(str(value).splitlines()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _stats(values: np.ndarray) -> str:
@@ -77,25 +118,35 @@ def _stats(values: np.ndarray) -> str:
     return f"min {values.min():.4f}, median {np.median(values):.4f}, max {values.max():.4f}"
 
 
+LABELED_FROM = {"file": "listed in the `--labeled` file", "manifest": "with a label in the manifest",
+                "given": "none: every candidate has a manifest label, taken as the dataset's own labels",
+                "none": "none yet"}
+
+
 def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key: str, kind: str,
-                   run_id: str | None = None) -> str:
-    """The LABELING.md brief for ``batch`` (the export table, one row per pick in rank order)."""
+                   run_id: str | None = None, warmup: str | None = None, labeled_from: str = "file") -> str:
+    """The LABELING.md brief for ``batch`` (the export table, one row per pick in rank order); ``warmup``:
+    why the hybrid's batch is TypiClust's warm-up; ``labeled_from``: a key of :data:`LABELED_FROM`."""
     strategy = batch.column("strategy")[0].as_py() if batch.num_rows else "?"
     round_ = batch.column("round")[0].as_py() if batch.num_rows else "?"
     scores = np.array([np.nan if s is None else s for s in batch.column("score").to_pylist()], dtype=np.float64)
-    out = [f"# Labeling batch `{export_name}`", "",
-           f"- **{batch.num_rows:,} items**, {kind}s, strategy `{strategy}`, round {round_}",
+    out = [f"# Labeling batch {_code(export_name)}", "",
+           f"- **{batch.num_rows:,} items**, {kind}s, strategy {_code(strategy)}, round {_cell(round_)}",
            f"- score: {_stats(scores)}"]
     if run_id is not None:
-        out.append(f"- select run `{run_id}`")
+        out.append(f"- select run {_code(run_id)}")
+    if warmup is not None:
+        out.append(f"- TypiClust warm-up: {warmup}. The batch starts with the pool's most typical items, one per "
+                   "uncovered cluster, not a model's most uncertain ones (score: the typicality, or the "
+                   "uncertainty when there are predictions)")
     if "prediction" in batch.column_names:
         with_pred = sum(p is not None for p in batch.column("prediction").to_pylist())
         out.append(f"- {with_pred:,} tasks carry a model prediction (pre-selected choice, with its confidence)")
     out += ["", "## Start", "",
             f"1. Create a Label Studio project; paste `{CONFIG_NAME}` into Settings > Labeling Interface > Code "
             f"(or `POST /api/projects` with `label_config`).",
-            f"2. Import `{export_name}` (Data Manager > Import, or `POST /api/projects/<id>/import`).",
-            f"3. Each task shows one {kind} (`data.{data_key}`); pick exactly one label."]
+            f"2. Import {_code(export_name)} (Data Manager > Import, or `POST /api/projects/<id>/import`).",
+            f"3. Each task shows one {kind} ({_code('data.' + data_key)}); pick exactly one label."]
     if kind == "image":
         out.append("   Local image paths load when Label Studio serves them: export with `--document-root DIR`, start "
                    "Label Studio with `LOCAL_FILES_SERVING_ENABLED=true LOCAL_FILES_DOCUMENT_ROOT=DIR`, and add a "
@@ -116,10 +167,10 @@ def labeling_notes(batch: pa.Table, labels: LabelSet, export_name: str, data_key
     out += ["", "## Label set", ""]
     if labels.names:
         out += [f"{len(labels.names)} labels (the choices of `{CONFIG_NAME}`); counts are items already labeled "
-                "(listed in the `--labeled` file) with the label.", "",
+                f"({LABELED_FROM.get(labeled_from, labeled_from)}) with the label.", "",
                 "| label | items | example ids |", "| --- | ---: | --- |"]
-        out += [f"| {_cell(n)} | {labels.counts.get(n, 0):,} | "
-                f"{', '.join('`' + _cell(i) + '`' for i in labels.examples.get(n, [])) or '-'} |"
+        out += [f"| {_cell(choice_value(n))} | {labels.counts.get(n, 0):,} | "
+                f"{', '.join(_code(i) for i in labels.examples.get(n, [])) or '-'} |"
                 for n in labels.names]
     else:
         out.append(f"The dataset has no label names yet: `{CONFIG_NAME}` asks for a free-text label.")
@@ -154,9 +205,11 @@ def check_owners(targets: list[Location], runs: list[dict], run_id: str, force: 
 
 
 def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key: str, kind: str,
-                  from_name: str = "label", run_id: str | None = None) -> tuple[Location, Location]:
+                  from_name: str = "label", run_id: str | None = None, warmup: str | None = None,
+                  labeled_from: str = "file") -> tuple[Location, Location]:
     """Write ``labeling-config.xml`` and ``LABELING.md`` next to ``export`` (atomically)."""
     config, notes = handoff_paths(export)
     atomic.write_bytes(config, labeling_config(labels.names, data_key, kind, from_name).encode())
-    atomic.write_bytes(notes, labeling_notes(batch, labels, export.name, data_key, kind, run_id).encode())
+    text = labeling_notes(batch, labels, export.name, data_key, kind, run_id, warmup, labeled_from)
+    atomic.write_bytes(notes, text.encode())
     return config, notes

@@ -1,8 +1,10 @@
 """The labeling hand-off: labeling-config.xml (parsed as XML, checked against the export's keys and
 predictions) and LABELING.md (counts and scores computed by hand); optionally a real Label Studio."""
 
+import html as html_module
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -151,3 +153,55 @@ def test_real_label_studio_imports_export_and_config(tmp_path):
                            "--export", str(out), "--port", "8091"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "tasks imported: 6" in proc.stdout and "predictions imported: 6" in proc.stdout
+
+
+HOSTILE_LABELS = ["a\x01b", "$image", "cost $5 & <tag>", "[click](javascript:alert(1))", 'say "hi" | `x`',
+                  "![pic](http://evil.example/p.png)", "<script>alert(1)</script>", "www.evil.example", "plain"]
+# Label Studio's parseValue (editor src/utils/data.js) replaces every match of this in a Choice's value with task data
+LS_VARIABLE = re.compile(r"\$[\w\[\].{}]+")
+
+
+def test_labeling_config_stays_valid_xml_and_labels_round_trip():
+    root = ET.fromstring(labeling_config(HOSTILE_LABELS, "image", "image"))  # \x01 made it invalid before
+    obj, choices = list(root)
+    assert obj.attrib["value"] == "$image"  # the one intended variable stays
+    # what Label Studio records for a choice: its alias when it has one, else its value
+    recorded = [c.attrib.get("alias", c.attrib["value"]) for c in choices]
+    assert recorded == ["a\ufffdb", *HOSTILE_LABELS[1:]]  # exact, except the one character XML 1.0 cannot hold
+    shown = [c.attrib["value"] for c in choices]
+    assert not any(LS_VARIABLE.search(v) or v.startswith("$") for v in shown), shown
+    assert shown[1] == "\uff04image" and choices[1].attrib["alias"] == "$image"
+    assert "alias" not in choices[-1].attrib  # labels without $ are unchanged
+
+
+def test_predictions_name_the_choice_the_config_declares():
+    from curate.select.exports import labelstudio_tasks
+
+    batch = pa.table({"id": ["i0", "i1"], "source": ["/a.png", "/b.png"], "score": [0.5, 0.4], "rank": [1, 2],
+                      "strategy": ["margin"] * 2, "round": [1, 1], "kind": ["image"] * 2, "text": [None, None],
+                      "prediction": ["a\x01b", "$image"], "confidence": [0.6, 0.7]})
+    root = ET.fromstring(labeling_config(["a\x01b", "$image"], "image", "image"))
+    recorded = {c.attrib.get("alias", c.attrib["value"]) for c in root[1]}
+    for task in labelstudio_tasks(batch):
+        assert task["predictions"][0]["result"][0]["value"]["choices"][0] in recorded
+
+
+def test_labeling_notes_show_labels_as_text_never_as_markup():
+    ids = ["id`1", "id|2", "x"]
+    labels = label_set(ids + [f"n{k}" for k in range(len(HOSTILE_LABELS))], ["plain", "plain", "plain"]
+                       + HOSTILE_LABELS)
+    batch = pa.table({"id": ["x"], "score": [0.5], "rank": [1], "strategy": ["random"], "round": [1],
+                      "kind": ["image"], "query": ["[q](javascript:x)"], "similarity": [0.5]})
+    text = labeling_notes(batch, labels, "b`atch.json", "image", "image")
+    assert "](" not in text.replace("\\](", "") and "javascript:" not in text and "http://" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| label")]
+    for row in rows:  # escaped pipes never split a cell: 4 columns for queries, 3 for labels
+        assert len(re.findall(r"(?<!\\)\|", row)) in (4, 5), row
+
+    markdown_it = pytest.importorskip("markdown_it")
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
+    assert "<a " not in html and "<img" not in html and "<script" not in html
+    cells = [html_module.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", html, re.S)]
+    for label in HOSTILE_LABELS[1:]:  # each label shows as its own text in the first column of its row
+        assert label in cells, (label, cells)
+    assert "id`1" in cells[cells.index("plain") + 2] and "id|2" in cells[cells.index("plain") + 2]
