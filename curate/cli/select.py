@@ -29,11 +29,28 @@ def _class_quota(values: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
     return tuple(out)
 
 
+def _labeling_lines(meta: dict) -> list[str]:
+    """Where the labeled set came from (without --labeled) and whether the batch is the TypiClust warm-up."""
+    lines = []
+    source = meta.get("labeled_from")
+    if source == "manifest":
+        lines.append(f"  labeled  {meta['labeled']:,} items with a manifest label (no --labeled file)")
+    elif source == "given":
+        lines.append("  labeled  none: every candidate has a manifest label, taken as the dataset's own labels "
+                     "(--labeled FILE names the items labeled so far)")
+    if meta.get("warmup"):
+        lines.append(f"  warm-up  TypiClust's typical items first: {meta['warmup']}")
+    return lines
+
+
 @click.command("select", help=f"""Choose the next batch to label and export it for a labeling tool.
 
-Candidates: items that are ok, not removed by the latest dedup run, not in --labeled, and
-that have what the strategy needs. Writes decisions/select/<run-id>.parquet (one row per
-manifest id: kept = selected, reason, score, rank) and the batch to --out.
+Candidates: items that are ok, not removed by the latest dedup run, not labeled, and that
+have what the strategy needs. Labeled: the ids in --labeled; without it, the items with a
+manifest label (unless every candidate has one: then they are the dataset's own labels and
+none counts). Runs with the same labeled set are one labeling round. Writes
+decisions/select/<run-id>.parquet (one row per manifest id: kept = selected, reason, score,
+rank) and the batch to --out.
 
 Strategies (--strategy):
 
@@ -43,7 +60,8 @@ Predictions (--predictions): Parquet with an `id` column and a list column probs
 (optionally mc [T][C] MC-dropout samples, features [d] penultimate features), or a .npy
 [N, C] / [N, T, C] or .npz (probs|logits, mc, features, ids) whose rows are the manifest's ok
 rows in manifest order. Logits are detected (negative values or rows not summing to 1) and
-softmaxed. No model yet? --probe trains a linear probe on the labeled items' embeddings.
+softmaxed. No model yet? --probe trains a linear probe on the labeled items' embeddings, or
+the default hybrid starts cold: TypiClust's typical items.
 
 Targeted mining (--strategy similar --queries Q): Q is a file of workspace ids (one per line,
 or CSV/Parquet with `id`; e.g. the evaluation items the model got wrong), or a folder / .jsonl
@@ -62,7 +80,8 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--labeled", default=None, metavar="FILE",
               help="Ids already labeled: text (one per line), or CSV/Parquet with `id` [and `label`].")
 @click.option("--probe", is_flag=True, default=False,
-              help="Train a linear probe on the labeled embeddings and score the pool.")
+              help="Train a linear probe on the labeled items' embeddings and labels (--labeled, else the manifest's) "
+                   "and score the pool.")
 @click.option("--out", "-o", required=True, metavar="FILE", help="Export file (.json Label Studio, .csv, .parquet).")
 @click.option("--format", type=click.Choice(["labelstudio", "csv", "parquet"]), default=None,
               help="Export format (default: from the --out extension; .json is Label Studio).")
@@ -70,7 +89,8 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--document-root", default=None, metavar="DIR",
               help="Label Studio local-files root: image paths become /data/local-files/?d=<relative path>.")
 @click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
-@click.option("--round", type=int, default=None, help="Labeling round (default: 1 + earlier runs).")
+@click.option("--round", type=int, default=None,
+              help="Labeling round (default: that of earlier runs with the same labeled set, else the next).")
 @click.option("--dup-threshold", default="auto", show_default=True, metavar="COSINE|auto|off",
               help="hybrid / similar: never two items above this cosine in a batch, nor one near a labeled item; "
                    "auto: hybrid takes half the pool's median distance to the 10th neighbour (similar: 0.9). "
@@ -106,6 +126,8 @@ def command(workspace, progress, wait, class_quota, **settings) -> None:
     meta = result.meta
     click.echo(f"select ({meta['strategy']}, round {meta['round']}): picked {len(picked(result)):,} of "
                f"{meta['candidates']:,} candidates")
+    for line in _labeling_lines(meta):
+        click.echo(line)
     click.echo(run_line(result))
     if meta.get("export"):
         click.echo(f"  export   {meta['export']}")

@@ -2,13 +2,18 @@
 
 Inline CSS, inline SVG charts, thumbnails as data: URIs, one inline script (the pages and
 filters of the duplicate review, :mod:`curate.report.script`) and a content security policy
-that forbids anything else: no external URL, no fetch. Every string that comes from data
+that forbids anything else: no external URL, no fetch, no script but that one (allowed by its
+sha256, computed from the page's own markup). Every string that comes from data
 (ids, labels, reasons, texts, paths) goes through ``esc`` here, or ``textContent`` in the script.
 Sections have stable ids (``counts``, ``balance``, ``clusters``, ``duplicates``, ``map``,
 ``scores``) so the page can be linked into and tested.
 """
 
 from __future__ import annotations
+
+import base64
+import hashlib
+import re
 
 import numpy as np
 
@@ -48,8 +53,23 @@ justify-content:center;text-align:center}.controls{display:flex;flex-wrap:wrap;g
 margin:8px 0 12px}.controls[hidden]{display:none}.controls select,.controls button{font:inherit;font-size:13px}
 """
 
-# nothing leaves the page: no fetch, no remote image, style or script; only its own inline ones
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
+# executable inline scripts: any <script> but a JSON data block (which the browser never runs)
+_INLINE_SCRIPT = re.compile(r'<script(?![^>]*\btype="application/json")[^>]*>(.*?)</script>', re.S)
+
+
+def script_hash(code: str) -> str:
+    """The CSP source that allows exactly the inline script ``code``: ``'sha256-<base64>'`` of its UTF-8 bytes."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def content_security_policy(markup: str) -> str:
+    """The policy for a page whose markup is ``markup``: nothing leaves the page (no fetch, no remote image,
+    style or script), only data: images and inline styles, and exactly the page's own inline scripts run,
+    allowed by their hashes (no 'unsafe-inline': an injected script would not run); no form posts, no
+    ``<base>`` to redirect relative links."""
+    hashes = list(dict.fromkeys(script_hash(code) for code in _INLINE_SCRIPT.findall(markup)))
+    return "; ".join(["default-src 'none'", "img-src data:", "style-src 'unsafe-inline'",
+                      "script-src " + (" ".join(hashes) or "'none'"), "form-action 'none'", "base-uri 'none'"])
 
 SECTIONS = (("counts", "Counts"), ("balance", "Label balance"), ("clusters", "Cluster sizes"),
             ("duplicates", "Duplicate groups"), ("map", "Embedding map"), ("scores", "Selection scores"))
@@ -61,12 +81,13 @@ def render(data: ReportData) -> str:
     sub = (f"workspace <code>{esc(data.workspace)}</code> &middot; curate {esc(data.version)} &middot; "
            f"manifest {esc(data.manifest_fingerprint or '?')[:16]}"
            + (f" &middot; embeddings <code>{esc(data.model)}</code>" if data.model else ""))
+    page = (f"<header><h1>curate report</h1><div class=\"sub\">{sub}</div><nav>{nav}</nav></header>"
+            f"<main>{''.join(body)}</main>")
     return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
-            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{content_security_policy(page)}\">"
             f"<title>curate report: {esc(data.workspace)}</title><style>{CSS}</style></head><body>"
-            f"<header><h1>curate report</h1><div class=\"sub\">{sub}</div><nav>{nav}</nav></header>"
-            f"<main>{''.join(body)}</main></body></html>\n")
+            f"{page}</body></html>\n")
 
 
 def _section(key: str, inner: str) -> str:

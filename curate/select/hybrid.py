@@ -24,6 +24,8 @@
    the uncertainty part, which starts after one warm-up round when 20 labels are given for 10
    classes. A hand-over by the model's confidence (mean max-probability) was tried and lost: a
    probe fit to few labels is confident where it is wrong (0.81 at 32% accuracy on the text task).
+   Without predictions (no model yet) every batch is this cold start, topped up by
+   typicality-weighted k-center (uncertainty 1 for every item).
 
 Cost: budget × preselect × budget × d for the greedy loop (memory O(preselect × budget × d));
 for batches above ~50k, ``cluster-margin`` is the cheaper tool.

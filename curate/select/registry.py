@@ -124,31 +124,59 @@ def _cluster_margin(pool: Pool, budget: int, rng: np.random.Generator, opt: Opti
     return cluster_margin.cluster_margin(u, labels, pool.candidates, budget, opt.preselect)
 
 
-def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
-    from curate.select import hybrid, redundancy, typiclust, uncertainty
+def hybrid_warmup(pool: Pool, opt: Options) -> str | None:
+    """Why the hybrid's batch starts with TypiClust's typical items (None: it does not). Without
+    predictions every batch is a cold start; with them, while labels are fewer than
+    ``typical_per_class`` per class."""
+    if not opt.typical_per_class:
+        return None
+    if pool.probs is None:
+        return "no model predictions, a cold start (--predictions or --probe add the uncertainty part)"
+    labeled, classes = int(pool.labeled.sum()), pool.probs.shape[1]
+    if labeled < opt.typical_per_class * classes:
+        return f"{labeled:,} labeled items, fewer than {opt.typical_per_class:g} per class for {classes} classes"
+    return None
 
-    members = pool.candidates | pool.labeled
-    candidates = pool.candidates & ~redundancy.blocked_by_labeled(pool.groups, pool.labeled)
+
+def _hybrid_uncertainty(pool: Pool, candidates: np.ndarray, opt: Options) -> np.ndarray:
+    """The uncertainty of every candidate row in [0, 1] (all 1 without predictions: plain diversity)."""
+    from curate.select import uncertainty
+
+    if pool.probs is None:
+        return np.ones(len(pool.candidates))
     u = np.zeros(len(pool.candidates))
     rows = np.flatnonzero(candidates)
     u[rows] = uncertainty.uncertainty(opt.uncertainty, pool.probs[rows], opt.device)
     if opt.uncertainty == "entropy" and pool.probs.shape[1] > 1:
         u /= np.log(pool.probs.shape[1])  # in [0, 1] like the others
+    return u
+
+
+def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
+    from curate.select import hybrid, redundancy, typiclust
+
+    members = pool.candidates | pool.labeled
+    candidates = pool.candidates & ~redundancy.blocked_by_labeled(pool.groups, pool.labeled)
+    u = _hybrid_uncertainty(pool, candidates, opt)
     classes = np.argmax(pool.probs, axis=1) if opt.quota is not None else None
     labeled = pool.labeled
     first = np.empty(0, np.int64)
-    warm = bool(opt.typical_per_class) and labeled.sum() < opt.typical_per_class * pool.probs.shape[1]
+    warm_score = u  # a warm-up pick's score: its uncertainty, or its typicality without a model
+    warm = hybrid_warmup(pool, opt) is not None
     if warm:  # drawn first from ``rng``: the typiclust strategy's own batch for this rng
-        predicted = np.argmax(pool.probs, axis=1) if opt.class_aware else None
-        order, _ = typiclust.typiclust(pool.embeddings, candidates, labeled, budget, rng, knn=opt.knn,
-                                       cap=opt.cap, device=opt.device, classes=predicted)
+        predicted = np.argmax(pool.probs, axis=1) if opt.class_aware and pool.probs is not None else None
+        order, typical = typiclust.typiclust(pool.embeddings, candidates, labeled, budget, rng, knn=opt.knn,
+                                             cap=opt.cap, device=opt.device, classes=predicted)
+        if pool.probs is None:
+            warm_score = np.zeros(len(u))
+            warm_score[order] = typical
     threshold = redundancy.resolve_threshold(opt.dup_threshold, pool.embeddings, members,
                                              int(rng.integers(2**31)), opt.device)
     if warm:
         first = order[hybrid.accept(pool.embeddings, order, labeled, budget, threshold, classes,
                                     opt.quota, opt.device, pool.groups)]
         if len(first) == budget:
-            return first, u[first]
+            return first, warm_score[first]
         labeled = labeled.copy()
         labeled[first] = True  # top up with the uncertainty x diversity picks, away from these
     quota = opt.quota
@@ -161,7 +189,7 @@ def _hybrid(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
     picks, scores = hybrid.hybrid(pool.embeddings, u, candidates & ~labeled, labeled, budget - len(first),
                                   opt.preselect, threshold, classes, quota, opt.device, opt.power, groups,
                                   opt.density, members)
-    return np.concatenate([first, picks]), np.concatenate([u[first], scores])
+    return np.concatenate([first, picks]), np.concatenate([warm_score[first], scores])
 
 
 def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
@@ -184,11 +212,11 @@ def _similar(pool: Pool, budget: int, rng: np.random.Generator, opt: Options):
 
 
 STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy("hybrid", _hybrid, ("probs", "embeddings"),
+    Strategy("hybrid", _hybrid, ("embeddings",),
              "(default) the most uncertain (margin) preselected, then uncertainty x typicality-weighted k-center "
-             "on the embeddings; TypiClust's batch while labels are few (--typical-per-class); never "
-             "two of a dedup group nor near-duplicates (--dup-threshold); --quota-per-class. Needs "
-             "predictions/--probe."),
+             "on the embeddings; TypiClust's batch while labels are few (--typical-per-class) and as the cold "
+             "start without predictions/--probe; never two of a dedup group nor near-duplicates "
+             "(--dup-threshold); --quota-per-class."),
     Strategy("least-confidence", _uncertainty("least-confidence"), ("probs",),
              "1 - max probability. Needs predictions (or --probe)."),
     Strategy("margin", _uncertainty("margin"), ("probs",),

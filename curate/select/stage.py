@@ -2,18 +2,20 @@
 
 Candidates are the manifest rows that earlier stages kept (``curate.decisions.upstream``:
 ok in the manifest, not removed by the latest dedup run), that are not labeled yet and that
-have what the strategy needs (predictions and/or an embedding). The strategy (``registry``)
+have what the strategy needs (predictions and/or an embedding); labeled: the --labeled ids, else
+the items with a manifest label (``labeled_set``). The strategy (``registry``)
 picks up to ``budget`` of them; the batch is exported for a labeling tool (``exports``) and
 the run is recorded as ``decisions/select/<run-id>.parquet``: one row per manifest id with
 ``id``, ``kept`` (= selected), ``reason`` (null | ``not-selected`` | ``labeled`` |
 ``no-prediction`` | ``no-embedding`` | ``query`` | upstream reasons), ``score``, ``rank`` (and
 for ``similar``: ``query``, the query that mined the pick; ``score`` is its cosine to it); the
-sidecar holds the round, strategy and config. Same inputs + config + seed -> same batch. A Label
-Studio export gets ``labeling-config.xml`` and ``LABELING.md`` beside it (``handoff``).
+sidecar holds the round (one per labeled set), strategy and config. Same inputs + config + seed
+-> same batch. A Label Studio export gets ``labeling-config.xml`` and ``LABELING.md`` beside it (``handoff``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -71,11 +73,11 @@ class SelectConfig:
     budget: int
     strategy: str = "hybrid"
     predictions: str | None = None  # Parquet with id, or .npy/.npz aligned with the manifest's ok rows
-    labeled: str | None = None  # ids already labeled (txt / CSV / Parquet with id[, label])
+    labeled: str | None = None  # ids already labeled (txt / CSV / Parquet with id[, label]); None: manifest labels
     probe: bool = False  # no model yet: train a linear probe on the labeled embeddings
     queries: str | None = None  # similar: workspace ids file, or a folder / .jsonl of external items
     model: str | None = None  # embedding store slug or model spec; None: the only one, else the dedup run's
-    round: int | None = None  # None: 1 + earlier select runs
+    round: int | None = None  # None: that of earlier runs with the same labeled set, else the next
     seed: int = 0
     upstream: tuple[str, ...] = ("dedup",)
     device: str = "auto"
@@ -234,12 +236,6 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     ids = manifest.column("id").to_pylist()
     n = len(ids)
     up = upstream(ws, config.upstream, manifest=manifest.select(["id", "status", "reason"]))
-    labeled = np.zeros(n, dtype=bool)
-    file_labels: dict[int, str] = {}
-    if config.labeled:
-        rows, labels = load_labeled(config.labeled, ids)
-        labeled[rows] = True
-        file_labels = {int(r): lab for r, lab in zip(rows, labels) if lab is not None}
     ok = np.array([s == "ok" for s in manifest.column("status").to_pylist()], dtype=bool)
     preds = load_predictions(config.predictions, ids, ok) if config.predictions else None
 
@@ -247,6 +243,8 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     store_row = store.store_rows(n) if store is not None else np.full(n, -1, dtype=np.int64)
     slug = store.slug if store is not None else None
     has_emb = store_row >= 0 if store is not None else np.ones(n, dtype=bool)
+    known = labeled_set(config.labeled, manifest, ok, up.kept & has_emb)
+    labeled = known.rows
     queries = None
     if config.queries:
         from curate.select.queries import load_queries
@@ -276,7 +274,7 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
         feats = preds.features[fill] if preds.features is not None else None
         class_names = [str(i) for i in range(probs.shape[1])]
     elif config.probe:
-        probs, class_names = _probe(manifest, labeled, file_labels, members, rows, embeddings, config)
+        probs, class_names = _probe(manifest, known, rows, embeddings, config, slug)
     if "mc" in strategy.needs and mc is None:
         raise CurateError(f"strategy {config.strategy} needs MC-dropout samples, {config.predictions} has none")
 
@@ -300,10 +298,11 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
         raise CurateError("class quotas need predictions (or --probe)")
     if options.quota is not None and config.strategy != "hybrid":
         raise CurateError("class quotas are supported by the hybrid strategy")
+    warmup = registry.hybrid_warmup(pool, options) if config.strategy == "hybrid" else None
 
     earlier = list_runs(ws, STAGE)
-    same = [m for m in earlier if m.get("run_id") == run_id]  # rerun after its export file was removed
-    round_ = same[-1]["round"] if same else (config.round or 1 + len(earlier))
+    key = labeled_key(ids, labeled)
+    round_ = _round(earlier, run_id, config.round, key)
 
     rng = np.random.default_rng([config.seed, round_])
     picks, scores, *rest = strategy.fn(pool, min(config.budget, int(pool.candidates.sum())), rng, options)
@@ -313,7 +312,9 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     table = _table(manifest, up.reasons, labeled, available, has_pred, has_emb, picked_rows, scores, is_query,
                    pick_query)
     meta = {"strategy": config.strategy, "round": round_, "budget": config.budget, "picked": len(picks),
-            "candidates": int(candidates.sum()), "labeled": int(labeled.sum()), "model": slug,
+            "candidates": int(candidates.sum()), "labeled": int(labeled.sum()), "labeled_from": known.source,
+            "labeled_set": key, "model": slug,
+            "warmup": warmup,
             "predictions": config.predictions, "labeled_file": config.labeled, "probe": config.probe,
             "upstream_runs": {r.stage: r.run_id for r in up.runs}, "query_failures": [], "export": None,
             "handoff": None}
@@ -341,9 +342,55 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
         export = write_export(batch, handoff_options.out, options)
         meta["export"] = export.uri
         if options.format == "labelstudio":
-            handoff = _handoff(batch, export, manifest, ok, labeled, file_labels, class_names, options, run_id)
+            handoff = _handoff(batch, export, manifest, ok, known, class_names, options, run_id, warmup)
             meta["handoff"] = [loc.uri for loc in handoff]
     return Output(table, meta)
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """The items already labeled (never candidates; the diversity reference) and whose labels train --probe."""
+
+    rows: np.ndarray  # bool [n]: labeled manifest rows
+    labels: dict[int, str]  # the --labeled file's labels by row (manifest labels fill in the others)
+    train: np.ndarray  # bool [n]: rows whose label (file, else manifest) teaches --probe
+    source: str  # file | manifest | given (every candidate has a manifest label: none counts) | none
+
+
+def labeled_set(path: str | None, manifest: pa.Table, ok: np.ndarray, pickable: np.ndarray) -> LabeledSet:
+    """The ids in ``path`` (--labeled); without it, the ok items with a manifest label, unless every
+    ``pickable`` item has one: then they are the dataset's own labels (class folders), nothing is left
+    to label, so none counts as labeled (they still train --probe)."""
+    n = manifest.num_rows
+    has_label = ok & np.array([lab is not None for lab in manifest.column("label").to_pylist()], dtype=bool)
+    if path:
+        rows, labels = load_labeled(path, manifest.column("id").to_pylist())
+        mask = np.zeros(n, dtype=bool)
+        mask[rows] = True
+        return LabeledSet(mask, {int(r): lab for r, lab in zip(rows, labels) if lab is not None}, mask, "file")
+    if not has_label.any():
+        return LabeledSet(has_label, {}, has_label, "none")
+    if not (pickable & ~has_label).any():
+        return LabeledSet(np.zeros(n, dtype=bool), {}, has_label, "given")
+    return LabeledSet(has_label, {}, has_label, "manifest")
+
+
+def labeled_key(ids: list[str], labeled: np.ndarray) -> str:
+    """A digest of the labeled ids: select runs with the same labeled set are one labeling round."""
+    digest = hashlib.sha256("\n".join(sorted(ids[r] for r in np.flatnonzero(labeled))).encode())
+    return digest.hexdigest()[:16]
+
+
+def _round(earlier: list[dict], run_id: str, given: int | None, key: str) -> int:
+    """The run's labeling round: its own (a rerun), ``--round``, the round of an earlier run with the
+    same labeled set (a new budget or strategy is no new round), else one past the latest."""
+    same = [m for m in earlier if m.get("run_id") == run_id]  # rerun after its export file was removed
+    if same:
+        return same[-1]["round"]
+    if given:
+        return given
+    alike = [m for m in earlier if m.get("labeled_set") == key]
+    return alike[-1]["round"] if alike else 1 + max((m.get("round", 0) for m in earlier), default=0)
 
 
 def _claim(ws: Workspace, run_id: str, targets: list[Location]) -> None:
@@ -362,14 +409,15 @@ def _claims(ws: Workspace) -> list[dict]:
     return sorted(claims, key=lambda c: c.get("at", 0.0))
 
 
-def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, labeled: np.ndarray,
-             file_labels: dict[int, str], class_names: list[str], options: ExportOptions,
-             run_id: str | None = None) -> tuple[Location, Location]:
+def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarray, done: LabeledSet,
+             class_names: list[str], options: ExportOptions, run_id: str | None = None,
+             warmup: str | None = None) -> tuple[Location, Location]:
     """labeling-config.xml + LABELING.md beside a Label Studio export. Choices: every known label name
     (manifest labels, --labeled file labels, every class of the predictions); counts and examples: only
-    the already-labeled items (in the --labeled file; its label, else the manifest's)."""
+    the already-labeled items (``done``; the --labeled file's label, else the manifest's)."""
     from curate.select.handoff import label_set, write_handoff
 
+    labeled, file_labels = done.rows, done.labels
     kinds = batch.column("kind").to_pylist() or manifest.column("kind").filter(pa.array(ok)).to_pylist()[:1]
     kind = max(set(kinds), key=kinds.count) if kinds else "image"
     ids = manifest.column("id").to_pylist()
@@ -379,27 +427,38 @@ def _handoff(batch: pa.Table, export: Location, manifest: pa.Table, ok: np.ndarr
     rows = np.flatnonzero(labeled)
     labels = label_set([ids[r] for r in rows], [file_labels.get(int(r), manifest_labels[r]) for r in rows],
                        extra=sorted(known))
-    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name, run_id)
+    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name, run_id,
+                         warmup=warmup, labeled_from=done.source)
 
 
-def _probe(manifest: pa.Table, labeled: np.ndarray, file_labels: dict[int, str], members: np.ndarray,
-           rows: np.ndarray, embeddings: np.ndarray, config: SelectConfig) -> tuple[np.ndarray, list[str]]:
-    """Train the linear probe on labeled pool items with a label; probabilities for the pool."""
+def _probe(manifest: pa.Table, known: LabeledSet, rows: np.ndarray, embeddings: np.ndarray, config: SelectConfig,
+           slug: str | None) -> tuple[np.ndarray, list[str]]:
+    """Train the linear probe on the pool items with a known label; probabilities for the pool."""
     from curate.select.probe import ProbeConfig, predict_proba, train_probe
 
     manifest_labels = manifest.column("label").to_pylist()
-    pos = np.flatnonzero(labeled[rows])
-    labels = [file_labels.get(int(rows[p]), manifest_labels[rows[p]]) for p in pos]
+    pos = np.flatnonzero(known.train[rows])
+    labels = [known.labels.get(int(rows[p]), manifest_labels[rows[p]]) for p in pos]
     train = [(p, lab) for p, lab in zip(pos, labels) if lab is not None]
     if not train:
-        raise CurateError("--probe needs labeled items with labels (a `label` column in --labeled, or manifest "
-                          "labels) and embeddings")
+        raise CurateError(_no_probe_labels(known, config.labeled, slug))
     names = sorted({lab for _, lab in train})
     index = {name: i for i, name in enumerate(names)}
     x = embeddings[[p for p, _ in train]]
     y = np.array([index[lab] for _, lab in train])
     probe = train_probe(x, y, len(names), ProbeConfig(seed=config.seed, device=config.device), stats_from=embeddings)
     return predict_proba(probe, embeddings, config.device), names
+
+
+def _no_probe_labels(known: LabeledSet, path: str | None, slug: str | None) -> str:
+    """Why --probe has nothing to train on, in one line."""
+    if known.source == "none":
+        return ("--probe needs labels to train on: the manifest has none and no --labeled file was given "
+                "(CSV/Parquet with `id` and `label`)")
+    if known.source == "file" and not any(known.labels.get(int(r)) for r in np.flatnonzero(known.rows)):
+        return (f"--probe: no item in --labeled {path} has a label (add a `label` column, or ingest the labels "
+                "into the manifest)")
+    return f"--probe: none of the labeled items has an embedding in store {slug} (run `curate embed`)"
 
 
 def _table(manifest: pa.Table, up_reasons: list, labeled: np.ndarray, available: np.ndarray, has_pred: np.ndarray,

@@ -286,3 +286,55 @@ def test_every_dedup_method_reaches_the_review(tmp_path, method):
         signals = {s for r in rows if not table["kept"][r] for s in
                    (table["source"][r].split(",") if "source" in table else [method])}
         assert {data["methods"][f[1]] for f in facets} == signals
+
+
+class Scripts(HTMLParser):
+    """Every ``<script>`` element of a page: (attributes, its whole text)."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=False)
+        self.blocks: list[tuple[dict, str]] = []
+        self.open: tuple[dict, list[str]] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "script":
+            self.open = (dict(attrs), [])
+
+    def handle_data(self, data):
+        if self.open is not None:
+            self.open[1].append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "script" and self.open is not None:
+            self.blocks.append((self.open[0], "".join(self.open[1])))
+            self.open = None
+
+
+def csp_directives(html: str) -> dict[str, list[str]]:
+    [meta] = Page(html).find("meta", **{"http-equiv": "Content-Security-Policy"})
+    return {name: values for name, *values in (d.split() for d in meta["content"].split(";"))}
+
+
+def test_csp_allows_exactly_the_pages_inline_script_by_its_hash(deduped):
+    import hashlib
+
+    ws, _, _ = deduped
+    html = read(build_report(ws, ReportConfig()))
+    csp = csp_directives(html)
+    assert csp["default-src"] == ["'none'"] and csp["img-src"] == ["data:"] and csp["style-src"] == ["'unsafe-inline'"]
+    assert csp["form-action"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert not any("unsafe" in v for v in csp["script-src"])
+    blocks = Scripts(html).blocks
+    runnable = [text for attrs, text in blocks if attrs.get("type") != "application/json"]
+    assert len(runnable) == 1 and "review-data" in runnable[0]  # the review's code; the data block never runs
+    expected = ["'sha256-" + base64.b64encode(hashlib.sha256(t.encode("utf-8")).digest()).decode() + "'"
+                for t in runnable]
+    assert csp["script-src"] == expected  # every inline script covered, and nothing else allowed
+
+
+def test_a_page_without_script_allows_none(tmp_path):
+    ws, _ = text_workspace(tmp_path)  # no dedup run: no review, no script
+    html = read(build_report(ws, ReportConfig()))
+    assert [a for a, _ in Scripts(html).blocks if a.get("type") != "application/json"] == []
+    assert csp_directives(html)["script-src"] == ["'none'"]

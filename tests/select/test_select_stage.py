@@ -73,12 +73,16 @@ def test_decision_table_reasons_ranks_and_rounds(tmp_path):
     assert rows["w3"]["score"] == pytest.approx(0.95) and rows["w3"]["reason"] is None and rows["w3"]["kept"]
     assert rows["w0"]["reason"] == "labeled" and rows["w5"]["reason"].startswith("quarantined: empty-text")
     assert rows["w2"]["reason"] == "not-selected" and rows["w2"]["rank"] is None and rows["w2"]["score"] is None
-    # a new run is the next round; the same run again keeps its round
+    # another budget with the same labeled set is the same round; a grown labeled set is the next one
     again = select(ws, dataclasses.replace(cfg, budget=2, handoff=dataclasses.replace(
         cfg.handoff, out=str(tmp_path / "batch2.csv"))))  # batch.csv belongs to the first run: never overwritten
-    assert again.meta["round"] == 2 and picked(again) == ["w3", "w6"]
-    assert select(ws, cfg).meta["round"] == 1
-    assert [m["round"] for m in list_runs(ws, "select")] == [1, 2]
+    assert again.meta["round"] == 1 and picked(again) == ["w3", "w6"] and again.run_id != result.run_id
+    (tmp_path / "labeled2.txt").write_text("w0\nw1\nw3\n")
+    grown = select(ws, dataclasses.replace(cfg, labeled=str(tmp_path / "labeled2.txt"), handoff=dataclasses.replace(
+        cfg.handoff, out=str(tmp_path / "batch3.csv"))))
+    assert grown.meta["round"] == 2 and picked(grown) == ["w6", "w4", "w2"]
+    assert select(ws, cfg).meta["round"] == 1  # the same run again keeps its round
+    assert [m["round"] for m in list_runs(ws, "select")] == [1, 1, 2]
 
 
 def test_dedup_removed_items_are_never_candidates(tmp_path):
@@ -203,3 +207,82 @@ def test_bald_from_parquet_mc_column_and_from_a_3d_npy(tmp_path):
         result = select(ws, select_config(budget=2, strategy="bald", predictions=str(tmp_path / path)))
         assert picked(result) == ["w1", "w3"]
         assert table(result)["w1"]["score"] == pytest.approx(np.log(2), abs=1e-6)
+
+
+def planted(clusters=4, size=8, d=8, seed=0):
+    """``clusters`` tight groups of ``size`` around orthogonal directions: cluster of row i is i // size."""
+    rng = np.random.default_rng(seed)
+    return [np.eye(d)[i // size] + rng.normal(scale=0.05, size=d) for i in range(clusters * size)]
+
+
+def cli_select(ws, *args):
+    result = CliRunner().invoke(cli, ["select", "-w", ws.root.path, *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def batch_ids(path):
+    return [t["meta"]["id"] for t in json.loads(path.read_text())]
+
+
+def test_default_select_without_predictions_is_a_typiclust_cold_start(tmp_path):
+    ws = workspace(tmp_path, planted())
+    out = cli_select(ws, "-n", "4", "-o", str(tmp_path / "b" / "batch.json"))
+    assert "picked 4 of 32 candidates" in out
+    assert "warm-up  TypiClust's typical items first: no model predictions" in out
+    ids = batch_ids(tmp_path / "b" / "batch.json")
+    assert sorted(int(i[1:]) // 8 for i in ids) == [0, 1, 2, 3]  # one typical item of each planted cluster
+    notes = (tmp_path / "b" / "LABELING.md").read_text()
+    assert "TypiClust warm-up: no model predictions" in notes and "strategy `hybrid`" in notes
+
+
+def test_manifest_labels_are_the_labeled_set_without_a_labeled_file(tmp_path):
+    labels = [("a" if i // 8 % 2 else "b") if i % 8 < 3 else None for i in range(32)]  # 3 labeled per cluster
+    ws = workspace(tmp_path, planted(), labels=labels)
+    labeled = {f"w{i}" for i, lab in enumerate(labels) if lab}
+    out = cli_select(ws, "-n", "6", "-o", str(tmp_path / "b" / "batch.json"))
+    assert "picked 6 of 20 candidates" in out and "12 items with a manifest label (no --labeled file)" in out
+    assert "warm-up" in out  # no predictions: still the cold start
+    ids = batch_ids(tmp_path / "b" / "batch.json")
+    assert len(set(ids)) == 6 and not set(ids) & labeled
+    # --probe trains on the manifest labels (12 labels for 2 classes: past the warm-up)
+    out = cli_select(ws, "-n", "6", "--probe", "-o", str(tmp_path / "p" / "batch.json"))
+    assert "picked 6 of 20 candidates" in out and "warm-up" not in out
+    tasks = json.loads((tmp_path / "p" / "batch.json").read_text())
+    assert len(tasks) == 6 and not {t["meta"]["id"] for t in tasks} & labeled
+    for t in tasks:  # the probe learnt the labels: cluster 1 and 3 are a, 0 and 2 are b
+        row = int(t["meta"]["id"][1:])
+        assert t["predictions"][0]["result"][0]["value"]["choices"] == ["a" if row // 8 % 2 else "b"]
+
+
+def test_every_candidate_labeled_in_the_manifest_still_picks(tmp_path):
+    ws = workspace(tmp_path, planted(), labels=["a" if i // 8 % 2 else "b" for i in range(32)])
+    out = cli_select(ws, "-n", "4", "-o", str(tmp_path / "b" / "batch.json"))
+    assert "picked 4 of 32 candidates" in out and "every candidate has a manifest label" in out
+    assert len(batch_ids(tmp_path / "b" / "batch.json")) == 4
+    result = select(ws, select_config(budget=4, strategy="margin", probe=True))  # trains on all 32 labels
+    assert len(picked(result)) == 4 and result.meta["labeled_from"] == "given"
+
+
+def test_probe_without_labels_says_what_is_missing(tmp_path):
+    ws = workspace(tmp_path, planted())
+    with pytest.raises(CurateError, match="the manifest has none and no --labeled file was given"):
+        select(ws, select_config(budget=2, probe=True))
+    (tmp_path / "ids.txt").write_text("w0\nw9\n")
+    with pytest.raises(CurateError, match=r"no item in --labeled .*ids.txt has a label"):
+        select(ws, select_config(budget=2, probe=True, labeled=str(tmp_path / "ids.txt")))
+
+
+def test_rerunning_select_with_the_same_labeled_set_keeps_the_round(tmp_path):
+    ws = workspace(tmp_path, planted())
+    first = cli_select(ws, "-n", "4", "-o", str(tmp_path / "b1.csv"))
+    again = cli_select(ws, "-n", "4", "-o", str(tmp_path / "b1.csv"))
+    bigger = cli_select(ws, "-n", "6", "-o", str(tmp_path / "b2.csv"))
+    assert "round 1" in first and "round 1" in again and "round 1" in bigger
+    (tmp_path / "labeled.txt").write_text("w0\nw8\n")
+    assert "round 2" in cli_select(ws, "-n", "4", "--labeled", str(tmp_path / "labeled.txt"), "-o",
+                                   str(tmp_path / "b3.csv"))
+    (tmp_path / "labeled.txt").write_text("w0\nw8\n")  # rewritten, same ids: a new run, the same round
+    assert "round 2" in cli_select(ws, "-n", "3", "--labeled", str(tmp_path / "labeled.txt"), "-o",
+                                   str(tmp_path / "b4.csv"))
+    assert [m["round"] for m in list_runs(ws, "select")] == [1, 1, 2, 2]
