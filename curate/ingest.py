@@ -184,6 +184,7 @@ def _ingest(ctx: RunContext) -> Output:
         done.append((part, fingerprint([fp, digest])))  # the manifest changes when a re-read part does
     bar.close()
     ctx.lap("read")
+    _refuse_all_missing([part for part, _ in done])
     fp = _assemble(ws, done, list(config.sources), config, ctx.run_id)
     ctx.lap("assemble")
     meta = ws.manifest_meta()
@@ -194,6 +195,23 @@ def _ingest(ctx: RunContext) -> Output:
              "units_skipped": skipped, "read_errors": read_errors, "manifest_fingerprint": fp,
              "skipped": list(skipped_folders)}
     return Output(decisions, facts)
+
+
+def _refuse_all_missing(parts: list[Location]) -> None:
+    """A one-line error, before the manifest is replaced, when every sample was quarantined as
+    ``missing-field`` (a wrong ``--text-field`` / ``--image-field``): such a manifest holds nothing
+    to curate, and later stages would "succeed" on zero items. Stops at the first other row."""
+    count, first = 0, None
+    for part in parts:
+        for batch in open_parquet(part).iter_batches(batch_size=65536, columns=["reason"]):
+            reasons = batch.column(0)
+            if reasons.null_count or not pc.all(pc.starts_with(reasons, "missing-field:")).as_py():
+                return
+            count += len(reasons)
+            first = first or (reasons[0].as_py() if len(reasons) else None)
+    if count:
+        raise CurateError(f"all {count:,} samples lack their payload field, e.g. {first}; the manifest was left "
+                          "as it was: rerun with the right --text-field or --image-field")
 
 
 def _write_unit(reader: Reader, unit: Unit, opts: ReadOptions, part: Location, bar,

@@ -215,3 +215,29 @@ def test_kill_minus_nine_then_rerun_gives_identical_manifest(tmp_path):
         assert not [p for p in ws.rglob("*") if TMP_MARK in p.name], "leftover temporaries were swept"
         meta = json.loads((ws / "manifest" / "_meta.json").read_text())
         assert meta["count"] == 400
+
+
+def test_every_sample_missing_its_field_is_one_error_with_the_hint(tmp_path, capsys):
+    from curate.cli import main
+    from curate.ingest import ingest_config
+
+    src = write(tmp_path / "d.jsonl", b'{"id": "a", "content": "one"}\n{"id": "b", "content": "two"}\n')
+    ws = Workspace(str(tmp_path / "ws"))
+    with pytest.raises(SystemExit) as exited:
+        main(["ingest", str(src), "-w", ws.root.path, "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1
+    assert err[0] == ("error: all 2 samples lack their payload field, e.g. missing-field: line 1 has no field 'text'; "
+                      "the record has: id, content; pass --text-field content; the manifest was left as it was: "
+                      "rerun with the right --text-field or --image-field")
+    assert not ws.has_manifest()
+    ingest(ws, [str(src)], ingest_config({"text_field": "content"}))  # the hinted option
+    before = ws.manifest_meta()
+    assert before["count"] == 2 and before["quarantined"] == 0
+    with pytest.raises(CurateError, match="the manifest was left as it was"):
+        ingest(ws, [str(src)], ingest_config({"text_field": "body"}))
+    assert ws.manifest_meta() == before  # the good manifest is not replaced by one with nothing in it
+    mixed = write(tmp_path / "m.jsonl", b'{"id": "a", "content": "one"}\n{"id": "b", "text": "two"}\n')
+    other = Workspace(str(tmp_path / "ws2"))
+    ingest(other, [str(mixed)], IngestConfig())  # one usable sample: the other is an ordinary quarantined row
+    assert other.read_manifest(["status"]).column("status").to_pylist() == ["quarantined", "ok"]

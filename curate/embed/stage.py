@@ -31,7 +31,7 @@ from curate.errors import CurateError
 from curate.index.pages import release
 from curate.io import atomic
 from curate.io.tables import read_table
-from curate.manifest import OK
+from curate.manifest import OK, reason_code
 from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
 from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
@@ -88,6 +88,10 @@ class Embed(Stage):
     def settings(self, config: EmbedConfig) -> dict:
         return {}  # everything that changes vectors is in the inputs (model identity, runtime, batching)
 
+    def check(self, ws: Workspace, config: EmbedConfig) -> None:
+        """No ok sample at all is a one-line error before a model is loaded, never an empty store."""
+        require_items(ws)
+
     def resolve(self, ws: Workspace, config: EmbedConfig) -> Inputs:
         embedder = load_embedder(config.model, ws)
         runtime = resolve_runtime(config.device, config.precision)
@@ -115,6 +119,22 @@ class Embed(Stage):
 def embed(ws: Workspace, config: EmbedConfig, **run: Any) -> StageResult:
     """Embed every ok manifest row the model accepts (or reuse the finished store)."""
     return run_stage(ws, Embed(), config, **run)
+
+
+def require_items(ws: Workspace) -> None:
+    """Raise ``no items to embed: ...`` when the manifest has no ok sample, naming how many samples
+    are quarantined and why (the commonest reason codes, and the first reason in full)."""
+    table = ws.read_manifest(["status", "reason"])
+    if pc.any(pc.equal(table.column("status"), OK)).as_py():
+        return
+    if not table.num_rows:
+        raise CurateError("no items to embed: the manifest has no samples (its sources were empty)")
+    reasons = [r for r in table.column("reason").to_pylist() if r]
+    codes = Counter(reason_code(r) for r in reasons).most_common()
+    shown = ", ".join(f"{c} {n:,}" for c, n in codes[:5]) + (", ..." if len(codes) > 5 else "")
+    example = f"; e.g. {' '.join(reasons[0].split())}" if reasons else ""
+    raise CurateError(f"no items to embed: all {table.num_rows:,} items are quarantined ({shown}{example}); fix the "
+                      "sources or the ingest options and rerun `curate ingest`")
 
 
 def _check_kinds(manifest: pa.Table, store_rows: int, embedder: Embedder) -> None:

@@ -9,6 +9,8 @@ without the named column, say), before any work is done.
 from __future__ import annotations
 
 import io
+import math
+import numbers
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +23,7 @@ from curate.io.hashing import content_hash
 from curate.manifest import OK, QUARANTINED
 from curate.probe import Rejected
 from curate.probe.image import ImageCheck, probe_image
-from curate.probe.text import TextCheck, check_text
+from curate.probe.text import TextCheck, check_text, is_blank
 
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                  "test": "test"}
@@ -87,17 +89,19 @@ class Reader(Protocol):
 
 
 def normalise_split(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return SPLIT_ALIASES.get(text.lower(), text) or None
+    """A split name (aliases folded: ``validation`` -> ``val``), or None for no value."""
+    text = as_label(value)
+    return None if text is None else SPLIT_ALIASES.get(text.lower(), text)
 
 
 def as_label(value: Any) -> str | None:
-    if value is None:
+    """A label as a string; None for no value: null, NaN or infinity (a missing number in a float
+    column is not the class ``"nan"``), or text that shows nothing (blank, zero-width only)."""
+    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)
+                         and not math.isfinite(value)):
         return None
     text = str(value).strip()
-    return text or None
+    return None if is_blank(text) else text
 
 
 def not_scalar(value: Any) -> str | None:

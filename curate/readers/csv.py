@@ -39,7 +39,7 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the text size cap applies i
 
 class CsvReader:
     name = "csv"
-    version = 3
+    version = 4
 
     def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
              skip: Sequence[Location] = ()) -> list[Unit]:

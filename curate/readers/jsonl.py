@@ -6,18 +6,22 @@ is quarantined and the rest of the file is read. Blank lines are not records. A 
 longer than :meth:`TextCheck.line_cap` (6 x ``--max-text-bytes`` + 64 KiB: room for the
 longest allowed text fully ``\\u``-escaped, plus other fields) cannot hold an allowed
 text: it becomes one ``text-too-long`` row and is read through without being held in
-memory. An id that is a list or an object is quarantined, never turned into a string.
+memory. An id that is a list or an object is quarantined, never turned into a string. A record
+without the text field is ``missing-field`` with the fields it has and the ``--text-field`` to
+pass (the hint CSV gives for its header).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterator, Sequence
 
 import orjson
 
 from curate.io.fs import Location, locate
 from curate.readers.base import (
+    Fields,
     LineTooLong,
     ReadOptions,
     Row,
@@ -42,7 +46,7 @@ SUFFIXES += tuple(f".json{comp}" for comp in (".gz", ".bz2", ".xz", ".zst"))
 
 class JsonlReader:
     name = "jsonl"
-    version = 2
+    version = 3
 
     def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
              skip: Sequence[Location] = ()) -> list[Unit]:
@@ -120,6 +124,43 @@ def record_row(obj: dict, line_no: int, opts: ReadOptions, row: Row) -> Row:
     if isinstance(text, str):
         return text_row(text, opts.text, **row)
     if text is None:
-        return rejected_row(f"missing-field: line {line_no} has no {f.text!r} field", **row)
+        return rejected_row(missing_text(obj, line_no, f), **row)
     return rejected_row(f"invalid-record: line {line_no} field {f.text!r} is a "
                         f"{type(text).__name__}, not a string", **row)
+
+
+# field names that usually hold a record's text, in the order they are suggested
+TEXT_NAMES = ("content", "body", "document", "passage", "article", "sentence", "caption", "prompt", "question",
+              "review", "message", "markdown", "raw_content", "input", "query", "title")
+_SHOWN_FIELDS = 12
+
+
+def missing_text(obj: dict, line_no: int, f: Fields) -> str:
+    """The ``missing-field`` reason of a record without text: the fields it has and the
+    ``--text-field`` that would read it (as CSV tells of its header), e.g. ``line 1 has no field
+    'text'; the record has: content, id; pass --text-field content``."""
+    if f.text in obj:
+        return f"missing-field: line {line_no} field {f.text!r} is null"
+    names = [_shown(str(k)) for k in obj]
+    listed = ", ".join(names[:_SHOWN_FIELDS]) + (f", ... ({len(names)} fields)" if len(names) > _SHOWN_FIELDS else "")
+    guess = text_field_guess(obj, f)
+    hint = (f"pass --text-field {shlex.quote(guess)}" if guess is not None
+            else "no field holds a string; pass --text-field NAME")
+    return f"missing-field: line {line_no} has no field {f.text!r}; the record has: {listed or 'no fields'}; {hint}"
+
+
+def text_field_guess(obj: dict, f: Fields) -> str | None:
+    """The field most likely meant as the text: a usual text name holding a string, else the field
+    (not the id, label or split) holding the longest string; None when no field holds one."""
+    strings = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, str) and v.strip()
+               and k not in (f.id, f.label, f.split)}
+    named = next((n for n in TEXT_NAMES if n in strings), None)
+    if named is not None:
+        return named
+    return max(strings, key=lambda k: len(strings[k]), default=None)
+
+
+def _shown(name: str, limit: int = 40) -> str:
+    """A field name as the hint lists it: plain when readable, else quoted; long names cut."""
+    cut = name if len(name) <= limit else name[:limit] + "..."
+    return cut if cut.isprintable() and cut.strip() == cut and "," not in cut and cut else repr(cut)

@@ -41,7 +41,7 @@ BATCH_ROWS = 1024
 
 class ParquetReader:
     name = "parquet"
-    version = 3
+    version = 4
 
     def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
              skip: Sequence[Location] = ()) -> list[Unit]:

@@ -10,7 +10,9 @@ member (``k.txt``: the caption, or the payload when there is no image). A furthe
 the same key (``k.png`` after ``k.jpg``, ``k.caption`` after ``k.txt``) gets a row of its
 own, id = the member name, quarantined as ``invalid-record`` (which one is meant is
 ambiguous); nothing is dropped. Members with a longer extension (``k.seg.png``) and
-metadata (``cls``, ``json``) are fields of the sample.
+metadata (``cls``, ``json``) are fields of the sample. A label (``cls``) or caption member that
+is not UTF-8 quarantines its sample as ``undecodable-text``, as JSONL does such a line: its bytes
+never become U+FFFD characters.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class _Sample:
 
 class WebDatasetReader:
     name = "webdataset"
-    version = 4
+    version = 5
 
     def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
              skip: Sequence[Location] = ()) -> list[Unit]:
@@ -129,7 +131,8 @@ class WebDatasetReader:
         if sample.span is not None:
             row.update(offset=sample.span[0], length=sample.span[1])
         meta = _json_meta(sample.members.get("json"))
-        label = _first(sample.members, LABEL_EXTS, decode=True)
+        label, bad_label = _member_text(sample, LABEL_EXTS)
+        sample.problem = sample.problem or bad_label
         meta_label, meta_split = meta.get(opts.fields.label), meta.get(opts.fields.split)
         for role, value in (("label", meta_label), ("split", meta_split)):
             kind = not_scalar(value)
@@ -140,9 +143,11 @@ class WebDatasetReader:
         row["split"] = normalise_split(meta_split if not_scalar(meta_split) is None else None)
         if sample.problem:
             return rejected_row(sample.problem, **row)
-        caption = _first(sample.members, TEXT_EXTS, decode=True)
         image_ext = _payload_ext(sample.members, IMAGE_EXTS)
         if image_ext is not None:
+            caption, bad_caption = _member_text(sample, TEXT_EXTS)
+            if bad_caption:
+                return rejected_row(bad_caption, **row)
             row.update(source=f"{shard.uri}#{sample.names[image_ext]}",
                        offset=sample.offsets[image_ext], length=len(sample.members[image_ext]))
             return image_row(sample.members[image_ext], opts.image, text=caption, **row)
@@ -216,12 +221,18 @@ def _payload_ext(members: dict[str, bytes], exts: tuple[str, ...]) -> str | None
     return next((e for e in sorted(members) if e.rsplit(".", 1)[-1] in exts), None)
 
 
-def _first(members: dict[str, bytes], exts: tuple[str, ...], decode: bool = False):
-    for ext in exts:
-        if ext in members:
-            raw = members[ext]
-            return raw.decode("utf-8", errors="replace").strip() if decode else raw
-    return None
+def _member_text(sample: _Sample, exts: tuple[str, ...]) -> tuple[str | None, str | None]:
+    """(text, problem) of the sample's first member among ``exts`` (a label, a caption): its text
+    stripped, or None and the ``undecodable-text`` reason JSONL gives a line that is not UTF-8
+    (bytes are never replaced by U+FFFD)."""
+    ext = next((e for e in exts if e in sample.members), None)
+    if ext is None:
+        return None, None
+    try:
+        return sample.members[ext].decode("utf-8-sig").strip(), None
+    except UnicodeDecodeError as exc:
+        return None, (f"undecodable-text: tar member {sample.names[ext]!r} is not valid UTF-8 at byte "
+                      f"{exc.start}")
 
 
 def _json_meta(raw: bytes | None) -> dict:

@@ -124,3 +124,25 @@ def test_payload_fetcher_reads_tar_members_by_recorded_byte_range(tmp_path):
     rows = ws.read_manifest().to_pylist()
     assert [fetcher.fetch(r) for r in rows] == images
     assert [r["label"] for r in rows] == ["0", "1", "2"]
+
+
+def test_nothing_to_embed_is_an_error_naming_why_before_any_model_loads(tmp_path, capsys):
+    from curate.cli import main
+
+    src = write(tmp_path / "e.jsonl", '{"id": "a", "text": "\u200b\u200b"}\n{"id": "b", "text": " \u2060 "}\n'
+                                      '{"id": "c", "text": 7}\n'.encode())
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(src)], IngestConfig())
+    with pytest.raises(CurateError, match=r"^no items to embed: all 3 items are quarantined \(empty-text 2, "
+                                          r"invalid-record 1; e\.g\. empty-text: no visible characters"):
+        # a model file that does not exist: the check comes before anything is loaded
+        embed(ws, EmbedConfig(model=f"precomputed:{tmp_path / 'missing.npy'}", workers=0), progress=False)
+    assert not (tmp_path / "ws" / "embeddings").exists()
+    with pytest.raises(SystemExit) as exited:
+        main(["embed", "-w", ws.root.path, "--model", "minilm", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exited.value.code == 2 and len(err) == 1 and err[0].startswith("error: no items to embed: all 3 items")
+    empty = Workspace(str(tmp_path / "empty"))
+    ingest(empty, [str(write(tmp_path / "none.jsonl", b""))], IngestConfig())
+    with pytest.raises(CurateError, match="no items to embed: the manifest has no samples"):
+        embed(empty, EmbedConfig(model="perceptual", workers=0), progress=False)

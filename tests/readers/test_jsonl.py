@@ -181,3 +181,17 @@ def test_same_file_names_in_sub_folders_get_distinct_fallback_ids(tmp_path):
     ingest(ws, [str(tmp_path / "corpus")], IngestConfig())
     rows = ws.read_manifest(columns=["id", "status"]).to_pylist()
     assert rows == [{"id": "corpus/a/data:1", "status": "ok"}, {"id": "corpus/b/data:1", "status": "ok"}]
+
+
+def test_missing_text_field_names_the_fields_seen_and_the_option_to_pass(tmp_path):
+    path = write(tmp_path / "c.jsonl", b'{"id": "a", "content": "hello"}\n{"id": "b", "content": "x", "text": null}\n'
+                                        b'{"n": 1}\n{"id": "d", "label": "pos", "blob": "some words", "k": "v"}\n')
+    rows = read_all(path)
+    assert [r["reason"] for r in rows] == [  # the same hint CSV gives for its header, here per record
+        "missing-field: line 1 has no field 'text'; the record has: id, content; pass --text-field content",
+        "missing-field: line 2 field 'text' is null",
+        "missing-field: line 3 has no field 'text'; the record has: n; no field holds a string; pass --text-field NAME",
+        "missing-field: line 4 has no field 'text'; the record has: id, label, blob, k; pass --text-field blob",
+    ]
+    fixed = read_all(path, ReadOptions(fields=Fields(text="content"), workers=1))
+    assert [(r["id"], r["status"]) for r in fixed[:2]] == [("a", "ok"), ("b", "ok")]  # the hinted option reads them
