@@ -21,7 +21,7 @@ from typing import Any
 
 from curate.decisions import decision_counts
 from curate.errors import CurateError
-from curate.io.fs import locate
+from curate.io.fs import CAP_PIPELINE, UserFileError, locate, read_user_file
 from curate.settings import build_config
 from curate.workspace import Workspace
 
@@ -53,9 +53,13 @@ class Context:
 def load_pipeline(path: str | Path) -> dict:
     """Parse and check a pipeline file (clear errors for a missing file, bad TOML, unknown tables)."""
     try:
-        text = Path(path).read_text()
+        text = read_user_file(locate(str(path)), what="pipeline file", max_bytes=CAP_PIPELINE).decode("utf-8")
+    except UserFileError:
+        raise  # already one line: not a regular file, too large, or missing
     except OSError as exc:
         raise CurateError(f"cannot read pipeline file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CurateError(f"{path} is not valid TOML: not UTF-8 text (byte {exc.start})") from None
     try:
         spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

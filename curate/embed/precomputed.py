@@ -27,7 +27,7 @@ from curate.embed.base import Embedder
 from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
 from curate.index.pages import release
-from curate.io.fs import locate
+from curate.io.fs import check_user_file, locate
 from curate.io.hashing import fingerprint
 from curate.io.tables import open_parquet
 from curate.workspace import Workspace
@@ -58,6 +58,7 @@ class PrecomputedEmbedder(Embedder):
     def _from_npy(cls, spec: str, path: str, ws: Workspace) -> PrecomputedEmbedder:
         if not Path(path).exists():
             raise CurateError(f"precomputed embeddings file not found: {path}")
+        check_user_file(locate(path), what="precomputed embeddings file", max_bytes=None)  # mapped, not read
         array = np.load(path, mmap_mode="r")
         rows = ws.manifest_meta()["count"]
         if array.ndim != 2 or array.shape[0] != rows:

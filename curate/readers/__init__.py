@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Sequence
 
 from curate.errors import CurateError
-from curate.io.fs import Location, locate, skipped_paths, under, walk_local
+from curate.io.fs import Location, check_user_file, locate, skipped_paths, under, walk_local
 from curate.probe.image import IMAGE_EXTENSIONS
 from curate.readers.base import Reader
 from curate.readers.csv import CsvReader
@@ -78,17 +77,9 @@ def resolve(uri: str, kind: str = "auto", glob: bool = False,
 
 
 def _require_regular_file(loc: Location, uri: str) -> None:
-    """A FIFO blocks the reader forever and a device (``/dev/zero``) never ends: refuse them."""
-    if not loc.is_local:
-        return
-    try:
-        mode = os.stat(loc.path).st_mode
-    except OSError as exc:
-        raise CurateError(f"cannot read source {uri!r}: {exc.strerror or exc}") from exc
-    if not stat.S_ISREG(mode):
-        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
-        raise CurateError(f"source {uri} is {what}, not a regular file or folder: refusing to read it")
+    """A FIFO blocks the reader forever and a device (``/dev/zero``) never ends: refuse them
+    (:func:`curate.io.fs.check_user_file`; shards are streamed, so no size cap)."""
+    check_user_file(loc, what="source", max_bytes=None)
 
 
 def _folder_kind(loc: Location, sample: int = 200, skip: Sequence[Location] = ()) -> str:

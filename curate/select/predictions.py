@@ -16,7 +16,8 @@ Logits are detected, not declared: when any value is negative or a row does not 
 counts that disagree are a :class:`CurateError` (one line).
 
 The labeled set (``--labeled``) is a text file with one id per line, or CSV / Parquet with
-an ``id`` column and optionally ``label``.
+an ``id`` column and optionally ``label``. Both must be regular files under a size cap
+(:func:`curate.io.fs.check_user_file`): a FIFO or ``/dev/zero`` is a one-line error.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from curate.errors import CurateError
-from curate.io.fs import locate
+from curate.io.fs import CAP_ID_LIST, CAP_PREDICTIONS, check_user_file, locate, open_user_file, read_user_file
 
 PROB_COLUMNS = ("probs", "probabilities", "logits")
 MC_COLUMNS = ("mc", "mc_samples")
@@ -96,9 +97,10 @@ def _read_any(path: str) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarr
     loc = locate(path)
     if not loc.exists():
         raise CurateError(f"predictions file {path} does not exist")
+    check_user_file(loc, what="--predictions", max_bytes=CAP_PREDICTIONS)
     lower = loc.path.lower()
     if lower.endswith(".npy") or lower.endswith(".npz"):
-        with loc.fs.open(loc.path, "rb") as fh:
+        with open_user_file(loc, what="--predictions", max_bytes=CAP_PREDICTIONS) as fh:
             data = np.load(fh, allow_pickle=False)
             if isinstance(data, np.ndarray):
                 if data.ndim == 3:
@@ -164,6 +166,7 @@ def load_labeled(path: str, manifest_ids: list[str]) -> tuple[np.ndarray, list[s
     loc = locate(path)
     if not loc.exists():
         raise CurateError(f"labeled file {path} does not exist")
+    check_user_file(loc, what="--labeled", max_bytes=CAP_ID_LIST)
     lower = loc.path.lower()
     labels: list | None = None
     if lower.endswith((".parquet", ".csv", ".tsv")):
@@ -174,7 +177,7 @@ def load_labeled(path: str, manifest_ids: list[str]) -> tuple[np.ndarray, list[s
         else:
             import pyarrow.csv as pacsv
 
-            with loc.fs.open(loc.path, "rb") as fh:
+            with open_user_file(loc, what="--labeled", max_bytes=CAP_ID_LIST) as fh:
                 table = pacsv.read_csv(fh, parse_options=pacsv.ParseOptions(delimiter="\t" if lower.endswith(".tsv")
                                                                             else ","),
                                        convert_options=pacsv.ConvertOptions(strings_can_be_null=True,
@@ -186,7 +189,7 @@ def load_labeled(path: str, manifest_ids: list[str]) -> tuple[np.ndarray, list[s
         if "label" in table.column_names:
             labels = [None if v is None else str(v) for v in table.column("label").to_pylist()]
     else:
-        with loc.fs.open(loc.path, "rb") as fh:
-            ids = [line.strip() for line in fh.read().decode("utf-8").splitlines() if line.strip()]
+        text = read_user_file(loc, what="--labeled", max_bytes=CAP_ID_LIST).decode("utf-8")
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
     rows = _rows_of(ids, {i: r for r, i in enumerate(manifest_ids)}, path)
     return rows, labels if labels is not None else [None] * len(rows)

@@ -13,6 +13,8 @@ embed stage's ``prepare`` / ``forward`` path (``embed_rows``), so an external co
 workspace image gets cosine ~1 to it; the embedder's identity must equal the store's. An item
 the embedder cannot read, a kind it does not embed, or a workspace id without an embedding is
 reported in ``failures``, not fatal; unknown workspace ids are an error (a wrong workspace).
+Every file is read through :func:`curate.io.fs.read_user_file`: a FIFO or device given as
+``--queries`` is a one-line error, one inside a query folder a failure of that item.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from curate.embed.store import StoredEmbeddings
 from curate.errors import CurateError
-from curate.io.fs import Location, locate
+from curate.io.fs import CAP_ID_LIST, CAP_PAYLOAD, Location, UserFileError, locate, read_user_file
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 JSONL_EXTENSIONS = (".jsonl", ".ndjson")
@@ -83,7 +85,7 @@ def load_queries(path: str, store: StoredEmbeddings, manifest_ids: list[str], de
 def _workspace(path: str, store: StoredEmbeddings, manifest_ids: list[str]) -> Queries:
     from curate.select.idlist import read_ids
 
-    ids = read_ids(path)
+    ids = read_ids(path, what="--queries")
     if not ids:
         raise CurateError(f"--queries {path}: the file is empty (no ids: one workspace id per line, or an "
                           "`id` column; for external items give a folder or a .jsonl file)")
@@ -122,13 +124,19 @@ def _items(path: str) -> tuple[list[str], list[dict], list[tuple[str, str]]]:
                 names.append(rel)
                 rows.append(_image_row(Location(loc.fs, f)))
             elif lower.endswith(".txt"):
+                try:
+                    data = read_user_file(Location(loc.fs, f), what="--queries item", max_bytes=CAP_PAYLOAD)
+                except UserFileError as exc:
+                    failures.append((rel, exc.reason))
+                    continue
                 names.append(rel)
-                rows.append({"kind": "text", "text": Location(loc.fs, f).read_bytes().decode("utf-8", "replace")})
+                rows.append({"kind": "text", "text": data.decode("utf-8", "replace")})
             else:
                 failures.append((rel, "unsupported-file: not an image or .txt file"))
         return names, rows, failures
     parent = posixpath.dirname(loc.path)
-    for n, line in enumerate(loc.read_bytes().decode("utf-8", "replace").splitlines(), start=1):
+    text = read_user_file(loc, what="--queries", max_bytes=CAP_ID_LIST).decode("utf-8", "replace")
+    for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         name = f"{loc.name}#line={n}"

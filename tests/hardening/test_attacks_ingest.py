@@ -134,7 +134,7 @@ def test_fifo_and_device_sources_are_refused_with_one_line(tmp_path):
     ws = Workspace(str(tmp_path / "ws"))
     timer = _unblock_later(fifo, 5)
     try:
-        with pytest.raises(CurateError, match=r"is a named pipe \(FIFO\), not a regular file or folder"):
+        with pytest.raises(CurateError, match=r"is a named pipe \(FIFO\), not a regular file"):
             ingest(ws, [str(fifo)], IngestConfig(kind="jsonl"))
         with pytest.raises(CurateError, match=r"is a named pipe"):
             ingest(ws, [str(fifo)], CONFIG)
