@@ -1,19 +1,31 @@
 """Image folders: ``ROOT/[train|val|test/]<label>/<file>``; id = ``<root name>/<relative path>``.
 
 Every regular file under the root becomes a row. Files without an image extension,
-symlinks that leave the root (or are broken, or point at folders) are quarantined, not
-skipped, so the folder's contents are fully accounted for. The folder is walked without
-recursion, so any depth works. ``<root name>`` is the folder's name, or the longer name
-ingest gives when two sources share one (``batch2/images``).
+symlinks that leave the root (or are broken, or point at folders, FIFOs or devices) are
+quarantined, not skipped, so the folder's contents are fully accounted for. Files are read
+through :func:`curate.io.fs.read_user_file` (regular files only, at most ``CAP_PAYLOAD`` bytes).
+The folder is walked without recursion, so any depth works. ``<root name>`` is the folder's
+name, or the longer name ingest gives when two sources share one (``batch2/images``).
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import stat
 from collections.abc import Iterator, Sequence
 
-from curate.io.fs import Location, locate, skipped_paths, under, walk_local
+from curate.io.fs import (
+    CAP_PAYLOAD,
+    Location,
+    UserFileError,
+    file_kind,
+    locate,
+    read_user_file,
+    skipped_paths,
+    under,
+    walk_local,
+)
 from curate.probe.image import IMAGE_EXTENSIONS
 from curate.readers.base import SPLIT_ALIASES as _SPLITS
 from curate.readers.base import (
@@ -67,7 +79,9 @@ class ImageFolderReader:
                 return rejected_row(f"unsupported-file-type: {ext or 'no extension'!r} is not an "
                                     "image extension", **row)
             try:
-                data = root.join(rel).read_bytes()
+                data = read_user_file(root.join(rel), what="image", max_bytes=CAP_PAYLOAD)
+            except UserFileError as exc:
+                return rejected_row(exc.reason, **row)
             except OSError as exc:
                 return rejected_row(f"read-error: {exc}", **row)
             return image_row(data, opts.image, **row)
@@ -109,13 +123,19 @@ def _walk_local(root: str, skip: Sequence[Location] = ()) -> list[tuple[str, tup
 
 
 def _symlink_problem(path: str, real_root: str) -> str | None:
+    """Why the symlink at ``path`` is not read, or None: its target (resolved) must lie under
+    the root and pass the same regular-file check as a plain file (a link to a FIFO would block)."""
     target = os.path.realpath(path)
     if os.path.commonpath([target, real_root]) != real_root:
         return f"symlink-outside-root: points to {target}, outside the source folder"
-    if not os.path.exists(target):
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
         return f"broken-symlink: target {target} does not exist"
-    if os.path.isdir(target):
+    if stat.S_ISDIR(mode):
         return "unsafe-path: symlink to a folder is not followed"
+    if not stat.S_ISREG(mode):
+        return f"unsafe-path: symlink to {file_kind(mode)}, not a regular file; not read"
     return None
 
 

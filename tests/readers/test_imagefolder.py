@@ -118,3 +118,48 @@ def test_folder_kind_ignores_metadata_files_beside_shards(tmp_path, files, expec
         write(tmp_path / "src" / name, encode_image() if name.endswith(".png") else b"x")
     [(reader, _)] = resolve(str(tmp_path / "src"))
     assert reader.name == expected
+
+
+def _unblock_later(fifo, seconds):
+    """If a regression opens the FIFO, a writer opens and closes it after ``seconds`` (EOF, no hang)."""
+    import contextlib
+    import threading
+
+    def unblock():
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    timer = threading.Timer(seconds, unblock)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def test_a_symlink_to_a_fifo_in_the_folder_is_quarantined_and_never_opened(tmp_path):
+    import time
+
+    root = tmp_path / "pets"
+    write(root / "cat" / "a.png", encode_image())
+    fifo = root / "cat" / "pipe.png"
+    os.mkfifo(fifo)
+    os.symlink("pipe.png", root / "cat" / "link.png")  # inside the root: the FIFO check must apply to the target
+    timer = _unblock_later(fifo, 5)
+    began = time.monotonic()
+    try:
+        _, rows = read_all(root)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - began < 5
+    assert [(r["id"], r["status"], r.get("reason")) for r in rows] == [
+        ("pets/cat/a.png", "ok", None),
+        ("pets/cat/link.png", "quarantined",
+         "unsafe-path: symlink to a named pipe (FIFO), not a regular file; not read"),
+        ("pets/cat/pipe.png", "quarantined", "unsafe-path: not a regular file (device, socket or fifo)")]
+
+
+def test_an_image_over_the_size_cap_is_quarantined(tmp_path, monkeypatch):
+    import curate.readers.imagefolder as imagefolder
+
+    write(tmp_path / "pets" / "big.png", encode_image(size=(64, 64)))
+    monkeypatch.setattr(imagefolder, "CAP_PAYLOAD", 100)
+    _, rows = read_all(tmp_path / "pets")
+    assert rows[0]["status"] == "quarantined" and rows[0]["reason"].startswith("file-too-large: ")
