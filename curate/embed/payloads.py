@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from curate.io.fs import locate
+from curate.io.fs import CAP_PAYLOAD, check_user_file, locate, read_user_file
 from curate.io.tables import open_parquet
 
 _ROW = re.compile(r"^(?P<file>.+)#row=(?P<row>\d+)$")
@@ -46,7 +46,7 @@ class PayloadFetcher:
         match = _ROW.match(row["source"]) if kind == "parquet" else None
         if match:
             return self.cell(match["file"], int(match["row"]), self.image_column)
-        return locate(row["source"]).read_bytes()
+        return _read_file(row["source"])
 
     def cell(self, uri: str, index: int, column: str) -> Any:
         """One value of a Parquet column, caching the row group it lies in."""
@@ -66,7 +66,7 @@ class PayloadFetcher:
             self._group = cached
         value = cached[3][index - cached[1]]
         if isinstance(value, dict):  # Hugging Face {bytes, path} image struct
-            value = value.get("bytes") or locate(value["path"]).read_bytes()
+            value = value.get("bytes") or _read_file(value["path"])
         return value
 
     def _ranged(self, uri: str, offset: int | None, length: int | None) -> bytes:
@@ -75,6 +75,7 @@ class PayloadFetcher:
         fh = self._open.get(uri)
         if fh is None:
             loc = locate(uri)
+            check_user_file(loc, what="source", max_bytes=None)  # a shard since replaced by a FIFO must not block
             # kept open across calls on purpose (closed by eviction or close())
             fh = open(loc.path, "rb") if loc.is_local else loc.fs.open(loc.path, "rb")  # noqa: SIM115
             self._open[uri] = fh
@@ -92,6 +93,12 @@ class PayloadFetcher:
         for fh in self._open.values():
             fh.close()
         self._open.clear()
+
+
+def _read_file(uri: str) -> bytes:
+    """A payload file named in a table: a regular file of at most ``CAP_PAYLOAD`` bytes, else
+    :class:`~curate.io.fs.UserFileError` (an ``OSError``: the sample fails, the run goes on)."""
+    return read_user_file(locate(uri), what="payload", max_bytes=CAP_PAYLOAD)
 
 
 def _values(column: pa.ChunkedArray) -> list:

@@ -1,5 +1,7 @@
 """Parquet files: one row per sample, payload in an image column (bytes, a Hugging Face
-``{bytes, path}`` struct, or a path relative to the file) or in a text column.
+``{bytes, path}`` struct, or a path relative to the file) or in a text column. A path is read
+only if it names a regular file of at most ``CAP_PAYLOAD`` bytes (a FIFO, a device such as
+``/dev/zero`` or a folder is an ``unsafe-path`` row, a larger file ``file-too-large``).
 
 Optional columns: id, label, split, and an embedding column whose vectors are checked
 (present, finite, one dimension per file) so ``precomputed:`` embeddings can trust them.
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
-from curate.io.fs import Location, locate
+from curate.io.fs import CAP_PAYLOAD, Location, UserFileError, locate, read_user_file
 from curate.io.tables import open_parquet
 from curate.readers.base import (
     ReadOptions,
@@ -115,10 +117,12 @@ class ParquetReader:
             if path is not value and not _inside(path, posixpath.dirname(shard.path), shard.is_local):
                 return rejected_row(f"unsafe-path: relative path {value!r} leaves the folder of the "
                                     "Parquet file", **row)
-            try:  # one bad path (unknown protocol, missing file) must not end the file
+            try:  # one bad path (unknown protocol, missing file, a FIFO, /dev/zero) must not end the file
                 target = locate(path) if "://" in value else Location(shard.fs, path)
                 row["source"] = target.uri
-                value = target.read_bytes()
+                value = read_user_file(target, what="image path", max_bytes=CAP_PAYLOAD)
+            except UserFileError as exc:
+                return rejected_row(exc.reason, **row)
             except (OSError, CurateError) as exc:
                 return rejected_row(f"read-error: {exc}", **row)
         if not isinstance(value, bytes):

@@ -308,3 +308,39 @@ def test_embedding_problems_one_pass_matches_rules_per_row():
     assert embedding_problems(col.slice(0, 1), [])[0].endswith("all zeros (a zero vector has no direction)")
     fixed = pa.array([[1, 2], [0, 0], None], pa.list_(pa.int64(), 2))
     assert [g and g.split(": ", 1)[1][:5] for g in embedding_problems(fixed, [])] == [None, "all z", "missi"]
+
+
+def test_path_column_naming_a_device_fifo_or_folder_is_quarantined_not_read(tmp_path):
+    # /dev/zero grew memory until OOM and a FIFO hung the run: every path read from a table must be a
+    # regular file under a size cap. Through the CLI in a child killed past 120 s or 1.5 GB resident.
+    import os
+
+    from tests.bounded import run_curate
+
+    data = tmp_path / "data"
+    (data / "pics").mkdir(parents=True)
+    (data / "pics" / "ok.png").write_bytes(png())
+    os.mkfifo(data / "pics" / "pipe.png")
+    table = write(data / "t.parquet", {"id": ["zero", "pipe", "dir", "ok"],
+                                       "image": ["/dev/zero", "pics/pipe.png", "pics", "pics/ok.png"]})
+    done = run_curate("ingest", str(table), "-w", str(tmp_path / "ws"), "--no-progress", "--workers", "2",
+                      max_rss_mb=1500)
+    assert done.returncode == 0, done.stderr
+    rows = Workspace(str(tmp_path / "ws")).read_manifest(["id", "status", "reason", "source"]).to_pylist()
+    assert [(r["id"], r["status"], r["reason"]) for r in rows] == [
+        ("zero", "quarantined", "unsafe-path: a device, not a regular file; not read"),
+        ("pipe", "quarantined", "unsafe-path: a named pipe (FIFO), not a regular file; not read"),
+        ("dir", "quarantined", "unsafe-path: a folder, not a regular file; not read"),
+        ("ok", "ok", None)]
+    assert rows[0]["source"] == "/dev/zero" and rows[1]["source"] == str(data / "pics" / "pipe.png")
+
+
+def test_path_column_file_over_the_size_cap_is_quarantined(tmp_path, monkeypatch):
+    import curate.readers.parquet as parquet_reader
+
+    (tmp_path / "big.png").write_bytes(png((64, 64)))
+    (tmp_path / "small.png").write_bytes(b"x" * 10)
+    monkeypatch.setattr(parquet_reader, "CAP_PAYLOAD", 100)
+    rows = read_all(write(tmp_path / "t.parquet", {"image": ["big.png", "small.png"]}))
+    assert code(rows[0]) == "file-too-large" and "over the cap of 100 bytes" in rows[0]["reason"]
+    assert code(rows[1]) == "not-an-image"  # under the cap: read, then judged as an image
