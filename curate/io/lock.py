@@ -6,8 +6,13 @@ crashed, or its machine rebooted) is taken over by the next taker on the same ho
 is dead when ``os.kill(pid, 0)`` finds no such process, when the process is a zombie, or when a
 process with that pid exists but started at another moment than the one recorded (the pid was
 reused), or when the machine booted since. A lock file that cannot be parsed (empty, half-written,
-garbage) is stale once older than :data:`STALE_UNREADABLE_AFTER` seconds; younger, it is a taker
-between its create and its write, so the workspace counts as busy until then.
+garbage, not even a regular file) is stale once older than :data:`STALE_UNREADABLE_AFTER` seconds;
+younger, it is a taker between its create and its write, so the workspace counts as busy until then.
+Its age is the larger of its mtime's age and how long this taker has seen it unchanged: an mtime
+in the future (clock skew, NFS) counts as age 0, so such a file is taken over after that many
+seconds of watching, never waited on forever. Taking over an unreadable file, or watching one for
+more than :data:`_UNREADABLE_NOTICE` seconds, is said in one line (a warning on this module's
+logger).
 
 Taking, taking over and releasing run under ``flock`` on ``state/lock.guard`` (a permanent empty
 file; the kernel drops the flock when its holder dies, so it never goes stale). Under it, the
@@ -39,6 +44,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -65,6 +71,10 @@ STALE_UNREADABLE_AFTER = 5.0
 REMOTE_SETTLE = 0.2
 # How soon to look again at a lock file that is being written.
 _UNREADABLE_RETRY = 0.02
+# Seconds of waiting on an unreadable lock file after which the wait is announced.
+_UNREADABLE_NOTICE = 1.0
+# A lock file holds well under 1 KiB; no more than this is read of one (it may be garbage).
+_MAX_LOCK_BYTES = 1 << 16
 
 log = logging.getLogger(__name__)
 
@@ -247,13 +257,24 @@ _WON, _BUSY, _AGAIN, _SOON = "won", "busy", "again", "soon"
 
 
 def _snapshot(path: str) -> tuple[int, int, bytes] | None:
-    """(inode, mtime_ns, bytes) of one open of ``path``; None when it does not exist."""
+    """(inode, mtime_ns, bytes) of one open of ``path``; None when it does not exist. Opened
+    non-blocking and read only if a regular file (a FIFO put there gives no bytes, never a hang),
+    at most :data:`_MAX_LOCK_BYTES` of it."""
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
-            return st.st_ino, st.st_mtime_ns, fh.read()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC)
     except FileNotFoundError:
         return None
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        st = os.fstat(fd)
+        data = fh.read(_MAX_LOCK_BYTES) if stat.S_ISREG(st.st_mode) else b""
+        return st.st_ino, st.st_mtime_ns, data or b""
+
+
+def _unreadable_age(snap: tuple[int, int, bytes], seen: dict) -> float:
+    """Seconds an unparseable lock file has been there: its mtime's age (0 for an mtime in the
+    future) or how long this taker has seen this very file unchanged (``seen``), the larger."""
+    first = seen.setdefault(snap, time.monotonic())
+    return max(0.0, time.time() - snap[1] / 1e9, time.monotonic() - first)
 
 
 def _remove_if_same(path: str, snap: tuple[int, int, bytes], tag: str) -> None:
@@ -325,8 +346,9 @@ def _create(path: str, rec: _Record) -> bool:
     return True
 
 
-def _try_local(path: str, rec: _Record, key: str) -> tuple[str, LockInfo | None]:
-    """One attempt: create the lock file, or find who holds it, or clear a stale one."""
+def _try_local(path: str, rec: _Record, key: str, seen: dict | None = None) -> tuple[str, LockInfo | None]:
+    """One attempt: create the lock file, or find who holds it, or clear a stale one (``seen``: when
+    this taker first saw each unparseable lock file, see :func:`_unreadable_age`)."""
     state_dir = os.path.dirname(path)
     os.makedirs(state_dir, exist_ok=True)
     with _guarded(state_dir) as guarded:
@@ -337,8 +359,11 @@ def _try_local(path: str, rec: _Record, key: str) -> tuple[str, LockInfo | None]
             return _AGAIN, None  # released meanwhile
         found = _parse(snap[2])
         if found is None:
-            if time.time() - snap[1] / 1e9 < STALE_UNREADABLE_AFTER:
+            age = _unreadable_age(snap, {} if seen is None else seen)
+            if age < STALE_UNREADABLE_AFTER:
                 return _SOON, None  # a taker between its create and its write (or just killed there)
+            log.warning("lock file %s is unreadable (empty or garbled) and no curate process has written it "
+                        "for %.0f s: taking it over", path, age)
         elif _holder_alive(found, key):
             return _BUSY, found.info
         if not guarded:
@@ -415,6 +440,9 @@ def _enter(root: Location, command: str, wait: bool, poll: float, timeout: float
     began = time.monotonic()
     holder: LockInfo | None = None
     told = False
+    seen: dict = {}  # unparseable lock files -> when first seen
+    soon_since: float | None = None
+    noticed = False
     while True:
         with _guard:
             held = _held.get(key)
@@ -423,7 +451,7 @@ def _enter(root: Location, command: str, wait: bool, poll: float, timeout: float
                 return key, held.info
             rec = _new_record(command, token)
             if root.is_local:
-                outcome, info = _try_local(lock.path, rec, key)
+                outcome, info = _try_local(lock.path, rec, key, seen)
             else:
                 outcome, info = _try_remote(lock, rec, key)
             if outcome == _WON:
@@ -433,6 +461,11 @@ def _enter(root: Location, command: str, wait: bool, poll: float, timeout: float
             continue
         if outcome == _SOON:
             delay = _UNREADABLE_RETRY
+            soon_since = time.monotonic() if soon_since is None else soon_since
+            if not noticed and time.monotonic() - soon_since >= _UNREADABLE_NOTICE:
+                noticed = True
+                log.warning("lock file %s is unreadable (empty or garbled): waiting up to %g s for a curate "
+                            "process to finish writing it, then taking it over", lock.uri, STALE_UNREADABLE_AFTER)
         else:
             holder = info
             if not wait:
@@ -485,15 +518,3 @@ def workspace_lock(root: Location, command: str, *, wait: bool = False, poll: fl
         yield info
     finally:
         _exit(root, key)
-
-
-def read_lock(root: Location) -> LockInfo | None:
-    """Who holds ``root``'s lock according to its lock file (None: no file, or unreadable)."""
-    lock = root.join(*LOCK_PATH)
-    if root.is_local:
-        snap = _snapshot(lock.path)
-        data = snap[2] if snap is not None else None
-    else:
-        data = _read_remote(lock)
-    found = _parse(data) if data is not None else None
-    return found.info if found is not None else None

@@ -290,6 +290,49 @@ def test_a_young_unreadable_lock_file_counts_against_a_timeout(tmp_path):
         pass
 
 
+
+@pytest.mark.parametrize("garbage", ["", "{\"pid\": 12", "\x00\xff"])
+def test_a_garbled_lock_file_with_a_future_mtime_is_taken_over_with_one_line(tmp_path, monkeypatch, caplog, garbage):
+    # An mtime in the future (clock skew, NFS) made its age negative: every command waited forever.
+    monkeypatch.setattr(lock, "STALE_UNREADABLE_AFTER", 0.3)
+    path = _write_lock(tmp_path, garbage)
+    future = time.time() + 86400
+    os.utime(path, (future, future))
+    began = time.monotonic()
+    with caplog.at_level("WARNING", logger="curate.io.lock"), \
+            workspace_lock(locate(str(tmp_path)), "curate x") as info:
+        assert 0.25 <= time.monotonic() - began < 5
+        assert _lock_file(tmp_path)["token"] == info.token
+    assert [r.getMessage() for r in caplog.records] == [
+        f"lock file {path} is unreadable (empty or garbled) and no curate process has written it for 0 s: "
+        "taking it over"]
+
+
+def test_a_lock_file_that_is_a_fifo_is_garbage_not_a_hang(tmp_path, monkeypatch):
+    monkeypatch.setattr(lock, "STALE_UNREADABLE_AFTER", 0.2)
+    path = tmp_path / "state" / "lock.json"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    with workspace_lock(locate(str(tmp_path)), "curate x") as info:
+        assert _lock_file(tmp_path)["token"] == info.token
+
+
+def test_cli_on_a_garbled_future_lock_says_so_and_goes_on(tmp_path):
+    from tests.bounded import run_curate
+
+    (tmp_path / "a.jsonl").write_text('{"id": "a", "text": "hello"}\n')
+    path = _write_lock(tmp_path / "ws", "{garbled")
+    future = time.time() + 3600
+    os.utime(path, (future, future))
+    done = run_curate("ingest", str(tmp_path / "a.jsonl"), "-w", str(tmp_path / "ws"), "--no-progress", timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == (f"lock file {path} is unreadable (empty or garbled): waiting up to 5 s for a curate "
+                        "process to finish writing it, then taking it over")
+    assert lines[1].startswith(f"lock file {path} is unreadable (empty or garbled) and no curate process has "
+                               "written it for ") and lines[1].endswith(" s: taking it over")
+    assert (tmp_path / "ws" / "manifest" / "_meta.json").exists() and not path.exists()
+
 # --- in-process behaviour ---------------------------------------------------------------------
 
 def test_nested_lock_in_one_process_is_reentrant(tmp_path):
