@@ -121,9 +121,11 @@ class Ingest(Stage):
             raise CurateError("no sources given")
 
     def check(self, ws: Workspace, config: IngestConfig) -> None:
-        """Sources that do not exist, are not regular files, or are the workspace: before any lock file."""
+        """Sources that do not exist, are not regular files, or are the workspace, and a workspace
+        folder that is not one (a data folder): before any lock file."""
         locs = [loc for uri in config.sources for _, loc in resolve(uri, config.kind, config.glob, [ws.root])]
         _check_workspace(ws.root, locs)
+        ws.require_usable()
 
     def settings(self, config: IngestConfig) -> dict:
         out = config_dict(config)

@@ -5,6 +5,11 @@ Layout (see DESIGN.md section 2)::
     manifest/part-00000.parquet ...   + manifest/_meta.json
     decisions/<stage>/<run-id>.parquet + <run-id>.json
     state/                            completion markers and fingerprints
+    embeddings/ index/ exports/ report.html
+
+A folder is taken as a workspace only when it is new or empty, or already one (it has
+``manifest/_meta.json`` or ``state/lock.guard``, or holds nothing but the names above):
+a data folder given as ``-w`` is refused before anything is written into it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,11 @@ from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.io.tables import read_table
 from curate.manifest import MANIFEST_FORMAT, SCHEMA
+
+# What a workspace holds at its top level; files curate itself leaves there (hidden ones aside).
+LAYOUT = frozenset({"manifest", "decisions", "state", "embeddings", "index", "exports", "report.html"})
+# Either marks a folder that curate has written as a workspace, whatever else a user put in it.
+MARKERS = (("manifest", "_meta.json"), ("state", "lock.guard"))
 
 
 class Workspace:
@@ -44,6 +54,24 @@ class Workspace:
 
     def has_manifest(self) -> bool:
         return self.manifest_dir.join("_meta.json").exists()
+
+    def require_usable(self) -> None:
+        """Refuse (one line, before anything is written) a root that is a file, or a folder that
+        holds other things and is not a curate workspace (a data folder given as ``-w``)."""
+        root = self.root
+        if not root.exists():
+            return
+        if not root.isdir():
+            raise CurateError(f"workspace {root.uri} is a file, not a folder: give a new or empty folder as -w")
+        if any(self.loc(*marker).exists() for marker in MARKERS):
+            return
+        names = sorted(n for n in (p.rstrip("/").rsplit("/", 1)[-1] for p in root.fs.ls(root.path, detail=False))
+                       if n and not n.startswith("."))
+        foreign = [n for n in names if n not in LAYOUT]
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise CurateError(f"workspace {root.uri} is not empty and not a curate workspace (it holds {shown}): "
+                              "give a new or empty folder as -w, never a data folder")
 
     def require_manifest(self) -> None:
         if not self.root.exists():
