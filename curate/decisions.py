@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -25,11 +25,14 @@ from curate.workspace import Workspace
 
 @dataclass(frozen=True)
 class DecisionRun:
+    """A finished run of a stage: its decision table, where it lives, and its sidecar (``meta``)."""
+
     stage: str
     run_id: str
     table: pa.Table
     path: Location
     reused: bool
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def run_paths(ws: Workspace, stage: str, run_id: str) -> tuple[Location, Location]:
@@ -42,8 +45,8 @@ def load_run(ws: Workspace, stage: str, run_id: str) -> DecisionRun | None:
     table_loc, meta_loc = run_paths(ws, stage, run_id)
     if not (meta_loc.exists() and table_loc.exists()):
         return None
-    table = read_table(table_loc)
-    return DecisionRun(stage, run_id, table, table_loc, reused=True)
+    meta = atomic.read_json(meta_loc)
+    return DecisionRun(stage, run_id, read_table(table_loc), table_loc, reused=True, meta=meta)
 
 
 def decision_counts(table: pa.Table) -> dict[str, int]:
@@ -126,12 +129,13 @@ class Upstream:
 
 
 def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[str, str] | None = None,
-             manifest: pa.Table | None = None) -> Upstream:
+             manifest: pa.Table | None = None, runs: dict[str, DecisionRun] | None = None) -> Upstream:
     """Combine the latest (or named) runs of ``stages`` with the manifest status.
 
     A row survives when it is ``ok`` in the manifest and kept by every run found; the reason of a
     row that did not is ``"<stage>: <reason>"`` of the first stage that removed it (or
-    ``"quarantined: <manifest reason>"``). Stages with no run yet are skipped.
+    ``"quarantined: <manifest reason>"``). Stages with no run yet are skipped. ``runs``: the runs
+    the stage's inputs already resolved (``curate.inputs.Upstream``), so none is read twice.
     """
     import numpy as np
 
@@ -140,9 +144,9 @@ def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[
     kept = pc.equal(manifest.column("status"), "ok").to_numpy(zero_copy_only=False).astype(bool)
     reasons = np.full(manifest.num_rows, None, dtype=object)  # indexable and iterable like a list
     _set_reasons(reasons, np.flatnonzero(~kept), "quarantined", manifest.column("reason"), "None")
-    runs = []
+    found = []
     for stage in stages:
-        run = latest_run(ws, stage, run_ids.get(stage))
+        run = runs.get(stage) if runs is not None else latest_run(ws, stage, run_ids.get(stage))
         if run is None:
             continue
         if not run.table.column("id").equals(manifest.column("id")):
@@ -150,5 +154,5 @@ def upstream(ws: Workspace, stages: tuple[str, ...] = ("dedup",), run_ids: dict[
         stage_kept = run.table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
         _set_reasons(reasons, np.flatnonzero(kept & ~stage_kept), stage, run.table.column("reason"), "removed")
         kept &= stage_kept
-        runs.append(run)
-    return Upstream(kept, reasons, tuple(runs))
+        found.append(run)
+    return Upstream(kept, reasons, tuple(found))
