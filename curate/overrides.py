@@ -111,10 +111,14 @@ def _plain(rec: Override) -> dict:
 def load_file(path: str, default_stage: str | None = None) -> list[Override]:
     """Records from a file the report's review page saved (same format; ``stage`` may be left out
     when ``default_stage`` is given)."""
-    from curate.io.fs import locate
+    import json
 
-    loc = locate(path)
-    data = atomic.read_json(loc)
+    from curate.io.fs import CAP_ID_LIST, read_user_file
+
+    try:
+        data = json.loads(read_user_file(path, what="--from", max_bytes=CAP_ID_LIST))
+    except ValueError as exc:
+        raise CurateError(f"--from {path}: not a JSON file ({exc})") from None
     raw = data.get("overrides") if isinstance(data, dict) else data
     if not isinstance(raw, list):
         raise CurateError(f"{path}: expected a JSON list of overrides, or {{\"overrides\": [...]}}")

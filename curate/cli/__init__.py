@@ -23,6 +23,8 @@ COMMANDS = {
     "prune": ("curate.cli.prune",
               "Prune what earlier stages kept to a target size; writes decisions/prune/<run-id>.parquet."),
     "select": ("curate.cli.select", "Choose the next batch to label and export it for a labeling tool."),
+    "override": ("curate.cli.override",
+                 "Overrule a stage's decision for some ids (keep/remove, with a note); reruns apply it."),
     "export": ("curate.cli.export", "Write the kept samples as versioned shards with lineage.json."),
     "run": ("curate.cli.run", "Run the whole flow from one pipeline file; rerun to resume."),
     "report": ("curate.cli.report", "Write a self-contained HTML report of a workspace (opens offline)."),

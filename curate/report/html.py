@@ -180,6 +180,8 @@ def _duplicates(data: ReportData) -> str:
                 + _select("band", "score", payload["bands"])
                 + '<button id="review-prev" type="button">&larr; previous</button><span id="review-page"></span>'
                 '<button id="review-next" type="button">next &rarr;</button> <span id="review-count" class="muted">'
+                '</span> <a id="review-save" download="overrides.json" href="#" hidden>save overrides</a>'
+                ' <span class="muted">then <code>curate override -w WS --from overrides.json</code> and rerun'
                 "</span></div>")
     first = "".join(_group(g, data) for g in rv.groups[:PAGE_SIZE])
     more = ("" if len(rv.groups) <= PAGE_SIZE else

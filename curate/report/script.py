@@ -6,6 +6,11 @@ It reads the group data from ``<script id="review-data" type="application/json">
 into the page through ``textContent`` or a ``data:image/`` ``src``, never as markup. The
 state lives in the address (``#review:reason=...&method=...&band=...&page=N``), so a view can
 be linked and reopened. Without script the page still shows the first page, drawn in Python.
+
+Review: each group has a "not duplicates" button (keep every listed member) and each removed
+member a "keep this one" button (keep it, remove the group's kept copy). "save overrides"
+downloads ``overrides.json`` (the format ``curate override --from`` reads, stage ``dedup``),
+built offline in the page; nothing is sent anywhere.
 """
 
 PAGE_SIZE = 24
@@ -20,6 +25,7 @@ REVIEW_JS = """
   var PAGE = %(page)d;
   var state = {reason: -1, method: -1, band: -1, page: 1};
   var sel = {};
+  var picks = {};  // id -> [action, note]: the review decisions made on this page
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -66,12 +72,51 @@ REVIEW_JS = """
     t.appendChild(document.createTextNode(m[0] + label));
     return t;
   }
+  function pick(id, action, why) {
+    picks[id] = [action, why];
+    var n = Object.keys(picks).length;
+    document.getElementById("review-save").textContent = "save overrides (" + n + ")";
+    document.getElementById("review-save").hidden = false;
+  }
+  function button(text, onclick) {
+    var b = el("button", "pick", text);
+    b.type = "button";
+    b.addEventListener("click", function () { onclick(); b.disabled = true; b.textContent = text + " \u2713"; });
+    return b;
+  }
+  function reviewed(g, m) {
+    var box = el("div", "picks");
+    if (m) {
+      box.appendChild(button("keep this one", function () {
+        pick(m[0], "keep", "kept in review (group " + g[0] + ")");
+        for (var i = 0; i < g[3].length; i++) {
+          if (g[3][i][2] < 0 && g[3][i][0] !== m[0]) pick(g[3][i][0], "remove", "another copy kept in review");
+        }
+      }));
+    } else {
+      box.appendChild(button("not duplicates", function () {
+        for (var i = 0; i < g[3].length; i++) pick(g[3][i][0], "keep", "not duplicates (group " + g[0] + ")");
+      }));
+    }
+    return box;
+  }
+  function overridesFile() {
+    var rows = Object.keys(picks).sort().map(function (id) {
+      return {stage: "dedup", id: id, action: picks[id][0], note: picks[id][1]};
+    });
+    return JSON.stringify({format: 1, overrides: rows}, null, 1);
+  }
   function group(g) {
     var d = el("div", "group");
     d.setAttribute("data-group", g[0]);
     d.appendChild(el("div", "muted", "group " + g[0] + " \\u00b7 " + g[1] + " items"));
+    d.appendChild(reviewed(g, null));
     var inner = el("div", D.layout === "text" ? "" : "tiles");
-    for (var i = 0; i < g[3].length; i++) inner.appendChild(member(g[3][i]));
+    for (var i = 0; i < g[3].length; i++) {
+      var m = member(g[3][i]);
+      if (g[3][i][2] >= 0) m.appendChild(reviewed(g, g[3][i]));
+      inner.appendChild(m);
+    }
     if (g[1] > g[3].length) inner.appendChild(el("div", "muted", "and " + (g[1] - g[3].length) + " more"));
     d.appendChild(inner);
     return d;
@@ -119,6 +164,9 @@ REVIEW_JS = """
   });
   document.getElementById("review-prev").addEventListener("click", function () { state.page -= 1; draw(); });
   document.getElementById("review-next").addEventListener("click", function () { state.page += 1; draw(); });
+  document.getElementById("review-save").addEventListener("click", function () {
+    this.href = "data:application/json;charset=utf-8," + encodeURIComponent(overridesFile());
+  });
   load();
   ["reason", "method", "band"].forEach(function (k) { sel[k].value = String(state[k]); });
   document.getElementById("review-controls").hidden = false;
