@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from curate.device import check_config_device
 from curate.drift_stats import ks_test, mass_shift_test, mmd_test
 from curate.embed.store import StoredEmbeddings, list_stores, open_store, store_dir
 from curate.errors import CurateError
@@ -246,6 +247,7 @@ def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfi
 
     if not 0 < config.alpha < 1 or not 0 < config.outside_quantile < 1 or config.permutations < 1:
         raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
+    check_config_device(config)
     new_ws.require_manifest()
     ref_ws.require_manifest()
     new_slug, ref_slug = pick_stores(new_ws, ref_ws, config.model, config.reference_model)

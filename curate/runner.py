@@ -131,6 +131,10 @@ class Stage(ABC):
         """First part of the run id (a method or strategy name)."""
         return self.name
 
+    def needs_store(self, config: Any) -> bool:
+        """Whether a run reads an embedding store (``curate run`` then needs an ``[embed]`` table or a store)."""
+        return False
+
     def settings(self, config: Any) -> dict[str, Any]:
         """The config fields that decide results (the run id); speed/display fields are dropped here."""
         return config_dict(config)
@@ -151,14 +155,18 @@ class Stage(ABC):
         return f"curate {self.name}"
 
     def pin_device(self, config: Any) -> Any:
-        """Resolve ``device="auto"`` once for the whole stage (``cuda`` or ``cpu``), so every step sees
-        the same choice and the sidecar records it. Work sent to a Ray cluster keeps ``auto``: its
-        workers choose on their own machines."""
+        """Check the device (a GPU that is not here is a one-line error before anything is touched) and
+        resolve ``device="auto"`` once for the whole stage (``cuda`` or ``cpu``), so every step sees the
+        same choice and the sidecar records it. Work sent to a Ray cluster keeps ``auto``: its workers
+        choose on their own machines."""
         names = {f.name for f in dataclasses.fields(config)}
-        if "device" not in names or config.device != "auto" or getattr(config, "executor", "local") == "ray":
+        if "device" not in names:
             return config
-        from curate.device import resolve_device
+        from curate.device import check_config_device, resolve_device
 
+        check_config_device(config)
+        if config.device != "auto" or getattr(config, "executor", "local") == "ray":
+            return config
         return dataclasses.replace(config, device=resolve_device("auto").type)
 
 

@@ -18,21 +18,25 @@ from typing import Any
 from curate.errors import CurateError
 
 
-def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
-    """Instantiate the frozen config ``cls`` from settings (TOML table or keywords), checking names and shapes."""
+def build_config(cls: type, data: dict, where: str, also: tuple[str, ...] = (), **fixed: Any) -> Any:
+    """Instantiate the frozen config ``cls`` from settings (TOML table or keywords), checking names and shapes.
+
+    ``also``: keys the table takes besides the config's fields (taken out before this call, e.g. the
+    ``folder`` of ``[demo]``), listed among the valid ones when a key is unknown."""
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
     names = [f.name for f in fields]
     data = _route(cls, hints, {str(k).replace("-", "_"): v for k, v in data.items()})
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise CurateError(f"[{where}]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+        raise CurateError(f"[{where}]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join([*also, *names])}")
     values = dict(fixed)
     for name, value in data.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = build_config(hint, value, f"{where}.{name}")
         elif _wants_tuple(hint):
+            _check_items(hint, value, f"{where}.{name}")
             value = _as_tuple(value) if isinstance(value, (list, tuple, dict)) else (value,)
         else:
             _check_scalar(hint, value, f"{where}.{name}")
@@ -42,9 +46,24 @@ def build_config(cls: type, data: dict, where: str, **fixed: Any) -> Any:
     if missing:
         raise CurateError(f"[{where}] needs {', '.join(f'`{m}`' for m in missing)}")
     try:
-        return cls(**values)
+        config = cls(**values)
     except (TypeError, ValueError) as exc:
         raise CurateError(f"[{where}]: {exc}") from exc
+    _check_device(config, where)
+    return config
+
+
+def _check_device(config: Any, where: str) -> None:
+    """A ``device`` setting is checked where it is given (spelling, and that the GPU exists here), so a
+    wrong one stops the command or the pipeline file before any stage runs."""
+    if "device" not in {f.name for f in dataclasses.fields(config)}:
+        return
+    from curate.device import check_config_device  # imports torch: only for configs that have a device
+
+    try:
+        check_config_device(config)
+    except CurateError as exc:
+        raise CurateError(f"[{where}] {exc}") from None
 
 
 def _route(cls: type, hints: dict, data: dict) -> dict:
@@ -95,6 +114,23 @@ def _as_tuple(value: Any) -> Any:
 
 
 _SCALARS = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+_NAMES = {int: ("an integer", "integers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+          bool: ("true or false", "booleans")}
+
+
+def _check_items(hint: Any, value: Any, where: str) -> None:
+    """Each item of a ``tuple[X, ...]`` setting (``threshold = [0.9, 0.8]``) must be an X, as a lone value must."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    shapes = [typing.get_args(o) for o in options if typing.get_origin(o) is tuple]
+    items = [args[0] for args in shapes if len(args) == 2 and args[1] is Ellipsis and args[0] in _SCALARS]
+    if len(items) != 1:
+        return  # a tuple of pairs or of mixed types: the stage checks it
+    item = items[0]
+    given = list(value) if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(v, bool) and item is not bool or not isinstance(v, _SCALARS[item]) for v in given):
+        stage, key = where.split(".", 1)
+        one, many = _NAMES[item]
+        raise CurateError(f"[{stage}] {key} must be {one} or a list of {many}, not {value!r}")
 
 
 def _check_scalar(hint: Any, value: Any, where: str) -> None:
@@ -106,5 +142,5 @@ def _check_scalar(hint: Any, value: Any, where: str) -> None:
     if value is None and type(None) in options:
         return
     if isinstance(value, bool) and bool not in accepted or not isinstance(value, accepted):
-        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
         raise CurateError(f"[{where.split('.')[0]}] {where.split('.', 1)[1]} must be {names}, not {value!r}")

@@ -165,7 +165,9 @@ def _score_on_threads(vectors: np.ndarray, batches: list[Batch], device: torch.d
 
 def _score_on_ray(vectors: np.ndarray, batches: list[Batch], device: torch.device,
                   exact_above: float | None) -> list[BatchScores]:
-    import ray
+    from curate.extras import require_ray
+
+    ray = require_ray()
 
     path = getattr(vectors, "filename", None)
     if path is None:

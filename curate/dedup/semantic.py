@@ -97,6 +97,10 @@ class SemanticDedup(Stage):
             raise CurateError(f"unknown precision {config.precision!r} (auto or fp32)")
         if config.executor not in ("local", "ray"):
             raise CurateError(f"unknown executor {config.executor!r} (local or ray)")
+        if config.executor == "ray":
+            from curate.extras import require_ray
+
+            require_ray()  # a missing Ray is a one-line error before any work
         parse_policy(config.keep)
 
     def check(self, ws: Workspace, config: SemanticConfig) -> None:
@@ -105,6 +109,9 @@ class SemanticDedup(Stage):
 
     def prefix(self, config: SemanticConfig) -> str:
         return "semantic"
+
+    def needs_store(self, config: SemanticConfig) -> bool:
+        return True
 
     def settings(self, config: SemanticConfig) -> dict:
         out = config_dict(config)

@@ -49,7 +49,9 @@ def run_on_ray(config, settings: LoaderSettings, pending: list[tuple[int, list[d
                done: Callable[[int, np.ndarray, dict[int, str]], None], progress: Callable[[int], None],
                workspace: str, dim: int) -> None:
     """Embed ``pending`` shards on Ray; calls ``done`` on the driver for each finished shard."""
-    import ray
+    from curate.extras import require_ray
+
+    ray = require_ray()
 
     if not pending:
         return

@@ -6,7 +6,9 @@ whose content hash the old store holds are copied into the new vector file and o
 others are embedded. Those are cut into shards of ``shard_size`` rows; each finished shard
 is written into the preallocated vector file and marked done with the run id (manifest,
 model identity, device type, precision, batch and shard size, code version), so a rerun
-skips finished shards.
+skips finished shards. The vector file is filled under ``state/embed/<slug>/`` and moved into
+the store only when every shard is done, so a finished store stays complete and in use while
+a new run (or a failed one) is under way.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from curate.state import clear, is_done, mark_done
 from curate.workspace import Workspace
 
 MODEL_SHARD_ROWS = 16384
+NEXT_VECTORS = "vectors.npy"  # under state/embed/<slug>/: the vector file being filled, moved into the store last
 IMPORT_SHARD_ROWS = 1 << 18  # rows per shard for precomputed vectors (~128 MB of fp16 at d = 256): few flushes
 MANIFEST_COLUMNS = ["id", "source", "source_kind", "offset", "length", "kind", "text", "status", "content_hash"]
 IMPORT_COLUMNS = ["id", "source", "source_kind", "kind", "status", "content_hash"]  # no payloads to read
@@ -78,6 +81,10 @@ class Embed(Stage):
             raise CurateError(f"--precision must be one of {', '.join(PRECISIONS)}, not {config.precision!r}")
         if config.executor not in ("local", "ray"):
             raise CurateError(f"unknown executor {config.executor!r} (choose local or ray)")
+        if config.executor == "ray":
+            from curate.extras import require_ray
+
+            require_ray()  # a missing Ray is a one-line error before the store is touched
         if not config.model.startswith(FAMILIES):
             names = ", ".join(f + "..." if f.endswith(":") else f for f in FAMILIES)
             raise CurateError(f"unknown model {config.model!r}: use {names}")
@@ -154,14 +161,14 @@ def _embed(ctx: RunContext) -> Output:
     rows, shard_size = ctx["rows"], ctx["shard_size"]
     run_fp = ctx.run_id
     folder, state = store_dir(ws, embedder.slug), ws.state("embed", embedder.slug)
-    vectors_path = local_path(folder.join("vectors.npy"))
+    next_path = local_path(state.join(NEXT_VECTORS))  # this run's vector file until _finish moves it in
     reused_loc = state.join("reused.npy")
-    resume = is_done(state.join("run.json"), run_fp) and vectors_path.exists()
-    if resume:
+    working = _working_file(folder, next_path, run_fp) if is_done(state.join("run.json"), run_fp) else None
+    if working is not None:  # resume this run
         reused = np.load(local_path(reused_loc)) if reused_loc.exists() else np.zeros(rows.num_rows, dtype=bool)
-        vectors = create_or_resume(vectors_path, rows.num_rows, embedder.dim, True)
+        vectors = create_or_resume(working, rows.num_rows, embedder.dim, True)
     else:
-        vectors, reused = _start_store(ws, embedder, runtime, rows, folder, state, vectors_path)
+        vectors, reused = _start_store(ws, embedder, runtime, rows, state, next_path)
         _save_mask(reused_loc, reused)
         mark_done(state.join("run.json"), run_fp, model=config.model)
     ctx.lap("reuse")
@@ -206,14 +213,28 @@ def _embed(ctx: RunContext) -> Output:
     return Output(table, facts)
 
 
-def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: pa.Table, folder, state,
-                 vectors_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A fresh vector file for ``rows``, with the rows an earlier complete store already holds copied in.
+def _working_file(folder, next_path: Path, run_fp: str) -> Path | None:
+    """The vector file of run ``run_fp`` (the run ``run.json`` names) to resume, else None: in the state
+    folder while the run embeds; in the store once :func:`_finish` moved it there, when the finish was cut
+    short (no meta.json yet) or only the run's sidecar is missing (meta.json is this run's)."""
+    if next_path.exists():
+        return next_path
+    in_store, meta = local_path(folder.join("vectors.npy")), folder.join("meta.json")
+    if in_store.exists() and (not meta.exists() or atomic.read_json(meta).get("fingerprint") == run_fp):
+        return in_store
+    return None
+
+
+def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: pa.Table, state,
+                 next_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh vector file for ``rows`` in the state folder, with the rows an earlier complete store
+    already holds copied in. The earlier store stays complete and readable until :func:`_finish`
+    replaces it, so a run that fails (a missing GPU, a crash, a full disk) never loses it.
 
     Returns the writable map and the mask of rows that were copied (not to be embedded again)."""
     old = _reusable_store(ws, embedder, runtime)
     reused = np.zeros(rows.num_rows, dtype=bool)
-    tmp = vectors_path.with_name(atomic.TMP_MARK + "next-" + vectors_path.name)
+    tmp = next_path.with_name(atomic.TMP_MARK + next_path.name)
     fresh = create_or_resume(tmp, rows.num_rows, embedder.dim, False)
     if old is not None:
         old_vectors, old_hashes, old_valid = old
@@ -227,10 +248,9 @@ def _start_store(ws: Workspace, embedder: Embedder, runtime: Runtime, rows: pa.T
         reused[new_at] = True
     fresh.flush()
     del fresh
-    clear(folder.join("meta.json"))  # the store is incomplete from here until _finish
     _clear_markers(state)
-    tmp.replace(vectors_path)
-    return np.load(vectors_path, mmap_mode="r+"), reused
+    tmp.replace(next_path)
+    return np.load(next_path, mmap_mode="r+"), reused
 
 
 def _reusable_store(ws: Workspace, embedder: Embedder, runtime: Runtime):
@@ -333,6 +353,7 @@ def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Ta
         "reason": pa.array(reasons, pa.string()),
     })
     ids = rows.select(["id", "manifest_row", "content_hash"])
+    _move_in(ws, embedder.slug)
     meta = {"fingerprint": run_fp, "model": embedder.spec, "slug": embedder.slug, "dim": embedder.dim,
             "count": rows.num_rows, "valid": rows.num_rows - len(failures), "shards": shards,
             "dtype": "float16", "normalised": True, "device": runtime.device.type,
@@ -340,6 +361,18 @@ def _finish(ws: Workspace, embedder: Embedder, runtime: Runtime, manifest: pa.Ta
             "curate_version": __version__, "manifest_fingerprint": ws.manifest_fingerprint()}
     write_tables(store_dir(ws, embedder.slug), ids, status, meta)
     return meta, status
+
+
+def _move_in(ws: Workspace, slug: str) -> None:
+    """Replace the store's vector file with this run's: the earlier store is incomplete (no meta.json)
+    from here until ``write_tables`` writes the new meta.json, a moment later."""
+    folder = store_dir(ws, slug)
+    next_path = local_path(ws.state("embed", slug).join(NEXT_VECTORS))
+    clear(folder.join("meta.json"))
+    if next_path.exists():  # absent when an earlier, cut-short finish moved it (see _working_file)
+        vectors_path = local_path(folder.join("vectors.npy"))
+        vectors_path.parent.mkdir(parents=True, exist_ok=True)
+        next_path.replace(vectors_path)
 
 
 def _clear_markers(state) -> None:

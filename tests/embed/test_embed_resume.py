@@ -1,6 +1,7 @@
 """Kill -9 in the middle of `curate embed`, rerun: the store is byte-identical to a clean run."""
 
 import errno
+import io
 import os
 import signal
 import subprocess
@@ -69,3 +70,42 @@ def test_full_disk_at_vector_allocation_is_a_clear_error_and_leaves_nothing(tmp_
     arr = store.create_or_resume(path, 1000, 64, resume=False)
     assert arr.shape == (1000, 64) and os.stat(path).st_blocks * 512 >= 1000 * 64 * 2  # really allocated
     assert np.all(np.asarray(arr) == 0)
+
+
+def test_a_run_that_fails_mid_stage_keeps_the_finished_store_and_the_rerun_copies_from_it(tmp_path, monkeypatch):
+    """The store was emptied (meta.json deleted) when a new run started; a failure after that (a GPU
+    that is not there, an OOM, a crash) left no store, and the rerun had nothing to copy from."""
+    from curate.embed import stage
+    from curate.embed.stage import EmbedConfig, embed
+    from curate.embed.store import list_stores
+    from curate.ingest import IngestConfig, ingest
+    from tests.conftest import encode_image, write
+
+    for i in range(12):
+        write(tmp_path / "imgs" / f"{i:02d}.png", encode_image((24, 20), seed=i))
+    ws = Workspace(str(tmp_path / "ws"))
+    ingest(ws, [str(tmp_path / "imgs")], IngestConfig())
+    cfg = EmbedConfig(model="perceptual", device="cpu", workers=0)
+    first = embed(ws, cfg, progress=False)
+    folder = tmp_path / "ws" / "embeddings" / first.meta["slug"]
+    finished = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    write(tmp_path / "imgs" / "12.png", encode_image((24, 20), seed=12))  # one new sample: the next run embeds it
+    ingest(ws, [str(tmp_path / "imgs")], IngestConfig())
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("CUDA error: out of memory (injected)")
+
+    monkeypatch.setattr(stage, "embed_rows", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        embed(ws, cfg, progress=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == finished  # meta.json and vectors untouched
+    assert list_stores(ws) == [first.meta["slug"]]
+    assert open_store(ws, first.meta["slug"], current=False).valid.all()
+
+    monkeypatch.undo()
+    rerun = embed(ws, cfg, progress=False)
+    assert (rerun.meta["reused_rows"], rerun.meta["embedded_now"], rerun.meta["count"]) == (12, 1, 13)
+    store = open_store(ws, first.meta["slug"])
+    assert store.valid.all() and len(store.ids) == 13
+    np.testing.assert_array_equal(store.vectors[:12], np.load(io.BytesIO(finished["vectors.npy"])))
