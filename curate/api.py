@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.runner import Stage, StageResult, run_stage
-from curate.settings import build_config
+from curate.settings import all_fields, build_config
 from curate.workspace import Workspace
 
 DEDUP_METHODS = ("semantic", "exact", "knn", "fuzzy", "near")
@@ -81,9 +81,7 @@ def stage_and_config(name: str, settings: dict[str, Any]) -> tuple[Stage, Any]:
             raise CurateError("[ingest] needs `sources = [\"PATH or URI\", ...]`")
         stage, config = Ingest(), ingest_config({**settings, "sources": [str(s) for s in sources]})
     elif name == "dedup":
-        method = settings.pop("method", "semantic")
-        stage, cls = _dedup_stage(method)
-        config = build_config(cls, settings, f"dedup --method {method}")
+        stage, config = _dedup_from_settings(settings)
     elif name in _STAGES:
         stage, cls = _STAGES[name]()
         config = build_config(cls, settings, name)
@@ -91,6 +89,33 @@ def stage_and_config(name: str, settings: dict[str, Any]) -> tuple[Stage, Any]:
         raise CurateError(f"unknown stage {name!r}")
     stage.validate(config)
     return stage, config
+
+
+def _dedup_from_settings(settings: dict[str, Any]) -> tuple[Stage, Any]:
+    """The dedup stage and config of a ``[dedup]`` table (or keywords): ``method`` picks the config."""
+    given = "method" in settings
+    method = settings.pop("method", "semantic")
+    stage, cls = _dedup_stage(method)
+    check_dedup_keys(method, settings, given)
+    return stage, build_config(cls, settings, f"dedup --method {method}")
+
+
+def check_dedup_keys(method: str, settings: dict[str, Any], given: bool = True) -> None:
+    """Name the keys no dedup method takes first, listing every key a ``[dedup]`` table may have
+    (``method`` too); only then keys that belong to another method than ``method`` (which may be
+    the default), so a misspelled ``method`` key is not followed by errors about the fallback's keys."""
+    keys = [str(k).replace("-", "_") for k in settings]
+    valid = ["method", *dict.fromkeys(name for m in DEDUP_METHODS for name in all_fields(_dedup_stage(m)[1]))]
+    unknown = [k for k in keys if k not in valid]
+    if unknown:
+        raise CurateError(f"[dedup]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    own = all_fields(_dedup_stage(method)[1])
+    other = [k for k in keys if k not in own]
+    if other:
+        takers = [m for m in DEDUP_METHODS if all(k in all_fields(_dedup_stage(m)[1]) for k in other)]
+        which = f"method = {method!r}" + ("" if given else " (the default)")
+        hint = f"; set method = {' or '.join(map(repr, takers))} for them" if takers else ""
+        raise CurateError(f"[dedup]: {which} does not take {', '.join(other)} (it takes {', '.join(own)}){hint}")
 
 
 def _embed_stage() -> tuple[Stage, type]:

@@ -98,10 +98,10 @@ def plan_step(name: str, spec: dict) -> Step:
         if kind == "text":
             from curate.demo_text import TextDemoConfig
 
-            return Step(name, (folder, kind, build_config(TextDemoConfig, spec, "demo")))
+            return Step(name, (folder, kind, build_config(TextDemoConfig, spec, "demo", also=("folder", "kind"))))
         from curate.demo import DemoConfig
 
-        return Step(name, (folder, kind, build_config(DemoConfig, spec, "demo")))
+        return Step(name, (folder, kind, build_config(DemoConfig, spec, "demo", also=("folder", "kind"))))
     if name == "report":
         from curate.report.build import ReportConfig
 
@@ -110,6 +110,25 @@ def plan_step(name: str, spec: dict) -> Step:
 
     stage, config = stage_and_config(name, spec)
     return Step(name, config, stage)
+
+
+def check_flow(steps: list[Step], ws: Workspace) -> None:
+    """What a table needs from the tables before it, checked before the first stage runs: a workspace
+    stage needs a manifest (an ``[ingest]`` table, or one already in the workspace) and one that reads
+    embeddings (semantic or knn dedup, prune, select by embeddings) an ``[embed]`` table or a store."""
+    from curate.embed.store import list_stores
+
+    earlier: set[str] = set()
+    for step in steps:
+        if step.stage is not None:
+            what = f"[{step.name}]" + (f" ({step.stage.prefix(step.config)})" if step.name != "embed" else "")
+            if step.stage.needs_manifest and "ingest" not in earlier and not ws.has_manifest():
+                raise CurateError(f"{what} needs a manifest: add an [ingest] table before it "
+                                  f"({ws.root.uri} has none yet)")
+            if step.stage.needs_store(step.config) and "embed" not in earlier and not list_stores(ws):
+                raise CurateError(f"{what} reads embeddings: add an [embed] table before it "
+                                  f"({ws.root.uri} has no embedding store yet)")
+        earlier.add(step.name)
 
 
 def _run_step(step: Step, ctx: Context) -> str:
@@ -171,6 +190,7 @@ def run_pipeline(path: str | Path, progress: bool = True, on_stage: Callable[[St
     spec = load_pipeline(path)
     steps = [plan_step(name, dict(spec[name])) for name in ORDER if name in spec]
     ctx = Context(Workspace(spec["workspace"]), progress)
+    check_flow(steps, ctx.ws)
     with writing(ctx.ws, f"curate run {path}", wait=wait):
         for step in steps:
             start = time.perf_counter()

@@ -37,7 +37,7 @@ def test_api_reuses_runs_and_reads_decisions_as_arrow(tmp_path):
     table = ws.decisions("dedup")
     assert table.column("reason").to_pylist() == [None, "exact-duplicate", "quarantined"]
     assert [r["run_id"] for r in ws.runs("dedup")] == [first.run_id]
-    with pytest.raises(CurateError, match=r"dedup --method exact\]: unknown setting\(s\) threshold; valid: keep"):
+    with pytest.raises(CurateError, match=r"\[dedup\]: method = 'exact' does not take threshold \(it takes keep\)"):
         ws.dedup(method="exact", threshold=0.9)
     with pytest.raises(CurateError, match="unknown dedup method 'fuzzzy'"):
         ws.dedup(method="fuzzzy")

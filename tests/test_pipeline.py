@@ -187,3 +187,53 @@ def test_every_dedup_method_runs_through_curate_run(tmp_path, monkeypatch, metho
     outcomes = run_pipeline(toml, progress=False)
     assert [o.stage for o in outcomes] == ["ingest", "embed", "dedup"]
     assert outcomes[-1].summary.startswith(f"{method}: kept 8; removed exact-duplicate 1")
+
+
+def run_file(tmp_path, capsys, text: str) -> tuple[int, str]:
+    """``curate run`` on a pipeline file over ``tmp_path/ws`` (in this process): (exit status, stderr)."""
+    from curate.cli import main
+
+    toml = write_toml(tmp_path / "p.toml", f'workspace = "{tmp_path / "ws"}"\n{text}\n')
+    try:
+        main(["run", str(toml), "--no-progress"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table, what", [
+    ("[dedup]", "[dedup] (semantic)"),
+    ('[dedup]\nmethod = "knn"', "[dedup] (knn)"),
+    ('[dedup]\nmethod = "near"\nmodel = "perceptual"', "[dedup] (near)"),
+    ("[prune]\nfraction = 0.5", "[prune] (kcenter)"),
+    ('[select]\nbudget = 2\nstrategy = "typiclust"\nout = "b.csv"', "[select] (typiclust)"),
+])
+def test_a_table_that_reads_embeddings_needs_an_embed_table_before_anything_runs(tmp_path, capsys, table, what):
+    from tests.conftest import encode_image, write
+
+    for i in range(4):
+        write(tmp_path / "imgs" / f"{i}.png", encode_image((16, 12), seed=i))
+    code, err = run_file(tmp_path, capsys, f'[ingest]\nsources = ["{tmp_path / "imgs"}"]\n{table}')
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith(f"error: {what} reads embeddings: add an [embed] table before it"), err
+    assert not (tmp_path / "ws").exists()  # ingest did not run: no manifest, no workspace
+
+
+def test_a_workspace_stage_without_ingest_or_a_manifest_stops_before_the_demo_runs(tmp_path, capsys):
+    code, err = run_file(tmp_path, capsys, f'[demo]\nfolder = "{tmp_path / "demo"}"\n[embed]\nworkers = 0')
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: [embed] needs a manifest: add an [ingest] table before it"), err
+    assert not (tmp_path / "demo").exists() and not (tmp_path / "ws").exists()
+
+
+def test_what_the_workspace_already_has_satisfies_a_table(tmp_path, capsys):
+    from tests.conftest import encode_image, write
+
+    for i in range(6):
+        write(tmp_path / "imgs" / f"{i}.png", encode_image((16, 12), seed=i))
+    code, err = run_file(tmp_path, capsys, f'[ingest]\nsources = ["{tmp_path / "imgs"}"]\n[embed]\nworkers = 0\n'
+                                           '[dedup]\nmethod = "near"')  # near without a model needs no store
+    assert code == 0, err
+    code, err = run_file(tmp_path, capsys, "[dedup]\n[prune]\nfraction = 0.5")  # the manifest and store are there
+    assert code == 0, err

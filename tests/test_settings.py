@@ -2,6 +2,7 @@
 pipeline file and the Python API take the same names; errors never show Python internals."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -140,3 +141,58 @@ def test_pipeline_and_api_take_cli_names_and_explain_mistakes():
     assert (nested.batch.dup_threshold, nested.batch.preselect, nested.handoff.out) == (0.5, 4.0, "b.json")
     with pytest.raises(CurateError, match="must be int"):
         build_config(PruneConfig, {"count": "ten"}, "prune")
+
+
+def test_list_settings_check_every_item_and_numbers_refuse_booleans():
+    for value in ([0.9, "a"], True, [0.9, True], "0.9", {"a": 0.9}, [[0.9]]):
+        with pytest.raises(CurateError, match=r"^\[dedup\] threshold must be a number or a list of numbers, not "):
+            build_config(SemanticConfig, {"threshold": value}, "dedup")
+    assert build_config(SemanticConfig, {"threshold": 1}, "dedup").threshold == (1,)
+    assert build_config(KnnConfig, {"threshold": [0.8, 0.9]}, "dedup").threshold == (0.8, 0.9)
+    with pytest.raises(CurateError, match=r"^\[export\] stage must be a string or a list of strings, not"):
+        build_config(ExportConfig, {"stage": ["dedup", 3]}, "export")
+    for key, value in (("jaccard", True), ("bands", True), ("bands", 2.5), ("ngram", "5"), ("seed", None)):
+        with pytest.raises(CurateError, match=rf"^\[dedup\] {key} must be (float|int), not {value!r}$"):
+            build_config(FuzzyConfig, {key: value}, "dedup")
+
+
+def run_file(tmp_path, capsys, text: str) -> tuple[int, str]:
+    """``curate run`` on a pipeline file (in this process): (exit status, stderr)."""
+    from curate.cli import main
+
+    toml = tmp_path / "p.toml"
+    toml.write_text(f'workspace = "{tmp_path / "ws"}"\n{text}\n')
+    try:
+        main(["run", str(toml), "--no-progress"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("table, message", [
+    ('threshold = [0.9, "a"]',
+     r"\[dedup --method semantic\] threshold must be a number or a list of numbers, not \[0.9, 'a'\]"),
+    ("threshold = true", r"\[dedup --method semantic\] threshold must be a number or a list of numbers, not True"),
+    ('method = "fuzzy"\njaccard = true', r"\[dedup --method fuzzy\] jaccard must be float, not True"),
+    ('method = "near"\nbands = "25"', r"\[dedup --method near\] bands must be int, not '25'"),
+    ('methd = "fuzzy"\njaccard = 0.8', r"\[dedup\]: unknown setting\(s\) methd; valid: method, threshold, .*jaccard.*"),
+    ("jaccard = 0.8", r"\[dedup\]: method = 'semantic' \(the default\) does not take jaccard .* set method = "
+                      r"'fuzzy' or 'near' for them"),
+    ('method = "exact"\nthreshold = 0.9', r"\[dedup\]: method = 'exact' does not take threshold \(it takes keep\).*"),
+])
+def test_pipeline_file_type_errors_and_unknown_keys_are_one_line(tmp_path, capsys, table, message):
+    code, err = run_file(tmp_path, capsys, f"[dedup]\n{table}")
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.fullmatch(f"error: {message}\n", err), err
+    assert not (tmp_path / "ws").exists()
+
+
+def test_a_misspelled_method_key_is_the_only_error(tmp_path, capsys):
+    code, err = run_file(tmp_path, capsys, '[dedup]\nmethd = "fuzzy"\njaccard = 0.8\nbands = 30')
+    flagged = err.split(";")[0]
+    assert code == 2 and flagged == "error: [dedup]: unknown setting(s) methd", err  # not jaccard nor bands
+    valid = err.split("valid: ")[1].strip().split(", ")
+    every = {name for cls in (SemanticConfig, ExactDedupConfig, KnnConfig, FuzzyConfig, NearConfig)
+             for name in all_fields(cls)}
+    assert valid[0] == "method" and set(valid) == every | {"method"}

@@ -45,8 +45,10 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--jaccard", type=float, default=0.7, show_default=True,
               help="fuzzy/near, texts: verified character n-gram Jaccard a pair needs.")
 @click.option("--ngram", type=int, default=5, show_default=True, help="fuzzy/near, texts: character n-gram length.")
-@click.option("--bands", type=int, default=25, show_default=True, help="fuzzy/near, texts: MinHash LSH bands.")
-@click.option("--rows", type=int, default=5, show_default=True, help="fuzzy/near, texts: MinHash rows per band.")
+@click.option("--bands", type=int, default=25, show_default=True,
+              help="fuzzy/near, texts: MinHash LSH bands, at most 1024; bands x rows at most 1024.")
+@click.option("--rows", type=int, default=5, show_default=True,
+              help="fuzzy/near, texts: MinHash rows per band, at most 64; bands x rows at most 1024.")
 @click.option("--image-similarity", type=float, default=0.92, show_default=True,
               help="fuzzy/near, images: the lowest verified perceptual similarity (after flip/crop/rotation "
                    "alignment and tone mapping) a pair needs; raised per image for smooth images, whose every "

@@ -46,6 +46,9 @@ class KnnDedup(Stage):
     def prefix(self, config: KnnConfig) -> str:
         return "knn"
 
+    def needs_store(self, config: KnnConfig) -> bool:
+        return True
+
     def resolve(self, ws: Workspace, config: KnnConfig) -> Inputs:
         store = open_store(ws, choose_store(ws, config.model))
         return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"]}, {"store": store})

@@ -42,6 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.dedup.keep import parse_policy, priority_ranks
+from curate.dedup.minhash import check_lsh
 from curate.errors import CurateError
 from curate.manifest import OK
 from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
@@ -92,10 +93,11 @@ def _check(config: FuzzyConfig | NearConfig) -> None:
         value = getattr(config, name, 0.5)
         if not (np.isfinite(value) and 0.0 < value <= 1.0):
             raise CurateError(f"--{name.replace('_', '-')} must be in (0, 1], not {value}")
-    for name in ("ngram", "bands", "rows", "knn"):
+    for name in ("ngram", "knn"):
         value = getattr(config, name, 1)
         if value < 1:
             raise CurateError(f"--{name} must be >= 1, not {value}")
+    check_lsh(config.bands, config.rows)
     if not 0 <= config.hamming <= 64:
         raise CurateError(f"--hamming must be in [0, 64], not {config.hamming}")
     kind, _, _ = parse_policy(config.keep)
@@ -134,6 +136,9 @@ class NearDedup(Stage):
 
     def prefix(self, config: NearConfig) -> str:
         return "near"
+
+    def needs_store(self, config: NearConfig) -> bool:
+        return config.model is not None  # without a model, the only store when there is one, else none
 
     def resolve(self, ws: Workspace, config: NearConfig) -> Inputs:
         from curate.embed.store import choose_store, list_stores, open_store

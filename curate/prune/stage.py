@@ -86,6 +86,9 @@ class Prune(Stage):
     def prefix(self, config: PruneConfig) -> str:
         return config.strategy
 
+    def needs_store(self, config: PruneConfig) -> bool:
+        return True
+
     def resolve(self, ws: Workspace, config: PruneConfig) -> Inputs:
         dedup = latest_run(ws, "dedup")
         store = open_store(ws, choose_store(ws, config.model, prefer=_store_of(ws, dedup)))

@@ -183,15 +183,18 @@ class Select(Stage):
     def prefix(self, config: SelectConfig) -> str:
         return config.strategy
 
+    def needs_store(self, config: SelectConfig) -> bool:
+        needs = registry.get(config.strategy).needs
+        return config.probe or "embeddings" in needs or "store" in needs
+
     def settings(self, config: SelectConfig) -> dict:
         # where the batch goes is not part of the decision (a missing export file is rewritten: is_current)
         return config_dict(replace(config, handoff=HandoffOptions()))
 
     def resolve(self, ws: Workspace, config: SelectConfig) -> Inputs:
-        strategy = registry.get(config.strategy)
         runs = [latest_run(ws, stage) for stage in config.upstream]
         store = None
-        if "embeddings" in strategy.needs or config.probe or "store" in strategy.needs:
+        if self.needs_store(config):
             from curate.embed.store import choose_store, open_store
 
             dedup = next((r for r in runs if r is not None and r.stage == "dedup"), None)

@@ -248,3 +248,56 @@ def test_near_does_not_match_short_template_sentences_by_edit_similarity(tmp_pat
     got = found(near_dedup(ws, NearConfig(bands=60, rows=2), progress=False))
     assert got == {"long-typos": "long"}  # the typo copy by edit similarity; the two sentences both kept
     assert jaccard_pairs(short, np.array([[0, 1]]), 5)[0] >= FuzzyConfig().jaccard - 1e-6  # but not for Jaccard
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    """Run the ``curate`` entry point in this process: (exit status, stderr)."""
+    from curate.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--bands", "100000"], "--bands must be an integer in [1, 1024], not 100000"),
+    (["--rows", "100000"], "--rows must be an integer in [1, 64], not 100000"),
+    (["--rows", "0"], "--rows must be an integer in [1, 64], not 0"),
+    (["--bands", "100", "--rows", "20"], "--bands x --rows must be at most 1024 MinHash permutations, not "
+                                         "100 x 20 = 2,000"),
+])
+@pytest.mark.parametrize("method", ["fuzzy", "near"])
+def test_minhash_bands_and_rows_have_upper_bounds(texts, capsys, tmp_path, method, options, message):
+    import time
+
+    ws, _ = texts
+    runs = ws.loc("decisions", "dedup")
+    before = sorted(runs.fs.ls(runs.path, detail=False)) if runs.exists() else []
+    start = time.perf_counter()
+    code, err = _cli(capsys, "dedup", "-w", ws.root.path, "--method", method, *options)
+    assert (code, err) == (2, f"error: {message}\n")
+    assert time.perf_counter() - start < 30  # refused at once: 100,000 bands used to run for minutes
+    assert (sorted(runs.fs.ls(runs.path, detail=False)) if runs.exists() else []) == before
+    key = dict(zip(options[::2], options[1::2]))
+    toml = write(tmp_path / "p.toml", (f'workspace = "{ws.root.path}"\n[dedup]\nmethod = "{method}"\n' + "".join(
+        f"{k.lstrip('-')} = {v}\n" for k, v in key.items())).encode())
+    assert _cli(capsys, "run", str(toml), "--no-progress") == (2, f"error: {message}\n")
+
+
+def test_minhash_bounds_are_inclusive_and_in_the_help():
+    from click.testing import CliRunner
+
+    from curate.cli import cli
+    from curate.dedup.minhash import MAX_BANDS, MAX_PERMUTATIONS, MAX_ROWS, MinHashConfig, check_lsh
+
+    for bands, rows in ((MAX_BANDS, 1), (1, MAX_ROWS), (32, 32), (25, 5)):
+        check_lsh(bands, rows)
+        MinHashConfig(bands=bands, rows=rows).validate()
+    with pytest.raises(CurateError, match="minhash bands x minhash rows must be at most 1024"):
+        MinHashConfig(bands=33, rows=32).validate()
+    help_text = " ".join(CliRunner().invoke(cli, ["dedup", "--help"]).output.split())
+    assert f"at most {MAX_BANDS}" in help_text and f"at most {MAX_ROWS}" in help_text
+    assert f"bands x rows at most {MAX_PERMUTATIONS}" in help_text
