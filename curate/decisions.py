@@ -100,13 +100,31 @@ def list_runs(ws: Workspace, stage: str) -> list[dict]:
     return sorted(metas, key=lambda m: (m.get("created_at", 0.0), m.get("run_id", "")))
 
 
+def latest_pointer(ws: Workspace, stage: str) -> Location:
+    return ws.state("latest", f"{stage}.json")
+
+
+def mark_latest(ws: Workspace, stage: str, run_id: str) -> None:
+    """Record ``run_id`` as the run of ``stage`` that later stages read: the one written or reused last
+    (rerunning an older config makes its reused run the latest again)."""
+    loc = latest_pointer(ws, stage)
+    if not (loc.exists() and atomic.read_json(loc).get("run_id") == run_id):
+        atomic.write_json(loc, {"run_id": run_id})
+
+
 def latest_run(ws: Workspace, stage: str, run_id: str | None = None) -> DecisionRun | None:
-    """The run ``run_id`` of ``stage`` (error when absent), or its latest run (None when it has none)."""
+    """The run ``run_id`` of ``stage`` (error when absent), or its latest run (None when it has none):
+    the one :func:`mark_latest` recorded, else the newest finished one."""
     if run_id is not None:
         run = load_run(ws, stage, run_id)
         if run is None:
             raise CurateError(f"no finished {stage} run {run_id!r} in {ws.root.uri}")
         return run
+    pointer = latest_pointer(ws, stage)
+    if pointer.exists():
+        run = load_run(ws, stage, str(atomic.read_json(pointer).get("run_id")))
+        if run is not None:
+            return run
     runs = list_runs(ws, stage)
     return load_run(ws, stage, runs[-1]["run_id"]) if runs else None
 

@@ -34,19 +34,18 @@ import pyarrow as pa
 
 from curate import __version__
 from curate.errors import CurateError
+from curate.inputs import InputKind, Resolved
+from curate.inputs import resolve as resolve_inputs
 from curate.io import atomic
 from curate.io.fs import Location
 from curate.io.hashing import fingerprint
 from curate.workspace import Workspace
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What one run reads: ``fingerprints`` (name -> fingerprint, they make the run id) and
-    ``values`` (the opened objects ``compute`` uses, e.g. the manifest table or the store)."""
-
-    fingerprints: dict[str, Any]
-    values: dict[str, Any] = field(default_factory=dict)
+def Inputs(fingerprints: dict[str, Any], values: dict[str, Any] | None = None) -> Resolved:  # noqa: N802
+    """Inputs a stage opened itself (stages that declare ``inputs()`` get theirs from the resolvers):
+    ``fingerprints`` (they make the run id) and ``values`` (the opened objects)."""
+    return Resolved(fingerprints, values=values or {})
 
 
 @dataclass(frozen=True)
@@ -80,13 +79,13 @@ class StageResult:
         """The run as a :class:`curate.decisions.DecisionRun` (table, path, run id)."""
         from curate.decisions import DecisionRun
 
-        return DecisionRun(self.stage, self.run_id, self.table, self.path, self.reused)
+        return DecisionRun(self.stage, self.run_id, self.table, self.path, self.reused, self.meta)
 
 
 class RunContext:
     """Handed to ``compute``: the workspace, config, inputs, run id, progress bars and a clock."""
 
-    def __init__(self, ws: Workspace, config: Any, inputs: Inputs, run_id: str, progress: bool) -> None:
+    def __init__(self, ws: Workspace, config: Any, inputs: Resolved, run_id: str, progress: bool) -> None:
         self.ws, self.config, self.inputs, self.run_id, self.progress = ws, config, inputs, run_id, progress
         self.seconds: dict[str, float] = {}
         self._last = time.perf_counter()
@@ -118,6 +117,7 @@ class Stage(ABC):
     name: ClassVar[str]
     config_type: ClassVar[type]
     needs_manifest: ClassVar[bool] = True  # False only for the stage that makes it (ingest)
+    applies_overrides_itself: ClassVar[bool] = False  # True: compute reads inputs.overrides (select's batch)
 
     def validate(self, config: Any) -> None:
         """Raise :class:`CurateError` for a config that cannot run (before anything is touched)."""
@@ -139,9 +139,13 @@ class Stage(ABC):
         """The config fields that decide results (the run id); speed/display fields are dropped here."""
         return config_dict(config)
 
-    @abstractmethod
-    def resolve(self, ws: Workspace, config: Any) -> Inputs:
-        """Open and fingerprint every input this run reads."""
+    def inputs(self, config: Any) -> tuple[InputKind, ...]:
+        """What a run with ``config`` reads (``curate.inputs``): the one place a stage says so."""
+        raise NotImplementedError(f"{type(self).__name__} declares neither inputs() nor resolve()")
+
+    def resolve(self, ws: Workspace, config: Any) -> Resolved:
+        """Open and fingerprint every input this run reads (by default: the declared ``inputs``)."""
+        return resolve_inputs(ws, self.name, config, self.inputs(config))
 
     @abstractmethod
     def compute(self, ctx: RunContext) -> Output:
@@ -184,9 +188,9 @@ def config_dict(config: Any) -> dict[str, Any]:
     return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
 
-def run_id_for(stage: Stage, config: Any, inputs: Inputs) -> str:
-    return f"{stage.prefix(config)}-" + fingerprint([__version__, stage.name, inputs.fingerprints,
-                                                     stage.settings(config)])[:12]
+def run_id_for(stage: Stage, config: Any, inputs: Resolved, without: tuple[str, ...] = ()) -> str:
+    fps = {k: v for k, v in inputs.fingerprints.items() if k not in without}
+    return f"{stage.prefix(config)}-" + fingerprint([__version__, stage.name, fps, stage.settings(config)])[:12]
 
 
 def run_stage(ws: Workspace, stage: Stage, config: Any, *, progress: bool = True, wait: bool = False,
@@ -207,10 +211,46 @@ def run_stage(ws: Workspace, stage: Stage, config: Any, *, progress: bool = True
         if not force:
             reused = load_result(ws, stage, run_id)
             if reused is not None:
+                _mark_latest(ws, reused)
                 return dataclasses.replace(reused, seconds=time.perf_counter() - start)
         ctx = RunContext(ws, config, inputs, run_id, progress)
-        out = stage.compute(ctx)
-        return _record(ws, stage, config, ctx, out, start)
+        out = _computed(ws, stage, config, inputs, force) or stage.compute(ctx)
+        if inputs.overrides is not None and inputs.overrides.records and out.table is not None:
+            out = Output(inputs.overrides.apply(out.table), {**out.facts, **inputs.overrides.facts()},
+                         out.side_tables)
+        result = _record(ws, stage, config, ctx, out, start)
+        _mark_latest(ws, result)
+        return result
+
+
+def _mark_latest(ws: Workspace, result: StageResult) -> None:
+    if result.table is not None:
+        from curate.decisions import mark_latest
+
+        mark_latest(ws, result.stage, result.run_id)
+
+
+RESERVED = ("stage", "run_id", "config", "inputs", "curate_version", "table", "rows", "counts", "seconds",
+            "total_seconds", "created_at", "overrides")
+
+
+def _computed(ws: Workspace, stage: Stage, config: Any, inputs: Resolved, force: bool) -> Output | None:
+    """The output of the same run without its overrides, when that run is finished: applying review
+    decisions never recomputes a stage (its table, facts and side tables are read back)."""
+    if force or "overrides" not in inputs.fingerprints or stage.applies_overrides_itself:
+        return None
+    base = load_result(ws, stage, run_id_for(stage, config, inputs, without=("overrides",)))
+    if base is None or base.table is None:
+        return None
+    from curate.io.tables import read_table
+
+    folder = ws.decisions(stage.name)
+    head, sides = f"{base.run_id}-", {}
+    for path in folder.fs.ls(folder.path, detail=False):
+        name = path.rsplit("/", 1)[-1]
+        if name.startswith(head) and name.endswith(".parquet") and atomic.TMP_MARK not in name:
+            sides[name[len(head):-len(".parquet")]] = read_table(folder.join(name))
+    return Output(base.table, {k: v for k, v in base.meta.items() if k not in RESERVED}, sides)
 
 
 @contextmanager
@@ -288,7 +328,7 @@ def _record(ws: Workspace, stage: Stage, config: Any, ctx: RunContext, out: Outp
         "stage": stage.name, "run_id": ctx.run_id, "config": config_dict(config),
         "inputs": ctx.inputs.fingerprints, "curate_version": __version__, "table": out.table is not None,
     }
-    clash = set(out.facts) & (set(reserved) | {"rows", "counts", "seconds", "total_seconds", "created_at"})
+    clash = set(out.facts) & (set(RESERVED) - {"overrides"})
     if clash:
         raise CurateError(f"internal error: {stage.name} facts reuse reserved sidecar keys {sorted(clash)}")
     meta: dict[str, Any] = {**out.facts, **reserved}

@@ -41,7 +41,7 @@ def test_select_similar_unreadable_queries_file_is_one_line_error(tmp_path, monk
     path = tmp_path / "q.txt"
     path.write_text("ws0\n")
 
-    def denied(p):
+    def denied(p, *args, **kwargs):
         raise PermissionError(13, "Permission denied", p)
 
     monkeypatch.setattr("curate.select.idlist.read_ids", denied)

@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate.errors import CurateError
+from curate.inputs import Manifest, Overrides
 from curate.manifest import OK
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 STAGE = "dedup"
@@ -50,8 +51,8 @@ class ExactDedup(Stage):
     def prefix(self, config: ExactDedupConfig) -> str:
         return "exact"
 
-    def resolve(self, ws: Workspace, config: ExactDedupConfig) -> Inputs:
-        return Inputs({"manifest": ws.manifest_fingerprint()})
+    def inputs(self, config: ExactDedupConfig) -> tuple:
+        return (Manifest(), Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
         table = ctx.ws.read_manifest(["id", "content_hash", "status"])

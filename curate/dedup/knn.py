@@ -17,8 +17,8 @@ import numpy as np
 
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.scoring import Neighbours
-from curate.embed.store import choose_store, open_store
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.inputs import Manifest, Overrides, Store
+from curate.runner import Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 
@@ -49,14 +49,13 @@ class KnnDedup(Stage):
     def needs_store(self, config: KnnConfig) -> bool:
         return True
 
-    def resolve(self, ws: Workspace, config: KnnConfig) -> Inputs:
-        store = open_store(ws, choose_store(ws, config.model))
-        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"]}, {"store": store})
+    def inputs(self, config: KnnConfig) -> tuple:
+        return (Manifest(), Store(), Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
         from curate.dedup.semantic import decision_table, dedup_output
 
-        store, config = ctx["store"], ctx.config
+        store, config = ctx.inputs.store, ctx.config
         manifest = ctx.ws.read_manifest()
         labels, nb, decisions = knn_decisions(store.vectors, store.valid, store.manifest_rows, manifest,
                                               config.threshold, config.keep, config.seed, config.device)

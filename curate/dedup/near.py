@@ -44,8 +44,9 @@ import pyarrow.compute as pc
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.minhash import check_lsh
 from curate.errors import CurateError
+from curate.inputs import Manifest, Overrides, Store
 from curate.manifest import OK
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
@@ -118,8 +119,8 @@ class FuzzyDedup(Stage):
     def prefix(self, config: FuzzyConfig) -> str:
         return "fuzzy"
 
-    def resolve(self, ws: Workspace, config: FuzzyConfig) -> Inputs:
-        return Inputs({"manifest": ws.manifest_fingerprint()})
+    def inputs(self, config: FuzzyConfig) -> tuple:
+        return (Manifest(), Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
         return _near(ctx, None, "fuzzy")
@@ -140,17 +141,11 @@ class NearDedup(Stage):
     def needs_store(self, config: NearConfig) -> bool:
         return config.model is not None  # without a model, the only store when there is one, else none
 
-    def resolve(self, ws: Workspace, config: NearConfig) -> Inputs:
-        from curate.embed.store import choose_store, list_stores, open_store
-
-        store = None
-        if config.model is not None or list_stores(ws):
-            store = open_store(ws, choose_store(ws, config.model))
-        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"] if store else None},
-                      {"store": store})
+    def inputs(self, config: NearConfig) -> tuple:
+        return (Manifest(), Store(need="if-any"), Overrides())  # the store's neighbours when there is one
 
     def compute(self, ctx: RunContext) -> Output:
-        return _near(ctx, ctx["store"], "near")
+        return _near(ctx, ctx.inputs.store, "near")
 
 
 def fuzzy_dedup(ws: Workspace, config: FuzzyConfig = FuzzyConfig(), **run: Any) -> StageResult:

@@ -25,6 +25,7 @@ table is built with Arrow/NumPy, never one Python object per row.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,8 +43,9 @@ from curate.embed.store import StoredEmbeddings, choose_store, open_store
 from curate.errors import CurateError
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
+from curate.inputs import Manifest, Overrides, Resolved, Store
 from curate.io import atomic
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.vectors import gather_tensor as gather
 from curate.workspace import Workspace, same_place
 
@@ -118,14 +120,16 @@ class SemanticDedup(Stage):
         out.pop("executor")  # where the work runs changes nothing in the result
         return out
 
-    def resolve(self, ws: Workspace, config: SemanticConfig) -> Inputs:
-        slug = choose_store(ws, config.model)
-        store = open_store(ws, slug)
-        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"],
-                       "against": _against_fingerprint(config.against, slug)}, {"store": store})
+    def inputs(self, config: SemanticConfig) -> tuple:
+        return (Manifest(), Store(), Overrides())
+
+    def resolve(self, ws: Workspace, config: SemanticConfig) -> Resolved:
+        got = super().resolve(ws, config)
+        against = _against_fingerprint(config.against, got.store.slug)  # the other workspace's same-model store
+        return dataclasses.replace(got, fingerprints={**got.fingerprints, "against": against})
 
     def compute(self, ctx: RunContext) -> Output:
-        return _semantic(ctx.ws, ctx.config, ctx["store"], ctx)
+        return _semantic(ctx.ws, ctx.config, ctx.inputs.store, ctx)
 
 
 def check_against(ws: Workspace, against: str) -> None:

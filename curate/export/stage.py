@@ -18,15 +18,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import __version__
-from curate.decisions import latest_run, upstream
+from curate.decisions import upstream
 from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
 from curate.export.lineage import build_lineage
 from curate.export.plan import Shard, label_names, plan_shards, version_id
 from curate.export.shards import ShardInfo, file_digest, write_parquet, write_tar, write_text_parquet
+from curate.inputs import Manifest, Upstream
 from curate.io import atomic
 from curate.io.fs import Location, locate
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, run_stage
 from curate.workspace import Workspace
 
 EXPORT_FORMAT = 1
@@ -70,11 +71,8 @@ class Export(Stage):
     def prefix(self, config: ExportConfig) -> str:
         return config.name
 
-    def resolve(self, ws: Workspace, config: ExportConfig) -> Inputs:
-        pins = dict(config.run)
-        runs = [latest_run(ws, stage, pins.get(stage)) for stage in config.stage]
-        return Inputs({"manifest": ws.manifest_fingerprint(),
-                       "upstream": {r.stage: r.run_id for r in runs if r is not None}})
+    def inputs(self, config: ExportConfig) -> tuple:
+        return (Manifest(), Upstream(tuple(config.stage), pins=tuple(config.run)))
 
     def is_current(self, ws: Workspace, meta: dict) -> bool:
         """Reused while its version folder is complete (``lineage.json`` is written last)."""
@@ -110,7 +108,7 @@ def exported(result: StageResult) -> ExportedVersion:
 
 def _export(ws: Workspace, config: ExportConfig, ctx: RunContext) -> Output:
     manifest = _contiguous(ws.read_manifest())
-    up = upstream(ws, config.stage, dict(config.run), manifest)
+    up = upstream(ws, config.stage, manifest=manifest, runs=ctx.inputs.runs)
     rows = np.flatnonzero(up.kept)
     kinds = set(manifest.column("kind").take(pa.array(rows)).to_pylist()) if len(rows) else set()
     fmt = config.format if config.format != "auto" else ("webdataset" if "image" in kinds else "parquet")
@@ -148,7 +146,7 @@ def _write_version(ws: Workspace, config: ExportConfig, folder: Location, shards
         atomic.sweep_temporaries(folder)
         infos = _write_shards(folder, shards, manifest, fmt, labels, ctx)
         atomic.write_parquet(folder.join("samples.parquet"), samples)
-        run_meta = {run.stage: atomic.read_json(_sidecar(run.path)) for run in up.runs}
+        run_meta = {run.stage: run.meta for run in up.runs}
         lineage = build_lineage(version=version, name=config.name, fmt=fmt, settings=settings, ws_uri=ws.root.uri,
                                 manifest_meta=ws.manifest_meta(), manifest=manifest, up=up, run_meta=run_meta,
                                 shards=infos)
@@ -182,11 +180,6 @@ def _decisions(samples: pa.Table) -> pa.Table:
                      pc.binary_join_element_wise(stage, reason, ": "))
     return pa.table({"id": samples.column("id"), "kept": samples.column("exported"),
                      "reason": why, "shard": samples.column("shard")})
-
-
-def _sidecar(table_loc: Location) -> Location:
-    head, _, tail = table_loc.path.rpartition("/")
-    return Location(table_loc.fs, f"{head}/{tail.rsplit('.', 1)[0]}.json")
 
 
 def _write_shards(folder: Location, shards: list[Shard], manifest: pa.Table, fmt: str, labels: list[str],

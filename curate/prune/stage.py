@@ -24,15 +24,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curate.decisions import latest_run, upstream
-from curate.embed.store import choose_store, open_store
+from curate.decisions import upstream
 from curate.errors import CurateError
-from curate.io.hashing import fingerprint
+from curate.inputs import Manifest, Overrides, Resolved, Store, Upstream, UserFile
 from curate.manifest import SCHEMA
 from curate.prune import strategies
 from curate.prune.prototypes import KEEPS, fit_prototypes, interleave
 from curate.prune.quotas import class_quotas, parse_distribution
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, run_stage
 from curate.select.idlist import read_ids
 from curate.workspace import Workspace
 
@@ -89,26 +88,12 @@ class Prune(Stage):
     def needs_store(self, config: PruneConfig) -> bool:
         return True
 
-    def resolve(self, ws: Workspace, config: PruneConfig) -> Inputs:
-        dedup = latest_run(ws, "dedup")
-        store = open_store(ws, choose_store(ws, config.model, prefer=_store_of(ws, dedup)))
-        labeled_ids = read_ids(config.labeled) if config.labeled else []
-        return Inputs({"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"],
-                       "upstream": {"dedup": dedup.run_id} if dedup else {},
-                       "labeled": fingerprint(labeled_ids) if config.labeled else None},
-                      {"store": store, "labeled_ids": labeled_ids})
+    def inputs(self, config: PruneConfig) -> tuple:
+        return (Manifest(), Upstream(("dedup",)), Store(prefer="dedup"), UserFile("labeled", parse=read_ids),
+                Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
-        return _prune(ctx.ws, ctx.config, ctx["store"], ctx["labeled_ids"])
-
-
-def _store_of(ws: Workspace, run) -> str | None:
-    """The store a dedup run read (prune and select default to it when a workspace has several)."""
-    if run is None:
-        return None
-    from curate.io import atomic
-
-    return atomic.read_json(ws.decisions("dedup").join(f"{run.run_id}.json")).get("model")
+        return _prune(ctx.ws, ctx.config, ctx.inputs)
 
 
 def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5), **run: Any) -> StageResult:
@@ -116,14 +101,15 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5), **run:
     return run_stage(ws, Prune(), config, **run)
 
 
-def _prune(ws: Workspace, config: PruneConfig, store, labeled_ids: list[str]) -> Output:
+def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved) -> Output:
+    store, labeled_ids = inputs.store, inputs.files["labeled"] or []
     distribution = parse_distribution(config.target_distribution) if config.target_distribution else None
     balance_by = config.balance_by or ("label" if distribution else None)
     if balance_by is not None and balance_by not in SCHEMA.names:
         raise CurateError(f"unknown label column {balance_by!r} for --balance-by "
                           f"(manifest columns: {', '.join(SCHEMA.names)})")
     manifest = ws.read_manifest(list(dict.fromkeys(["id", "status", "reason", "label", balance_by or "label"])))
-    up = upstream(ws, ("dedup",), manifest=manifest.select(["id", "status", "reason"]))
+    up = upstream(ws, ("dedup",), manifest=manifest.select(["id", "status", "reason"]), runs=inputs.runs)
     upstream_runs = {run.stage: run.run_id for run in up.runs}
     n = manifest.num_rows
     srow = store.store_rows(n)  # store row of each manifest row with a valid embedding

@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from curate.decisions import latest_run, list_runs, upstream
+from curate.decisions import list_runs, upstream
 from curate.errors import CurateError
+from curate.inputs import Manifest, Overrides, Resolved, Store, Upstream, UserFile
 from curate.io import atomic
-from curate.io.fs import Location, locate
-from curate.runner import Inputs, Output, RunContext, Stage, StageResult, config_dict, run_stage
+from curate.io.fs import CAP_ID_LIST, Location, locate
+from curate.runner import Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.select import registry
 from curate.select.exports import ExportOptions, data_key, guess_format, write_export
 from curate.select.predictions import load_labeled, load_predictions
@@ -148,14 +149,6 @@ def _groups(up, n: int) -> np.ndarray | None:
     return dedup_groups(run.table) if run is not None else None
 
 
-def _file_stat(path: str | None) -> list | None:
-    if path is None:
-        return None
-    loc = locate(path)
-    info = loc.fs.info(loc.path)
-    return [loc.uri, info.get("size"), info.get("mtime") or info.get("LastModified") or info.get("ETag")]
-
-
 def _quota(config: SelectConfig, names: list[str]) -> dict[int, int] | int | None:
     batch = config.batch
     if not batch.class_quota:
@@ -176,6 +169,7 @@ class Select(Stage):
 
     name = STAGE
     config_type = SelectConfig
+    applies_overrides_itself = True  # reviewed ids are picked or barred before the batch is exported
 
     def validate(self, config: SelectConfig) -> None:
         _check(config)
@@ -191,30 +185,17 @@ class Select(Stage):
         # where the batch goes is not part of the decision (a missing export file is rewritten: is_current)
         return config_dict(replace(config, handoff=HandoffOptions()))
 
-    def resolve(self, ws: Workspace, config: SelectConfig) -> Inputs:
-        runs = [latest_run(ws, stage) for stage in config.upstream]
-        store = None
-        if self.needs_store(config):
-            from curate.embed.store import choose_store, open_store
-
-            dedup = next((r for r in runs if r is not None and r.stage == "dedup"), None)
-            prefer = atomic.read_json(_sidecar(ws, dedup)).get("model") if dedup else None
-            store = open_store(ws, choose_store(ws, config.model, prefer=prefer))
-        fingerprints = {"manifest": ws.manifest_fingerprint(), "store": store.meta["fingerprint"] if store else None,
-                        "predictions": _file_stat(config.predictions), "labeled": _file_stat(config.labeled),
-                        "upstream": {r.stage: r.run_id for r in runs if r is not None}}
-        if config.queries:
-            from curate.select.queries import describe
-
-            fingerprints["queries"] = describe(config.queries)
-        return Inputs(fingerprints, {"store": store})
+    def inputs(self, config: SelectConfig) -> tuple:
+        return (Manifest(), Upstream(tuple(config.upstream)),
+                Store(prefer="dedup", need="always" if self.needs_store(config) else "never"),
+                UserFile("predictions"), UserFile("labeled", max_bytes=CAP_ID_LIST), UserFile("queries"), Overrides())
 
     def is_current(self, ws: Workspace, meta: dict) -> bool:
         """A finished run is reused only while the batch file it exported is still there."""
         return meta.get("export") is None or locate(meta["export"]).exists()
 
     def compute(self, ctx: RunContext) -> Output:
-        return _select(ctx.ws, ctx.config, ctx["store"], ctx.run_id)
+        return _select(ctx.ws, ctx.config, ctx.inputs, ctx.run_id)
 
 
 def select(ws: Workspace, config: SelectConfig, **run: Any) -> StageResult:
@@ -229,16 +210,13 @@ def picked(result: StageResult) -> list[str]:
     return [table.column("id")[int(i)].as_py() for i in order]
 
 
-def _sidecar(ws: Workspace, run) -> Location:
-    return ws.decisions(run.stage).join(f"{run.run_id}.json")
-
-
-def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
+def _select(ws: Workspace, config: SelectConfig, inputs: Resolved, run_id: str) -> Output:
+    store = inputs.store
     strategy = registry.get(config.strategy)
     manifest = ws.read_manifest(["id", "source", "kind", "label", "text", "status", "reason"])
     ids = manifest.column("id").to_pylist()
     n = len(ids)
-    up = upstream(ws, config.upstream, manifest=manifest.select(["id", "status", "reason"]))
+    up = upstream(ws, config.upstream, manifest=manifest.select(["id", "status", "reason"]), runs=inputs.runs)
     ok = np.array([s == "ok" for s in manifest.column("status").to_pylist()], dtype=bool)
     preds = load_predictions(config.predictions, ids, ok) if config.predictions else None
 
@@ -262,7 +240,8 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     has_pred = (pred_row >= 0) if preds is not None else np.ones(n, dtype=bool)
 
     available = up.kept & ~labeled
-    candidates = available & has_pred & has_emb & ~is_query
+    forced, barred = _override_rows(inputs.overrides, ids)  # review: always pick / never pick
+    candidates = available & has_pred & has_emb & ~is_query & ~forced & ~barred
     members = candidates | (labeled & has_emb)
     rows = np.flatnonzero(members)  # pool row -> manifest row
 
@@ -308,10 +287,15 @@ def _select(ws: Workspace, config: SelectConfig, store, run_id: str) -> Output:
     round_ = _round(earlier, run_id, config.round, key)
 
     rng = np.random.default_rng([config.seed, round_])
-    picks, scores, *rest = strategy.fn(pool, min(config.budget, int(pool.candidates.sum())), rng, options)
+    forced_rows = np.flatnonzero(forced)
+    budget = max(0, config.budget - len(forced_rows))
+    picks, scores, *rest = strategy.fn(pool, min(budget, int(pool.candidates.sum())), rng, options)
     extra = rest[0] if rest else {}
-    picked_rows = rows[picks]
-    pick_query = [queries.names[q] for q in extra["query"]] if "query" in extra else None
+    picked_rows = np.concatenate([forced_rows, rows[picks]]).astype(np.int64)
+    scores = np.concatenate([np.full(len(forced_rows), np.nan), np.asarray(scores, dtype=np.float64)])
+    if "query" in extra and len(forced_rows):
+        extra = {**extra, "query": [-1] * len(forced_rows) + list(extra["query"])}
+    pick_query = [queries.names[q] if q >= 0 else None for q in extra["query"]] if "query" in extra else None
     table = _table(manifest, up.reasons, labeled, available, has_pred, has_emb, picked_rows, scores, is_query,
                    pick_query)
     meta = {"strategy": config.strategy, "round": round_, "budget": config.budget, "picked": len(picks),
@@ -462,6 +446,18 @@ def _no_probe_labels(known: LabeledSet, path: str | None, slug: str | None) -> s
         return (f"--probe: no item in --labeled {path} has a label (add a `label` column, or ingest the labels "
                 "into the manifest)")
     return f"--probe: none of the labeled items has an embedding in store {slug} (run `curate embed`)"
+
+
+def _override_rows(overrides, ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Manifest rows a reviewer said to always pick (``keep``) or never pick (``remove``)."""
+    forced = np.zeros(len(ids), dtype=bool)
+    barred = np.zeros(len(ids), dtype=bool)
+    if overrides is not None and overrides.records:
+        for row, sid in enumerate(ids):
+            rec = overrides.records.get(sid)
+            if rec is not None:
+                (forced if rec.action == "keep" else barred)[row] = True
+    return forced, barred
 
 
 def _table(manifest: pa.Table, up_reasons: list, labeled: np.ndarray, available: np.ndarray, has_pred: np.ndarray,
