@@ -124,3 +124,11 @@ def test_select_picks_what_review_keeps_and_never_what_it_removes(tmp_path):
     batch = (tmp_path / "batch2.csv").read_text().splitlines()
     assert [line.split(",")[0].strip('"') for line in batch[1:]] == again
     assert select(ws, config, progress=False).run_id == result.run_id
+
+
+def test_the_run_reused_last_is_the_latest(ws, capsys):
+    """Rerunning an older config makes its reused run the one prune and export read."""
+    exact = dedup(capsys, ws)
+    assert cli(capsys, "dedup", "-w", ws, "--method", "fuzzy", "--no-progress")[0] == 0
+    assert latest_run(Workspace(ws), "dedup").run_id.startswith("fuzzy-")
+    assert dedup(capsys, ws).run_id == exact.run_id
