@@ -1,1 +1,5 @@
-"""Choosing what to keep (prune) and what to label next (select)."""
+"""Choosing what to label next: ``curate select`` (``stage``) builds the candidate pool (``pool``),
+numbers the labeling round and runs a strategy (``round``, strategies by name in ``registry``),
+and hands the batch off to a labeling tool (``handoff``, ``exports``)."""
+
+STAGE = "select"

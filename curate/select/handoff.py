@@ -11,14 +11,21 @@ and example ids, and the batch's strategy, score summary, whether it is the hybr
 warm-up (and why), and (for ``similar``) per-query counts. A labeling
 team starts from the one folder. A select run never overwrites an export, config or brief that
 another select run wrote, nor a file no select run wrote (``check_owners``), unless ``--force``.
+
+:func:`hand_off` is the whole hand-off of one select run: the batch table (one row per pick in rank
+order), its export for the labeling tool and, for Label Studio, the two files above. Every file it
+is about to write is checked for its owner and claimed (``state/select/claim-<run-id>.json``)
+before any is written, so a run killed halfway still owns what it began to write.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -26,7 +33,14 @@ import pyarrow as pa
 
 from curate.errors import CurateError
 from curate.io import atomic
-from curate.io.fs import Location
+from curate.io.fs import Location, locate
+from curate.select import STAGE
+
+if TYPE_CHECKING:
+    from curate.select.exports import ExportOptions
+    from curate.select.pool import Candidates
+    from curate.select.round import Picks
+    from curate.workspace import Workspace
 
 CONFIG_NAME = "labeling-config.xml"
 NOTES_NAME = "LABELING.md"
@@ -213,3 +227,90 @@ def write_handoff(batch: pa.Table, export: Location, labels: LabelSet, data_key:
     text = labeling_notes(batch, labels, export.name, data_key, kind, run_id, warmup, labeled_from)
     atomic.write_bytes(notes, text.encode())
     return config, notes
+
+
+def hand_off(ws: Workspace, run_id: str, config: Any, cand: Candidates, picks: Picks,
+             earlier: list[dict]) -> dict[str, Any]:
+    """Export the batch of run ``run_id`` to ``config.handoff.out`` (with the labeling files for Label
+    Studio); returns the sidecar's ``export`` (URI) and ``handoff`` (URIs), None where nothing was written.
+    ``earlier``: the sidecars of the earlier select runs (with the claims, they own the files)."""
+    facts: dict[str, Any] = {"export": None, "handoff": None}
+    options = config.handoff
+    if not options.out:
+        return facts
+    from curate.select.exports import ExportOptions, guess_format, write_export
+
+    export = ExportOptions(format=guess_format(options.out, options.format), data_key=options.data_key,
+                           document_root=options.document_root)
+    probs = cand.pool.probs[picks.pool_rows] if cand.pool.probs is not None else None
+    batch = batch_table(cand.manifest, picks.rows, picks.scores, config.strategy, picks.round, probs,
+                        cand.class_names, picks.query)
+    dest = locate(options.out)
+    targets = [dest] + (list(handoff_paths(dest)) if export.format == "labelstudio" else [])
+    check_owners(targets, earlier + claims(ws), run_id, force=options.force)  # before writing anything
+    claim(ws, run_id, targets)  # a run killed after this point still owns what it began to write
+    written = write_export(batch, options.out, export)
+    facts["export"] = written.uri
+    if export.format == "labelstudio":
+        files = labeling_files(batch, written, cand, export, run_id, picks.warmup)
+        facts["handoff"] = [loc.uri for loc in files]
+    return facts
+
+
+def batch_table(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, strategy: str, round_: int,
+                probs: np.ndarray | None, class_names: list[str], pick_query: list[str] | None = None) -> pa.Table:
+    """The export table: one row per pick in rank order."""
+    take = manifest.take(pa.array(picked, pa.int64()))
+    columns = {
+        "id": take.column("id"), "source": take.column("source"),
+        "score": pa.array(scores, pa.float64(), mask=~np.isfinite(scores)),
+        "rank": pa.array(np.arange(1, len(picked) + 1), pa.int64()),
+        "strategy": pa.array([strategy] * len(picked), pa.string()),
+        "round": pa.array([round_] * len(picked), pa.int64()),
+        "kind": take.column("kind"), "text": take.column("text"),
+    }
+    if probs is not None:
+        columns["prediction"] = pa.array([class_names[c] for c in np.argmax(probs, axis=1)], pa.string())
+        columns["confidence"] = pa.array(np.max(probs, axis=1).astype(np.float64), pa.float64())
+    if pick_query is not None:
+        columns["query"] = pa.array(pick_query, pa.string())
+        columns["similarity"] = pa.array(scores, pa.float64())
+    return pa.table(columns)
+
+
+def labeling_files(batch: pa.Table, export: Location, cand: Candidates, options: ExportOptions,
+                   run_id: str | None = None, warmup: str | None = None) -> tuple[Location, Location]:
+    """labeling-config.xml + LABELING.md beside a Label Studio export. Choices: every known label name
+    (manifest labels, --labeled file labels, every class of the predictions); counts and examples: only
+    the already-labeled items (``cand.known``; the --labeled file's label, else the manifest's)."""
+    from curate.select.exports import data_key
+
+    manifest, ok, done = cand.manifest, cand.ok, cand.known
+    labeled, file_labels = done.rows, done.labels
+    kinds = batch.column("kind").to_pylist() or manifest.column("kind").filter(pa.array(ok)).to_pylist()[:1]
+    kind = max(set(kinds), key=kinds.count) if kinds else "image"
+    ids = manifest.column("id").to_pylist()
+    manifest_labels = manifest.column("label").to_pylist()
+    known = {lab for r, lab in enumerate(manifest_labels) if lab is not None and ok[r]}
+    known |= set(file_labels.values()) | set(cand.class_names)
+    rows = np.flatnonzero(labeled)
+    labels = label_set([ids[r] for r in rows], [file_labels.get(int(r), manifest_labels[r]) for r in rows],
+                       extra=sorted(known))
+    return write_handoff(batch, export, labels, data_key(kind, options), kind, options.from_name, run_id,
+                         warmup=warmup, labeled_from=done.source)
+
+
+def claim(ws: Workspace, run_id: str, targets: list[Location]) -> None:
+    """Record, before writing them, the hand-off files run ``run_id`` is about to write."""
+    atomic.write_json(ws.state(STAGE).join(f"claim-{run_id}.json"),
+                      {"run_id": run_id, "handoff": [t.uri for t in targets], "at": time.time()})
+
+
+def claims(ws: Workspace) -> list[dict]:
+    """Claims of select runs that began writing hand-off files (finished or killed), oldest first."""
+    folder = ws.state(STAGE)
+    if not folder.exists():
+        return []
+    names = sorted(p.rsplit("/", 1)[-1] for p in folder.fs.ls(folder.path, detail=False))
+    found = [atomic.read_json(folder.join(n)) for n in names if n.startswith("claim-") and n.endswith(".json")]
+    return sorted(found, key=lambda c: c.get("at", 0.0))
