@@ -5,7 +5,8 @@ rows in pick order, ``scores`` the strategy's score of each pick (NaN when it ha
 ``extra`` optional per-pick columns (``similar``: the query index of each pick). Strategy
 modules are imported when a strategy runs, so listing them (``curate select --help``) stays
 light. The stage builds the :class:`Pool` (arrays aligned row by row) and reads ``needs`` to load only what is
-required and to explain what is missing.
+required and to explain what is missing; strategies read one :class:`Options`: the user's
+:class:`BatchOptions` plus what the stage derives for the run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from curate.errors import CurateError
 
 
 @dataclass(frozen=True)
@@ -35,23 +38,56 @@ class Pool:
 
 
 @dataclass(frozen=True)
-class Options:
-    """Knobs of the strategies that have any (the stage's config passes them through)."""
+class BatchOptions:
+    """How the strategies shape a batch, as the user sets them (``SelectConfig.batch``; each strategy
+    reads the ones it has)."""
 
     uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
-    preselect: float = 10.0  # hybrid: uncertainty preselection = preselect × budget; cluster-margin likewise
+    preselect: float = 10.0  # hybrid / cluster-margin: consider preselect x budget most uncertain
     power: float = 1.0  # hybrid: weight = uncertainty ** power
     typical_per_class: float = 3.0  # hybrid: TypiClust's batch while labeled < this x classes (0: never)
-    dup_threshold: float | str | None = "auto"  # hybrid/similar: near-duplicate cosine; auto: relative to the pool
-    class_aware: bool = False  # hybrid warm-up: least-labeled predicted class first (lost on the scenario suite)
-    density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
-    min_similarity: float | None = None  # similar: a pick must be at least this close to its query
-    quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class
+    # hybrid / similar: never two picks (or a pick and a labeled item) above this cosine; "auto": hybrid derives
+    # it from the pool's own neighbour distances (similar: 0.9); "off": no check. Dedup groups apply regardless.
+    dup_threshold: float | str | None = "auto"
+    min_similarity: float | None = None  # similar: never pick an item less similar than this to its query
+    quota_per_class: int | None = None  # hybrid: at most this many picks per predicted class
+    class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
     clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool)); similar: query groups
     per_query: int | None = None  # similar: at most this many picks per query
+
+
+@dataclass(frozen=True)
+class Options(BatchOptions):
+    """What a strategy reads: the batch options, and what the stage derives from them for one run
+    (:meth:`of`): ``dup_threshold`` parsed, ``quota`` from ``quota_per_class`` / ``class_quota`` and
+    the class names, the device."""
+
+    class_aware: bool = False  # hybrid warm-up: least-labeled predicted class first (lost on the scenario suite)
+    density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
     knn: int = 20  # typiclust neighbours
     cap: int = 4096  # typiclust: cluster members scored at most
+    quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class (index)
     device: str = "auto"
+
+    @classmethod
+    def of(cls, batch: BatchOptions, **derived: Any) -> Options:
+        """``batch`` as the strategies read it, with the fields the stage derives for a run (``derived``)."""
+        return cls(**{**vars(batch), **derived})
+
+
+def dup_threshold(value: float | str | None) -> float | str | None:
+    """``--dup-threshold`` as the strategies take it: a cosine in [-1, 1], ``"auto"``, or None (``off``)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str) and value.lower() in ("off", "none"):
+        return None
+    try:
+        cosine = float(value)
+    except (TypeError, ValueError):
+        raise CurateError(f"--dup-threshold takes a cosine in [-1, 1], auto or off, not {value!r}") from None
+    if not -1.0 <= cosine <= 1.0:
+        raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1] (or auto, off)")
+    return cosine
 
 
 Fn = Callable[[Pool, int, np.random.Generator, Options], tuple]
@@ -241,8 +277,6 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
 
 
 def get(name: str) -> Strategy:
-    from curate.errors import CurateError
-
     if name not in STRATEGIES:
         raise CurateError(f"unknown strategy {name!r} (choose from {', '.join(STRATEGIES)})")
     return STRATEGIES[name]

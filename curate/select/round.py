@@ -67,13 +67,10 @@ def pick(config, cand: Candidates, run_id: str, earlier: list[dict], device: tor
 
 
 def _options(config, names: list[str], device: torch.device) -> registry.Options:
-    from curate.select.stage import dup_threshold
-
-    b = config.batch
-    return registry.Options(uncertainty=b.uncertainty, preselect=b.preselect, power=b.power,
-                            typical_per_class=b.typical_per_class, dup_threshold=dup_threshold(b.dup_threshold),
-                            quota=_quota(config, names), clusters=b.clusters, per_query=b.per_query,
-                            min_similarity=b.min_similarity, device=device)
+    """The batch options with what this run derives: the parsed --dup-threshold, the quotas, the device."""
+    batch = config.batch
+    return registry.Options.of(batch, dup_threshold=registry.dup_threshold(batch.dup_threshold),
+                               quota=_quota(config, names), device=device)
 
 
 def _quota(config, names: list[str]) -> dict[int, int] | int | None:

@@ -29,29 +29,12 @@ from curate.select import STAGE, registry
 from curate.select.exports import guess_format
 from curate.select.handoff import hand_off
 from curate.select.pool import Candidates, build_pool
+from curate.select.registry import BatchOptions, dup_threshold
 from curate.select.round import Picks, pick
 from curate.workspace import Workspace
 
 if TYPE_CHECKING:
     import torch
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """How the strategies shape a batch (each strategy reads the ones it has)."""
-
-    uncertainty: str = "margin"  # hybrid: margin | entropy | least-confidence
-    preselect: float = 10.0  # hybrid / cluster-margin: consider preselect x budget most uncertain
-    power: float = 1.0  # hybrid: weight = uncertainty ** power
-    typical_per_class: float = 3.0  # hybrid: TypiClust batches while labeled < this x classes
-    # hybrid / similar: never two picks (or a pick and a labeled item) above this cosine; "auto": hybrid derives
-    # it from the pool's own neighbour distances (similar: 0.9); "off": no check. Dedup groups apply regardless.
-    dup_threshold: float | str | None = "auto"
-    min_similarity: float | None = None  # similar: never pick an item less similar than this to its query
-    quota_per_class: int | None = None  # hybrid: at most this many picks per predicted class
-    class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
-    clusters: int | None = None  # cluster-margin: k-means clusters; similar: query groups
-    per_query: int | None = None  # similar: at most this many picks per query
 
 
 @dataclass(frozen=True)
@@ -123,21 +106,6 @@ def _check(config: SelectConfig) -> registry.Strategy:
     if config.handoff.out:
         guess_format(config.handoff.out, config.handoff.format)  # an unknown --out suffix: before any work
     return strategy
-
-
-def dup_threshold(value: float | str | None) -> float | str | None:
-    """``--dup-threshold`` as the strategies take it: a cosine in [-1, 1], ``"auto"``, or None (``off``)."""
-    if value is None or value == "auto":
-        return value
-    if isinstance(value, str) and value.lower() in ("off", "none"):
-        return None
-    try:
-        cosine = float(value)
-    except (TypeError, ValueError):
-        raise CurateError(f"--dup-threshold takes a cosine in [-1, 1], auto or off, not {value!r}") from None
-    if not -1.0 <= cosine <= 1.0:
-        raise CurateError("--dup-threshold must be a cosine similarity in [-1, 1] (or auto, off)")
-    return cosine
 
 
 class Select(Stage):
