@@ -25,7 +25,6 @@ COPY_PATH = {"dedup", "prune"}  # their --out is a copy of the decision table, n
 # config fields with no CLI option, on purpose (tuning knobs for the pipeline file and the API)
 FILE_ONLY = {
     "dedup": {"sample", "iterations", "neighbours", "batch_rows"},
-    "select": {"power", "upstream"},  # nested options (SelectConfig.batch, .handoff) are reached by flat names
     "ingest": {"sources", "read", "rows_per_part"},
 }
 

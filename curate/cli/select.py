@@ -89,6 +89,9 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--document-root", default=None, metavar="DIR",
               help="Label Studio local-files root: image paths become /data/local-files/?d=<relative path>.")
 @click.option("--model", default=None, help="Embedding store (model slug); default: the only one.")
+@click.option("--upstream", multiple=True, default=("dedup",), show_default=True, metavar="STAGE",
+              help="Decision stages whose latest runs' removals select follows (repeat; the ones given replace "
+                   "the default): --upstream dedup --upstream prune picks only from what both kept.")
 @click.option("--round", type=int, default=None,
               help="Labeling round (default: that of earlier runs with the same labeled set, else the next).")
 @click.option("--dup-threshold", default="auto", show_default=True, metavar="COSINE|auto|off",
@@ -105,6 +108,21 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
 @click.option("--typical-per-class", type=float, default=3.0, show_default=True,
               help="hybrid: while fewer than this many labels per class exist, pick TypiClust's typical items "
                    "(uncertainty of so weak a model is noise); 0 turns it off.")
+@click.option("--power", type=float, default=1.0, show_default=True,
+              help="hybrid: weight = uncertainty ** power (above 1: uncertainty counts more against distance; "
+                   "0: distance alone).")
+@click.option("--density", type=float, default=1.0, show_default=True,
+              help="hybrid: weight x typicality ** density, the candidate's typicality in the pool, so k-center does "
+                   "not land on outliers and lone corrupted copies; 0: plain uncertainty-weighted k-center.")
+@click.option("--class-aware", is_flag=True, default=False,
+              help="hybrid: visit the warm-up's clusters least-labeled predicted class first (needs predictions or "
+                   "--probe; off by default: it follows a weak model's mistakes).")
+@click.option("--knn", type=int, default=20, show_default=True, metavar="K",
+              help="typiclust / hybrid warm-up: typicality = 1 / mean distance to the item's K nearest neighbours "
+                   "in its k-means cluster.")
+@click.option("--cap", type=int, default=4096, show_default=True, metavar="N",
+              help="typiclust / hybrid warm-up: a k-means cluster larger than this is represented by a seeded sample "
+                   "of N members (only they are scored and can be picked): at most N x N distances per cluster.")
 @click.option("--quota-per-class", type=int, default=None, help="hybrid: at most N picks per predicted class.")
 @click.option("--class-quota", multiple=True, metavar="CLASS=N|SHARE",
               help="hybrid: cap for one predicted class (a count, or a share of the budget below 1); repeat.")

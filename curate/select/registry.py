@@ -54,6 +54,11 @@ class BatchOptions:
     class_quota: tuple[tuple[str, float], ...] = ()  # (class, count >= 1 or share of the budget < 1)
     clusters: int | None = None  # cluster-margin: k-means clusters (default about sqrt(pool)); similar: query groups
     per_query: int | None = None  # similar: at most this many picks per query
+    # knobs added later (the stage leaves them out of the run id while at these defaults)
+    class_aware: bool = False  # hybrid warm-up: least-labeled predicted class first (lost on the scenario suite)
+    density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
+    knn: int = 20  # typiclust / hybrid warm-up: neighbours of the typicality score
+    cap: int = 4096  # typiclust / hybrid warm-up: members of a k-means cluster scored at most (a seeded sample)
 
 
 @dataclass(frozen=True)
@@ -62,10 +67,6 @@ class Options(BatchOptions):
     (:meth:`of`): ``dup_threshold`` parsed, ``quota`` from ``quota_per_class`` / ``class_quota`` and
     the class names, the device."""
 
-    class_aware: bool = False  # hybrid warm-up: least-labeled predicted class first (lost on the scenario suite)
-    density: float = 1.0  # hybrid: weight x typicality ** density (0: plain uncertainty-weighted k-center)
-    knn: int = 20  # typiclust neighbours
-    cap: int = 4096  # typiclust: cluster members scored at most
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class (index)
     device: str = "auto"
 

@@ -68,6 +68,9 @@ class SelectConfig:
     handoff: HandoffOptions = HandoffOptions()
 
 
+LATER_KNOBS = ("class_aware", "density", "knn", "cap")  # batch options that reached the CLI and pipeline files later
+
+
 def select_config(**settings: Any) -> SelectConfig:
     """A :class:`SelectConfig` from flat settings named like the CLI options."""
     from curate.settings import build_config
@@ -103,9 +106,28 @@ def _check(config: SelectConfig) -> registry.Strategy:
         raise CurateError(f"--queries is for --strategy similar, not {config.strategy}")
     if batch.per_query is not None and batch.per_query <= 0:
         raise CurateError(f"--per-query must be positive, got {batch.per_query}")
+    for name in ("knn", "cap"):
+        if getattr(batch, name) < 1:
+            raise CurateError(f"--{name} must be positive, got {getattr(batch, name)}")
+    for name in ("power", "density"):
+        if not getattr(batch, name) >= 0:
+            raise CurateError(f"--{name} must be 0 or more, got {getattr(batch, name)}")
+    _check_upstream(config.upstream)
     if config.handoff.out:
         guess_format(config.handoff.out, config.handoff.format)  # an unknown --out suffix: before any work
     return strategy
+
+
+def _check_upstream(stages: tuple[str, ...]) -> None:
+    """--upstream names decision stages (select follows no select run)."""
+    if tuple(stages) == SelectConfig.upstream:
+        return
+    from curate.export.stage import DECISION_STAGES  # only for a non-default --upstream: it imports torch
+
+    for stage in stages:
+        if stage not in DECISION_STAGES or stage == STAGE:
+            names = ", ".join(s for s in DECISION_STAGES if s != STAGE)
+            raise CurateError(f"--upstream {stage!r} is no stage whose removals select follows (choose from {names})")
 
 
 class Select(Stage):
@@ -127,7 +149,11 @@ class Select(Stage):
 
     def settings(self, config: SelectConfig) -> dict:
         # where the batch goes is not part of the decision (a missing export file is rewritten: is_current)
-        return config_dict(replace(config, handoff=HandoffOptions()))
+        out = config_dict(replace(config, handoff=HandoffOptions()))
+        for name in LATER_KNOBS:  # at their defaults, the knobs added later leave the run ids as they were
+            if out["batch"][name] == BatchOptions.__dataclass_fields__[name].default:
+                del out["batch"][name]
+        return out
 
     def inputs(self, config: SelectConfig) -> tuple:
         return (Manifest(), Upstream(tuple(config.upstream)),
