@@ -259,7 +259,8 @@ def hand_off(ws: Workspace, run_id: str, config: Any, cand: Candidates, picks: P
 
 def batch_table(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, strategy: str, round_: int,
                 probs: np.ndarray | None, class_names: list[str], pick_query: list[str] | None = None) -> pa.Table:
-    """The export table: one row per pick in rank order."""
+    """The export table: one row per pick in rank order. ``probs``: of the strategy's picks, the last
+    ``len(probs)`` (the reviewed keeps before them have no prediction)."""
     take = manifest.take(pa.array(picked, pa.int64()))
     columns = {
         "id": take.column("id"), "source": take.column("source"),
@@ -270,8 +271,11 @@ def batch_table(manifest: pa.Table, picked: np.ndarray, scores: np.ndarray, stra
         "kind": take.column("kind"), "text": take.column("text"),
     }
     if probs is not None:
-        columns["prediction"] = pa.array([class_names[c] for c in np.argmax(probs, axis=1)], pa.string())
-        columns["confidence"] = pa.array(np.max(probs, axis=1).astype(np.float64), pa.float64())
+        lead = len(picked) - len(probs)
+        confidence = np.concatenate([np.full(lead, np.nan), np.max(probs, axis=1).astype(np.float64)])
+        columns["prediction"] = pa.array([None] * lead + [class_names[c] for c in np.argmax(probs, axis=1)],
+                                         pa.string())
+        columns["confidence"] = pa.array(confidence, pa.float64(), mask=np.isnan(confidence))
     if pick_query is not None:
         columns["query"] = pa.array(pick_query, pa.string())
         columns["similarity"] = pa.array(scores, pa.float64())

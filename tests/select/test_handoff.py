@@ -205,3 +205,26 @@ def test_labeling_notes_show_labels_as_text_never_as_markup():
     for label in HOSTILE_LABELS[1:]:  # each label shows as its own text in the first column of its row
         assert label in cells, (label, cells)
     assert "id`1" in cells[cells.index("plain") + 2] and "id|2" in cells[cells.index("plain") + 2]
+
+
+def test_a_reviewed_keep_leads_the_batch_without_a_model_prediction(tmp_path):
+    """A reviewer's keep is picked first, with no score and no prediction (the model did not pick it);
+    the strategy's picks after it carry theirs, in every export format."""
+    from curate.overrides import Override, add
+    from curate.select.stage import picked
+    from tests.select.test_select_stage import probs_with_margins, spread
+    from tests.select.test_select_stage import workspace as text_workspace
+
+    ws = text_workspace(tmp_path, spread(6))
+    np.save(tmp_path / "p.npy", probs_with_margins([0.9, 0.1, 0.8, 0.2, 0.7, 0.6]))
+    add(ws, [Override("select", "w0", "keep", "label this one")])
+    for seed, name in enumerate(("batch.json", "batch.csv")):  # another seed: another run, which writes its export
+        result = select(ws, select_config(budget=3, strategy="margin", predictions=str(tmp_path / "p.npy"),
+                                          out=str(tmp_path / name), seed=seed), progress=False)
+        assert picked(result) == ["w0", "w1", "w3"]
+    tasks = json.loads((tmp_path / "batch.json").read_text())
+    assert [t["data"]["id"] for t in tasks] == ["w0", "w1", "w3"]
+    assert "predictions" not in tasks[0] and tasks[0]["meta"]["score"] is None
+    assert [t["predictions"][0]["score"] for t in tasks[1:]] == pytest.approx([0.55, 0.6])
+    rows = (tmp_path / "batch.csv").read_text().splitlines()
+    assert rows[1].endswith(",,") and rows[2].split(",")[-2:] == ['"0"', "0.550000011920929"]
