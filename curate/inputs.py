@@ -33,13 +33,18 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Store:
-    """One embedding store, chosen by ``config.model``, else the only one, else the one the latest
-    run of ``prefer`` read. ``need``: ``always`` (an error when there is none), ``if-any`` (none
-    when the workspace has no store), ``never`` (the run reads none; fingerprint None)."""
+    """One embedding store, chosen by ``config.<option>`` (default ``model``), else the only one, else
+    the one the latest run of ``prefer`` read, else (``first``) the first by name. ``need``: ``always``
+    (an error when there is none), ``if-any`` (none when the workspace has no store), ``never`` (the
+    run reads none; fingerprint None). ``workspace``: the config field naming another workspace whose
+    store this is (drift's reference); its value is then ``inputs.values[key]``, not ``inputs.store``."""
 
     prefer: str | None = None
     need: str = "always"
     key: str = "store"
+    option: str = "model"
+    workspace: str | None = None
+    first: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ def resolve(ws: Workspace, stage: str, config: Any, kinds: tuple[InputKind, ...]
     runs: dict[str, DecisionRun] = {}
     files: dict[str, Any] = {}
     store = overrides = None
+    values: dict[str, Any] = {}
     for kind in sorted(kinds, key=lambda k: not isinstance(k, Upstream)):
         if isinstance(kind, Manifest):
             fps[kind.key] = ws.manifest_fingerprint()
@@ -110,8 +116,13 @@ def resolve(ws: Workspace, stage: str, config: Any, kinds: tuple[InputKind, ...]
             runs = upstream_runs(ws, kind)
             fps[kind.key] = {name: run.run_id for name, run in runs.items()}
         elif isinstance(kind, Store):
-            store = open_store_input(ws, kind, getattr(config, "model", None), runs)
-            fps[kind.key] = store.meta["fingerprint"] if store is not None else None
+            where = ws if kind.workspace is None else Workspace(getattr(config, kind.workspace))
+            opened = open_store_input(where, kind, getattr(config, kind.option, None), runs)
+            fps[kind.key] = opened.meta["fingerprint"] if opened is not None else None
+            if kind.workspace is None:
+                store = opened
+            else:
+                values[kind.key] = opened
         elif isinstance(kind, UserFile):
             path = getattr(config, kind.option)
             fps[kind.key] = content_fingerprint(path, f"--{kind.option.replace('_', '-')}", kind.max_bytes)
@@ -122,7 +133,7 @@ def resolve(ws: Workspace, stage: str, config: Any, kinds: tuple[InputKind, ...]
                 fps[kind.key] = overrides.fingerprint
         else:  # pragma: no cover - a new kind without a resolver is a programming error
             raise CurateError(f"internal error: no resolver for stage input {kind!r}")
-    return Resolved(fps, store, runs, files, overrides)
+    return Resolved(fps, store, runs, files, overrides, values)
 
 
 def upstream_runs(ws: Workspace, kind: Upstream) -> dict[str, DecisionRun]:
@@ -135,12 +146,15 @@ def open_store_input(ws: Workspace, kind: Store, model: str | None, runs: dict[s
     """The store a run reads (see :class:`Store`), or None."""
     from curate.embed.store import choose_store, list_stores, open_store
 
-    if kind.need == "never" or (kind.need == "if-any" and model is None and not list_stores(ws)):
+    stores = list_stores(ws) if kind.need == "if-any" or kind.first else []
+    if kind.need == "never" or (kind.need == "if-any" and model is None and not stores):
         return None
     prefer = None
     if kind.prefer is not None:
         run = runs.get(kind.prefer) or latest_run(ws, kind.prefer)
         prefer = run.meta.get("model") if run is not None else None
+    if kind.first and model is None and len(stores) > 1 and prefer not in stores:
+        prefer = stores[0]  # a view of the workspace (the report) shows the first store rather than fail
     return open_store(ws, choose_store(ws, model, prefer=prefer))
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import xxhash
 
 from curate import __version__
 from curate.errors import CurateError
@@ -56,6 +57,26 @@ class Output:
     table: pa.Table | None
     facts: dict[str, Any] = field(default_factory=dict)
     side_tables: dict[str, pa.Table] = field(default_factory=dict)
+
+
+def file_facts(loc: Location, data: bytes) -> dict[str, Any]:
+    """Sidecar facts of a stage whose output is one file (``Output(table=None)``): where, size, content hash."""
+    return {"out": loc.uri, "bytes": len(data), "xxh3": xxhash.xxh3_128_hexdigest(data)}
+
+
+def file_is_current(meta: dict[str, Any]) -> bool:
+    """Whether the file that :func:`file_facts` recorded is still there with the same bytes (a later run
+    that wrote the same path with other content makes this run stale, not reusable)."""
+    from curate.io.fs import locate
+
+    loc = locate(meta["out"])
+    if not loc.exists() or loc.fs.size(loc.path) != meta.get("bytes"):
+        return False
+    digest = xxhash.xxh3_128()
+    with loc.fs.open(loc.path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(8 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest() == meta.get("xxh3")
 
 
 @dataclass(frozen=True)
@@ -157,6 +178,11 @@ class Stage(ABC):
 
     def lock_command(self, config: Any) -> str:
         return f"curate {self.name}"
+
+    def in_flow(self, config: Any, earlier: dict[str, StageResult]) -> Any:
+        """The config ``curate run`` runs, given the results of the tables before this one in the file
+        (default: unchanged; the report goes next to the export the file made)."""
+        return config
 
     def pin_device(self, config: Any) -> Any:
         """Check the device (a GPU that is not here is a one-line error before anything is touched) and

@@ -41,6 +41,32 @@ def test_store_fingerprint_and_need(tmp_path):
     assert _fp(other, (Store(),))["store"] != got.fingerprints["store"]
 
 
+def test_store_of_another_workspace_and_first_of_several(tmp_path):
+    """drift's reference: a Store named by another config field, in the workspace another field names;
+    the report's map: the first store when several are there and nothing says which."""
+    from curate.embed.stage import EmbedConfig, embed
+
+    ws, ref = _ws(tmp_path), _ws(tmp_path, "ref", seed=1)
+
+    class TwoSided:
+        model = None
+        reference = ref.root.path
+        reference_model = "precomputed-vectors"
+
+    got = resolve(ws, "drift", TwoSided(), (Store(), Store(option="reference_model", workspace="reference",
+                                                            key="reference_store")))
+    assert got.values["reference_store"].slug == "precomputed-vectors" and got["reference_store"] is not got.store
+    assert got.fingerprints == {"store": got.store.meta["fingerprint"],
+                                "reference_store": _fp(ref, (Store(),))["store"]}
+    npy = tmp_path / "more" / "another.npy"
+    npy.parent.mkdir()
+    np.save(npy, np.random.default_rng(2).normal(size=(6, 4)).astype(np.float32))
+    embed(ws, EmbedConfig(model=f"precomputed:{npy}", workers=0), progress=False)
+    with pytest.raises(CurateError, match="2 embedding stores"):
+        resolve(ws, "report", Config(), (Store(need="if-any"),))
+    assert resolve(ws, "report", Config(), (Store(need="if-any", first=True),)).store.slug == "precomputed-another"
+
+
 def test_upstream_fingerprint_is_the_run_ids_and_runs_carry_their_sidecar(tmp_path):
     from curate.dedup.exact import exact_dedup
 

@@ -203,7 +203,7 @@ def choose_store(ws: Workspace, model: str | None, prefer: str | None = None) ->
         by_spec = [s for s in stores if atomic.read_json(store_dir(ws, s).join("meta.json")).get("model") == model]
         if by_spec:
             return by_spec[0]
-        raise CurateError(f"no embeddings {model!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'}; "
+        raise CurateError(f"{ws.root.uri} has no embeddings {model!r} (have: {', '.join(stores) or 'none'}; "
                           "run `curate embed` first)")
     if len(stores) == 1:
         return stores[0]
