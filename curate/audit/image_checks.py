@@ -1,0 +1,177 @@
+"""Per-image data-quality checks, computed from one decode of each image.
+
+Score convention: every check gives a float in [0, 1], **higher = more likely the defect**; NaN means
+the image could not be judged (it did not decode: the ``undecodable`` score is then 1). A flag is
+``score >= threshold``, the threshold a field of :class:`ImageCheckConfig`, so stored scores can be
+re-flagged under other thresholds without decoding anything again.
+
+Each image is decoded once (Pillow; EXIF orientation applied; large JPEGs decoded at a reduced DCT
+scale with ``draft``) into an RGB thumbnail of at most ``THUMB`` pixels a side; the original width
+and height come from the header (after orientation). The checks (see :mod:`curate.audit.image_features`
+for the measurements):
+
+- ``blurry``: the blur of the image's own edges, estimated as a Gaussian sigma ``b`` in thumbnail pixels,
+  as ``b / (b + 1.6)``. The gradient energy ``E(s)`` on the image's strongest structures is measured after
+  re-blurring by s = 0.7, 1.4 and 2.8 px; structure already blurred by ``b`` loses energy as
+  ``(b^2 + s^2) ** (-k / 2)``, where ``k`` depends on what it is (1 for a step edge, 3 for a thin line);
+  ``log(E(s0) / E(s2)) / log(E(s0) / E(s1))`` cancels ``k``, the contrast and how much of the picture is
+  edges, and is solved for ``b``. So blur is judged relative to the image's own content: a soft, low-contrast
+  photo with some crisp detail, or a smooth illustration with a crisp title, is not blurry; a picture with
+  no edges at all (a blank, a pure gradient) scores 0 (not a blurred copy of anything: see
+  ``low-information``); a Gaussian-blurred copy is blurry. The default 0.5 is ``b`` = 1.6 px at 256 px.
+- ``dark``: ``1 - p99.9 / 255`` of luma. Underexposure scales every tone down, the brightest ones
+  included; a night scene with lit windows, stars or street lights keeps its highlights and is not
+  dark (a style, not a defect).
+- ``overexposed``: the larger of (a) washed out: the darkest tones lifted, ``p0.2`` of luma mapped from
+  64 (0) to 224 (1) -- dark accents such as text keep a light design from counting; (b) blown out: the
+  share of the image clipped (luma >= 250; full at 40%) times the share of the rest that is photographic
+  (inside an unclipped 5 x 5 area and textured, not flat colour; full at 50%): a white page, chart or
+  screenshot is mostly white too, but what is not white there is thin (text, lines) or flat (panels).
+- ``low-information``: ``1 - sqrt(structure / 2%)`` clipped, where structure is the share of the
+  thumbnail whose gradient (after a 1.4 px blur, so noise does not count) reaches 3 grey levels per
+  pixel: a blank, a flat colour with noise or a smooth gradient has none; a page of text, a digit or a
+  single word on a flat background has some.
+- ``tiny``: ``1 - min(width, height) / 256`` clipped (header size); the default 0.75 is a side of 64 px or less.
+- ``odd-aspect``: ``1 - short side / long side``; the default 0.7 is an aspect beyond 10:3.
+- ``grayscale`` (informational): ``1 - p99.9(chroma) / 24`` clipped, chroma = max - min of R, G, B; the
+  default 0.75 is no colour above 6 levels in 99.9% of pixels (JPEG chroma noise on a grey image stays
+  below; a small colourful object on a dark sky is colour).
+- ``undecodable``: 1 when the bytes did not decode (every other score is then NaN).
+- ``outlier`` needs embeddings: :func:`curate.audit.outlier.outlier_scores` (same score convention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from curate.audit.image_features import ImageFeatures
+from curate.audit.outlier import outlier_scores
+
+THUMB = 256  # thumbnail side the checks are calibrated on
+
+__all__ = ["IMAGE_CHECKS", "INFORMATIONAL", "THUMB", "ImageCheckConfig", "ImageFeatures", "decode_features",
+           "flags", "image_check_scores", "outlier_scores"]
+
+
+@dataclass(frozen=True)
+class ImageCheckConfig:
+    """Flag thresholds on the scores (``score >= threshold`` flags); one field per check."""
+
+    blurry: float = 0.5
+    dark: float = 0.64
+    overexposed: float = 0.42
+    low_information: float = 0.5
+    tiny: float = 0.75
+    odd_aspect: float = 0.7
+    grayscale: float = 0.75
+    outlier: float = 0.5
+
+
+# name -> score function of one decoded image; all of them read the same ImageFeatures
+IMAGE_CHECKS: dict[str, Callable[[ImageFeatures], float]] = {
+    "blurry": lambda f: f.blurry,
+    "dark": lambda f: f.dark,
+    "overexposed": lambda f: f.overexposed,
+    "low-information": lambda f: f.low_information,
+    "tiny": lambda f: f.tiny,
+    "odd-aspect": lambda f: f.odd_aspect,
+    "grayscale": lambda f: f.grayscale,
+}
+INFORMATIONAL = frozenset({"grayscale"})  # reported, not a defect
+
+
+def decode_features(data: bytes, side: int = THUMB) -> ImageFeatures | None:
+    """Decode ``data`` once into the thumbnail the checks read; ``None`` when it does not decode."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            width, height = _header_size(img)
+            if img.format == "JPEG":
+                img.draft("RGB", (side, side))  # DCT-domain downscale: keeps both sides >= side
+            with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
+                img = ImageOps.exif_transpose(img)
+            img.load()
+            rgb = _to_rgb(img)
+            if max(rgb.size) > side:
+                rgb.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+            return ImageFeatures(np.asarray(rgb), width, height)
+    except Exception:  # Pillow raises many types on broken input
+        return None
+
+
+def _header_size(img: Image.Image) -> tuple[int, int]:
+    """Original width and height, swapped when the EXIF orientation rotates by 90 degrees."""
+    width, height = img.size
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:
+        orientation = 1
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return width, height
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB of any mode: alpha composited on white, 16-bit and float greys scaled to 8 bits."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float32)
+        top = float(arr.max()) if arr.size else 0.0
+        scale = 255.0 / 65535.0 if top > 255 and img.mode != "F" else (255.0 / top if top > 255 else 1.0)
+        if img.mode == "F" and 0 < top <= 1.0:
+            scale = 255.0
+        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _scores_of(data: bytes | None) -> tuple[float, ...]:
+    feats = decode_features(data) if data else None
+    if feats is None:
+        return (np.nan,) * len(IMAGE_CHECKS) + (1.0,)
+    return tuple(float(fn(feats)) for fn in IMAGE_CHECKS.values()) + (0.0,)
+
+
+def image_check_scores(images: Iterable[bytes | None], config: ImageCheckConfig | None = None,
+                       workers: int = 2) -> dict[str, np.ndarray]:
+    """Scores of every image check (plus ``undecodable``) for encoded images, in input order.
+
+    ``config`` is accepted for symmetry with :func:`flags` (scores do not depend on thresholds).
+    Decoding and the array work release the GIL, so ``workers`` threads use that many cores.
+    """
+    del config
+    names = [*IMAGE_CHECKS, "undecodable"]
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            rows = list(pool.map(_scores_of, images, chunksize=16))
+    else:
+        rows = [_scores_of(data) for data in images]
+    table = np.array(rows, dtype=np.float32).reshape(len(rows), len(names))
+    return {name: table[:, i].copy() for i, name in enumerate(names)}
+
+
+def flags(scores: dict[str, np.ndarray], config: ImageCheckConfig | None = None) -> dict[str, np.ndarray]:
+    """Boolean flags ``score >= threshold`` for every check present in ``scores`` (NaN: not flagged);
+    ``undecodable`` is flagged whenever its score is 1. ``outlier`` scores may be added to ``scores``."""
+    config = config or ImageCheckConfig()
+    thresholds = {f.name.replace("_", "-"): getattr(config, f.name) for f in fields(config)}
+    out: dict[str, np.ndarray] = {}
+    for name, values in scores.items():
+        values = np.asarray(values, dtype=np.float32)
+        if name == "undecodable":
+            out[name] = values >= 1.0
+        elif name in thresholds:
+            with np.errstate(invalid="ignore"):
+                out[name] = np.nan_to_num(values, nan=-1.0) >= thresholds[name]
+    return out
