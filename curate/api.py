@@ -31,39 +31,48 @@ from curate.workspace import Workspace
 DEDUP_METHODS = ("semantic", "exact", "knn", "fuzzy", "near")
 
 
-def _dedup_stage(method: str) -> tuple[Stage, type]:
+def _dedup_stage(method: str) -> tuple[Stage, type, dict[str, Any]]:
+    """The stage, config class and fixed settings of dedup ``method`` (fuzzy: near without the semantic signal)."""
     if method == "exact":
         from curate.dedup.exact import ExactDedup, ExactDedupConfig
 
-        return ExactDedup(), ExactDedupConfig
+        return ExactDedup(), ExactDedupConfig, {}
     if method == "knn":
         from curate.dedup.knn import KnnConfig, KnnDedup
 
-        return KnnDedup(), KnnConfig
-    if method == "fuzzy":
-        from curate.dedup.near import FuzzyConfig, FuzzyDedup
+        return KnnDedup(), KnnConfig, {}
+    if method in ("fuzzy", "near"):
+        from curate.dedup.near import NearConfig, NearDedup, method_settings
 
-        return FuzzyDedup(), FuzzyConfig
-    if method == "near":
-        from curate.dedup.near import NearConfig, NearDedup
-
-        return NearDedup(), NearConfig
+        return NearDedup(), NearConfig, method_settings(method)
     if method == "semantic":
         from curate.dedup.semantic import SemanticConfig, SemanticDedup
 
-        return SemanticDedup(), SemanticConfig
+        return SemanticDedup(), SemanticConfig, {}
     raise CurateError(f"unknown dedup method {method!r} (choose from {', '.join(DEDUP_METHODS)})")
+
+
+def method_fields(method: str) -> dict[str, Any]:
+    """Every setting dedup ``method`` takes (name -> default): its config's fields less those it fixes."""
+    _, cls, fixed = _dedup_stage(method)
+    return {name: value for name, value in all_fields(cls).items() if name not in fixed}
 
 
 def dedup_config(method: str, settings: dict[str, Any]) -> Any:
     """The config of dedup ``method`` from settings; a setting the method does not take is an error."""
-    return build_config(_dedup_stage(method)[1], settings, f"dedup --method {method}")
+    _, cls, fixed = _dedup_stage(method)
+    where = f"dedup --method {method}"
+    refused = [str(k) for k in settings if str(k).replace("-", "_") in fixed]
+    if refused:
+        raise CurateError(f"[{where}]: unknown setting(s) {', '.join(refused)}; valid: "
+                          f"{', '.join(method_fields(method))}")
+    return build_config(cls, settings, where, **fixed)
 
 
 def run_dedup(ws: Workspace, config: Any, **run: Any) -> StageResult:
     """Run the dedup method whose config this is."""
     for method in DEDUP_METHODS:
-        stage, cls = _dedup_stage(method)
+        stage, cls, _ = _dedup_stage(method)
         if isinstance(config, cls):
             return run_stage(ws, stage, config, **run)
     raise CurateError(f"internal error: {type(config).__name__} is not a dedup config")
@@ -95,9 +104,8 @@ def _dedup_from_settings(settings: dict[str, Any]) -> tuple[Stage, Any]:
     """The dedup stage and config of a ``[dedup]`` table (or keywords): ``method`` picks the config."""
     given = "method" in settings
     method = settings.pop("method", "semantic")
-    stage, cls = _dedup_stage(method)
     check_dedup_keys(method, settings, given)
-    return stage, build_config(cls, settings, f"dedup --method {method}")
+    return _dedup_stage(method)[0], dedup_config(method, settings)
 
 
 def check_dedup_keys(method: str, settings: dict[str, Any], given: bool = True) -> None:
@@ -105,14 +113,14 @@ def check_dedup_keys(method: str, settings: dict[str, Any], given: bool = True) 
     (``method`` too); only then keys that belong to another method than ``method`` (which may be
     the default), so a misspelled ``method`` key is not followed by errors about the fallback's keys."""
     keys = [str(k).replace("-", "_") for k in settings]
-    valid = ["method", *dict.fromkeys(name for m in DEDUP_METHODS for name in all_fields(_dedup_stage(m)[1]))]
+    valid = ["method", *dict.fromkeys(name for m in DEDUP_METHODS for name in method_fields(m))]
     unknown = [k for k in keys if k not in valid]
     if unknown:
         raise CurateError(f"[dedup]: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
-    own = all_fields(_dedup_stage(method)[1])
+    own = method_fields(method)
     other = [k for k in keys if k not in own]
     if other:
-        takers = [m for m in DEDUP_METHODS if all(k in all_fields(_dedup_stage(m)[1]) for k in other)]
+        takers = [m for m in DEDUP_METHODS if all(k in method_fields(m) for k in other)]
         which = f"method = {method!r}" + ("" if given else " (the default)")
         hint = f"; set method = {' or '.join(map(repr, takers))} for them" if takers else ""
         raise CurateError(f"[dedup]: {which} does not take {', '.join(other)} (it takes {', '.join(own)}){hint}")

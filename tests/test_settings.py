@@ -9,7 +9,7 @@ import pytest
 from curate.cli import cli
 from curate.dedup.exact import ExactDedupConfig
 from curate.dedup.knn import KnnConfig
-from curate.dedup.near import FuzzyConfig, NearConfig
+from curate.dedup.near import NearConfig
 from curate.dedup.semantic import SemanticConfig
 from curate.embed.stage import EmbedConfig
 from curate.errors import CurateError
@@ -69,7 +69,7 @@ def test_cli_options_are_config_fields_with_the_same_defaults(name, cls):
         assert same(value, fields[key]), f"--{key.replace('_', '-')}: CLI {value!r} != config {fields[key]!r}"
 
 
-DEDUP_CONFIGS = (SemanticConfig, KnnConfig, ExactDedupConfig, FuzzyConfig, NearConfig)
+DEDUP_CONFIGS = (SemanticConfig, KnnConfig, ExactDedupConfig, NearConfig)  # fuzzy: a NearConfig
 
 
 def test_every_dedup_option_belongs_to_a_method_with_the_same_default():
@@ -152,7 +152,7 @@ def test_list_settings_check_every_item_and_numbers_refuse_booleans():
         build_config(ExportConfig, {"stage": ["dedup", 3]}, "export")
     for key, value in (("jaccard", True), ("bands", True), ("bands", 2.5), ("ngram", "5"), ("seed", None)):
         with pytest.raises(CurateError, match=rf"^\[dedup\] {key} must be (float|int), not {value!r}$"):
-            build_config(FuzzyConfig, {key: value}, "dedup")
+            build_config(NearConfig, {key: value}, "dedup")
 
 
 def run_file(tmp_path, capsys, text: str) -> tuple[int, str]:
@@ -192,6 +192,6 @@ def test_a_misspelled_method_key_is_the_only_error(tmp_path, capsys):
     flagged = err.split(";")[0]
     assert code == 2 and flagged == "error: [dedup]: unknown setting(s) methd", err  # not jaccard nor bands
     valid = err.split("valid: ")[1].strip().split(", ")
-    every = {name for cls in (SemanticConfig, ExactDedupConfig, KnnConfig, FuzzyConfig, NearConfig)
+    every = {name for cls in (SemanticConfig, ExactDedupConfig, KnnConfig, NearConfig)
              for name in all_fields(cls)}
     assert valid[0] == "method" and set(valid) == every | {"method"}

@@ -21,10 +21,10 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--model", default=None, help="Embedding store (model slug or spec); default: the only one.")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default about sqrt(N)).")
 @click.option("--keep", default="quality", show_default=True,
-              help="Which copy of a duplicate group survives (semantic, knn): quality (the best copy: images "
-                   "with the most pixels, then least compressed; texts the longest, then most distinct "
-                   "words), hard (farthest from centroid), easy, random, column:NAME[:asc|desc]. "
-                   "exact always keeps the first copy.")
+              help="Which copy of a duplicate group survives (semantic, knn, fuzzy, near): quality (the best "
+                   "copy: images with the most pixels, then least compressed, then (fuzzy, near) sharpest; "
+                   "texts the longest, then most distinct words), hard (farthest from centroid; semantic, knn), "
+                   "easy, random, column:NAME[:asc|desc]. exact always keeps the first copy.")
 @click.option("--chain/--no-chain", default=False, show_default=True,
               help="--chain: removed items still remove others (SemDeDup reference). Default: only kept items do.")
 @click.option("--margin", type=float, default=0.03, show_default=True,
@@ -76,6 +76,12 @@ def command(workspace, progress, wait, method, out, **settings) -> None:
 
     knn: pairs above the threshold from a FAISS range search, grouped into connected
     components; the best-ranked item of each component is kept.
+
+    fuzzy, near: candidate pairs from cheap signals (exact bytes, MinHash for texts, perceptual
+    hashes for images; near adds the embedding store's nearest neighbours and edit similarity
+    for texts), each pair verified; an item is removed only for a kept item it matches itself.
+    Adds score and signal (what proposed the pair); every verified pair goes to
+    <run-id>-pairs.parquet.
     """
     from curate.api import check_out_path, dedup_config, run_dedup
     from curate.decisions import copy_out, out_format

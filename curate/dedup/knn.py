@@ -11,15 +11,16 @@ this grouping and also its cost: it removes more than the no-chain rule of ``sem
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from curate.dedup.groups import components, decision_table, dedup_output
 from curate.dedup.keep import parse_policy, priority_ranks
+from curate.dedup.rules import check_thresholds
 from curate.dedup.scoring import Neighbours
+from curate.index.ann import build_index, range_search
 from curate.inputs import Manifest, Overrides, Store
-from curate.runner import Output, RunContext, Stage, StageResult, run_stage
-from curate.workspace import Workspace
+from curate.runner import Output, RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -38,8 +39,6 @@ class KnnDedup(Stage):
     config_type = KnnConfig
 
     def validate(self, config: KnnConfig) -> None:
-        from curate.dedup.semantic import check_thresholds
-
         check_thresholds(config.threshold)
         parse_policy(config.keep)
 
@@ -53,8 +52,6 @@ class KnnDedup(Stage):
         return (Manifest(), Store(), Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
-        from curate.dedup.semantic import decision_table, dedup_output
-
         store, config = ctx.inputs.store, ctx.config
         manifest = ctx.ws.read_manifest()
         labels, nb, decisions = knn_decisions(store.vectors, store.valid, store.manifest_rows, manifest,
@@ -64,35 +61,9 @@ class KnnDedup(Stage):
         return dedup_output(table, leakage, "knn", store.slug, int(len(np.unique(labels[labels >= 0]))), 0)
 
 
-def knn_dedup(ws: Workspace, config: KnnConfig = KnnConfig(), **run: Any) -> StageResult:
-    """Range search + connected components; write (or reuse) ``decisions/dedup/<run-id>.parquet``."""
-    return run_stage(ws, KnnDedup(), config, **run)
-
-
-def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Union-find root of every node for the undirected edges (a[i], b[i])."""
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for x, y in zip(a.tolist(), b.tolist()):
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-    return np.array([find(x) for x in range(n)])
-
-
 def knn_decisions(vectors: np.ndarray, valid: np.ndarray, manifest_rows: np.ndarray, manifest,
                   thresholds: tuple[float, ...], keep: str, seed: int, device: str):
     """``(labels, neighbours, {threshold: (removed, duplicate_of)})`` over the store rows."""
-    from curate.index.ann import build_index, range_search
-
     n = len(valid)
     index = build_index(vectors, valid, device=device)
     lims, sims, rows = range_search(index, vectors, min(thresholds))

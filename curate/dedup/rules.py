@@ -19,6 +19,13 @@ from collections.abc import Callable
 import numpy as np
 
 from curate.dedup.scoring import Neighbours
+from curate.errors import CurateError
+
+
+def check_thresholds(thresholds: tuple[float, ...]) -> None:
+    """Cosine thresholds (``--threshold``, semantic and knn): at least one, each in [-1, 1]."""
+    if not thresholds or not all(np.isfinite(t) and -1.0 <= t <= 1.0 for t in thresholds):
+        raise CurateError(f"--threshold must be cosine similarities in [-1, 1], not {', '.join(map(str, thresholds))}")
 
 
 def decide(nb: Neighbours, ranks: np.ndarray, threshold: float, chain: bool,

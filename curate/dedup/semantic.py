@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
 from curate.dedup.boundary import boundary_links
+from curate.dedup.groups import decision_table, dedup_output
 from curate.dedup.keep import parse_policy, priority_ranks
-from curate.dedup.rules import decide, group_roots
-from curate.dedup.scoring import Neighbours, within_clusters
+from curate.dedup.rules import check_thresholds, decide
+from curate.dedup.scoring import within_clusters
 from curate.embed.base import resolve_runtime
 from curate.embed.store import StoredEmbeddings, choose_store, open_store
 from curate.errors import CurateError
@@ -70,11 +70,6 @@ class SemanticConfig:
     executor: str = "local"  # local | ray (cluster batches as Ray tasks)
     save_index: bool = False  # a FAISS index under index/<slug>/ now; else --against builds one when it needs it
     precision: str = "auto"  # auto: bf16 screen + exact rescoring where fast (max_sim exact >= thresholds) | fp32
-
-
-def check_thresholds(thresholds: tuple[float, ...]) -> None:
-    if not thresholds or not all(np.isfinite(t) and -1.0 <= t <= 1.0 for t in thresholds):
-        raise CurateError(f"--threshold must be cosine similarities in [-1, 1], not {', '.join(map(str, thresholds))}")
 
 
 def check_positive(**values: int | None) -> None:
@@ -203,13 +198,6 @@ def manifest_columns(keep: str) -> list[str]:
     return needed
 
 
-def dedup_output(table: pa.Table, leakage: pa.Table, method: str, slug: str, clusters: int,
-                 boundary: int) -> Output:
-    facts = {"method": method, "model": slug, "clusters": clusters, "boundary_rows": boundary,
-             "leakage": len(leakage)}
-    return Output(table, facts, {"leakage": leakage} if len(leakage) else {})
-
-
 def _exact_above(config: SemanticConfig) -> float | None:
     """Where ``max_sim`` must be exact: from the lowest threshold up (None: everywhere)."""
     return None if config.precision == "fp32" else min(config.threshold)
@@ -332,114 +320,6 @@ def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, o
             better = sims > best[part]
             best[part[better]], where[part[better]] = sims[better], base[idx[better]]
     return best, where
-
-
-REASONS = ("quarantined", "exact-duplicate", "semantic-duplicate")
-
-
-def decision_table(manifest: pa.Table, store: StoredEmbeddings, labels: np.ndarray, nb: Neighbours, decisions: dict,
-                   thresholds: tuple[float, ...], forced: np.ndarray | None, against_ids: pa.Array | None,
-                   against: str | None = None) -> tuple[pa.Table, pa.Table]:
-    """The dedup decision table (one row per manifest id) and the leakage pairs.
-
-    Vectorised over rows (Arrow takes, NumPy masks): no Python object per row, so 10M rows fit."""
-    n = manifest.num_rows
-    mrows = store.manifest_rows
-    valid = store.valid
-    ids = _plain(manifest.column("id"))
-    hashes = _codes(manifest.column("content_hash"))  # one integer per distinct hash, -1: none
-    primary = thresholds[0]
-    removed, dup_of = decisions[primary]
-    roots = group_roots(removed, dup_of)
-    forced = np.zeros(len(valid), dtype=bool) if forced is None else forced
-
-    kept = np.zeros(n, dtype=bool)
-    kept[mrows] = valid & ~removed
-    reason = np.zeros(n, dtype=np.int8)  # index into REASONS; kept rows are masked
-    target = np.full(n, -1, dtype=np.int64)  # manifest row (or against id) duplicate_of names
-    group = np.full(n, -1, dtype=np.int64)
-
-    # a group is a kept item with at least one duplicate; numbered in manifest order of the keeper
-    linked = np.flatnonzero(removed & (dup_of >= 0))
-    keepers = np.unique(roots[linked])
-    number = np.empty(len(keepers), dtype=np.int64)
-    number[np.argsort(mrows[keepers], kind="stable")] = np.arange(len(keepers))
-    group[mrows[keepers]] = number
-
-    # exact-duplicate: the group's KEPT item (its root) has the same bytes (duplicate_of points at it,
-    # whichever member the chain or component linked the item to); else the linked item itself has
-    # the same bytes (a chain through a removed byte twin); else semantic-duplicate
-    rows = np.flatnonzero(valid & removed & ~forced)
-    m, root, near = mrows[rows], roots[rows], mrows[dup_of[rows]]
-    h = hashes[m]
-    twin = (h >= 0) & valid[root] & ~removed[root] & (hashes[mrows[root]] == h)
-    target[m] = np.where(twin, mrows[root], near)
-    reason[m] = np.where(twin | ((h >= 0) & (hashes[near] == h)), 1, 2)
-    group[m] = number[np.searchsorted(keepers, root)]
-
-    names = ids
-    outside = np.flatnonzero(valid & removed & forced)
-    if len(outside):  # duplicates of another workspace: "<against>::<its id>"
-        other = pc.binary_join_element_wise(f"{against}::", against_ids.take(pa.array(outside)), "")
-        names = pa.concat_arrays([ids, other.cast(ids.type)])
-        target[mrows[outside]] = n + np.arange(len(outside))
-        reason[mrows[outside]] = 2
-    duplicate_of = names.take(pa.array(target, mask=target < 0))
-
-    max_sim = np.full(n, np.nan, dtype=np.float32)
-    max_sim[mrows] = np.where(np.isfinite(nb.max_sim), nb.max_sim, np.nan)
-    cluster = np.full(n, -1, dtype=np.int64)
-    cluster[mrows] = labels
-    columns = {
-        "id": manifest.column("id"),
-        "kept": pa.array(kept),
-        "reason": pa.DictionaryArray.from_arrays(pa.array(reason, mask=kept), pa.array(REASONS)).cast(pa.string()),
-        "duplicate_of": duplicate_of.cast(pa.string()),
-        "group": pa.array(group, pa.int64(), mask=group < 0),
-        "max_sim": pa.array(max_sim, pa.float32(), mask=np.isnan(max_sim)),
-        "cluster": pa.array(cluster, pa.int64(), mask=cluster < 0),
-    }
-    for t in thresholds:
-        k_t = np.zeros(n, dtype=bool)
-        k_t[mrows] = valid & ~decisions[t][0]
-        columns[f"kept@{t:g}"] = pa.array(k_t)
-    return pa.table(columns), _leakage(manifest, mrows, removed, dup_of, nb.max_sim)
-
-
-def _plain(column: pa.ChunkedArray) -> pa.Array:
-    """One Arrow array (no chunks) of a column."""
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Equal values get equal integer codes; nulls get -1."""
-    encoded = _plain(column).dictionary_encode()
-    return np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _leakage(manifest: pa.Table, mrows: np.ndarray, removed: np.ndarray, dup_of: np.ndarray,
-             sims: np.ndarray) -> pa.Table:
-    """Pairs (test/val item, train item) that duplicate each other, whichever was kept."""
-    schema = pa.schema([("id", pa.string()), ("split", pa.string()), ("train_id", pa.string()),
-                        ("similarity", pa.float32())])
-    linked = np.flatnonzero(removed & (dup_of >= 0))
-    a, b = mrows[linked], mrows[dup_of[linked]]
-    split = _plain(manifest.column("split"))
-
-    def role(rows: np.ndarray, values: list[str]) -> np.ndarray:
-        hit = pc.is_in(split.take(pa.array(rows)), pa.array(values, split.type)).fill_null(False)
-        return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
-
-    a_train, b_train, a_held, b_held = role(a, ["train"]), role(b, ["train"]), role(a, ["test", "val"]), \
-        role(b, ["test", "val"])
-    leak = (a_train & b_held) | (b_train & a_held)
-    held = np.where(b_held & a_train, b, a)[leak]  # a removed test/val item or the kept test/val item
-    train = np.where(b_held & a_train, a, b)[leak]
-    ids = _plain(manifest.column("id"))
-    return pa.table({"id": ids.take(pa.array(held)).cast(pa.string()),
-                     "split": split.take(pa.array(held)).cast(pa.string()),
-                     "train_id": ids.take(pa.array(train)).cast(pa.string()),
-                     "similarity": pa.array(sims[linked][leak], pa.float32())}, schema=schema)
 
 
 def _save_index(ws: Workspace, slug: str, centroids: np.ndarray, top_ids: np.ndarray) -> None:

@@ -3,7 +3,7 @@
 One pass over the decision table (no per-row Python beyond the grouped rows): each group with
 its size and up to ``max_members`` listed members (the kept copy first, then the removed ones
 weakest first, the ones most worth a look), each with its reason, the method or signal that
-found it (the ``source`` column of fuzzy/near runs, else the run's method) and its score
+found it (the ``signal`` column of fuzzy/near runs, else the run's method) and its score
 (``score``, else ``max_sim``). Each group also carries the distinct (reason, method, score band)
 of all its removed members, so the page filters on every member, listed or not.
 
@@ -76,12 +76,12 @@ def review(run: DecisionRun | None, method: str | None, max_groups: int, max_mem
     kept = table.column("kept").to_numpy(zero_copy_only=False).astype(bool)
     reasons = dict(zip(chosen.tolist(), table.column("reason").take(chosen).to_pylist()))
     scores = _column(table, ("score", "max_sim"), chosen)
-    sources = _column(table, ("source",), chosen)
+    signals = _column(table, ("signal",), chosen)
     out = []
     for i in order:
         members = by_group[starts[i]:starts[i] + sizes[i]].tolist()
         keepers = [r for r in members if kept[r]]
-        removed = [Member(r, reasons[r] or "removed", sources.get(r) or method, scores.get(r))
+        removed = [Member(r, reasons[r] or "removed", signals.get(r) or method, scores.get(r))
                    for r in members if not kept[r]]
         removed.sort(key=lambda m: (m.score if m.score is not None else np.inf, m.row))
         listed = [Member(r, None, None, None) for r in keepers] + removed

@@ -13,8 +13,10 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from curate.dedup import image_verify as iv
-from curate.dedup.near import NearConfig, near_dedup, nearest_per_item
+from curate.dedup.candidates import nearest_per_item
+from curate.dedup.near import NearConfig, NearDedup
 from curate.ingest import ingest
+from curate.runner import run_stage
 from curate.workspace import Workspace
 
 
@@ -123,7 +125,7 @@ def test_near_on_look_alike_scans_removes_only_the_planted_copies(tmp_path, digi
         planted[f"img/z{name}.png"] = f"img/s{r:04d}.png"
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(folder)], progress=False)
-    result = near_dedup(ws, NearConfig(), progress=False)
+    result = run_stage(ws, NearDedup(), NearConfig(), progress=False)
     removed = {r["id"]: r["duplicate_of"] for r in result.table.to_pylist() if not r["kept"]}
     assert {frozenset(p) for p in removed.items()} == {frozenset(p) for p in planted.items()}
     assert removed["img/zhalf.png"] == planted["img/zhalf.png"]  # the degraded copy goes, not its original

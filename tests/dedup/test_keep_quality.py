@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 
 from curate.dedup.exact import ExactDedupConfig
 from curate.dedup.keep import parse_policy, priority_ranks
-from curate.dedup.knn import KnnConfig, knn_dedup
+from curate.dedup.knn import KnnConfig, KnnDedup
 from curate.dedup.quality import image_sharpness, sharpness, text_keys
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.embed.payloads import PayloadFetcher
@@ -17,6 +17,7 @@ from curate.embed.stage import EmbedConfig, embed
 from curate.errors import CurateError
 from curate.ingest import IngestConfig, ingest
 from curate.manifest import to_table
+from curate.runner import run_stage
 from curate.workspace import Workspace
 from tests.conftest import vector_workspace
 
@@ -226,7 +227,7 @@ def test_semantic_dedup_keeps_the_original_image_over_smaller_and_recompressed_c
         assert not got[copy]["kept"] and got[copy]["duplicate_of"] == original_id
         assert got[copy]["reason"] == "semantic-duplicate"
     assert got["c_original.png"]["group"] == got["a_small.png"]["group"] is not None
-    knn = {name[i]: r for i, r in decisions(knn_dedup(ws, KnnConfig(threshold=(0.99,)))).items()}
+    knn = {name[i]: r for i, r in decisions(run_stage(ws, KnnDedup(), KnnConfig(threshold=(0.99,)))).items()}
     assert [n for n, r in knn.items() if r["kept"]] == ["c_original.png", "e_other.png"]
 
     # sharpness, for the rows asked only (e.g. group members), through the payload fetcher
@@ -249,7 +250,7 @@ def test_semantic_dedup_keeps_the_most_complete_text(tmp_path):
     got = decisions(semantic_dedup(ws, SemanticConfig(threshold=(0.99,), clusters=1)))
     assert [got[f"w{i}"]["kept"] for i in range(4)] == [False, True, False, True]
     assert got["w0"]["duplicate_of"] == got["w2"]["duplicate_of"] == "w1"
-    knn = decisions(knn_dedup(ws, KnnConfig(threshold=(0.99,))))
+    knn = decisions(run_stage(ws, KnnDedup(), KnnConfig(threshold=(0.99,))))
     assert [knn[f"w{i}"]["kept"] for i in range(4)] == [False, True, False, True]
 
 

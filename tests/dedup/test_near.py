@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curate.dedup.near import FuzzyConfig, NearConfig, fuzzy_dedup, near_dedup
+import curate
+from curate.dedup.near import FUZZY_SIGNALS, NearConfig, NearDedup
 from curate.errors import CurateError
 from curate.ingest import ingest
 from curate.workspace import Workspace
@@ -80,6 +81,11 @@ def texts(tmp_path_factory):
     return ws, truth
 
 
+def dedup(ws: Workspace, method: str, **settings):
+    """``curate.open(ws).dedup(method=..., **settings)``: the public API, as a user calls it."""
+    return curate.open(ws.root.path).dedup(method=method, **settings)
+
+
 def found(result) -> dict[str, str]:
     return {r["id"]: r["duplicate_of"] for r in result.table.to_pylist() if not r["kept"]}
 
@@ -107,11 +113,11 @@ def check_groups(result, truth: dict[str, str], missable: tuple[str, ...] = ()) 
 
 def test_fuzzy_finds_lexical_copies_keeps_the_originals_and_records_the_signal(texts):
     ws, truth = texts
-    result = fuzzy_dedup(ws, FuzzyConfig(), progress=False)
+    result = dedup(ws, "fuzzy")
     check_groups(result, truth, missable=("typos",))
     rows = {r["id"]: r for r in result.table.to_pylist()}
-    assert rows["exact"]["reason"] == "exact-duplicate" and "exact" in rows["exact"]["source"]
-    assert rows["c0-case"]["reason"] == "near-duplicate" and rows["c0-case"]["source"] == "minhash"
+    assert rows["exact"]["reason"] == "exact-duplicate" and "exact" in rows["exact"]["signal"]
+    assert rows["c0-case"]["reason"] == "near-duplicate" and rows["c0-case"]["signal"] == "minhash"
     assert rows["c0-case"]["score"] >= 0.8 and rows["c0-case"]["duplicate_of"] == "c0-append"
     # quality keeps the complete original over a case, drop or swap copy, and the longer appended copy over it
     assert all(rows[f"o{i}"]["kept"] for i in range(6, 12)) and not any(rows[f"o{i}"]["kept"] for i in range(6))
@@ -123,7 +129,7 @@ def test_fuzzy_finds_lexical_copies_keeps_the_originals_and_records_the_signal(t
 
 def test_near_also_finds_typos_through_edit_similarity(texts):
     ws, truth = texts
-    result = near_dedup(ws, NearConfig(), progress=False)
+    result = dedup(ws, "near")
     check_groups(result, truth)  # every planted copy, the typo copies included, and nothing else
     assert sum(not r["kept"] for r in result.table.to_pylist()) == len(truth)
 
@@ -142,8 +148,7 @@ def test_groups_are_components_of_verified_pairs_each_keeping_its_best_member(tm
     j = jaccard_pairs([base, middle, far], np.array([[0, 1], [1, 2], [0, 2]]), 5)
     threshold = float(min(j[0], j[1]))  # a~b and b~c are verified, a and c are not
     assert j[2] < threshold
-    result = fuzzy_dedup(ws, FuzzyConfig(jaccard=threshold, keep="column:bytes:desc", bands=60, rows=2),
-                         progress=False)
+    result = dedup(ws, "fuzzy", jaccard=threshold, keep="column:bytes:desc", bands=60, rows=2)
     rows = {r["id"]: r for r in result.table.to_pylist()}
     keeper = min("abc", key=lambda i: (-len({"a": base, "b": middle, "c": far}[i].encode()), i))
     assert [rows[i]["kept"] for i in "abcd"].count(True) == 2 and rows["d"]["kept"]
@@ -170,7 +175,7 @@ def test_fuzzy_finds_flipped_and_reencoded_images_and_keeps_the_larger_original(
         write(root / f"{name}-small.jpg", image_bytes(img.resize((80, 80)), "JPEG", quality=60))
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(tmp_path / "imgs")], progress=False)
-    got = found(fuzzy_dedup(ws, FuzzyConfig(), progress=False))
+    got = found(dedup(ws, "fuzzy"))
     expected = {f"imgs/x/{n}-{k}.{e}": f"imgs/x/{n}.png" for n in pictures for k, e in (("flip", "png"),
                                                                                        ("small", "jpg"))}
     # the flipped copy has as many pixels as the original: either may be kept, the pair is what counts
@@ -187,7 +192,55 @@ def test_fuzzy_finds_flipped_and_reencoded_images_and_keeps_the_larger_original(
 def test_bad_settings_are_one_line(texts, bad, message):
     ws, _ = texts
     with pytest.raises(CurateError, match=message):
-        fuzzy_dedup(ws, FuzzyConfig(**bad), progress=False)
+        dedup(ws, "fuzzy", **bad)
+
+
+def test_fuzzy_is_near_without_the_semantic_signal_and_keeps_its_run_ids():
+    from curate.api import check_dedup_keys, dedup_config
+
+    stage, fuzzy, near = NearDedup(), dedup_config("fuzzy", {}), dedup_config("near", {})
+    assert fuzzy == NearConfig(signals=FUZZY_SIGNALS) and near == NearConfig() and "semantic" not in FUZZY_SIGNALS
+    # the run id hashes prefix and settings: exactly what the two configs of old gave, so run ids (and the
+    # export versions that name them) stay the same
+    old_fuzzy = {"jaccard": 0.7, "ngram": 5, "bands": 25, "rows": 5, "image_similarity": 0.92, "hamming": 12,
+                 "keep": "quality", "seed": 0, "device": "auto"}
+    assert (stage.prefix(fuzzy), stage.settings(fuzzy)) == ("fuzzy", old_fuzzy)
+    assert (stage.prefix(near), stage.settings(near)) == ("near", {**old_fuzzy, "edit_similarity": 0.85,
+                                                                   "candidate_threshold": 0.8, "knn": 10,
+                                                                   "model": None})
+    assert [type(k).__name__ for k in stage.inputs(fuzzy)] == ["Manifest", "Overrides"]  # fuzzy reads no store
+    assert [type(k).__name__ for k in stage.inputs(near)] == ["Manifest", "Store", "Overrides"]
+    other = dedup_config("near", {"signals": ["semantic", "exact"]})  # any order: one run id
+    assert stage.prefix(other) == "near" and stage.settings(other)["signals"] == ["exact", "semantic"]
+    with pytest.raises(CurateError, match=r"^\[dedup --method fuzzy\]: unknown setting\(s\) edit_similarity; "
+                                          r"valid: jaccard, ngram, bands, rows, image_similarity, hamming, keep, "):
+        dedup_config("fuzzy", {"edit_similarity": 0.9})
+    with pytest.raises(CurateError, match=r"method = 'fuzzy' does not take signals .*set method = 'near'"):
+        check_dedup_keys("fuzzy", {"signals": ["exact"]})
+    for bad, message in ((dict(signals=("exact", "bogus")), "signals must be some of exact, minhash, phash, semantic"),
+                         (dict(signals=()), "signals must be"), (dict(signals=("exact", "exact")), "signals must be"),
+                         (dict(signals=FUZZY_SIGNALS, knn=5), "--knn: near only")):
+        with pytest.raises(CurateError, match=message):
+            stage.validate(NearConfig(**bad))
+
+
+def test_signals_choose_the_candidates(texts):
+    ws, truth = texts
+    result = dedup(ws, "near", signals=["exact", "semantic"])  # no store here: the byte copy only
+    assert found(result) == {"exact": "o7"} and result.run_id.startswith("near-")
+    assert result.run_id != dedup(ws, "near").run_id
+    assert result.meta["candidates_by_signal"] == {"exact": 1, "minhash": 0, "phash": 0, "semantic": 0}
+
+
+def test_a_run_with_the_old_source_column_is_recomputed_with_signal(texts):
+    ws, _ = texts
+    first = dedup(ws, "fuzzy")
+    path = first.path.path
+    pq.write_table(first.table.rename_columns(["source" if c == "signal" else c for c in first.table.column_names]),
+                   path)  # as a run written before the rename
+    again = dedup(ws, "fuzzy")
+    assert again.run_id == first.run_id and not again.reused and again.table.equals(first.table)
+    assert dedup(ws, "fuzzy").reused
 
 
 def test_cli_prints_the_pairs_by_signal(texts):
@@ -221,11 +274,11 @@ def test_a_chain_that_drifts_keeps_its_far_end(tmp_path):
                                               for i, t in zip("abcd", steps)).encode())
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], progress=False)
-    result = fuzzy_dedup(ws, FuzzyConfig(jaccard=bar, keep="column:bytes:desc", bands=60, rows=2), progress=False)
+    result = dedup(ws, "fuzzy", jaccard=bar, keep="column:bytes:desc", bands=60, rows=2)
     rows = {r["id"]: r for r in result.table.to_pylist()}
     assert rows["a"]["kept"] and rows["d"]["kept"]
     assert rows["b"]["duplicate_of"] == "a" and rows["c"]["duplicate_of"] == "a"
-    assert rows["c"]["source"] == "transitive" and rows["b"]["source"] == "minhash"
+    assert rows["c"]["signal"] == "transitive" and rows["b"]["signal"] == "minhash"
     assert rows["a"]["group"] == rows["d"]["group"]  # one component, two kept members
 
 
@@ -233,7 +286,7 @@ def test_near_does_not_match_short_template_sentences_by_edit_similarity(tmp_pat
     from rapidfuzz.distance import Levenshtein
 
     from curate.dedup.minhash import jaccard_pairs
-    from curate.dedup.near import EDIT_MIN_CHARS
+    from curate.dedup.verify import EDIT_MIN_CHARS
 
     short = ["Return the number of items in the queue.", "Return the number of items in the stack."]
     assert Levenshtein.normalized_similarity(*short) >= NearConfig().edit_similarity
@@ -245,9 +298,9 @@ def test_near_does_not_match_short_template_sentences_by_edit_similarity(tmp_pat
                                               for i, t in texts.items()).encode())
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], progress=False)
-    got = found(near_dedup(ws, NearConfig(bands=60, rows=2), progress=False))
+    got = found(dedup(ws, "near", bands=60, rows=2))
     assert got == {"long-typos": "long"}  # the typo copy by edit similarity; the two sentences both kept
-    assert jaccard_pairs(short, np.array([[0, 1]]), 5)[0] >= FuzzyConfig().jaccard - 1e-6  # but not for Jaccard
+    assert jaccard_pairs(short, np.array([[0, 1]]), 5)[0] >= NearConfig().jaccard - 1e-6  # but not for Jaccard
 
 
 def _cli(capsys, *args: str) -> tuple[int, str]:

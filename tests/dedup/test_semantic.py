@@ -6,9 +6,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from curate.dedup.knn import KnnConfig, knn_dedup
+from curate.dedup.knn import KnnConfig, KnnDedup
 from curate.dedup.semantic import SemanticConfig, semantic_dedup
 from curate.errors import CurateError
+from curate.runner import run_stage
 from tests.conftest import vector_workspace
 
 
@@ -133,7 +134,7 @@ def test_knn_method_groups_connected_components(tmp_path):
     # a~b (cos 0.994) and b~c (cos 0.994) but a vs c = cos 13deg = 0.974 < 0.99: one component
     vectors = [angle(0), angle(6.5), angle(13), angle(90)]
     ws = workspace(tmp_path, "w", vectors, texts=["aaaa", "bbb", "cc", "d"])
-    got = decisions(knn_dedup(ws, KnnConfig(threshold=(0.99,), keep="column:bytes:desc")))
+    got = decisions(run_stage(ws, KnnDedup(), KnnConfig(threshold=(0.99,), keep="column:bytes:desc")))
     assert [got[f"w{i}"]["kept"] for i in range(4)] == [True, False, False, True]
     assert got["w1"]["duplicate_of"] == got["w2"]["duplicate_of"] == "w0"  # transitive grouping
     assert got["w0"]["group"] == got["w2"]["group"] is not None and got["w3"]["group"] is None

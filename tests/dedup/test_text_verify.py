@@ -7,9 +7,10 @@ import json
 
 import numpy as np
 
-from curate.dedup.near import NearConfig, near_dedup
+from curate.dedup.near import NearConfig, NearDedup
 from curate.dedup.text_verify import SwapCheck, tokens
 from curate.ingest import ingest
+from curate.runner import run_stage
 from curate.workspace import Workspace
 from tests.conftest import write
 
@@ -73,7 +74,7 @@ def test_near_removes_the_typo_copy_and_keeps_template_siblings(tmp_path):
     src = write(tmp_path / "t.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], progress=False)
-    table = near_dedup(ws, NearConfig(), progress=False).table.to_pylist()
+    table = run_stage(ws, NearDedup(), NearConfig(), progress=False).table.to_pylist()
     removed = {r["id"]: r["duplicate_of"] for r in table if not r["kept"]}
     assert removed == {"t4": "t5"}  # the typo copy goes (its original is better spelt); siblings stay
     assert np.isfinite([r["score"] for r in table if r["id"] == "t4"]).all()

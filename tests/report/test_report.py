@@ -258,7 +258,7 @@ def test_cli_writes_the_report_and_rejects_a_bad_run(deduped, tmp_path):
 @pytest.mark.parametrize("method", ["exact", "semantic", "knn", "fuzzy", "near"])
 def test_every_dedup_method_reaches_the_review(tmp_path, method):
     """Whatever the method, the page holds each group of its table: members, kept copy, reasons, and
-    the method (or for fuzzy / near the signals of the source column) with the score or max_sim."""
+    the method (or for fuzzy / near the signals of the signal column) with the score or max_sim."""
     ws, _ = text_workspace(tmp_path)
     result = CliRunner().invoke(cli, ["dedup", "-w", ws.root.path, "--method", method, "--no-progress"])
     assert result.exit_code == 0, result.output
@@ -280,11 +280,11 @@ def test_every_dedup_method_reaches_the_review(tmp_path, method):
             r = table["id"].index(m[0])
             if not table["kept"][r]:
                 assert data["reasons"][m[2]] == table["reason"][r]
-                found = table["source"][r] if "source" in table else method
+                found = table["signal"][r] if "signal" in table else method
                 assert data["found"][m[3]] == found
                 assert m[4] == (None if score[r] is None else pytest.approx(score[r], abs=1e-4))
         signals = {s for r in rows if not table["kept"][r] for s in
-                   (table["source"][r].split(",") if "source" in table else [method])}
+                   (table["signal"][r].split(",") if "signal" in table else [method])}
         assert {data["methods"][f[1]] for f in facets} == signals
 
 

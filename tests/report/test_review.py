@@ -18,7 +18,7 @@ from curate.workspace import Workspace
 from tests.conftest import write
 from tests.report.test_report import Page, read, review_data
 
-SOURCES = ("minhash", "semantic", "phash", "minhash,semantic")  # a pair two signals proposed
+SIGNALS = ("minhash", "semantic", "phash", "minhash,semantic")  # a pair two signals proposed
 BIG = 12  # members of the one big group
 
 
@@ -56,28 +56,28 @@ def planted_review_workspace(tmp_path, pairs: int = 2400):
     ingest(ws, [str(src)], IngestConfig())
     ids = ws.read_manifest(["id"]).column("id").to_pylist()
     rng = np.random.default_rng(1)
-    kept, reason, dup_of, group, score, source = [], [], [], [], [], []
+    kept, reason, dup_of, group, score, signal = [], [], [], [], [], []
     for i in range(n):
         g, k = (i // 2, i % 2 == 0) if i < 2 * pairs else ((pairs, i == 2 * pairs) if i < 2 * pairs + BIG
                                                             else (None, True))
         kept.append(k)
         group.append(g)
         if k:
-            reason.append(None), dup_of.append(None), score.append(None), source.append(None)
+            reason.append(None), dup_of.append(None), score.append(None), signal.append(None)
         elif i < 2 * pairs:
             exact = g % 5 == 0
             reason.append("exact-duplicate" if exact else "near-duplicate")
             dup_of.append(ids[i - 1])
             score.append(1.0 if exact else float(rng.uniform(0.8, 0.999)))
-            source.append("exact" if exact else SOURCES[g % 4])
+            signal.append("exact" if exact else SIGNALS[g % 4])
         else:
             reason.append("near-duplicate"), dup_of.append(ids[2 * pairs])
-            score.append(0.80 + 0.01 * (i - 2 * pairs - 1)), source.append(SOURCES[i % 4])
+            score.append(0.80 + 0.01 * (i - 2 * pairs - 1)), signal.append(SIGNALS[i % 4])
     table = {"id": ids, "kept": kept, "reason": reason, "duplicate_of": dup_of, "group": group,
-             "score": score, "source": source}
+             "score": score, "signal": signal}
     arrow = pa.table({"id": pa.array(ids), "kept": pa.array(kept), "reason": pa.array(reason, pa.string()),
                       "duplicate_of": pa.array(dup_of, pa.string()), "group": pa.array(group, pa.int64()),
-                      "score": pa.array(score, pa.float32()), "source": pa.array(source, pa.string())})
+                      "score": pa.array(score, pa.float32()), "signal": pa.array(signal, pa.string())})
     run_stage(ws, PlantedDedup(arrow), PlantedDedupConfig(), progress=False)
     return ws, table
 
@@ -104,7 +104,7 @@ def expected_groups(table):
     for g, rows in members.items():
         keeper = [table["id"][r] for r in rows if table["kept"][r]]
         facets = {(table["reason"][r], signal, band(table["score"][r])) for r in rows if not table["kept"][r]
-                  for signal in table["source"][r].split(",")}
+                  for signal in table["signal"][r].split(",")}
         out[g] = (keeper[0], {table["id"][r] for r in rows}, facets)
     return out
 

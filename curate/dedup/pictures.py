@@ -1,0 +1,78 @@
+"""Images by manifest row, decoded on demand, for ``fuzzy``/``near``: the decode cache.
+
+The hashing pass decodes each image once; verification decodes an image again to build its
+:class:`~curate.dedup.image_verify.ImageView` (about 330 KB; the last ``views`` are kept: pairs are
+verified in row order, so the first image of a run of pairs stays cached) and, for pairs that pass the
+coarse screen, to measure its copy floor (kept, a float).
+"""
+
+from __future__ import annotations
+
+import io
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from PIL import Image
+
+from curate.dedup.image_verify import ImageView, copy_floor, image_view
+from curate.dedup.phash import image_hash
+from curate.dedup.quality import image_sharpness
+from curate.embed.payloads import PayloadFetcher
+
+
+class Pictures:
+    """``bar``: a progress bar factory (``RunContext.bar``) for the hashing pass."""
+
+    def __init__(self, manifest: pa.Table, bar: Callable[..., Any], max_side: int = 256, views: int = 2048) -> None:
+        self.manifest, self.bar, self.max_side = manifest, bar, max_side
+        self.views: OrderedDict[int, ImageView | None] = OrderedDict()
+        self.floors: dict[int, float] = {}
+        self.limit = views
+        self.fetcher = PayloadFetcher()
+
+    def decode(self, row: int) -> Image.Image | None:
+        record = {name: self.manifest.column(name)[row].as_py() for name in self.manifest.column_names}
+        try:
+            img = Image.open(io.BytesIO(self.fetcher.fetch(record)))
+            img.draft("RGB", (self.max_side, self.max_side))
+            img = img.convert("RGB")
+            img.thumbnail((self.max_side, self.max_side))
+            return img
+        except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
+            return None
+
+    def view(self, row: int) -> ImageView | None:
+        """The view of a row's image (None when it cannot be decoded), cached."""
+        if row in self.views:
+            self.views.move_to_end(row)
+            return self.views[row]
+        img = self.decode(row)
+        view = None if img is None else image_view(img)
+        self.views[row] = view
+        if len(self.views) > self.limit:
+            self.views.popitem(last=False)
+        return view
+
+    def floor(self, row: int) -> float:
+        """The copy floor of a row's image (:func:`~curate.dedup.image_verify.copy_floor`), cached."""
+        if row not in self.floors:
+            view, img = self.view(row), self.decode(row)
+            self.floors[row] = 1.0 if view is None or img is None else copy_floor(img, view)
+        return self.floors[row]
+
+    def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The perceptual hash of each row (has: False where it cannot be decoded)."""
+        out = np.zeros(len(rows), dtype=np.uint64)
+        have = np.zeros(len(rows), dtype=bool)
+        for k, r in enumerate(self.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
+            img = self.decode(r)
+            if img is not None:
+                out[k], have[k] = np.uint64(image_hash(img)), True
+        return out, have
+
+    def sharpness(self, rows: np.ndarray) -> np.ndarray:
+        """Per manifest row (NaN elsewhere): the sharpness of the image rows among ``rows``."""
+        return image_sharpness(rows, self.manifest, self.fetcher.fetch)
