@@ -1,4 +1,4 @@
-"""Fuzzy (MinHash) dedup of texts: curate's ``fuzzy_pairs`` vs datasketch, same documents, same run.
+"""Fuzzy (MinHash) dedup of texts: the path ``--method fuzzy`` runs vs datasketch, same documents, same run.
 
 Data: ``--n`` synthetic English-like documents of about 1 KB (sentences of Zipf-distributed
 pseudo-words, capitalised and punctuated), generated deterministically from ``--seed``.
@@ -9,9 +9,11 @@ planted pairs whose exact 5-gram Jaccard (Python sets over the normalised text) 
 
 Implementations (each in a fresh process, so peak RSS belongs to it; generation is not timed):
 
-- ``curate``:     ``curate.dedup.minhash.fuzzy_match`` (default signature threads: usable
-                  CPUs less one, so 1 on 2 CPUs; LSH 20 x 13; exact Jaccard verification
-                  of every candidate);
+- ``curate``:     what the fuzzy stage runs on texts: ``curate.dedup.candidates.minhash_candidates``
+                  (default signature threads: usable CPUs less one, so 1 on 2 CPUs; LSH 20 x 13),
+                  then ``curate.dedup.verify.Verifier.text_pairs`` (exact Jaccard of every
+                  candidate; texts under 100 characters need 0.85). Its peak RSS includes the
+                  modules the stage imports (torch among them);
 - ``curate-wN``:  the same with ``workers=N`` (``--impls curate curate-w2 datasketch``);
 - ``curate-gpu``: the same with the permutation step on ``--device`` (default ``cuda``);
 - ``datasketch``: ``MinHash(num_perm=260).update_batch`` over the same normalised 5-char
@@ -54,7 +56,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from curate.dedup.minhash import MinHashConfig, fuzzy_match, normalise  # noqa: E402
+from curate.dedup.candidates import minhash_candidates  # noqa: E402
+from curate.dedup.minhash import normalise  # noqa: E402
+from curate.dedup.near import FUZZY_SIGNALS, NearConfig  # noqa: E402
+from curate.dedup.verify import Verifier  # noqa: E402
 
 LETTERS = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
 LETTER_P = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0,
@@ -121,14 +126,16 @@ def shingle_set(text: str, k: int) -> set[str]:
     return {t[i:i + k] for i in range(len(t) - k + 1)} if len(t) >= k else ({t} if t else set())
 
 
-def run_curate(docs: list[str], args, workers: int | None = None, device: str | None = None) -> dict:
-    config = MinHashConfig(ngram=args.ngram, bands=args.bands, rows=args.rows, threshold=args.threshold)
+def run_curate(docs: list[str], args, workers: int | None = None, device: str = "cpu") -> dict:
+    """The texts' part of a ``--method fuzzy`` run: MinHash candidates, then the stage's verification."""
+    config = NearConfig(signals=FUZZY_SIGNALS, jaccard=args.threshold, ngram=args.ngram, bands=args.bands,
+                        rows=args.rows, device=device)
     t = time.perf_counter()
     c = time.process_time()
-    r = fuzzy_match(docs, config, workers=workers, device=device)
+    cand = minhash_candidates(docs, np.arange(len(docs)), config, workers=workers)
+    _, passed = Verifier(["text"] * len(docs), docs, None, config, edit=False).text_pairs(cand[:, 0], cand[:, 1])
     return {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c,
-            "pairs": r.pairs.tolist(), "candidates": r.candidates, "capped_buckets": r.capped_buckets,
-            "lsh": f"{args.bands}x{args.rows}"}
+            "pairs": cand[passed].tolist(), "candidates": len(cand), "lsh": f"{args.bands}x{args.rows}"}
 
 
 def run_datasketch(docs: list[str], args) -> dict:
@@ -256,8 +263,7 @@ def main() -> None:
             print(f"{impl:10s} {n_run:,} docs: {r['seconds']:7.1f}s ({r['cpu_seconds']:.1f}s cpu), "
                   f"{r['docs_per_s']:8.0f} docs/s, peak RSS {r['peak_rss_mb']:.0f} MB "
                   f"(before the timed part {r['rss_before_mb']:.0f} MB), LSH {r['lsh']}, "
-                  f"candidates {r['candidates']:,}, pairs {r['found']:,}, recall {r['recall']:.4f}"
-                  + (f", capped buckets {r['capped_buckets']}" if "capped_buckets" in r else ""))
+                  f"candidates {r['candidates']:,}, pairs {r['found']:,}, recall {r['recall']:.4f}")
     for impl in results:
         if impl.startswith("curate") and "datasketch" in results:
             ratio = results[impl]["docs_per_s"] / results["datasketch"]["docs_per_s"]

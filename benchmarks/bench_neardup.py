@@ -295,7 +295,7 @@ def _mutually_dissimilar(texts: list[str], limit: float = 0.6) -> list[str]:
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cdist
 
-    from curate.dedup.minhash import MinHashConfig, fuzzy_pairs
+    from curate.dedup.minhash import MinHashConfig, candidate_pairs, jaccard_pairs, signatures
 
     norm = [t.casefold() for t in texts]
     drop = set()
@@ -306,7 +306,9 @@ def _mutually_dissimilar(texts: list[str], limit: float = 0.6) -> list[str]:
         for i, j in zip(*np.nonzero(sims >= limit)):
             if lo + i > j:
                 drop.add(lo + int(i))
-    pairs, _ = fuzzy_pairs(texts, MinHashConfig(threshold=0.3, bands=50, rows=2))
+    lsh = MinHashConfig(bands=50, rows=2)
+    pairs = candidate_pairs(signatures(texts, lsh), lsh.bands, lsh.rows)
+    pairs = pairs[jaccard_pairs(texts, pairs, lsh.ngram) >= 0.3]
     drop |= {int(max(a, b)) for a, b in pairs.tolist()}
     return [t for i, t in enumerate(texts) if i not in drop]
 

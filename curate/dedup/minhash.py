@@ -1,11 +1,12 @@
 """Lexical near duplicates of texts: MinHash over character n-grams, LSH banding, exact check.
 
-Pipeline (``fuzzy_pairs``): every text is normalised (casefold, whitespace runs collapsed to
+Pipeline (as ``--method fuzzy``/``near`` run it: :func:`curate.dedup.candidates.minhash_candidates`,
+then :mod:`curate.dedup.verify`): every text is normalised (casefold, whitespace runs collapsed to
 one space, ends stripped) and cut into its character ``ngram``-grams; ``signatures`` gives
 each text ``bands * rows`` MinHash values; ``candidate_pairs`` pairs the texts that agree on
 all ``rows`` values of at least one band; ``jaccard_pairs`` computes the exact Jaccard
-similarity of the two shingle sets of every candidate, and only pairs at or above
-``threshold`` are returned. LSH only proposes: every returned pair is verified.
+similarity of the two shingle sets of every candidate, and only pairs at or above the
+threshold count. LSH only proposes: every pair is verified.
 
 Hashing, all vectorised with numpy (no Python loop per shingle or per permutation):
 
@@ -51,9 +52,9 @@ Memory bounds (the stage author's budget):
   expanded into all its pairs: each member is paired with the bucket's first (lowest
   index) member only, so a pathological bucket (boilerplate, templated pages) costs
   ``size - 1`` pairs instead of ``size^2 / 2``. Such buckets are counted in
-  ``Candidates.capped_buckets`` / ``capped_members`` (``lsh_candidates``; ``fuzzy_match``
-  reports them too). Pairs that were not emitted can still be found via another band;
-  otherwise they are missed, which is the price of the cap. Buckets up to the cap are fully
+  ``Candidates.capped_buckets`` / ``capped_members`` (``lsh_candidates``). Pairs that were
+  not emitted can still be found via another band; otherwise they are missed, which is the
+  price of the cap. Buckets up to the cap are fully
   expanded, so the number of candidate pairs is at most ``n * (max_bucket - 1) / 2`` per
   band, in practice about the number of true near-duplicate pairs.
 - ``jaccard_pairs``: pairs are checked in chunks of ``_PAIR_CHUNK`` pairs; each chunk
@@ -555,39 +556,3 @@ def _jaccard_chunk(texts: Sequence[str], pairs: np.ndarray, ngram: int) -> np.nd
             inter = int(np.count_nonzero(both[1:] == both[:-1]))
         out[k] = inter / (len(sa) + len(sb) - inter)
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# the whole check
-
-
-@dataclass(frozen=True)
-class FuzzyResult:
-    pairs: np.ndarray  # [k, 2] int64 verified pairs i < j, sorted
-    jaccard: np.ndarray  # [k] float32
-    candidates: int  # LSH candidate pairs before verification
-    capped_buckets: int
-    capped_members: int
-
-
-def fuzzy_match(texts: Sequence[str], config: MinHashConfig = MinHashConfig(), batch: int = 4096,
-                workers: int | None = None, device: str | None = None) -> FuzzyResult:
-    """``fuzzy_pairs`` with the LSH counts (candidates, capped buckets) for reporting; ``device`` as
-    in :func:`signatures`."""
-    config.validate()
-    sigs = signatures(texts, config, batch, workers, device)
-    cand = lsh_candidates(sigs, config.bands, config.rows)
-    del sigs
-    jac = _jaccard64(texts, cand.pairs, config.ngram)
-    keep = jac >= config.threshold
-    return FuzzyResult(cand.pairs[keep], jac[keep].astype(np.float32), len(cand.pairs),
-                       cand.capped_buckets, cand.capped_members)
-
-
-def fuzzy_pairs(texts: Sequence[str], config: MinHashConfig = MinHashConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """Verified near-duplicate pairs ``[k, 2]`` (i < j, sorted) and their Jaccard (float32).
-
-    signatures -> LSH candidates -> exact Jaccard >= ``config.threshold``.
-    """
-    result = fuzzy_match(texts, config)
-    return result.pairs, result.jaccard

@@ -14,8 +14,6 @@ from curate.dedup.minhash import (
     MinHashConfig,
     batch_shingles,
     candidate_pairs,
-    fuzzy_match,
-    fuzzy_pairs,
     jaccard_pairs,
     lsh_candidates,
     normalise,
@@ -27,6 +25,15 @@ from curate.dedup.minhash import (
 from curate.errors import CurateError
 
 CONFIG = MinHashConfig()
+
+
+def minhash_pairs(texts: list[str], config: MinHashConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The MinHash path of ``--method fuzzy``/``near``: signatures -> LSH candidates -> exact Jaccard at
+    least ``config.threshold``; verified pairs ``[k, 2]`` (i < j, sorted) and their Jaccard."""
+    cand = candidate_pairs(signatures(texts, config), config.bands, config.rows)
+    jac = jaccard_pairs(texts, cand, config.ngram)
+    keep = jac >= config.threshold
+    return cand[keep], jac[keep]
 
 
 def set_pairs(jaccard: float, count: int, union: int, seed: int) -> list[np.ndarray]:
@@ -134,13 +141,12 @@ def test_verification_removes_lsh_false_positives():
     assert (0, 1) in cand and (0, 2) in cand
     jac = jaccard_pairs(texts, np.array([[0, 1], [0, 2], [2, 3]]), loose.ngram)
     assert jac[0] < 0.4 and jac[1] < 0.8 and jac[2] == 1.0
-    pairs, jv = fuzzy_pairs(texts, loose)
+    pairs, jv = minhash_pairs(texts, loose)
     assert pairs.tolist() == [[2, 3]] and jv.tolist() == [1.0]
-    result = fuzzy_match(texts, loose)
-    assert result.candidates >= 3 and result.pairs.tolist() == [[2, 3]]
+    assert len(cand) >= 3  # the LSH false positives the check dropped
     # the same pair passes at a threshold below its Jaccard
     low = MinHashConfig(bands=20, rows=1, threshold=0.3)
-    assert [0, 1] in fuzzy_pairs(texts, low)[0].tolist()
+    assert [0, 1] in minhash_pairs(texts, low)[0].tolist()
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,13 +201,13 @@ MEASURED = {
 
 @pytest.fixture(scope="module")
 def edited():
-    """All originals and edited copies in one corpus, run through fuzzy_pairs once."""
+    """All originals and edited copies in one corpus, run through minhash_pairs once."""
     texts, where = list(PARAGRAPHS), {}
     for kind, edit in EDITS.items():
         for i, para in enumerate(PARAGRAPHS):
             where[kind, i] = len(texts)
             texts.append(edit(para, i))
-    pairs, jac = fuzzy_pairs(texts, CONFIG)
+    pairs, jac = minhash_pairs(texts, CONFIG)
     found = {tuple(p): float(j) for p, j in zip(pairs.tolist(), jac.tolist())}
     cand = {tuple(p) for p in candidate_pairs(signatures(texts, CONFIG), CONFIG.bands, CONFIG.rows).tolist()}
     return texts, where, found, cand
@@ -360,17 +366,17 @@ def test_empty_texts_never_pair():
     sigs = signatures(texts, CONFIG)
     assert (sigs[:3] == EMPTY).all() and (sigs[3:] != EMPTY).all()
     assert candidate_pairs(sigs, CONFIG.bands, CONFIG.rows).tolist() == [[3, 4]]
-    pairs, jac = fuzzy_pairs(texts, CONFIG)
+    pairs, jac = minhash_pairs(texts, CONFIG)
     assert pairs.tolist() == [[3, 4]] and jac.tolist() == [1.0]
     assert jaccard_pairs(texts, np.array([[0, 1], [0, 3]]), 5).tolist() == [0.0, 0.0]
 
 
 def test_very_short_texts():
     texts = ["ab", "AB ", "abc", "abcd", "ABCD", "x"]
-    pairs, jac = fuzzy_pairs(texts, CONFIG)
+    pairs, jac = minhash_pairs(texts, CONFIG)
     assert pairs.tolist() == [[0, 1], [3, 4]] and jac.tolist() == [1.0, 1.0]
-    assert len(fuzzy_pairs([], CONFIG)[0]) == 0
-    assert fuzzy_pairs(["only one"], CONFIG)[0].shape == (0, 2)
+    assert len(minhash_pairs([], CONFIG)[0]) == 0
+    assert minhash_pairs(["only one"], CONFIG)[0].shape == (0, 2)
     assert signatures([], CONFIG).shape == (0, 260)
 
 
