@@ -144,6 +144,12 @@ def _select_stage() -> tuple[Stage, type]:
     return Select(), SelectConfig
 
 
+def _audit_stage() -> tuple[Stage, type]:
+    from curate.audit.stage import Audit, AuditConfig
+
+    return Audit(), AuditConfig
+
+
 def _export_stage() -> tuple[Stage, type]:
     from curate.export.stage import Export, ExportConfig
 
@@ -151,7 +157,8 @@ def _export_stage() -> tuple[Stage, type]:
 
 
 _STAGES: dict[str, Callable[[], tuple[Stage, type]]] = {
-    "embed": _embed_stage, "prune": _prune_stage, "select": _select_stage, "export": _export_stage}
+    "embed": _embed_stage, "audit": _audit_stage, "prune": _prune_stage, "select": _select_stage,
+    "export": _export_stage}
 
 
 def check_out_path(out: str | None) -> None:
@@ -194,6 +201,10 @@ class Curation:
         images; every pair verified) or ``near`` (recommended: fuzzy's signals plus the embeddings' nearest
         neighbours; every pair verified); see ``curate dedup --help``."""
         return self.run("dedup", method=method, **settings)
+
+    def audit(self, **settings: Any) -> StageResult:
+        """Score every item for label errors and junk (removes nothing unless ``drop``); see ``curate audit --help``."""
+        return self.run("audit", **settings)
 
     def prune(self, **settings: Any) -> StageResult:
         """Prune the kept pool to ``fraction`` or ``count``; see ``curate prune --help``."""

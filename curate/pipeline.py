@@ -1,7 +1,7 @@
 """``curate run pipeline.toml``: the whole flow from one file, resumable stage by stage.
 
 The file names a ``workspace`` and has one table per stage to run, in this order:
-``demo`` (build the demo data), ``ingest``, ``embed``, ``dedup``, ``prune``, ``select``,
+``demo`` (build the demo data), ``ingest``, ``embed``, ``dedup``, ``audit``, ``prune``, ``select``,
 ``export``, ``report``. A table's keys are the stage's CLI option names (``shard-size`` or
 ``shard_size``, ``threshold``; lists for repeatable options); an unknown key is an error that
 lists the valid ones. Every table is checked before the first stage runs. The workspace is
@@ -30,7 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-ORDER = ("demo", "ingest", "embed", "dedup", "prune", "select", "export", "report")
+ORDER = ("demo", "ingest", "embed", "dedup", "audit", "prune", "select", "export", "report")
 
 
 @dataclass(frozen=True)
@@ -175,6 +175,9 @@ SUMMARIES: dict[str, Callable[[Any], str]] = {
     "embed": lambda r: (f"{r.meta['embedded']:,} embedded with {r.meta['slug']} on {r.meta['device']}, "
                         f"{r.meta['failed']:,} failed {_reused(r)}"),
     "dedup": lambda r: f"{r.meta['method']}: {_counts_line(r.table)} {_reused(r)}",
+    "audit": lambda r: (f"{r.meta['label_issues']:,} label issues; flagged "
+                        + (", ".join(f"{c} {v:,}" for c, v in r.meta["flagged"].items() if v) or "nothing")
+                        + f"; {_counts_line(r.table)} {_reused(r)}"),
     "prune": lambda r: f"{_counts_line(r.table)} {_reused(r)}",
     "select": lambda r: f"{r.meta['picked']:,} picked for labeling -> {r.meta['export']} {_reused(r)}",
     "export": lambda r: (f"version {r.meta['version']} ({'reused' if r.reused else 'written'}): "

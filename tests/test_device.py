@@ -24,6 +24,7 @@ ABSENT = ["cuda", "cuda:7"] if not torch.cuda.is_available() else [f"cuda:{torch
 EXTRA_ARGS = {
     "embed": ["--workers", "0", "--no-progress"],
     "dedup": [],  # semantic; the other methods are below
+    "audit": ["--checks", "outlier"],
     "prune": ["--fraction", "0.5"],
     "select": ["--budget", "2", "--strategy", "typiclust", "--out", "{tmp}/batch.csv"],
     "drift": ["-r", "{ws}"],

@@ -20,7 +20,8 @@ from curate.select.stage import SelectConfig
 from curate.settings import all_fields, build_config
 
 # the CLI options that are not config fields (where the run goes, how it is shown, parsed forms)
-NOT_SETTINGS = {"workspace", "progress", "wait", "method", "help", "glob_"}
+NOT_SETTINGS = {"workspace", "progress", "wait", "method", "help", "glob_",
+                "label_issues"}  # select --label-issues: export the audit's label issues instead of a strategy
 COPY_PATH = {"dedup", "prune"}  # their --out is a copy of the decision table, not a setting of the run
 # config fields with no CLI option, on purpose (tuning knobs for the pipeline file and the API)
 FILE_ONLY = {

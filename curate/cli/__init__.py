@@ -20,6 +20,8 @@ COMMANDS = {
     "embed": ("curate.cli.embed", "Embed every ok sample into embeddings/<model-slug>/ (fp16, L2-normalised)."),
     "dedup": ("curate.cli.dedup",
               "Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id)."),
+    "audit": ("curate.cli.audit",
+              "Audit every item for wrong labels and junk (blurry, dark, too short, outliers, ...); removes nothing."),
     "prune": ("curate.cli.prune",
               "Prune what earlier stages kept to a target size; writes decisions/prune/<run-id>.parquet."),
     "select": ("curate.cli.select", "Choose the next batch to label and export it for a labeling tool."),

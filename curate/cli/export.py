@@ -45,11 +45,14 @@ def parse_runs(pins: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 @click.option("--splits/--no-splits", default=False, show_default=True,
               help="One shard series per manifest split: <name>-<split>-00000.tar.")
 @click.option("--stage", multiple=True, default=("dedup", "prune"), show_default=True,
-              help="Decision stages to apply (their latest run): dedup, prune, select; repeat. Stages without a "
+              help="Decision stages to apply (their latest run): dedup, audit, prune, select; repeat. Stages without a "
                    "run are skipped.")
 @click.option("--run", multiple=True, metavar="STAGE=RUN_ID",
               help="Apply this run of a stage instead of its latest; repeat.")
-def command(workspace, progress, wait, shard_bytes, run, **settings) -> None:
+@click.option("--drop", multiple=True, default=(), metavar="CHECK,...",
+              help="Apply the latest audit run and leave out items it flagged with these checks (e.g. blurry; "
+                   "label-issue). Default: none.")
+def command(workspace, progress, wait, shard_bytes, run, drop, **settings) -> None:
     """Write the kept samples as versioned shards with lineage.json.
 
     Applies the decision tables of the chosen stages (default: the latest dedup and prune
@@ -61,12 +64,13 @@ def command(workspace, progress, wait, shard_bytes, run, **settings) -> None:
     before/after, shard hashes). The version is a content hash: re-exporting the same inputs
     gives the same version and rewrites nothing; old versions stay.
     """
+    from curate.audit.drops import drop_names
     from curate.export.stage import ExportConfig, export
     from curate.settings import build_config
     from curate.workspace import Workspace
 
     config = build_config(ExportConfig, {**settings, "shard_bytes": parse_bytes(shard_bytes),
-                                         "run": parse_runs(run)}, "export")
+                                         "run": parse_runs(run), "drop": drop_names(drop)}, "export")
     result = export(Workspace(workspace), config, progress=progress, wait=wait)
     click.echo(export_summary(result))
 

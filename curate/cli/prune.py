@@ -30,8 +30,11 @@ from curate.cli.options import out_option, run_line, stage_options
               help="Embedding store (model slug or spec); default: the only one, else the one the latest dedup used.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--drop", multiple=True, default=(), metavar="CHECK,...",
+              help="Also remove items the latest audit run flagged with these checks (e.g. blurry,label-conflict; "
+                   "label-issue), reason \"audit: <check>\". Default: none.")
 @out_option
-def command(workspace, progress, wait, out, **settings) -> None:
+def command(workspace, progress, wait, out, drop, **settings) -> None:
     """Prune what earlier stages kept to a target size; writes decisions/prune/<run-id>.parquet.
 
     Candidates are the items the latest dedup run kept (all ok items when there is none)
@@ -41,6 +44,7 @@ def command(workspace, progress, wait, out, **settings) -> None:
     prototype) and kept rows a rank: a prefix of the rank order is a smaller selection.
     """
     from curate.api import check_out_path
+    from curate.audit.drops import drop_names
     from curate.decisions import copy_out, out_format
     from curate.prune.stage import PruneConfig, prune
     from curate.settings import build_config
@@ -49,7 +53,7 @@ def command(workspace, progress, wait, out, **settings) -> None:
     check_out_path(out)
     if out:
         out_format(out)  # an unknown suffix is an error before any work
-    config = build_config(PruneConfig, settings, "prune")
+    config = build_config(PruneConfig, {**settings, "drop": drop_names(drop)}, "prune")
     result = prune(Workspace(workspace), config, progress=progress, wait=wait)
     click.echo(prune_summary(result))
     if out:

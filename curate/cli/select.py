@@ -135,7 +135,15 @@ LABELING.md (label counts and examples, the batch's scores) in the same folder.
               help="Overwrite an export or labeling files another select run (or no run) wrote.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True)
-def command(workspace, progress, wait, class_quota, **settings) -> None:
+@click.option("--label-issues", is_flag=True, default=False,
+              help="Instead of a strategy: export the latest audit run's label issues (lowest label score first) "
+                   "with the given label as an annotation and the suggested one as a prediction, for review.")
+def command(workspace, progress, wait, class_quota, label_issues, **settings) -> None:
+    if label_issues:
+        from curate.cli.label_issues import export_label_issues_command
+
+        export_label_issues_command(workspace, settings)
+        return
     from curate.select.stage import SelectConfig, picked, select
     from curate.settings import build_config
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curate import __version__
+from curate.audit.drops import check_drop, with_drops
 from curate.decisions import upstream
 from curate.embed.payloads import PayloadFetcher
 from curate.errors import CurateError
@@ -27,12 +28,12 @@ from curate.export.shards import ShardInfo, file_digest, write_parquet, write_ta
 from curate.inputs import Manifest, Upstream
 from curate.io import atomic
 from curate.io.fs import Location, locate
-from curate.runner import Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.workspace import Workspace
 
 EXPORT_FORMAT = 1
 FORMATS = ("auto", "webdataset", "parquet")
-DECISION_STAGES = ("dedup", "prune", "select")
+DECISION_STAGES = ("dedup", "audit", "prune", "select")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,16 @@ class ExportConfig:
     splits: bool = False  # one shard series per manifest split (<name>-<split>-00000.tar)
     stage: tuple[str, ...] = ("dedup", "prune")  # decision stages applied (latest run of each)
     run: tuple[tuple[str, str], ...] = ()  # pin (stage, run id) instead of the latest
+    drop: tuple[str, ...] = ()  # audit checks (or label-issue) whose flagged items are removed; applies the audit
+
+
+def applied_stages(config: ExportConfig) -> tuple[str, ...]:
+    """The decision stages applied: ``stage``, plus the audit (after dedup) when ``drop`` names checks."""
+    stages = tuple(config.stage)
+    if config.drop and "audit" not in stages:
+        at = stages.index("dedup") + 1 if "dedup" in stages else 0
+        stages = stages[:at] + ("audit",) + stages[at:]
+    return stages
 
 
 def _check(config: ExportConfig) -> None:
@@ -71,8 +82,17 @@ class Export(Stage):
     def prefix(self, config: ExportConfig) -> str:
         return config.name
 
+    def check(self, ws: Workspace, config: ExportConfig) -> None:
+        check_drop(ws, config.drop, dict(config.run).get("audit"))
+
+    def settings(self, config: ExportConfig) -> dict:
+        out = config_dict(config)
+        if not config.drop:
+            out.pop("drop")  # exports without --drop keep their run ids
+        return out
+
     def inputs(self, config: ExportConfig) -> tuple:
-        return (Manifest(), Upstream(tuple(config.stage), pins=tuple(config.run)))
+        return (Manifest(), Upstream(applied_stages(config), pins=tuple(config.run)))
 
     def is_current(self, ws: Workspace, meta: dict) -> bool:
         """Reused while its version folder is complete (``lineage.json`` is written last)."""
@@ -108,7 +128,8 @@ def exported(result: StageResult) -> ExportedVersion:
 
 def _export(ws: Workspace, config: ExportConfig, ctx: RunContext) -> Output:
     manifest = _contiguous(ws.read_manifest())
-    up = upstream(ws, config.stage, manifest=manifest, runs=ctx.inputs.runs)
+    stages = applied_stages(config)
+    up = upstream(ws, stages, manifest=manifest, runs=with_drops(ctx.inputs.runs, config.drop))
     rows = np.flatnonzero(up.kept)
     kinds = set(manifest.column("kind").take(pa.array(rows)).to_pylist()) if len(rows) else set()
     fmt = config.format if config.format != "auto" else ("webdataset" if "image" in kinds else "parquet")
@@ -120,6 +141,8 @@ def _export(ws: Workspace, config: ExportConfig, ctx: RunContext) -> Output:
     settings = {"format": fmt, "shard_size": config.shard_size, "shard_bytes": config.shard_bytes,
                 "splits": config.splits, "stages": list(config.stage), "labels": labels,
                 "export_format": EXPORT_FORMAT}
+    if config.drop:
+        settings.update(stages=list(stages), drop=list(config.drop))
     header = {**settings, "name": config.name, "manifest": ws.manifest_fingerprint(),
               "runs": {run.stage: run.run_id for run in up.runs}}
     version = version_id(header, manifest, shards)

@@ -1,7 +1,8 @@
 """Prune the pool that earlier stages kept to a target size, keeping diversity and class balance.
 
 Candidates are the rows every earlier stage kept (``curate.decisions.upstream``: manifest ``ok``
-and kept by the latest dedup run) that have an embedding. Labeled ids (``labeled``) are always
+and kept by the latest dedup and audit runs; ``drop``: also not flagged by those audit checks,
+``curate.audit.drops``) that have an embedding. Labeled ids (``labeled``) are always
 kept and count towards the target; k-center greedy starts from them. The target is
 ``count`` items, or ``fraction`` of (candidates + labeled). With ``balance_by`` the target
 is first split into per-class quotas (``quotas.py``), then each class is pruned on its own.
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from curate.audit.drops import check_drop, with_drops
 from curate.decisions import upstream
 from curate.errors import CurateError
 from curate.inputs import Manifest, Overrides, Resolved, Store, Upstream, UserFile
@@ -31,12 +33,13 @@ from curate.manifest import SCHEMA
 from curate.prune import strategies
 from curate.prune.prototypes import KEEPS, fit_prototypes, interleave
 from curate.prune.quotas import class_quotas, parse_distribution
-from curate.runner import Output, RunContext, Stage, StageResult, run_stage
+from curate.runner import Output, RunContext, Stage, StageResult, config_dict, run_stage
 from curate.select.idlist import read_ids
 from curate.workspace import Workspace
 
 STAGE = "prune"
 STRATEGIES = ("kcenter", "prototypes", "balanced")
+UPSTREAM = ("dedup", "audit")  # the audit only counts once it has run (no run: no key, same run ids)
 NO_LABEL = "(none)"
 
 
@@ -53,6 +56,7 @@ class PruneConfig:
     model: str | None = None  # embedding store slug; None: the only one
     seed: int = 0
     device: str = "auto"
+    drop: tuple[str, ...] = ()  # audit checks (or label-issue) whose flagged items are removed ("audit: <check>")
 
 
 def validate(config: PruneConfig) -> None:
@@ -88,8 +92,17 @@ class Prune(Stage):
     def needs_store(self, config: PruneConfig) -> bool:
         return True
 
+    def check(self, ws: Workspace, config: PruneConfig) -> None:
+        check_drop(ws, config.drop)
+
+    def settings(self, config: PruneConfig) -> dict:
+        out = config_dict(config)
+        if not config.drop:
+            out.pop("drop")  # runs without --drop keep their ids
+        return out
+
     def inputs(self, config: PruneConfig) -> tuple:
-        return (Manifest(), Upstream(("dedup",)), Store(prefer="dedup"), UserFile("labeled", parse=read_ids),
+        return (Manifest(), Upstream(UPSTREAM), Store(prefer="dedup"), UserFile("labeled", parse=read_ids),
                 Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
@@ -109,7 +122,8 @@ def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved) -> Output:
         raise CurateError(f"unknown label column {balance_by!r} for --balance-by "
                           f"(manifest columns: {', '.join(SCHEMA.names)})")
     manifest = ws.read_manifest(list(dict.fromkeys(["id", "status", "reason", "label", balance_by or "label"])))
-    up = upstream(ws, ("dedup",), manifest=manifest.select(["id", "status", "reason"]), runs=inputs.runs)
+    up = upstream(ws, UPSTREAM, manifest=manifest.select(["id", "status", "reason"]),
+                  runs=with_drops(inputs.runs, config.drop))
     upstream_runs = {run.stage: run.run_id for run in up.runs}
     n = manifest.num_rows
     srow = store.store_rows(n)  # store row of each manifest row with a valid embedding

@@ -23,7 +23,7 @@ from curate.embed.store import StoredEmbeddings, list_stores, open_store
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
-from curate.report import facts
+from curate.report import audit_section, facts
 from curate.report.embmap import EmbeddingMap, embedding_map
 from curate.report.review import Review, review
 from curate.report.thumbs import PREVIEW_COLUMNS, Preview, previews
@@ -67,6 +67,7 @@ class ReportData:
     text_dataset: bool = False
     ids: list[str] = field(default_factory=list)  # manifest ids, by row
     labels: list[str | None] = field(default_factory=list)  # manifest labels, by row
+    audit: object = None  # curate.report.audit_section.AuditView; None without an audit run
 
 
 def output_location(ws: Workspace, out: str | None) -> Location:
@@ -117,14 +118,15 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool 
     scores = [s for s in score_runs if s is not None]
 
     listed = [m.row for g in (rv.groups if rv else []) for m in g.members][:config.max_previews]
-    shown = listed + [r for s in scores for r, _ in s.picks]
+    audit = audit_section.gather_audit(ws, manifest, (config.run_ids or {}).get("audit"))
+    shown = listed + [r for s in scores for r, _ in s.picks] + (audit.rows if audit is not None else [])
     kinds = manifest.column("kind").to_pylist()
     return ReportData(
         workspace=ws.root.uri, version=__version__, manifest_fingerprint=ws.manifest_meta().get("fingerprint"),
         counts=counts, balance=balance, clusters=clusters, review=rv, map=emap,
         model=slug, scores=scores, previews=previews(manifest, shown, progress=progress),
         text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2,
-        ids=manifest.column("id").to_pylist(), labels=manifest.column("label").to_pylist())
+        ids=manifest.column("id").to_pylist(), labels=manifest.column("label").to_pylist(), audit=audit)
 
 
 def _meta(ws: Workspace, run: DecisionRun) -> dict:

@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from curate.report import review, svg
+from curate.report import audit_section, review, svg
 from curate.report.build import ReportData
 from curate.report.embmap import FATE_COLORS, FATES
 from curate.report.facts import Scores
@@ -76,8 +76,10 @@ SECTIONS = (("counts", "Counts"), ("balance", "Label balance"), ("clusters", "Cl
 
 
 def render(data: ReportData) -> str:
-    body = [_counts(data), _balance(data), _clusters(data), _duplicates(data), _map(data), _scores(data)]
-    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in SECTIONS)
+    body = [_counts(data), _balance(data), _clusters(data), _duplicates(data), _map(data), _scores(data),
+            audit_section.render(data.audit, data.previews, data.ids, data.text_dataset)]
+    shown = SECTIONS + ((audit_section.SECTION,) if data.audit is not None else ())
+    nav = "".join(f'<a href="#{key}">{title}</a>' for key, title in shown)
     sub = (f"workspace <code>{esc(data.workspace)}</code> &middot; curate {esc(data.version)} &middot; "
            f"manifest {esc(data.manifest_fingerprint or '?')[:16]}"
            + (f" &middot; embeddings <code>{esc(data.model)}</code>" if data.model else ""))
