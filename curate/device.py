@@ -48,9 +48,12 @@ def _check_cuda(device: str) -> None:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA when torch sees a GPU, else CPU; ``cpu``, ``cuda`` and ``cuda:N`` are passed to
-    torch, any other spelling is a :class:`CurateError`. Whether a CUDA device is here was checked when
-    the config was built (:func:`check_config_device`): a Ray driver may name a GPU only its workers have."""
+    """The one resolver: ``auto`` is CUDA when torch sees a GPU, else CPU; ``cpu``, ``cuda`` and ``cuda:N``
+    are passed to torch, any other spelling is a :class:`CurateError`; a ``torch.device`` comes back as it
+    is. A stage resolves its device once (``RunContext.device``) and hands the ``torch.device`` down, so
+    the helpers' own calls (kept for direct callers) change nothing in a run. Whether a CUDA device is
+    here was checked when the config was built (:func:`check_config_device`): a Ray driver may name a
+    GPU only its workers have."""
     if isinstance(device, torch.device):
         return device
     if device == "auto":

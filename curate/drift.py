@@ -39,7 +39,7 @@ from curate.errors import CurateError
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, sample_rows
 from curate.io import atomic
-from curate.vectors import gather_numpy
+from curate.vectors import gather
 from curate.workspace import Workspace
 
 TESTS = ("nn-distance", "cluster-mass", "mmd")
@@ -133,8 +133,8 @@ def draw_samples(new_vectors: np.ndarray, new_valid: np.ndarray, ref_vectors: np
     ref_rows = np.random.default_rng(config.seed).permutation(ref_rows)
     half = len(ref_rows) // 2
     fit_rows, held_rows = np.sort(ref_rows[:half]), np.sort(ref_rows[half:])
-    return Samples(new_rows, fit_rows, held_rows, gather_numpy(new_vectors, new_rows),
-                   gather_numpy(ref_vectors, fit_rows), gather_numpy(ref_vectors, held_rows))
+    return Samples(new_rows, fit_rows, held_rows, gather(new_vectors, new_rows),
+                   gather(ref_vectors, fit_rows), gather(ref_vectors, held_rows))
 
 
 def nearest_distances(ref_vectors: np.ndarray, ref_valid: np.ndarray, queries: np.ndarray,

@@ -9,8 +9,8 @@ command and for ``curate run``:
    workspace is touched;
 2. take the workspace lock (one writer per workspace, ``curate.io.lock``) and sweep the
    temporary files that killed writers left anywhere in the workspace;
-3. resolve ``device="auto"`` once; fingerprint every input and the config into the run id
-   ``<prefix>-<12 hex>``;
+3. resolve ``device="auto"`` once (``RunContext.device`` is the ``torch.device`` every step of
+   ``compute`` gets); fingerprint every input and the config into the run id ``<prefix>-<12 hex>``;
 4. reuse a finished run with that id (its sidecar exists and the stage agrees it is still
    current), or compute, then write the decision table and the sidecar atomically, the
    sidecar last (a run with a sidecar is complete);
@@ -23,6 +23,7 @@ Runs live under ``decisions/<stage>/<run-id>.parquet`` (one row per manifest id)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -113,6 +114,16 @@ class RunContext:
 
     def __getitem__(self, name: str) -> Any:
         return self.inputs.values[name]
+
+    @functools.cached_property
+    def device(self) -> Any:
+        """The stage's ``torch.device``: ``config.device`` (checked, ``auto`` pinned by :meth:`Stage.pin_device`)
+        resolved once, here, for every step of the run to share; None for a config without a device."""
+        if "device" not in getattr(self.config, "__dataclass_fields__", {}):
+            return None
+        from curate.device import resolve_device
+
+        return resolve_device(self.config.device)
 
     def lap(self, phase: str) -> None:
         """Record the seconds since the previous lap (or the start) as ``phase``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from curate.dedup.groups import components, decision_table, dedup_output
 from curate.dedup.keep import parse_policy, priority_ranks
@@ -55,14 +56,14 @@ class KnnDedup(Stage):
         store, config = ctx.inputs.store, ctx.config
         manifest = ctx.ws.read_manifest()
         labels, nb, decisions = knn_decisions(store.vectors, store.valid, store.manifest_rows, manifest,
-                                              config.threshold, config.keep, config.seed, config.device)
+                                              config.threshold, config.keep, config.seed, ctx.device)
         ctx.lap("score")
         table, leakage = decision_table(manifest, store, labels, nb, decisions, config.threshold, None, [])
         return dedup_output(table, leakage, "knn", store.slug, int(len(np.unique(labels[labels >= 0]))), 0)
 
 
 def knn_decisions(vectors: np.ndarray, valid: np.ndarray, manifest_rows: np.ndarray, manifest,
-                  thresholds: tuple[float, ...], keep: str, seed: int, device: str):
+                  thresholds: tuple[float, ...], keep: str, seed: int, device: torch.device | str):
     """``(labels, neighbours, {threshold: (removed, duplicate_of)})`` over the store rows."""
     n = len(valid)
     index = build_index(vectors, valid, device=device)

@@ -20,12 +20,10 @@ import numpy as np
 import torch
 
 from curate.dedup.boundary import across_batch
-from curate.device import resolve_device
 from curate.index.pages import release
 from curate.kernels._runtime import bf16_matmul_is_fast
 from curate.kernels.dispatch import max_sim_earlier
-from curate.vectors import as_tensor
-from curate.vectors import gather_tensor as gather
+from curate.vectors import gather
 
 
 @dataclass(frozen=True)
@@ -93,8 +91,12 @@ def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
 
     The batch is gathered once and serves both passes. ``exact_above``: within-cluster values
     from there up are exact; below it they may come from a bf16 screen (within 1/64), which
-    is all a dedup threshold at or above it needs. Across-boundary values are always exact."""
-    x = _gather_for_scoring(vectors, batch.rows, device, exact_above)
+    is all a dedup threshold at or above it needs. Across-boundary values are always exact.
+
+    The rows stay as stored (fp16, half the memory and copying) where the CPU bf16 screen reads
+    them (it widens block by block), else fp32."""
+    as_stored = device.type == "cpu" and exact_above is not None and bf16_matmul_is_fast("cpu")
+    x = gather(vectors, batch.rows, device, widen=not as_stored)
     sims, idx = max_sim_earlier(x, torch.from_numpy(batch.seg).to(device), exact_above=exact_above)
     sims, idx = sims.cpu().numpy(), idx.cpu().numpy()
     within = (sims, _to_store(batch.rows, idx))
@@ -105,15 +107,6 @@ def score_batch(vectors: np.ndarray, batch: Batch, device: torch.device,
         torch.from_numpy(batch.probe_ranks).to(device))
     return BatchScores(within, (row_best, _to_store(batch.probes, row_arg)),
                        (probe_best, _to_store(batch.rows, probe_arg)))
-
-
-def _gather_for_scoring(vectors: np.ndarray, rows: np.ndarray, device: torch.device,
-                        exact_above: float | None) -> torch.Tensor:
-    """The batch's rows: as stored (fp16, half the memory and copying) where the CPU bf16 screen
-    reads them (it widens block by block), else fp32."""
-    if device.type == "cpu" and exact_above is not None and bf16_matmul_is_fast("cpu"):
-        return as_tensor(vectors).index_select(0, torch.from_numpy(np.asarray(rows, dtype=np.int64)))
-    return gather(vectors, rows, device)
 
 
 def _to_store(rows: np.ndarray, local: np.ndarray) -> np.ndarray:
@@ -175,10 +168,12 @@ def _score_on_ray(vectors: np.ndarray, batches: list[Batch], device: torch.devic
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
 
+    worker_device = torch.device(device.type)  # the driver's choice without its index: a worker sees its one GPU
+
     @ray.remote(num_gpus=1 if device.type == "cuda" else 0)
     def task(batch: Batch) -> BatchScores:
         local = np.load(path, mmap_mode="r")
-        return score_batch(local, batch, resolve_device("auto" if device.type != "cpu" else "cpu"), exact_above)
+        return score_batch(local, batch, worker_device, exact_above)
 
     return ray.get([task.remote(batch) for batch in batches])
 

@@ -38,7 +38,6 @@ from curate.dedup.groups import decision_table, dedup_output
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.rules import check_thresholds, decide
 from curate.dedup.scoring import within_clusters
-from curate.embed.base import resolve_runtime
 from curate.embed.store import StoredEmbeddings, choose_store, open_store
 from curate.errors import CurateError
 from curate.index.assign import assign
@@ -46,7 +45,7 @@ from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans
 from curate.inputs import Manifest, Overrides, Resolved, Store
 from curate.io import atomic
 from curate.runner import Output, RunContext, Stage, StageResult, config_dict, run_stage
-from curate.vectors import gather_tensor as gather
+from curate.vectors import gather
 from curate.workspace import Workspace, same_place
 
 STAGE = "dedup"
@@ -148,7 +147,7 @@ def semantic_dedup(ws: Workspace, config: SemanticConfig = SemanticConfig(), **r
 
 
 def _semantic(ws: Workspace, config: SemanticConfig, store: StoredEmbeddings, clock: RunContext) -> Output:
-    device = resolve_runtime(config.device, "fp32").device
+    device = clock.device  # resolved once for the run (RunContext.device)
     manifest = ws.read_manifest(manifest_columns(config.keep))
     vectors, valid = store.vectors, store.valid
     centroids, labels, top_ids, top_sims, members, offsets = _cluster(vectors, valid, config, clock)
@@ -178,7 +177,7 @@ def _semantic(ws: Workspace, config: SemanticConfig, store: StoredEmbeddings, cl
     if config.save_index:
         from curate.index.ann import build_index, index_dir, save_index
 
-        index = build_index(vectors, valid, centroids=centroids, assignments=labels, device=config.device)
+        index = build_index(vectors, valid, centroids=centroids, assignments=labels, device=device)
         save_index(index, index_dir(ws, store.slug), {"store_fingerprint": store.meta["fingerprint"]})
         clock.lap("index")
     return dedup_output(table, leakage, "semantic", store.slug, k, len(boundary))
@@ -215,11 +214,11 @@ def _cluster(vectors: np.ndarray, valid: np.ndarray, config: SemanticConfig, clo
     sample = config.sample or max(64 * k, 10_000)
     screen = config.precision == "auto"
     centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(
-        clusters=k, sample=sample, iterations=config.iterations, seed=config.seed, device=config.device,
+        clusters=k, sample=sample, iterations=config.iterations, seed=config.seed, device=clock.device,
         init="random", screen=screen))
     k = len(centroids)
     clock.lap("kmeans")
-    a = assign(vectors, centroids, valid=valid, top=min(config.neighbours, k), device=config.device,
+    a = assign(vectors, centroids, valid=valid, top=min(config.neighbours, k), device=clock.device,
                screen=screen and k >= SCREEN_ASSIGN_CLUSTERS)
     labels = np.where(valid, a.labels, -1).astype(np.int64)
     top_ids = a.centroid_ids.astype(np.int64)
@@ -287,9 +286,9 @@ def _against_index(other_ws: Workspace, other: StoredEmbeddings, device: torch.d
     from curate.index.ann import build_index
     from curate.index.kmeans import import_faiss
 
-    index = other.saved_index(other_ws, str(device))
+    index = other.saved_index(other_ws, device)
     if index is None and int(other.valid.sum()) >= AGAINST_INDEX_ROWS and import_faiss() is not None:
-        index = build_index(other.vectors, other.valid, device=str(device))
+        index = build_index(other.vectors, other.valid, device=device)
     return index
 
 
@@ -307,7 +306,7 @@ def _best_match(queries: np.ndarray, q_valid: np.ndarray, other_ws: Workspace, o
     if index is not None:
         for lo in range(0, len(rows), block):
             part = rows[lo:lo + block]
-            sims, hits = search(index, np.asarray(queries[part], dtype=np.float32), 1)
+            sims, hits = search(index, gather(queries, part), 1)
             best[part], where[part] = sims[:, 0], hits[:, 0]
         return best, where
     base_rows = np.flatnonzero(other.valid)

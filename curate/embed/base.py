@@ -40,8 +40,9 @@ class Runtime:
     dtype: torch.dtype
 
 
-def resolve_runtime(device: str = "auto", precision: str = "fp16") -> Runtime:
-    """``auto`` picks CUDA when present, else CPU; half precision falls back to fp32 on CPU."""
+def resolve_runtime(device: str | torch.device = "auto", precision: str = "fp16") -> Runtime:
+    """The device (:func:`curate.device.resolve_device`: a torch.device as it is) and dtype a model runs
+    with; half precision falls back to fp32 on CPU."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
     dev = resolve_device(device)

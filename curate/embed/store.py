@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +38,9 @@ from curate.io import atomic
 from curate.io.fs import Location
 from curate.io.tables import read_table
 from curate.workspace import Workspace
+
+if TYPE_CHECKING:
+    import torch
 
 
 class IdColumn(Sequence):
@@ -94,13 +98,22 @@ class StoredEmbeddings:
         out[self.manifest_rows[self.valid]] = np.flatnonzero(self.valid)
         return out
 
-    def gather(self, rows: np.ndarray) -> np.ndarray:
-        """Store rows as fp32 unit vectors (read in blocks from the memory map)."""
-        from curate.vectors import gather_numpy
+    def blocks(self, rows: np.ndarray | range, device: torch.device | None = None, *, block: int = 65536,
+               unit: bool = False) -> Iterator[tuple[int, np.ndarray | torch.Tensor]]:
+        """``(start, block)`` over the store ``rows`` (any order, repeats allowed, or a range), read from
+        the memory map ``block`` rows at a time: fp32 numpy (``device=None``) or an fp32 tensor on
+        ``device``; ``unit``: L2-normalised in fp32 (see :func:`curate.vectors.blocks`)."""
+        from curate.vectors import blocks
 
-        return gather_numpy(self.vectors, rows, unit=True)
+        return blocks(self.vectors, rows, device, block=block, unit=unit)
 
-    def saved_index(self, ws: Workspace, device: str = "auto"):
+    def gather(self, rows: np.ndarray, device: torch.device | None = None) -> np.ndarray | torch.Tensor:
+        """Store rows as fp32 unit vectors (numpy, or a tensor on ``device``), read through :meth:`blocks`."""
+        from curate.vectors import gather
+
+        return gather(self.vectors, rows, device, unit=True)
+
+    def saved_index(self, ws: Workspace, device: str | torch.device = "auto"):
         """The FAISS index saved under ``index/<slug>/`` when it was built from this very store, else None."""
         from curate.index.ann import index_dir, load_index, read_meta
 

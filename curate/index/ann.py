@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from curate.errors import CurateError
-from curate.index.assign import read_block, resolve_device
+from curate.index.assign import resolve_device
 from curate.index.kmeans import (
     KMeansConfig,
     faiss_gpu_id,
@@ -45,6 +45,7 @@ from curate.index.kmeans import (
 from curate.index.pages import release
 from curate.io import atomic
 from curate.io.fs import Location, locate
+from curate.vectors import blocks
 from curate.workspace import Workspace
 
 INDEX_FORMAT = 1
@@ -133,7 +134,7 @@ def _map_rows(index: AnnIndex, ids: np.ndarray) -> np.ndarray:
 
 
 def build_index(vectors: np.ndarray, valid: np.ndarray | None = None, kind: str = "auto",
-                centroids: np.ndarray | None = None, nprobe: int | None = None, device: str = "auto",
+                centroids: np.ndarray | None = None, nprobe: int | None = None, device: str | torch.device = "auto",
                 block: int = 65536, flat_limit: int = FLAT_LIMIT,
                 kmeans: KMeansConfig = KMeansConfig(), assignments: np.ndarray | None = None,
                 storage: str = "fp16") -> AnnIndex:
@@ -191,8 +192,7 @@ def build_index(vectors: np.ndarray, valid: np.ndarray | None = None, kind: str 
         index = _to_gpu(cpu_index, gpu)
     if nlist is not None:
         _set_nprobe(index, nprobe)
-    for start in range(0, len(rows), block):
-        x = gather_block(vectors, rows[start:start + block])
+    for start, x in blocks(vectors, rows, block=block):  # contiguous fp32, as FAISS takes it
         if lists is not None and not _is_gpu(index):
             ids = np.ascontiguousarray(lists[start:start + block])
             index.add_core(len(x), faiss.swig_ptr(x), None, faiss.swig_ptr(ids))
@@ -220,13 +220,6 @@ def _ivf(faiss: Any, centroids: np.ndarray, storage: str) -> Any:
         if quantizer.ntotal != nlist or not index.is_trained:
             raise RuntimeError("FAISS retrained the IVF coarse quantizer")
     return index  # FAISS's python wrapper keeps a reference to the quantizer
-
-
-def gather_block(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Sorted rows of a memory-mapped array as contiguous fp32 (a plain slice when contiguous)."""
-    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
-        return np.ascontiguousarray(vectors[rows[0]:rows[-1] + 1], dtype=np.float32)
-    return np.ascontiguousarray(vectors[rows], dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- save / load
@@ -273,7 +266,7 @@ def read_meta(folder: Location | str) -> dict:
     return meta
 
 
-def load_index(folder: Location | str, device: str = "auto") -> AnnIndex:
+def load_index(folder: Location | str, device: str | torch.device = "auto") -> AnnIndex:
     """Open a saved index (on the FAISS GPU when there is one and it fits)."""
     faiss = require_faiss()
     loc = _folder(folder)
@@ -368,18 +361,16 @@ def exact_search(base: np.ndarray, queries: np.ndarray, k: int, valid: np.ndarra
     if n == 0 or q == 0 or k == 0:
         return sims, rows
     mask = None if valid is None else torch.from_numpy(~np.asarray(valid, dtype=bool)).to(dev)
-    cached = None
+    cached = None  # the whole base as one fp32 block on the device (a view when it is already that)
     if n * d * 4 <= cache_bytes:
-        cached = read_block(base, 0, n, dev)
+        _, cached = next(blocks(base, range(n), dev, block=n))
     with torch.inference_mode():
-        for qs in range(0, q, block):
-            qe = min(q, qs + block)
-            xq = read_block(queries, qs, qe, dev)
+        for qs, xq in blocks(queries, range(q), dev, block=block):
+            qe = qs + len(xq)
             best_s = torch.full((qe - qs, 0), -torch.inf, device=dev)
             best_i = torch.empty((qe - qs, 0), dtype=torch.int64, device=dev)
-            for bs in range(0, n, block):
-                be = min(n, bs + block)
-                xb = cached[bs:be] if cached is not None else read_block(base, bs, be, dev)
+            for bs, xb in blocks(cached if cached is not None else base, range(n), dev, block=block):
+                be = bs + len(xb)
                 s = xq @ xb.T
                 if mask is not None:
                     s.masked_fill_(mask[bs:be][None, :], -torch.inf)

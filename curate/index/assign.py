@@ -1,7 +1,7 @@
 """Assign every store row to its nearest centroids, blockwise over the memory-mapped store.
 
-Rows are read ``block`` at a time from the fp16 array, converted to fp32 and multiplied by
-the centroids with torch (on the GPU when the device resolves to CUDA), so peak memory is
+Rows are read ``block`` at a time from the fp16 array (:func:`curate.vectors.blocks`), converted
+to fp32 and multiplied by the centroids with torch (on the stage's device), so peak memory is
 about block x (d + k) floats, never N x k. ``top=2`` also records the second-nearest
 centroid: the dedup stage compares items near a cluster boundary with that cluster too.
 """
@@ -13,24 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from curate.device import resolve_device  # noqa: F401 (re-exported)
+from curate.device import resolve_device
 from curate.index.pages import release
-from curate.vectors import as_tensor  # noqa: F401 (re-exported)
+from curate.vectors import as_tensor, blocks  # noqa: F401 (as_tensor: re-exported)
 
 # Cap on one block's [block, k] similarity matrix: with many centroids the block shrinks.
 MAX_SIMS_BYTES = 1 << 30
-
-
-def read_block(vectors: np.ndarray, start: int, stop: int, device: torch.device) -> torch.Tensor:
-    """Rows ``start:stop`` of a (memory-mapped, usually fp16) array as fp32 on ``device``.
-
-    On CUDA the half-precision rows are copied as they are and widened on the device (half
-    the transfer); on CPU torch widens them straight from the mapped pages.
-    """
-    part = as_tensor(np.asarray(vectors[start:stop]))
-    if device.type == "cpu":
-        return part.float()  # torch widens fp16 several times faster than numpy
-    return part.to(device, non_blocking=False).float()
 
 
 @dataclass(frozen=True)
@@ -74,14 +62,11 @@ def assign(vectors: np.ndarray, centroids: np.ndarray, valid: np.ndarray | None 
     got = min(top, k)
     cents_t = torch.from_numpy(cents).to(dev).T.contiguous()
     nearest = _screened_nearest(cents_t, dev) if screen else None
+    as_stored = nearest is not None and dev.type == "cpu"  # the screen widens what it needs
     with torch.inference_mode():
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            if nearest is not None and dev.type == "cpu":  # as stored: the screen widens what it needs
-                s, i = nearest(as_tensor(np.asarray(vectors[start:stop])), got)
-            else:
-                x = read_block(vectors, start, stop, dev)
-                s, i = torch.topk(x @ cents_t, got, dim=1) if nearest is None else nearest(x, got)
+        for start, x in blocks(vectors, range(n), dev, block=step, widen=not as_stored):
+            stop = start + len(x)
+            s, i = torch.topk(x @ cents_t, got, dim=1) if nearest is None else nearest(x, got)
             release(vectors)  # the block is read: its mapped pages need not stay resident
             sims[start:stop, :got] = s.cpu().numpy()
             ids[start:stop, :got] = i.to(torch.int32).cpu().numpy()
@@ -103,7 +88,7 @@ def _screened_nearest(cents_t: torch.Tensor, device: torch.device):
     from curate.kernels.max_sim_earlier import BF16_SCREEN_EPS
 
     if not bf16_matmul_is_fast(device.type):
-        return lambda x, top: torch.topk(x @ cents_t, top, dim=1)
+        return lambda x, top: torch.topk(x.float() @ cents_t, top, dim=1)  # rows may come as stored (fp16)
     screened_t = cents_t.to(torch.bfloat16).contiguous()
     cents = cents_t.T.contiguous()
 

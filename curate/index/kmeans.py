@@ -28,7 +28,7 @@ import torch
 from curate.device import resolve_device
 from curate.errors import CurateError
 from curate.index.pages import release
-from curate.vectors import gather_numpy
+from curate.vectors import gather
 
 MAX_CLUSTERS = 50_000
 MIN_POINTS_PER_CENTROID = 39  # FAISS's own lower bound for a meaningful fit
@@ -45,7 +45,7 @@ class KMeansConfig:
     sample: int = 200_000
     iterations: int = 20
     seed: int = 0
-    device: str = "auto"
+    device: str | torch.device = "auto"  # a stage passes its torch.device; a spelling is resolved here
     backend: str = "auto"  # auto | faiss | torch
     init: str = "k-means++"  # k-means++ (greedy) | random
     screen: bool = False  # torch backend: score rows against centroids in bf16 where that is fast
@@ -75,11 +75,10 @@ def faiss_gpu_count() -> int:
 
 
 def faiss_gpu_id(device: str | torch.device = "auto") -> int | None:
-    """The GPU FAISS should use for ``device``, or None for the CPU (no FAISS GPU build/GPU)."""
+    """The GPU FAISS should use for ``device`` (a CUDA device: its index, else the current one), or
+    None for the CPU or without a FAISS GPU build."""
     if faiss_gpu_count() == 0:
         return None
-    if isinstance(device, str) and device == "auto":
-        return torch.cuda.current_device() if torch.cuda.is_available() else 0
     dev = resolve_device(device)
     if dev.type != "cuda":
         return None
@@ -270,13 +269,12 @@ def fit_spherical_kmeans(vectors: np.ndarray, valid_mask: np.ndarray | None = No
     if not 1 <= k <= len(rows):
         raise CurateError(f"cannot fit {k} clusters on {len(rows)} sampled rows (need 1 <= clusters <= sample)")
     backend = choose_backend(config)
-    gpu = faiss_gpu_id(config.device) if backend == "faiss" else None
-    if backend == "faiss":
-        dev = torch.device("cuda", gpu) if gpu is not None and torch.cuda.is_available() else torch.device("cpu")
-    else:
-        dev = resolve_device(config.device)
+    dev = resolve_device(config.device)  # the stage's torch.device as it is
+    gpu = faiss_gpu_id(dev) if backend == "faiss" else None
+    if backend == "faiss" and (gpu is None or not torch.cuda.is_available()):
+        dev = torch.device("cpu")  # FAISS iterates on the CPU: seed there too
 
-    sample = gather_numpy(vectors, rows)
+    sample = gather(vectors, rows)
     release(vectors)
     sample /= np.linalg.norm(sample, axis=1, keepdims=True).clip(1e-12)
     with torch.inference_mode():

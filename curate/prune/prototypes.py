@@ -14,6 +14,7 @@ Everything here is O(N) over arrays; k-means fits on a sample and assignment is 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, default_clusters, fit_spherical_kmeans
@@ -27,7 +28,7 @@ MAX_KMEANSPP_CLUSTERS = 1000
 
 
 def fit_prototypes(vectors: np.ndarray, candidates: np.ndarray, clusters: int | None, seed: int,
-                   device: str = "auto") -> tuple[np.ndarray, np.ndarray, int]:
+                   device: torch.device | str = "auto") -> tuple[np.ndarray, np.ndarray, int]:
     """Cluster the candidate rows of ``vectors``: (label per row, -1 off the candidates;
     cosine distance to the own centroid per row, NaN off the candidates; cluster count)."""
     n_cand = int(candidates.sum())

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from curate.audit.drops import check_drop, with_drops
 from curate.decisions import upstream
@@ -106,7 +107,7 @@ class Prune(Stage):
                 Overrides())
 
     def compute(self, ctx: RunContext) -> Output:
-        return _prune(ctx.ws, ctx.config, ctx.inputs)
+        return _prune(ctx.ws, ctx.config, ctx.inputs, ctx.device)
 
 
 def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5), **run: Any) -> StageResult:
@@ -114,7 +115,7 @@ def prune(ws: Workspace, config: PruneConfig = PruneConfig(fraction=0.5), **run:
     return run_stage(ws, Prune(), config, **run)
 
 
-def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved) -> Output:
+def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved, device: torch.device) -> Output:
     store, labeled_ids = inputs.store, inputs.files["labeled"] or []
     distribution = parse_distribution(config.target_distribution) if config.target_distribution else None
     balance_by = config.balance_by or ("label" if distribution else None)
@@ -145,7 +146,7 @@ def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved) -> Output:
     if config.strategy != "kcenter":
         cand_store = np.zeros(len(store.valid), dtype=bool)
         cand_store[srow[candidate]] = True
-        labels, dist, k = fit_prototypes(store.vectors, cand_store, config.clusters, config.seed, config.device)
+        labels, dist, k = fit_prototypes(store.vectors, cand_store, config.clusters, config.seed, device)
         cluster[candidate] = labels[srow[candidate]]
     parts, radius = [], []
     for name, members in _groups(classes):
@@ -158,7 +159,7 @@ def _prune(ws: Workspace, config: PruneConfig, inputs: Resolved) -> Output:
         rows = members[candidate[members]]  # manifest rows, increasing (so are their store rows)
         if config.strategy == "kcenter":
             centers = srow[group_labeled[srow[group_labeled] >= 0]]
-            pick = strategies.kcenter_group(store.vectors, srow[rows], centers, max(budget, 0), config.device)
+            pick = strategies.kcenter_group(store.vectors, srow[rows], centers, max(budget, 0), device)
             radius.append(pick.radius)
         else:
             pick = strategies.prototype_group(srow[rows], labels, dist, max(budget, 0), config.keep,

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from curate.device import resolve_device
 from curate.kernels.dispatch import topk_cosine
 from curate.prune.prototypes import select_per_cluster
 from curate.select.kcenter import kcenter_greedy
-from curate.vectors import gather_tensor as gather
+from curate.vectors import blocks, gather
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,9 @@ class GroupPick:
 
 
 def kcenter_group(vectors: np.ndarray, candidates: np.ndarray, centers: np.ndarray, budget: int,
-                  device: str = "auto") -> GroupPick:
-    """k-center greedy over store rows ``candidates`` starting from store rows ``centers``."""
+                  device: torch.device) -> GroupPick:
+    """k-center greedy over store rows ``candidates`` starting from store rows ``centers``, on the
+    stage's ``device``."""
     mask = np.zeros(len(vectors), dtype=bool)
     mask[candidates] = True
     result = kcenter_greedy(vectors, budget, candidates=mask, initial=centers if len(centers) else None,
@@ -43,19 +43,18 @@ def kcenter_group(vectors: np.ndarray, candidates: np.ndarray, centers: np.ndarr
     return GroupPick(result.picks, scores, radius)
 
 
-def nearest_distance(vectors: np.ndarray, rows: np.ndarray, centers: np.ndarray, device: str = "auto",
+def nearest_distance(vectors: np.ndarray, rows: np.ndarray, centers: np.ndarray, device: torch.device,
                      block: int = 4096) -> np.ndarray:
     """Cosine distance of each of ``rows`` to its nearest of ``centers`` (inf when there are none);
     blockwise: ``block`` x 16,384 similarities at a time."""
     out = np.full(len(rows), np.inf, dtype=np.float32)
     if len(rows) == 0 or len(centers) == 0:
         return out
-    dev = resolve_device(device)
-    base = gather(vectors, np.asarray(centers, dtype=np.int64), dev)
+    base = gather(vectors, np.asarray(centers, dtype=np.int64), device)
     with torch.inference_mode():
-        for lo in range(0, len(rows), block):
-            sims, _ = topk_cosine(gather(vectors, rows[lo:lo + block], dev), base, 1)
-            out[lo:lo + block] = 1.0 - sims[:, 0].cpu().numpy()
+        for start, x in blocks(vectors, rows, device, block=block, copy=True):
+            sims, _ = topk_cosine(x, base, 1)
+            out[start:start + len(x)] = 1.0 - sims[:, 0].cpu().numpy()
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from curate.decisions import Upstream
 from curate.embed.store import StoredEmbeddings
 from curate.report.layout import LayoutConfig, neighbour_layout
-from curate.vectors import gather_numpy
+from curate.vectors import gather
 
 # near-duplicate: removed by dedup for any reason but identical bytes (semantic-, near-duplicate)
 FATES = ("kept", "exact-duplicate", "near-duplicate", "pruned", "quarantined")
@@ -71,6 +71,6 @@ def embedding_map(store: StoredEmbeddings, up: Upstream, max_points: int, seed: 
     row_fate = fates(up)
     store_fate = row_fate[store.manifest_rows]
     rows = sample_for_map(store_fate, store.valid, max_points, seed)
-    xy = neighbour_layout(gather_numpy(store.vectors, rows), LayoutConfig(seed=seed))
+    xy = neighbour_layout(gather(store.vectors, rows), LayoutConfig(seed=seed))
     return EmbeddingMap(xy, store_fate[rows], store.manifest_rows[rows].astype(np.int64),
                         store.ids.take(rows), int(store.valid.sum()))

@@ -126,7 +126,7 @@ def cluster_sizes_from_store(vectors: np.ndarray, valid: np.ndarray, seed: int,
     """Spherical k-means (about sqrt(N) clusters) on a sample; sizes scaled up to the store."""
     from curate.index.assign import assign
     from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, sample_rows
-    from curate.vectors import gather_numpy
+    from curate.vectors import gather
 
     n_valid = int(valid.sum())
     if n_valid < 2:
@@ -136,7 +136,7 @@ def cluster_sizes_from_store(vectors: np.ndarray, valid: np.ndarray, seed: int,
     centroids = fit_spherical_kmeans(vectors, valid, KMeansConfig(clusters=k, sample=sample, iterations=10,
                                                                   seed=seed, init="random"))
     rows = sample_rows(valid, max_rows, seed)
-    labels = assign(gather_numpy(vectors, rows), centroids, top=1).labels
+    labels = assign(gather(vectors, rows), centroids, top=1).labels
     sizes = np.bincount(labels, minlength=len(centroids)) * (n_valid / len(rows))
     how = "" if len(rows) == n_valid else f", sizes estimated from {len(rows):,} sampled rows"
     return ClusterSizes(sizes[sizes > 0], f"k-means on the embedding store ({len(centroids)} clusters{how})")

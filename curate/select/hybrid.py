@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from curate.device import resolve_device
-from curate.vectors import gather_tensor
+from curate.vectors import blocks, gather
 
 
 def max_similarity(x: np.ndarray, rows: np.ndarray, ref_rows: np.ndarray, device: str | torch.device = "auto",
@@ -49,10 +49,9 @@ def max_similarity(x: np.ndarray, rows: np.ndarray, ref_rows: np.ndarray, device
     where = np.full(len(rows), -1, dtype=np.int64)
     if len(rows) == 0 or len(ref_rows) == 0:
         return best, where
-    for r0 in range(0, len(ref_rows), chunk):
-        ref = gather_tensor(x, ref_rows[r0:r0 + chunk], dev)
-        for lo in range(0, len(rows), block):
-            s, i = (gather_tensor(x, rows[lo:lo + block], dev) @ ref.T).max(dim=1)
+    for r0, ref in blocks(x, ref_rows, dev, block=chunk, copy=True):
+        for lo, xb in blocks(x, rows, dev, block=block, copy=True):
+            s, i = (xb @ ref.T).max(dim=1)
             s, i = s.cpu().numpy(), i.cpu().numpy()
             better = s > best[lo:lo + len(s)]
             best[lo:lo + len(s)][better] = s[better]
@@ -81,12 +80,13 @@ def accept(features: np.ndarray, order: np.ndarray, labeled: np.ndarray, budget:
     accepted ones, a second member of a dedup group (``groups``, -1: none), and classes whose quota
     is full. ``order`` is short (a batch), so the pairwise check within it is small; the labeled
     set is scanned blockwise."""
+    dev = resolve_device(device)
     caps = quota_array(classes, quota) if quota is not None else None
     taken = np.zeros(len(caps), dtype=np.int64) if caps is not None else None
     ok = np.ones(len(order), dtype=bool)
     if dup_threshold is not None:
-        ok &= max_similarity(features, order, np.flatnonzero(labeled), device)[0] <= dup_threshold
-    x = gather_tensor(features, order, resolve_device(device))
+        ok &= max_similarity(features, order, np.flatnonzero(labeled), dev)[0] <= dup_threshold
+    x = gather(features, order, dev)
     kept: list[int] = []
     used: set[int] = set()
     for i in range(len(order)):
@@ -136,7 +136,7 @@ def hybrid(features: np.ndarray, uncertainty: np.ndarray, candidates: np.ndarray
     while len(picks) < budget and start < len(order):
         rows = order[start:start + tranche]
         start += len(rows)
-        x = gather_tensor(features, rows, dev)
+        x = gather(features, rows, dev)
         ref = np.concatenate([labeled_rows, np.asarray(picks, dtype=np.int64)])
         sim, _ = max_similarity(features, rows, ref, dev)
         mind = torch.from_numpy(np.minimum(1.0 - sim.astype(np.float64), 2.0)).to(dev)

@@ -54,7 +54,8 @@ def first_pick(x: torch.Tensor) -> int:
 
 
 def kcenter_greedy(vectors: np.ndarray, budget: int, candidates: np.ndarray | None = None,
-                   initial: np.ndarray | None = None, device: str = "auto", impl: Impl = "auto") -> KCenterResult:
+                   initial: np.ndarray | None = None, device: str | torch.device = "auto",
+                   impl: Impl = "auto") -> KCenterResult:
     """Pick ``budget`` rows of ``vectors`` (L2-normalised) by k-center greedy.
 
     ``candidates``: boolean mask of rows that may be picked (default all); only they are covered.

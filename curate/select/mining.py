@@ -31,9 +31,9 @@ import torch
 
 from curate.device import resolve_device
 from curate.embed.store import StoredEmbeddings
-from curate.index.ann import FLAT_LIMIT, AnnIndex, exact_search, gather_block, search
+from curate.index.ann import FLAT_LIMIT, AnnIndex, exact_search, search
 from curate.select.hybrid import max_similarity
-from curate.vectors import gather_numpy
+from curate.vectors import gather
 from curate.workspace import Workspace
 
 SearchFn = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
@@ -73,9 +73,7 @@ def exact_retriever(vectors: np.ndarray, searchable: np.ndarray, device: str | t
     if len(rows) * vectors.shape[1] * 4 > cache_bytes:
         return Retriever(lambda q, k: exact_search(vectors, q, max(1, k), valid=searchable, device=dev),
                          "exact", len(rows))
-    base = torch.empty((len(rows), vectors.shape[1]), dtype=torch.float32, device=dev)
-    for lo in range(0, len(rows), 65536):
-        base[lo:lo + 65536] = torch.from_numpy(gather_block(vectors, rows[lo:lo + 65536])).to(dev)
+    base = gather(vectors, rows, dev)
 
     def run(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from curate.kernels.dispatch import topk_cosine
@@ -98,7 +96,7 @@ def choose_retriever(vectors: np.ndarray, candidates: np.ndarray, index: AnnInde
     return exact_retriever(vectors, candidates, device)
 
 
-def open_index(ws: Workspace, slug: str, store: StoredEmbeddings, candidates: int, device: str = "auto",
+def open_index(ws: Workspace, slug: str, store: StoredEmbeddings, candidates: int, device: str | torch.device = "auto",
                flat_limit: int = FLAT_LIMIT) -> AnnIndex | None:
     """None (exact search) for pools below ``flat_limit``; else the saved ``index/<slug>/`` when it
     was built from this store, else a new index over the store, saved for the next run."""
@@ -139,14 +137,12 @@ def _labeled_check(vectors: np.ndarray, labeled: np.ndarray, dev: torch.device,
         return lambda r: np.full(len(r), -np.inf, dtype=np.float32)
     if len(rows) * vectors.shape[1] * 4 > cache_bytes:
         return lambda r: max_similarity(vectors, r, rows, dev)[0]
-    ref = torch.empty((len(rows), vectors.shape[1]), dtype=torch.float32, device=dev)
-    for lo in range(0, len(rows), 65536):
-        ref[lo:lo + 65536] = torch.from_numpy(gather_numpy(vectors, rows[lo:lo + 65536], unit=True)).to(dev)
+    ref = gather(vectors, rows, dev, unit=True)
 
     def check(r: np.ndarray) -> np.ndarray:
         if not len(r):
             return np.empty(0, dtype=np.float32)
-        x = torch.from_numpy(gather_numpy(vectors, r, unit=True)).to(dev)
+        x = torch.from_numpy(gather(vectors, r, unit=True)).to(dev)
         return (x @ ref.T).max(dim=1).values.cpu().numpy()
 
     return check
@@ -213,7 +209,7 @@ def mine(vectors: np.ndarray, queries: np.ndarray, candidates: np.ndarray, label
                         known.update(zip(ahead.tolist(), near_labeled(ahead).tolist()))
                     if known[row] > dup_threshold:
                         continue
-                v = torch.from_numpy(gather_numpy(vectors, np.array([row]), unit=True)[0]).to(dev)
+                v = torch.from_numpy(gather(vectors, np.array([row]), unit=True)[0]).to(dev)
                 n = len(out_rows)
                 if dup_threshold is not None and n and float((picked[:n] @ v).max()) > dup_threshold:
                     used.add(row)  # a near-duplicate of a pick stays one: never look at it again

@@ -22,7 +22,7 @@ class ProbeConfig:
     l2: float = 1e-3
     max_iter: int = 200
     seed: int = 0
-    device: str = "auto"
+    device: str | torch.device = "auto"
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def train_probe(x: np.ndarray, y: np.ndarray, num_classes: int | None = None,
     return Probe(w.detach().cpu().numpy(), b.detach().cpu().numpy(), mean.cpu().numpy(), scale.cpu().numpy())
 
 
-def predict_proba(probe: Probe, x: np.ndarray, device: str = "auto", block: int = 65536) -> np.ndarray:
+def predict_proba(probe: Probe, x: np.ndarray, device: str | torch.device = "auto", block: int = 65536) -> np.ndarray:
     """Class probabilities [n, C] (float32) of rows ``x``, blockwise."""
     dev = resolve_device(device)
     w, b = torch.from_numpy(probe.weight).to(dev), torch.from_numpy(probe.bias).to(dev)

@@ -22,12 +22,16 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from curate.embed.store import StoredEmbeddings
 from curate.errors import CurateError
 from curate.io.fs import CAP_ID_LIST, CAP_PAYLOAD, Location, UserFileError, locate, read_user_file
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 JSONL_EXTENSIONS = (".jsonl", ".ndjson")
@@ -61,7 +65,8 @@ def describe(path: str) -> list:
     return out
 
 
-def load_queries(path: str, store: StoredEmbeddings, manifest_ids: list[str], device: str = "auto") -> Queries:
+def load_queries(path: str, store: StoredEmbeddings, manifest_ids: list[str],
+                 device: str | torch.device = "auto") -> Queries:
     """The query vectors for ``path`` (see the module docstring); a CurateError when none is usable.
 
     An empty, all-blank or unreadable file is a one-line CurateError naming the file, never a traceback.
@@ -166,7 +171,7 @@ def _image_row(loc: Location) -> dict:
     return {"kind": "image", "source": loc.uri, "source_kind": "file", "text": None}
 
 
-def _external(path: str, store: StoredEmbeddings, device: str) -> Queries:
+def _external(path: str, store: StoredEmbeddings, device: str | torch.device) -> Queries:
     from curate.embed.base import resolve_runtime
     from curate.embed.registry import load_embedder
     from curate.embed.runner import LoaderSettings, embed_rows

@@ -20,7 +20,7 @@ import pyarrow as pa
 import torch
 
 from curate.device import resolve_device
-from curate.vectors import gather_tensor
+from curate.vectors import blocks, gather
 
 AUTO = "auto"
 
@@ -74,10 +74,10 @@ def relative_threshold(features: np.ndarray, members: np.ndarray, seed: int, k: 
     k = int(min(k if k is not None else np.clip(len(rows) // 100, 1, 10), len(rows) - 1))
     dev = resolve_device(device)
     probe = np.sort(np.random.default_rng(seed).choice(rows, size=min(sample, len(rows)), replace=False))
-    q = gather_tensor(features, probe, dev)
+    q = gather(features, probe, dev)
     top = torch.full((len(probe), k + 1), -2.0, device=dev)
-    for lo in range(0, len(rows), block):
-        sims = q @ gather_tensor(features, rows[lo:lo + block], dev).T
+    for _, xb in blocks(features, rows, dev, block=block, copy=True):
+        sims = q @ xb.T
         top = torch.cat([top, sims], dim=1).topk(k + 1, dim=1).values
     kth = 1.0 - top[:, k].double().cpu().numpy()  # column 0 is (about) the item itself
     return float(1.0 - ratio * np.median(kth))

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from curate.errors import CurateError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class Options(BatchOptions):
     the class names, the device."""
 
     quota: dict[int, int] | int | None = None  # hybrid: max picks per predicted class (index)
-    device: str = "auto"
+    device: str | torch.device = "auto"  # the stage passes its torch.device (resolved once for the run)
 
     @classmethod
     def of(cls, batch: BatchOptions, **derived: Any) -> Options:

@@ -165,7 +165,7 @@ class Select(Stage):
         return meta.get("export") is None or locate(meta["export"]).exists()
 
     def compute(self, ctx: RunContext) -> Output:
-        return _select(ctx.ws, ctx.config, ctx.inputs, ctx.run_id, ctx.config.device)
+        return _select(ctx.ws, ctx.config, ctx.inputs, ctx.run_id, ctx.device)
 
 
 def select(ws: Workspace, config: SelectConfig, **run: Any) -> StageResult:

@@ -48,7 +48,7 @@ def cluster_pool(features: np.ndarray, pool: np.ndarray, clusters: int, seed: in
     k = int(min(clusters, MAX_CLUSTERS, pool.sum()))
     # greedy k-means++ seeding costs k passes: worth it for a few hundred clusters, not for thousands
     init, iterations = ("k-means++", 20) if k <= 256 else ("random", 10)
-    cents = fit_spherical_kmeans(features, pool, KMeansConfig(clusters=k, seed=seed, device=str(device), init=init,
+    cents = fit_spherical_kmeans(features, pool, KMeansConfig(clusters=k, seed=seed, device=device, init=init,
                                                               iterations=iterations))
     return assign(features, cents, valid=pool, top=1, device=device).labels.astype(np.int64)
 

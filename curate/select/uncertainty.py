@@ -61,19 +61,19 @@ def uncertainty(name: str, values: np.ndarray, device: str | torch.device = "aut
     return out
 
 
-def least_confidence(probs: np.ndarray, device: str = "auto") -> np.ndarray:
+def least_confidence(probs: np.ndarray, device: str | torch.device = "auto") -> np.ndarray:
     return uncertainty("least-confidence", probs, device)
 
 
-def margin(probs: np.ndarray, device: str = "auto") -> np.ndarray:
+def margin(probs: np.ndarray, device: str | torch.device = "auto") -> np.ndarray:
     return uncertainty("margin", probs, device)
 
 
-def entropy(probs: np.ndarray, device: str = "auto") -> np.ndarray:
+def entropy(probs: np.ndarray, device: str | torch.device = "auto") -> np.ndarray:
     return uncertainty("entropy", probs, device)
 
 
-def bald(mc: np.ndarray, device: str = "auto") -> np.ndarray:
+def bald(mc: np.ndarray, device: str | torch.device = "auto") -> np.ndarray:
     return uncertainty("bald", mc, device)
 
 
