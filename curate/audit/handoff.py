@@ -105,8 +105,7 @@ def export_label_issues(ws: Workspace, budget: int, out: str, fmt: str | None = 
 
 def labelstudio_tasks(table: pa.Table, options) -> list[dict]:
     """One task per row: the given label as an annotation, the suggested one as a prediction."""
-    from curate.select.exports import data_key, reference
-    from curate.select.handoff import choice_value
+    from curate.select.exports import choice_value, data_key, reference
 
     tasks = []
     for row in table.to_pylist():

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -33,9 +34,16 @@ import pyarrow as pa
 from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
-from curate.select.handoff import choice_value
 
 FORMATS = ("labelstudio", "csv", "parquet")
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def choice_value(label: str) -> str:
+    """A label as the config's choice (and the predictions naming it) carry it: characters XML 1.0
+    cannot hold become U+FFFD; everything else is kept exactly."""
+    return _NOT_XML.sub("\ufffd", str(label))
 
 
 @dataclass(frozen=True)

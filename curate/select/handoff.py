@@ -35,9 +35,9 @@ from curate.errors import CurateError
 from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.select import STAGE
+from curate.select.exports import ExportOptions, choice_value, data_key, guess_format, write_export
 
 if TYPE_CHECKING:
-    from curate.select.exports import ExportOptions
     from curate.select.pool import Candidates
     from curate.select.round import Picks
     from curate.workspace import Workspace
@@ -69,16 +69,9 @@ def label_set(ids: list[str], labels: list[str | None], extra: list[str] = (), e
 
 # characters XML 1.0 cannot hold, not even as character references (C0 controls but tab/LF/CR, lone
 # surrogates, U+FFFE/U+FFFF)
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Markdown syntax (links, emphasis, code, tables, autolinks): every ASCII punctuation character but
 # ``&<>``, which become entities
 _MARKDOWN = re.compile(r"([!\"#$%'()*+,\-./:;=?@\[\\\]^_`{|}~])")
-
-
-def choice_value(label: str) -> str:
-    """A label as the config's choice (and the predictions naming it) carry it: characters XML 1.0
-    cannot hold become U+FFFD; everything else is kept exactly."""
-    return _NOT_XML.sub("\ufffd", str(label))
 
 
 def _choice(label: str) -> str:
@@ -238,8 +231,6 @@ def hand_off(ws: Workspace, run_id: str, config: Any, cand: Candidates, picks: P
     options = config.handoff
     if not options.out:
         return facts
-    from curate.select.exports import ExportOptions, guess_format, write_export
-
     export = ExportOptions(format=guess_format(options.out, options.format), data_key=options.data_key,
                            document_root=options.document_root)
     probs = cand.pool.probs[picks.pool_rows] if cand.pool.probs is not None else None
@@ -287,8 +278,6 @@ def labeling_files(batch: pa.Table, export: Location, cand: Candidates, options:
     """labeling-config.xml + LABELING.md beside a Label Studio export. Choices: every known label name
     (manifest labels, --labeled file labels, every class of the predictions); counts and examples: only
     the already-labeled items (``cand.known``; the --labeled file's label, else the manifest's)."""
-    from curate.select.exports import data_key
-
     manifest, ok, done = cand.manifest, cand.ok, cand.known
     labeled, file_labels = done.rows, done.labels
     kinds = batch.column("kind").to_pylist() or manifest.column("kind").filter(pa.array(ok)).to_pylist()[:1]
