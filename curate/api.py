@@ -156,7 +156,21 @@ def _export_stage() -> tuple[Stage, type]:
     return Export(), ExportConfig
 
 
+def _report_stage() -> tuple[Stage, type]:
+    from curate.report.build import ReportConfig
+    from curate.report.stage import Report
+
+    return Report(), ReportConfig
+
+
+def _drift_stage() -> tuple[Stage, type]:
+    from curate.drift import Drift, DriftConfig
+
+    return Drift(), DriftConfig
+
+
 _STAGES: dict[str, Callable[[], tuple[Stage, type]]] = {
+    "report": _report_stage, "drift": _drift_stage,
     "embed": _embed_stage, "audit": _audit_stage, "prune": _prune_stage, "select": _select_stage,
     "export": _export_stage}
 
@@ -220,11 +234,9 @@ class Curation:
 
     def report(self, out: str | None = None, **settings: Any) -> str:
         """Write report.html (default: in the workspace); returns where it went: a local path, or the URI
-        on object storage (like ``meta["export"]`` and the decision files' paths)."""
-        from curate.report.build import ReportConfig, build_report
-
-        config = build_config(ReportConfig, {**settings, "out": out}, "report")
-        return build_report(self.ws, config, self.progress).uri
+        on object storage (like ``meta["export"]`` and the decision files' paths). A rerun with the same
+        inputs and settings reuses the page while it is unchanged."""
+        return self.run("report", out=out, **settings).meta["out"]
 
     def manifest(self, columns: list[str] | None = None) -> pa.Table:
         """The manifest: one row per input sample, in ingest order."""

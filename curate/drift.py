@@ -29,16 +29,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
-from curate.device import check_config_device
 from curate.drift_stats import ks_test, mass_shift_test, mmd_test
-from curate.embed.store import StoredEmbeddings, list_stores, open_store, store_dir
+from curate.embed.store import StoredEmbeddings, choose_store, list_stores, store_dir
 from curate.errors import CurateError
 from curate.index.assign import assign
 from curate.index.kmeans import KMeansConfig, fit_spherical_kmeans, sample_rows
+from curate.inputs import Manifest, Resolved, Store
 from curate.io import atomic
+from curate.io.fs import Location, locate
+from curate.io.hashing import fingerprint
+from curate.runner import Output, RunContext, Stage, StageResult, config_dict, file_facts, file_is_current, run_stage
 from curate.vectors import gather
 from curate.workspace import Workspace
 
@@ -58,6 +62,8 @@ class DriftConfig:
     outside_quantile: float = 0.99
     seed: int = 0
     device: str = "auto"
+    reference: str | None = None  # REF's workspace (folder or URI); the stage runs on (and locks) NEW's
+    out: str | None = None  # where the JSON report goes; default decisions/drift/<run-id>-report.json in NEW
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,13 @@ class DriftReport:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, default=_jsonable) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DriftReport:
+        """The report :meth:`to_json` wrote, read back (same values, so the same JSON)."""
+        return cls(data["drifted"], data["model"], data["new"], data["reference"],
+                   [TestResult(**t) for t in data["tests"]], [ClusterShift(**c) for c in data["clusters"]],
+                   ClusterShift(**data["appeared"]), data["config"])
 
 
 def _jsonable(value):
@@ -240,28 +253,89 @@ def _cluster_mass(s: Samples, config: DriftConfig, new_ids: list[str] | None, re
     return mass, rows, appeared
 
 
-def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfig(), progress: bool = False
-          ) -> DriftReport:
-    """Compare the embedding stores of two workspaces (same model)."""
-    from curate.runner import progress_bar
+class Drift(Stage):
+    """``curate drift`` on the runner: NEW is the workspace it runs on (and locks), REF ``config.reference``.
 
-    if not 0 < config.alpha < 1 or not 0 < config.outside_quantile < 1 or config.permutations < 1:
-        raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
-    check_config_device(config)
-    new_ws.require_manifest()
-    ref_ws.require_manifest()
-    new_slug, ref_slug = pick_stores(new_ws, ref_ws, config.model, config.reference_model)
-    new, ref = open_store(new_ws, new_slug), open_store(ref_ws, ref_slug)
-    index = _ref_index(ref_ws, ref, ref_slug, config.device)
-    with progress_bar(progress, total=len(TESTS), desc="drift", unit=" tests") as bar:
-        def step(name: str) -> None:
-            bar.set_postfix_str(name)
-            bar.update(0 if name == "nn-distance" else 1)
+    Inputs: NEW's manifest, NEW's store and REF's store (the pair :func:`pair_stores` names, each opened
+    and fingerprinted by the ``Store`` input) and REF's saved FAISS index when it matches its store. The
+    output is the JSON report (``config.out``, else ``decisions/drift/<run-id>-report.json``), reused
+    while the inputs and config are unchanged and that file is still there unchanged."""
 
-        report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index, step)
-        bar.update(bar.total - bar.n)
-    return replace(report, model=new_slug, new={"workspace": new_ws.root.uri, "model": new_slug, **report.new},
-                   reference={"workspace": ref_ws.root.uri, "model": ref_slug, **report.reference})
+    name = "drift"
+    config_type = DriftConfig
+
+    def validate(self, config: DriftConfig) -> None:
+        if config.reference is None:
+            raise CurateError("drift needs the reference workspace (--reference REF_WS)")
+        if not 0 < config.alpha < 1 or not 0 < config.outside_quantile < 1 or config.permutations < 1:
+            raise CurateError("alpha and outside_quantile must be in (0, 1), permutations at least 1")
+
+    def check(self, ws: Workspace, config: DriftConfig) -> None:
+        Workspace(config.reference).require_manifest()
+
+    def settings(self, config: DriftConfig) -> dict:
+        out = config_dict(config)
+        out["reference"] = locate(config.reference).uri  # relative paths: from here
+        out["out"] = None if config.out is None else locate(config.out).uri
+        return out
+
+    def inputs(self, config: DriftConfig) -> tuple:
+        return (Manifest(), Store(), Store(option="reference_model", workspace="reference", key="reference_store"))
+
+    def resolve(self, ws: Workspace, config: DriftConfig) -> Resolved:
+        ref_ws = Workspace(config.reference)
+        new_model, ref_model = pair_stores(ws, ref_ws, config.model, config.reference_model)
+        got = super().resolve(ws, replace(config, model=new_model, reference_model=ref_model))
+        ref = got.values["reference_store"]
+        _comparable(got.store, ref)
+        return replace(got, fingerprints={**got.fingerprints, "reference_index": _index_fingerprint(ref_ws, ref)})
+
+    def is_current(self, ws: Workspace, meta: dict) -> bool:
+        return file_is_current(meta)
+
+    def compute(self, ctx: RunContext) -> Output:
+        config, new, ref = ctx.config, ctx.inputs.store, ctx.inputs.values["reference_store"]
+        ref_ws = Workspace(config.reference)
+        index = _ref_index(ref_ws, ref, ref.slug, config.device)
+        ctx.lap("index")
+        with ctx.bar(total=len(TESTS), desc="drift", unit=" tests") as bar:
+            def step(name: str) -> None:
+                bar.set_postfix_str(name)
+                bar.update(0 if name == "nn-distance" else 1)
+
+            report = drift_arrays(new.vectors, new.valid, ref.vectors, ref.valid, config, new.ids, ref.ids, index,
+                                  step)
+            bar.update(bar.total - bar.n)
+        ctx.lap("tests")
+        report = replace(report, model=new.slug, new={"workspace": ctx.ws.root.uri, "model": new.slug, **report.new},
+                         reference={"workspace": ref_ws.root.uri, "model": ref.slug, **report.reference},
+                         config={k: v for k, v in report.config.items() if k not in ("reference", "out")})
+        data = report.to_json().encode()
+        dest = output_location(ctx.ws, config.out, ctx.run_id)
+        atomic.write_bytes(dest, data)
+        return Output(None, {**file_facts(dest, data), "drifted": report.drifted})
+
+
+def output_location(ws: Workspace, out: str | None, run_id: str) -> Location:
+    return locate(out) if out is not None else ws.decisions(Drift.name).join(f"{run_id}-report.json")
+
+
+def run_drift(new_ws: Workspace, config: DriftConfig, **run: Any) -> StageResult:
+    """Run (or reuse) the drift check of ``new_ws`` against ``config.reference``."""
+    return run_stage(new_ws, Drift(), config, **run)
+
+
+def read_report(result: StageResult) -> DriftReport:
+    """The report a drift run wrote (``meta["out"]``)."""
+    loc = locate(result.meta["out"])
+    with loc.fs.open(loc.path, "rb") as fh:
+        return DriftReport.from_dict(json.loads(fh.read()))
+
+
+def drift(new_ws: Workspace, ref_ws: Workspace, config: DriftConfig = DriftConfig(), progress: bool = False,
+          **run: Any) -> DriftReport:
+    """Compare the embedding stores of two workspaces (same model): the drift stage on ``new_ws``."""
+    return read_report(run_drift(new_ws, replace(config, reference=ref_ws.root.uri), progress=progress, **run))
 
 
 def _store_meta(ws: Workspace, slug: str) -> dict:
@@ -272,81 +346,72 @@ def _precomputed(meta: dict) -> bool:
     return str(meta.get("model", "")).startswith("precomputed:")
 
 
-def _find(ws: Workspace, name: str, stores: list[str], wanted: str, option: str) -> str:
-    """A store of ``ws`` by slug or by model spec (``precomputed:/x.npy``, ``perceptual``)."""
-    if wanted in stores:
-        return wanted
-    by_spec = [s for s in stores if _store_meta(ws, s).get("model") == wanted]
-    if by_spec:
-        return by_spec[0]
-    raise CurateError(f"{name} {ws.root.uri} has no embeddings {wanted!r} (has: {', '.join(stores) or 'none'}); "
-                      f"check {option}")
-
-
-def _comparable(new_ws: Workspace, new_slug: str, ref_ws: Workspace, ref_slug: str) -> None:
+def _comparable(new: StoredEmbeddings, ref: StoredEmbeddings) -> None:
     """A clear error when the two stores cannot be compared: other dimensions, or other models."""
-    a, b = _store_meta(new_ws, new_slug), _store_meta(ref_ws, ref_slug)
+    a, b = new.meta, ref.meta
     if a.get("dim") != b.get("dim"):
-        raise CurateError(f"embeddings differ in dimension: NEW {new_slug} has {a.get('dim')}-d vectors, REF "
-                          f"{ref_slug} {b.get('dim')}-d; drift needs both workspaces embedded the same way")
-    if new_slug == ref_slug or _precomputed(a) or _precomputed(b):
+        raise CurateError(f"embeddings differ in dimension: NEW {new.slug} has {a.get('dim')}-d vectors, REF "
+                          f"{ref.slug} {b.get('dim')}-d; drift needs both workspaces embedded the same way")
+    if new.slug == ref.slug or _precomputed(a) or _precomputed(b):
         return
 
     def who(meta: dict) -> dict:
         return {k: v for k, v in (meta.get("identity") or {}).items() if k != "spec"}
 
     if who(a) != who(b):
-        raise CurateError(f"NEW {new_slug} ({a.get('model')}) and REF {ref_slug} ({b.get('model')}) were embedded by "
+        raise CurateError(f"NEW {new.slug} ({a.get('model')}) and REF {ref.slug} ({b.get('model')}) were embedded by "
                           "different models: their vectors are not comparable (embed both with the same model)")
 
 
-def pick_stores(new_ws: Workspace, ref_ws: Workspace, model: str | None = None,
-                reference_model: str | None = None) -> tuple[str, str]:
-    """(NEW store slug, REF store slug) to compare.
+def pair_stores(new_ws: Workspace, ref_ws: Workspace, model: str | None = None,
+                reference_model: str | None = None) -> tuple[str | None, str]:
+    """Which store of each workspace to compare: (NEW's, REF's) slug or model spec, for the two ``Store``
+    inputs, which look them up (and open and fingerprint them).
 
     - ``reference_model`` names REF's store (``model`` NEW's, default NEW's only store): any two stores of
       the same dimension, unless both were embedded by models and the models differ;
     - ``model`` alone: that store in both; a precomputed one may pair with REF's only precomputed store;
     - neither: the one store both have; else, when each side has exactly one precomputed store (their
       slugs come from the file names, so they differ), those two.
-    Stores of different dimensions are a clear error.
+    Stores of different dimensions are a clear error (checked once both are open).
     """
     new_stores, ref_stores = list_stores(new_ws), list_stores(ref_ws)
     have = f"NEW has {', '.join(new_stores) or 'none'}, REF has {', '.join(ref_stores) or 'none'}"
     if reference_model is not None:
-        if model is not None:
-            new_slug = _find(new_ws, "NEW", new_stores, model, "--model")
-        elif len(new_stores) == 1:
-            new_slug = new_stores[0]
-        else:
+        if model is None and len(new_stores) != 1:
             raise CurateError(f"pick NEW's embedding store with --model: {have}")
-        ref_slug = _find(ref_ws, "REF", ref_stores, reference_model, "--reference-model")
-        _comparable(new_ws, new_slug, ref_ws, ref_slug)
-        return new_slug, ref_slug
+        return model, reference_model
     ref_pre = [s for s in ref_stores if _precomputed(_store_meta(ref_ws, s))]
     if model is not None:
-        new_slug = _find(new_ws, "NEW", new_stores, model, "--model")
+        new_slug = choose_store(new_ws, model)
         spec = _store_meta(new_ws, new_slug).get("model")
         same = [s for s in ref_stores if s == new_slug] or [s for s in ref_stores
                                                              if _store_meta(ref_ws, s).get("model") == spec]
         if same:
-            _comparable(new_ws, new_slug, ref_ws, same[0])
             return new_slug, same[0]
         if str(spec).startswith("precomputed:") and len(ref_pre) == 1:
-            _comparable(new_ws, new_slug, ref_ws, ref_pre[0])
             return new_slug, ref_pre[0]
         raise CurateError(f"REF {ref_ws.root.uri} has no embeddings {model!r} (has: {', '.join(ref_stores) or 'none'};"
                           " both workspaces must use the same model, or name REF's store with --reference-model)")
     common = [s for s in new_stores if s in ref_stores]
     if len(common) == 1:
-        _comparable(new_ws, common[0], ref_ws, common[0])
         return common[0], common[0]
     new_pre = [s for s in new_stores if _precomputed(_store_meta(new_ws, s))]
     if not common and len(new_pre) == 1 and len(ref_pre) == 1:
-        _comparable(new_ws, new_pre[0], ref_ws, ref_pre[0])
         return new_pre[0], ref_pre[0]
     raise CurateError(f"pick the embedding model with --model (and REF's store with --reference-model when its "
                       f"name differs): {have}")
+
+
+def _index_fingerprint(ws: Workspace, store: StoredEmbeddings) -> str | None:
+    """REF's saved FAISS index, when it matches its store (the nearest-neighbour test searches it)."""
+    from curate.index.ann import index_dir
+
+    loc = index_dir(ws, store.slug).join("index.json")
+    if not loc.exists():
+        return None
+    meta = atomic.read_json(loc)
+    return fingerprint(meta) if meta.get("store_fingerprint") == store.meta["fingerprint"] else None
 
 
 def _ref_index(ws: Workspace, store: StoredEmbeddings, slug: str, device: str):

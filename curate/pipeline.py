@@ -42,11 +42,11 @@ class StageOutcome:
 
 @dataclass
 class Context:
-    """What later stages need from earlier ones (the export folder for the report)."""
+    """The run so far: each table's result, for the stages after it (``Stage.in_flow``)."""
 
     ws: Workspace
     progress: bool
-    export_folder: Any = None
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)  # stage name -> StageResult
     outcomes: list[StageOutcome] = dataclasses.field(default_factory=list)
 
 
@@ -87,7 +87,7 @@ class Step:
 
     name: str
     config: Any
-    stage: Any = None  # a curate.runner.Stage; None for demo and report, which are not workspace stages
+    stage: Any = None  # a curate.runner.Stage; None for demo, which is not a workspace stage
 
 
 def plan_step(name: str, spec: dict) -> Step:
@@ -102,10 +102,6 @@ def plan_step(name: str, spec: dict) -> Step:
         from curate.demo import DemoConfig
 
         return Step(name, (folder, kind, build_config(DemoConfig, spec, "demo", also=("folder", "kind"))))
-    if name == "report":
-        from curate.report.build import ReportConfig
-
-        return Step(name, build_config(ReportConfig, spec, "report"))
     from curate.api import stage_and_config
 
     stage, config = stage_and_config(name, spec)
@@ -134,19 +130,12 @@ def check_flow(steps: list[Step], ws: Workspace) -> None:
 def _run_step(step: Step, ctx: Context) -> str:
     if step.name == "demo":
         return _demo(*step.config)
-    if step.name == "report":
-        from curate.report.build import build_report
-
-        config = step.config
-        if config.out is None and ctx.export_folder is not None:
-            config = dataclasses.replace(config, out=ctx.export_folder.join("report.html").uri)
-        return build_report(ctx.ws, config, progress=ctx.progress).uri
     from curate.runner import run_stage
 
-    result = run_stage(ctx.ws, step.stage, step.config, progress=ctx.progress,
-                       force=bool(getattr(step.config, "rehash", False)))
-    if step.name == "export":
-        ctx.export_folder = locate(result.meta["folder"])
+    config = step.stage.in_flow(step.config, ctx.results)
+    result = run_stage(ctx.ws, step.stage, config, progress=ctx.progress,
+                       force=bool(getattr(config, "rehash", False)))
+    ctx.results[step.name] = result
     return SUMMARIES[step.name](result)
 
 
@@ -182,6 +171,7 @@ SUMMARIES: dict[str, Callable[[Any], str]] = {
     "select": lambda r: f"{r.meta['picked']:,} picked for labeling -> {r.meta['export']} {_reused(r)}",
     "export": lambda r: (f"version {r.meta['version']} ({'reused' if r.reused else 'written'}): "
                          f"{r.meta['exported']:,} samples, {len(r.meta['shards'])} shards"),
+    "report": lambda r: f"{r.meta['out']} {_reused(r)}",
 }
 
 

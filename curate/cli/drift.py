@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from curate.cli.options import progress_option, workspace_option
+from curate.cli.options import run_line, stage_options
 
 
 @click.command("drift")
-@workspace_option
+@stage_options
 @click.option("--reference", "-r", required=True, metavar="REF_WS", help="Reference workspace (same embedding model).")
 @click.option("--model", default=None,
               help="Embedding store (model slug or spec) of NEW, present in both; default: the common one (or the "
@@ -27,9 +27,9 @@ from curate.cli.options import progress_option, workspace_option
 @click.option("--permutations", default=1000, show_default=True, type=int)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True)
-@click.option("--out", default=None, metavar="PATH", help="Also write the full report as JSON here.")
-@progress_option
-def command(workspace, progress, reference, model, reference_model, alpha, threshold, sample, clusters,
+@click.option("--out", default=None, metavar="PATH",
+              help="Write the full report as JSON here (default: WS/decisions/drift/<run-id>-report.json).")
+def command(workspace, progress, wait, reference, model, reference_model, alpha, threshold, sample, clusters,
             permutations, seed, device, out) -> None:
     """Compare a new batch (-w) with a reference workspace in embedding space.
 
@@ -38,16 +38,17 @@ def command(workspace, progress, reference, model, reference_model, alpha, thres
     (permutation test), and MMD (permutation test). All on seeded samples: bounded memory.
 
     Exit status: 0 no drift, 1 drift (a test with p < alpha/3 and effect >= --threshold),
-    2 error - so it can gate a pipeline.
+    2 error - so it can gate a pipeline. A rerun with the same stores and options reuses the run
+    (decisions/drift/<run-id>.json) while its JSON report is unchanged.
     """
-    from curate.drift import DriftConfig, drift
-    from curate.io import atomic
-    from curate.io.fs import locate
+    from curate.drift import DriftConfig, read_report, run_drift
     from curate.workspace import Workspace
 
-    report = drift(Workspace(workspace), Workspace(reference), DriftConfig(
+    result = run_drift(Workspace(workspace), DriftConfig(
         model=model, reference_model=reference_model, sample=sample, clusters=clusters, alpha=alpha,
-        min_effect=threshold, permutations=permutations, seed=seed, device=device), progress=progress)
+        min_effect=threshold, permutations=permutations, seed=seed, device=device, reference=reference, out=out),
+        progress=progress, wait=wait)
+    report = read_report(result)
     flagged = sum(t.drifted for t in report.tests)
     verdict = f"DRIFT ({flagged} of {len(report.tests)} tests)" if report.drifted else "no drift"
     click.echo(f"drift: {report.new['workspace']} ({report.new['valid']:,} embedded, {report.new['sampled']:,} "
@@ -68,9 +69,7 @@ def command(workspace, progress, reference, model, reference_model, alpha, thres
     click.echo(f"  appeared {100 * a.new_fraction:.1f}% of NEW lies beyond REF's {q:g}th-percentile distance to its "
                f"clusters (REF held-out: {100 * a.ref_fraction:.1f}%, p {a.p_value:.3g})"
                + (f", e.g. {', '.join(a.examples[:3])}" if a.examples and a.shift > 0 else ""))
-    if out:
-        dest = locate(out)
-        atomic.write_bytes(dest, report.to_json().encode())
-        click.echo(f"  json     {dest.uri}")
+    click.echo(f"  json     {result.meta['out']}")
+    click.echo(run_line(result))
     if report.drifted:
         sys.exit(1)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
-from curate.cli.options import progress_option, workspace_option
+from curate.cli.options import run_line, stage_options
 
 
 @click.command("report")
-@workspace_option
+@stage_options
 @click.option("--out", default=None, metavar="PATH",
               help="Where to write the page: a .html file, or a folder (gets report.html). Default: WS/report.html.")
 @click.option("--model", default=None, help="Embedding store (model slug) for the map; default: the dedup run's.")
@@ -22,18 +20,19 @@ from curate.cli.options import progress_option, workspace_option
 @click.option("--run", "runs", multiple=True, metavar="STAGE=RUN_ID",
               help="Use this run of a stage instead of its latest (repeatable), e.g. dedup=semantic-0123abcd.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@progress_option
-def command(workspace, progress, out, model, max_groups, max_previews, max_points, runs, seed) -> None:
+def command(workspace, progress, wait, out, model, max_groups, max_previews, max_points, runs, seed) -> None:
     """Write a self-contained HTML report of a workspace (opens offline).
 
     Shows counts per stage and reason, label balance before/after dedup and prune, cluster
     sizes, every duplicate group (paged, filtered by reason, method and score band; thumbnails
     or text snippets for the first ones), a neighbour-preserving 2-D map of the embeddings
     coloured by each sample's fate, and prune/select score histograms with the top picks.
-    Bounded work: sampled map, only previewed samples are read.
+    Bounded work: sampled map, only previewed samples are read. A rerun with the same runs, store
+    and options reuses the page while it is unchanged (decisions/report/<run-id>.json).
     """
     from curate.errors import CurateError
-    from curate.report.build import ReportConfig, build_report
+    from curate.report.build import ReportConfig
+    from curate.report.stage import report
     from curate.workspace import Workspace
 
     run_ids = {}
@@ -42,9 +41,8 @@ def command(workspace, progress, out, model, max_groups, max_previews, max_point
         if not sep or not stage or not run_id:
             raise CurateError(f"--run takes STAGE=RUN_ID, not {item!r}")
         run_ids[stage] = run_id
-    start = time.perf_counter()
-    dest = build_report(Workspace(workspace), ReportConfig(out=out, max_groups=max_groups, max_previews=max_previews,
-                                                           max_points=max_points,
-                                                           seed=seed, run_ids=run_ids or None, model=model),
-                        progress=progress)
-    click.echo(f"report: {dest.uri} in {time.perf_counter() - start:.1f}s")
+    result = report(Workspace(workspace), ReportConfig(out=out, max_groups=max_groups, max_previews=max_previews,
+                                                       max_points=max_points, seed=seed, run_ids=run_ids or None,
+                                                       model=model), progress=progress, wait=wait)
+    click.echo(f"report: {result.meta['out']} in {result.seconds:.1f}s")
+    click.echo(run_line(result))

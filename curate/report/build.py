@@ -18,9 +18,10 @@ import numpy as np
 import pyarrow as pa
 
 from curate import __version__
-from curate.decisions import DecisionRun, latest_run, load_run, upstream
-from curate.embed.store import StoredEmbeddings, list_stores, open_store
+from curate.decisions import DecisionRun, load_run, upstream
+from curate.embed.store import StoredEmbeddings
 from curate.errors import CurateError
+from curate.inputs import Resolved
 from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.report import audit_section, facts
@@ -77,23 +78,19 @@ def output_location(ws: Workspace, out: str | None) -> Location:
     return loc if loc.path.lower().endswith((".html", ".htm")) else loc.join("report.html")
 
 
-def build_report(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool = False) -> Location:
-    """Write the report and return where it went."""
-    from curate.report.html import render
+def build_report(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool = False,
+                 wait: bool = False) -> Location:
+    """Write the report (the ``report`` stage: locked, reused while its inputs and the file are unchanged)
+    and return where it went."""
+    from curate.report.stage import report
 
-    if min(config.max_points, config.max_groups, config.max_previews) < 0:
-        raise CurateError("max_points, max_groups and max_previews must not be negative")
-    data = gather(ws, config, progress)
-    dest = output_location(ws, config.out)
-    atomic.write_bytes(dest, render(data).encode("utf-8"))
-    return dest
+    return locate(report(ws, config, progress=progress, wait=wait).meta["out"])
 
 
-def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool = False) -> ReportData:
-    ws.require_manifest()
-    run_ids = dict(config.run_ids or {})
+def gather(ws: Workspace, config: ReportConfig, resolved: Resolved, progress: bool = False) -> ReportData:
+    """What the page shows, from the runs and the store the runner resolved (``curate.report.stage``)."""
     manifest = ws.read_manifest(sorted(set(PREVIEW_COLUMNS) | {"reason"}))
-    runs = [run for stage in STAGES if (run := latest_run(ws, stage, run_ids.get(stage))) is not None]
+    runs = [resolved.runs[stage] for stage in STAGES if stage in resolved.runs]
     for run in runs:
         if not run.table.column("id").equals(manifest.column("id")):
             raise CurateError(f"{run.stage} run {run.run_id} was made for another manifest: rerun `curate {run.stage}`")
@@ -105,8 +102,8 @@ def gather(ws: Workspace, config: ReportConfig = ReportConfig(), progress: bool 
     counts = facts.counts(manifest, runs, metas, up.kept, inputs)
     balance = facts.balance(manifest.column("label").to_pylist(), up.kept)
     rv = review(by_stage.get("dedup"), metas.get("dedup", {}).get("method"), config.max_groups)
-    slug = _pick_model(ws, config.model, metas.get("dedup", {}))
-    store = open_store(ws, slug) if slug else None
+    store = resolved.store
+    slug = store.slug if store is not None else None
     clusters = facts.cluster_sizes_from_run(by_stage.get("dedup"))
     if clusters is None and store is not None and _store_matches(store, manifest):
         clusters = facts.cluster_sizes_from_store(store.vectors, store.valid, config.seed)
@@ -157,17 +154,6 @@ def _input_rows(ws: Workspace, run: DecisionRun, meta: dict, by_stage: dict[str,
     for r in runs:
         kept &= facts.kept_mask(r)
     return kept, tuple(r.stage for r in runs)
-
-
-def _pick_model(ws: Workspace, model: str | None, dedup_meta: dict) -> str | None:
-    stores = list_stores(ws)
-    if model is not None:
-        if model not in stores:
-            raise CurateError(f"no embeddings {model!r} in {ws.root.uri} (have: {', '.join(stores) or 'none'})")
-        return model
-    if dedup_meta.get("model") in stores:
-        return dedup_meta["model"]
-    return stores[0] if stores else None
 
 
 def _store_matches(store: StoredEmbeddings, manifest: pa.Table) -> bool:
