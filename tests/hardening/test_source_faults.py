@@ -13,7 +13,6 @@ import sys
 import pytest
 
 from curate.ingest import IngestConfig, ingest
-from curate.io.fs import Location
 from curate.manifest import reason_code
 from curate.readers import READERS
 from curate.readers.base import ReadOptions
@@ -33,14 +32,16 @@ def data(tmp_path):
 
 def failing_reads(monkeypatch, path: str) -> None:
     """Reading ``path`` fails with EIO (a bad sector, a flaky network mount)."""
-    original = Location.read_bytes
+    import curate.readers.imagefolder as imagefolder
 
-    def read_bytes(self):
-        if self.path == path:
-            raise OSError(errno.EIO, "Input/output error", self.path)
-        return original(self)
+    original = imagefolder.read_user_file  # every source image is read through it
 
-    monkeypatch.setattr(Location, "read_bytes", read_bytes)
+    def read_user_file(loc, **kwargs):
+        if getattr(loc, "path", loc) == path:
+            raise OSError(errno.EIO, "Input/output error", path)
+        return original(loc, **kwargs)
+
+    monkeypatch.setattr(imagefolder, "read_user_file", read_user_file)
 
 
 def test_io_error_on_one_image_quarantines_it_and_a_rerun_after_the_fault_reads_it(data, monkeypatch):
