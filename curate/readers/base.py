@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from curate.io.fs import Location, skipped_paths, under, walk_local
+from curate.io.fs import Location, locate, skipped_paths, under, walk_local
 from curate.io.hashing import content_hash
 from curate.manifest import OK, QUARANTINED
 from curate.probe import Rejected
@@ -207,6 +207,26 @@ def _shard_files(loc: Location, suffixes: tuple[str, ...], skip: Sequence[Locati
 def id_prefix(unit: Unit) -> str:
     """Prefix of position-derived ids for samples of a shard unit."""
     return unit.items[0] if unit.items else stem(unit.uri)
+
+
+class ShardReader:
+    """Readers of one file per unit (JSONL, CSV, Parquet, WebDataset tar): ``read`` yields the one
+    quarantined row of a unit that must not be opened, and hands every other unit's file to the
+    subclass's ``read_shard`` (datatrove's ``BaseReader.__call__`` / ``read_file`` shape)."""
+
+    name: str
+    version: int
+    payload_kind: str = "text"  # the kind of a quarantined unit's row
+
+    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        special = unit_problem(unit, self.name, self.payload_kind)
+        if special is not None:
+            yield special
+            return
+        yield from self.read_shard(locate(unit.uri), unit, opts)
+
+    def read_shard(self, shard: Location, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
+        raise NotImplementedError
 
 
 def unit_problem(unit: Unit, reader: str, kind: str) -> Row | None:

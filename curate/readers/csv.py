@@ -24,20 +24,20 @@ from curate.readers.base import (
     LineTooLong,
     ReadOptions,
     Row,
+    ShardReader,
     Unit,
     bounded_lines,
     buffered,
     id_prefix,
     rejected_row,
     shard_units,
-    unit_problem,
 )
 from curate.readers.jsonl import record_row, too_long
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # the text size cap applies instead
 
 
-class CsvReader:
+class CsvReader(ShardReader):
     name = "csv"
     version = 4
 
@@ -53,12 +53,7 @@ class CsvReader:
                                   f"(columns: {', '.join(header)}); use --text-field")
         return units
 
-    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
-        special = unit_problem(unit, self.name, "text")
-        if special is not None:
-            yield special
-            return
-        shard = locate(unit.uri)
+    def read_shard(self, shard: Location, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         prefix = id_prefix(unit)
         line = 0
         cap = opts.text.line_cap()

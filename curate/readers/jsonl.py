@@ -19,12 +19,13 @@ from collections.abc import Iterator, Sequence
 
 import orjson
 
-from curate.io.fs import Location, locate
+from curate.io.fs import Location
 from curate.readers.base import (
     Fields,
     LineTooLong,
     ReadOptions,
     Row,
+    ShardReader,
     Unit,
     as_label,
     bounded_lines,
@@ -35,7 +36,6 @@ from curate.readers.base import (
     rejected_row,
     shard_units,
     text_row,
-    unit_problem,
 )
 
 SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson")
@@ -44,7 +44,7 @@ SUFFIXES = tuple(f"{ext}{comp}" for ext in (".jsonl", ".ndjson")
 SUFFIXES += tuple(f".json{comp}" for comp in (".gz", ".bz2", ".xz", ".zst"))
 
 
-class JsonlReader:
+class JsonlReader(ShardReader):
     name = "jsonl"
     version = 3
 
@@ -52,12 +52,7 @@ class JsonlReader:
              skip: Sequence[Location] = ()) -> list[Unit]:
         return shard_units(self.name, loc, SUFFIXES, name, skip)
 
-    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
-        special = unit_problem(unit, self.name, "text")
-        if special is not None:
-            yield special
-            return
-        shard = locate(unit.uri)
+    def read_shard(self, shard: Location, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         line_no = 0
         cap = opts.text.line_cap()
         try:

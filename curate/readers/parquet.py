@@ -26,6 +26,7 @@ from curate.io.tables import open_parquet
 from curate.readers.base import (
     ReadOptions,
     Row,
+    ShardReader,
     Unit,
     as_label,
     id_prefix,
@@ -35,13 +36,12 @@ from curate.readers.base import (
     shard_units,
     text_row,
     thread_map,
-    unit_problem,
 )
 
 BATCH_ROWS = 1024
 
 
-class ParquetReader:
+class ParquetReader(ShardReader):
     name = "parquet"
     version = 4
 
@@ -59,12 +59,7 @@ class ParquetReader:
             payload_role(schema, opts, unit.uri)
         return units
 
-    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
-        special = unit_problem(unit, self.name, "text")
-        if special is not None:
-            yield special
-            return
-        shard = locate(unit.uri)
+    def read_shard(self, shard: Location, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         fields = opts.fields
         position = 0
         prefix = id_prefix(unit)

@@ -22,12 +22,13 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from curate.io.fs import Location, locate
+from curate.io.fs import Location
 from curate.probe import Rejected
 from curate.probe.text import decode_text
 from curate.readers.base import (
     ReadOptions,
     Row,
+    ShardReader,
     Unit,
     as_label,
     image_row,
@@ -37,7 +38,6 @@ from curate.readers.base import (
     shard_units,
     text_row,
     thread_map,
-    unit_problem,
 )
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
@@ -57,20 +57,16 @@ class _Sample:
     span: tuple[int, int] | None = None  # (offset, length) of an extra member
 
 
-class WebDatasetReader:
+class WebDatasetReader(ShardReader):
     name = "webdataset"
+    payload_kind = "image"
     version = 5
 
     def plan(self, loc: Location, opts: ReadOptions, name: str | None = None,
              skip: Sequence[Location] = ()) -> list[Unit]:
         return shard_units(self.name, loc, (".tar",), name, skip)
 
-    def read(self, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
-        special = unit_problem(unit, self.name, "image")
-        if special is not None:
-            yield special
-            return
-        shard = locate(unit.uri)
+    def read_shard(self, shard: Location, unit: Unit, opts: ReadOptions) -> Iterator[Row]:
         yield from thread_map(lambda s: self._row(s, shard, opts), self._samples(shard),
                               opts.workers, 64)
 
