@@ -122,7 +122,7 @@ def test_model_mismatch_and_bad_input_are_clear_errors(tmp_path):
     rng = np.random.default_rng(0)
     a = workspace(tmp_path, "a", mixture(50, SIX, rng)[0], "one.npy")
     b = workspace(tmp_path, "b", np.ascontiguousarray(mixture(50, SIX, rng)[0][:, :8]), "two.npy")
-    # differently named precomputed stores are compared when their dimensions match (tests/test_attacks_misc.py)
+    # differently named precomputed stores are compared when their dimensions match (tests/test_drift_stores.py)
     with pytest.raises(CurateError, match="dimension: NEW precomputed-one has 16-d vectors, REF precomputed-two 8-d"):
         drift(a, b, FAST)
     with pytest.raises(CurateError, match="has no embeddings 'nope'"):
