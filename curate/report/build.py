@@ -22,7 +22,6 @@ from curate.decisions import DecisionRun, load_run, upstream
 from curate.embed.store import StoredEmbeddings
 from curate.errors import CurateError
 from curate.inputs import Resolved
-from curate.io import atomic
 from curate.io.fs import Location, locate
 from curate.report import audit_section, facts
 from curate.report.embmap import EmbeddingMap, embedding_map
@@ -95,7 +94,7 @@ def gather(ws: Workspace, config: ReportConfig, resolved: Resolved, progress: bo
         if not run.table.column("id").equals(manifest.column("id")):
             raise CurateError(f"{run.stage} run {run.run_id} was made for another manifest: rerun `curate {run.stage}`")
     by_stage = {run.stage: run for run in runs}
-    metas = {run.stage: _meta(ws, run) for run in runs}
+    metas = {run.stage: run.meta for run in runs}  # each run's sidecar, read once by the resolver
     up = upstream(ws, SURVIVAL_STAGES, {s: r.run_id for s, r in by_stage.items()}, manifest=manifest)
 
     inputs = {run.stage: _input_rows(ws, run, metas[run.stage], by_stage, manifest) for run in runs}
@@ -125,10 +124,6 @@ def gather(ws: Workspace, config: ReportConfig, resolved: Resolved, progress: bo
         text_dataset=bool(kinds) and kinds.count("text") > len(kinds) / 2,
         ids=manifest.column("id").to_pylist(), labels=manifest.column("label").to_pylist(), audit=audit)
 
-
-def _meta(ws: Workspace, run: DecisionRun) -> dict:
-    loc = ws.decisions(run.stage).join(f"{run.run_id}.json")
-    return atomic.read_json(loc) if loc.exists() else {}
 
 
 def _input_rows(ws: Workspace, run: DecisionRun, meta: dict, by_stage: dict[str, DecisionRun],
