@@ -164,8 +164,15 @@ class Stage(ABC):
         return self.name
 
     def needs_store(self, config: Any) -> bool:
-        """Whether a run reads an embedding store (``curate run`` then needs an ``[embed]`` table or a store)."""
-        return False
+        """Whether a run must read an embedding store of this workspace (``curate run`` then needs an
+        ``[embed]`` table or a store): derived from the declared inputs."""
+        from curate.inputs import Store
+
+        try:
+            kinds = self.inputs(config)
+        except NotImplementedError:
+            return False
+        return any(isinstance(k, Store) and k.need == "always" and k.workspace is None for k in kinds)
 
     def settings(self, config: Any) -> dict[str, Any]:
         """The config fields that decide results (the run id); speed/display fields are dropped here."""

@@ -161,9 +161,6 @@ class Audit(Stage):
     def validate(self, config: AuditConfig) -> None:
         validate(config)
 
-    def needs_store(self, config: AuditConfig) -> bool:
-        return config.probe
-
     def settings(self, config: AuditConfig) -> dict:
         out = config_dict(config)
         out.pop("workers")

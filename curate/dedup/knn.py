@@ -46,9 +46,6 @@ class KnnDedup(Stage):
     def prefix(self, config: KnnConfig) -> str:
         return "knn"
 
-    def needs_store(self, config: KnnConfig) -> bool:
-        return True
-
     def inputs(self, config: KnnConfig) -> tuple:
         return (Manifest(), Store(), Overrides())
 

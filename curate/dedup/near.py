@@ -135,13 +135,11 @@ class NearDedup(Stage):
             out["signals"] = chosen
         return out
 
-    def needs_store(self, config: NearConfig) -> bool:
-        return "semantic" in config.signals and config.model is not None  # else the only store, if any
-
     def inputs(self, config: NearConfig) -> tuple:
         if "semantic" not in config.signals:
             return (Manifest(), Overrides())
-        return (Manifest(), Store(need="if-any"), Overrides())  # the store's neighbours when there is one
+        # the named store's neighbours, else the only store's when there is one
+        return (Manifest(), Store(need="always" if config.model is not None else "if-any"), Overrides())
 
     def is_current(self, ws: Workspace, meta: dict[str, Any]) -> bool:
         """Runs written before the pair column was renamed ``signal`` (from ``source``) are recomputed."""

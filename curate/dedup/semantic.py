@@ -106,9 +106,6 @@ class SemanticDedup(Stage):
     def prefix(self, config: SemanticConfig) -> str:
         return "semantic"
 
-    def needs_store(self, config: SemanticConfig) -> bool:
-        return True
-
     def settings(self, config: SemanticConfig) -> dict:
         out = config_dict(config)
         out.pop("executor")  # where the work runs changes nothing in the result

@@ -90,9 +90,6 @@ class Prune(Stage):
     def prefix(self, config: PruneConfig) -> str:
         return config.strategy
 
-    def needs_store(self, config: PruneConfig) -> bool:
-        return True
-
     def check(self, ws: Workspace, config: PruneConfig) -> None:
         check_drop(ws, config.drop)
 
