@@ -48,6 +48,19 @@ def code(row: dict) -> str | None:
     return reason_code(row.get("reason"))
 
 
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the ``curate`` entry point in this process: (exit status, stdout, stderr)."""
+    from curate.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
 def write(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from curate.cli import COMMANDS, main
+from curate.cli import COMMANDS
 from curate.device import check_device, resolve_device
 from curate.embed.store import list_stores, open_store
 from curate.errors import CurateError
 from curate.workspace import Workspace
-from tests.conftest import encode_image, write
+from tests.conftest import encode_image, run_cli, write
 
 NONSENSE = ["gpu", "bogus", "CUDA", "cuda:x", "cuda:-1", "cpu:0", " cpu", ""]
 # CUDA devices this machine does not have
@@ -32,15 +32,7 @@ EXTRA_ARGS = {
 DEDUP_METHODS = ["semantic", "knn", "fuzzy", "near"]
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the ``curate`` entry point in this process: (exit status, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_cli
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

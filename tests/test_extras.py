@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from curate.cli import main
 from curate.errors import CurateError
 from curate.extras import require, require_ray
-from tests.conftest import encode_image, write
+from tests.conftest import encode_image, run_cli, write
 
 HINT = "pip install 'curate[ray]'"
 
@@ -27,13 +26,8 @@ def no_ray(monkeypatch):
 
 def cli(capsys, *args: str) -> tuple[int, str]:
     """Run the ``curate`` entry point in this process: (exit status, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
+    code, _, err = run_cli(capsys, *args)
+    return code, err
 
 def snapshot(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

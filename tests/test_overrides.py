@@ -8,22 +8,14 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from curate.cli import main
 from curate.decisions import latest_run
 from curate.workspace import Workspace
-from tests.conftest import write
+from tests.conftest import run_cli, write
 
 TEXTS = ["alpha beta", "alpha beta", "gamma delta", "gamma delta", "epsilon", "zeta eta"]
 
 
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_cli
 
 
 @pytest.fixture
