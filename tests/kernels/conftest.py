@@ -16,6 +16,7 @@ if not torch.cuda.is_available():
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
 from curate.kernels._runtime import HAS_TRITON, interpreting  # noqa: E402
 
 IN_PROCESS = HAS_TRITON and interpreting()

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from curate.kernels import dispatch
 from curate.kernels.kcenter_update import kcenter_update_reference, kcenter_update_triton
 from curate.kernels.max_sim_earlier import max_sim_earlier_reference, max_sim_earlier_triton
 from curate.kernels.topk_cosine import topk_cosine_reference
-
 from tests.kernels.conftest import IN_PROCESS, TOL, unit_rows
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from curate.kernels.kcenter_update import kcenter_update_reference, kcenter_update_triton
 
+from curate.kernels.kcenter_update import kcenter_update_reference, kcenter_update_triton
 from tests.kernels.conftest import TOL, unit_rows
 
 SHAPES = [(1, 64), (7, 3), (33, 1), (70, 512), (300, 64)]

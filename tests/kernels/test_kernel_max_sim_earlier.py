@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from curate.kernels.max_sim_earlier import (
     BF16_SCREEN_EPS,
     LONG_SEGMENT,
@@ -10,7 +11,6 @@ from curate.kernels.max_sim_earlier import (
     max_sim_earlier_screened,
     max_sim_earlier_triton,
 )
-
 from tests.kernels.conftest import TOL, assert_max_sim_close, brute_max_sim_earlier, unit_rows
 
 # (n, offsets): empty and single-row segments, lengths that are not multiples of any block,

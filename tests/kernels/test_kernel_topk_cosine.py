@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from curate.kernels.topk_cosine import topk_cosine_reference
 
+from curate.kernels.topk_cosine import topk_cosine_reference
 from tests.kernels.conftest import TOL, unit_rows
 
 
