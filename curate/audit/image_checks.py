@@ -94,11 +94,15 @@ def decode_features(data: bytes, side: int = THUMB) -> ImageFeatures | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
-            width, height = _header_size(img)
+            orientation = _orientation(img)
+            width, height = img.size
+            if orientation in (5, 6, 7, 8):  # turned by 90 degrees
+                width, height = height, width
             if img.format == "JPEG":
                 img.draft("RGB", (side, side))  # DCT-domain downscale: keeps both sides >= side
-            with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
-                img = ImageOps.exif_transpose(img)
+            if orientation != 1:
+                with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
+                    img = ImageOps.exif_transpose(img)
             img.load()
             rgb = _to_rgb(img)
             if max(rgb.size) > side:
@@ -108,16 +112,12 @@ def decode_features(data: bytes, side: int = THUMB) -> ImageFeatures | None:
         return None
 
 
-def _header_size(img: Image.Image) -> tuple[int, int]:
-    """Original width and height, swapped when the EXIF orientation rotates by 90 degrees."""
-    width, height = img.size
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1: as stored); read once, since a PNG's EXIF read decodes the image."""
     try:
-        orientation = img.getexif().get(0x0112, 1)
+        return int(img.getexif().get(0x0112, 1))
     except Exception:
-        orientation = 1
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    return width, height
+        return 1
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import cv2
 import numpy as np
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's "L"
@@ -30,28 +31,24 @@ PHOTO_FULL = 0.5  # share of photographic (solid, textured) unclipped pixels at 
 
 
 def gaussian(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a 2-D float array (reflected borders)."""
+    """Separable Gaussian blur of a 2-D float array (reflected borders; the edge repeated when the image is
+    narrower than the kernel's radius). OpenCV's separable filter: about 4x numpy's shifted sums."""
     r = max(1, int(3.0 * sigma + 0.5))
     x = np.arange(-r, r + 1, dtype=np.float32)
     k = np.exp(-0.5 * (x / sigma) ** 2)
     k /= k.sum()
-    h, w = a.shape
-    mode = "reflect" if min(h, w) > r else "edge"
-    p = np.pad(a, r, mode=mode)
-    rows = k[0] * p[:, 0:w]
-    for i in range(1, 2 * r + 1):
-        rows += k[i] * p[:, i:i + w]
-    out = k[0] * rows[0:h]
-    for i in range(1, 2 * r + 1):
-        out += k[i] * rows[i:i + h]
-    return out
+    border = cv2.BORDER_REFLECT_101 if min(a.shape) > r else cv2.BORDER_REPLICATE
+    return cv2.sepFilter2D(np.ascontiguousarray(a, dtype=np.float32), cv2.CV_32F, k, k, borderType=border)
 
 
 def _grad2(a: np.ndarray) -> np.ndarray:
     """Squared forward-difference gradient on the (h-1, w-1) grid."""
-    dx = a[:-1, 1:] - a[:-1, :-1]
-    dy = a[1:, :-1] - a[:-1, :-1]
-    return dx * dx + dy * dy
+    dx = np.subtract(a[:-1, 1:], a[:-1, :-1])
+    dy = np.subtract(a[1:, :-1], a[:-1, :-1])
+    np.multiply(dx, dx, out=dx)
+    np.multiply(dy, dy, out=dy)
+    dx += dy  # in place: each large temporary costs fresh pages
+    return dx
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
@@ -84,12 +81,21 @@ class ImageFeatures:
     # -- shared intermediates -------------------------------------------------------------------------------------
 
     @cached_property
+    def luma(self) -> np.ndarray:
+        """8-bit luma (BT.601, rounded, as Pillow's "L"): whole grey levels, so a tone bar such as ``WHITE``
+        is not split by float rounding."""
+        rgb = np.ascontiguousarray(self.rgb)
+        if rgb.ndim == 3 and rgb.shape[2] == 3:
+            return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return rgb.reshape(rgb.shape[:2])
+
+    @cached_property
     def grey(self) -> np.ndarray:
-        return self.rgb.astype(np.float32) @ _LUMA
+        return self.luma.astype(np.float32)
 
     @cached_property
     def _hist(self) -> np.ndarray:
-        return np.bincount(np.clip(self.grey + 0.5, 0, 255).astype(np.uint8).ravel(), minlength=256)
+        return cv2.calcHist([self.luma], [0], None, [256], [0, 256]).ravel().astype(np.int64)
 
     @cached_property
     def _cdf(self) -> np.ndarray:
@@ -139,12 +145,16 @@ class ImageFeatures:
         mask_h = e2h >= floor
         if mask_h.mean() < MIN_EDGE_SHARE:
             return 0.0  # no edge to judge: a blank or a smooth gradient is not a blurred copy of anything
-        mask = np.repeat(np.repeat(mask_h, 2, axis=0), 2, axis=1)
+        # energy of the full-resolution pixels under the half-resolution mask (each half pixel covers 2 x 2),
+        # offset by the border trimmed above: 2 x 2 block sums, then the masked ones
         e = []
         for a in (s0, s1):
             full = _grad2(a)[2 * b:, 2 * b:]
-            h, w = min(full.shape[0], mask.shape[0]), min(full.shape[1], mask.shape[1])
-            e.append(float(full[:h, :w][mask[:h, :w]].sum()))
+            h, w = min(mask_h.shape[0], full.shape[0] // 2), min(mask_h.shape[1], full.shape[1] // 2)
+            blocks = full[0:2 * h:2, 0:2 * w:2] + full[1:2 * h:2, 0:2 * w:2]
+            blocks += full[0:2 * h:2, 1:2 * w:2]
+            blocks += full[1:2 * h:2, 1:2 * w:2]
+            e.append(float(blocks[mask_h[:h, :w]].sum()))
         e.append(float(e2h[mask_h].sum()))
         l1 = np.log(max(e[0], 1e-9) / max(e[1], 1e-9))
         l2 = np.log(max(e[0], 1e-9) / max(e[2], 1e-9))
@@ -217,9 +227,9 @@ class ImageFeatures:
 
     @cached_property
     def chroma_p999(self) -> float:
-        r, g, b = self.rgb[..., 0], self.rgb[..., 1], self.rgb[..., 2]
-        c = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)  # uint8, never negative
-        hist = np.cumsum(np.bincount(c.ravel(), minlength=256))
+        r, g, b = cv2.split(np.ascontiguousarray(self.rgb))
+        c = cv2.subtract(cv2.max(cv2.max(r, g), b), cv2.min(cv2.min(r, g), b))  # uint8, never negative
+        hist = np.cumsum(cv2.calcHist([c], [0], None, [256], [0, 256]).ravel())
         return float(np.searchsorted(hist / max(1, hist[-1]), 0.999))
 
     @property
