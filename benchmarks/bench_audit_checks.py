@@ -307,7 +307,8 @@ def run_texts(args, commit: str) -> list[dict]:
                          "planted": int(p.size), "clean": int(c.size)})
     rows += text_outliers(records, args)
     print()
-    print_table(rows, origins, checks + ["outlier"], ("curate",))
+    print_table(rows, origins, checks + ["outlier", "outlier (12% junk)"],
+                ("curate", "curate (MiniLM kNN only)", "curate (characters only)"))
     # speed: every check on the clean texts of all origins (one process)
     n = len(clean)
     mb = sum(len(r["text"]) for r in clean) / 1e6
@@ -358,28 +359,38 @@ def _has_langid() -> bool:
 
 
 def text_outliers(records: list[dict], args) -> list[dict]:
-    """``outlier`` on MiniLM embeddings (k = 10): each origin's clean texts plus 3% out-of-distribution texts
-    (translated and Russian man page paragraphs, tables of numbers, base64 blobs, random-letter tokens)."""
+    """``outlier`` as the stage scores texts: the higher of the MiniLM kNN score (k = 10) and the character
+    model's (:mod:`curate.audit.text_outlier`), each also alone; each origin's clean texts plus 3% (and, to
+    show a cluster of alike junk, 12%) out-of-distribution texts (translated and Russian man page paragraphs,
+    tables of numbers, base64 blobs, random-letter tokens)."""
     import _audit_texts as tdata
 
     from curate.audit.outlier import knn_sims, outlier_scores
+    from curate.audit.text_outlier import text_outlier_scores
 
     try:
         vectors_of = tdata.embedder()
-    except Exception as exc:  # no MiniLM weights: skip with a note
-        print(f"outlier: skipped ({type(exc).__name__}: {exc})")
-        return []
+    except Exception as exc:  # no MiniLM weights: the kNN part is skipped with a note
+        print(f"outlier: MiniLM part skipped ({type(exc).__name__}: {exc})")
+        vectors_of = None
     rows = []
     clean = [r for r in records if r["kind"] == "clean"]
     origins = list(dict.fromkeys(r["origin"] for r in clean))
-    for j, origin in enumerate(origins):
-        own = [r["text"] for r in clean if r["origin"] == origin]
-        planted = tdata.outlier_texts(max(5, len(own) * 3 // 100), args.seed + j)
-        vecs = vectors_of(own + planted)
-        flagged = outlier_scores(knn_sims(vecs, k=10)) >= 0.5
-        rows.append({"origin": origin, "check": "outlier", "tool": "curate",
-                     "recall": float(flagged[len(own):].mean()), "false_flags": float(flagged[:len(own)].mean()),
-                     "planted": len(planted), "clean": len(own)})
+    for share in (3, 12):
+        for j, origin in enumerate(origins):
+            own = [r["text"] for r in clean if r["origin"] == origin]
+            planted = tdata.outlier_texts(max(5, len(own) * share // 100), args.seed + j)
+            texts = own + planted
+            chars = text_outlier_scores(texts)
+            knn = outlier_scores(knn_sims(vectors_of(texts), k=10)) if vectors_of else np.full(len(texts), np.nan)
+            for tool, score in (("curate", np.fmax(knn, chars)), ("curate (MiniLM kNN only)", knn),
+                                ("curate (characters only)", chars)):
+                flagged = np.nan_to_num(score, nan=-1.0) >= 0.5
+                check = "outlier" if share == 3 else f"outlier ({share}% junk)"
+                rows.append({"origin": origin, "check": check, "tool": tool,
+                             "recall": float(flagged[len(own):].mean()),
+                             "false_flags": float(flagged[:len(own)].mean()), "planted": len(planted),
+                             "clean": len(own)})
     return rows
 
 

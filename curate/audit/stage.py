@@ -20,7 +20,8 @@ manifest order, with exactly these columns:
 - one float score column per check that ran, in [0, 1], higher = worse, null = not judged: image checks
   (:data:`curate.audit.image_checks.IMAGE_CHECKS` and ``undecodable``) when the manifest has ok images,
   text checks (:data:`curate.audit.text_checks.TEXT_CHECKS`) when it has ok texts, ``outlier`` when there
-  is a store, ``label-conflict`` (1: a near-duplicate group of the latest dedup run carries 2+ labels)
+  is a store or ok texts (texts: the higher of the kNN score and :mod:`curate.audit.text_outlier`),
+  ``label-conflict`` (1: a near-duplicate group of the latest dedup run carries 2+ labels)
   when there is a dedup run; or exactly ``checks``.
 
 Each image is fetched and decoded once (``workers`` threads). An image that cannot be read or decoded
@@ -252,13 +253,8 @@ def _audit(ctx: RunContext, stage: Audit) -> Output:
         graph = neighbours(ws, store, rows, srow[rows], config.k, config.device)
         ctx.lap("neighbours")
     if "outlier" in wanted:
-        scores["outlier"] = np.full(n, np.nan, dtype=np.float32)
-        if graph is not None:
-            from curate.audit.outlier import outlier_scores
-
-            scores["outlier"][graph.rows] = outlier_scores(graph.sims)
-        else:
-            messages.append("outlier: no embedding store (run `curate embed`): not judged")
+        others = bool((ok & (kinds != "text")).any())  # items only a store can judge
+        scores["outlier"] = _outliers(manifest, graph, text_rows, others, messages)
     if "label-conflict" in wanted:
         scores["label-conflict"] = _conflicts(dedup, manifest, labels, ok, messages)
 
@@ -284,7 +280,7 @@ def _wanted(config: AuditConfig, ok: np.ndarray, kinds: np.ndarray, store, dedup
         out += image_checks()
     if (ok & (kinds == "text")).any():
         out += text_checks()
-    if store is not None:
+    if store is not None or (ok & (kinds == "text")).any():  # texts: the character model needs no store
         out += EMBEDDING_CHECKS
     if dedup is not None:
         out += GROUP_CHECKS
@@ -339,6 +335,24 @@ def _text_scores(manifest: pa.Table, rows: np.ndarray, n: int, config: AuditConf
         if name in got:
             column[rows] = got[name]
         out[name] = column
+    return out
+
+
+def _outliers(manifest: pa.Table, graph, text_rows: np.ndarray, others: bool, messages: list[str]) -> np.ndarray:
+    """kNN distance in the store (every kind) and, for texts, the higher of that and the character-model
+    perplexity (:mod:`curate.audit.text_outlier`), which needs no store."""
+    out = np.full(manifest.num_rows, np.nan, dtype=np.float32)
+    if graph is not None:
+        from curate.audit.outlier import outlier_scores
+
+        out[graph.rows] = outlier_scores(graph.sims)
+    if len(text_rows):
+        from curate.audit.text_outlier import text_outlier_scores
+
+        out[text_rows] = np.fmax(out[text_rows], text_outlier_scores(
+            manifest.column("text").take(pa.array(text_rows)).to_pylist()))
+    if graph is None and others:
+        messages.append("outlier: no embedding store (run `curate embed`): only texts judged")
     return out
 
 
