@@ -295,12 +295,26 @@ def _reorder(text: str, level: int, rng: random.Random) -> str:
     return joiner.join(units)
 
 
+_MARKUP = re.compile(r"</?[a-zA-Z][^>]*>")
+_PLAIN_WORD = re.compile(r"^[\w'-]+[.,;:!?]?$")
+
+
+def _plain_words(words: list[str]) -> list[int]:
+    """Indices of words that are plain text (no markup, quotes or code punctuation): safe to wrap in marks."""
+    return [i for i, w in enumerate(words) if _PLAIN_WORD.match(w)]
+
+
 def _html(text: str, level: int, rng: random.Random) -> str:
-    esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    """Text wrapped in HTML; a text that is already HTML keeps its markup (only plain text is escaped)."""
+    if _MARKUP.search(text):
+        esc = text
+    else:
+        esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     if level == 0:
         return f"<p>{esc}</p>"
     words = esc.split(" ")
-    for i in rng.sample(range(len(words)), min(len(words), max(1, len(words) // 10))):
+    plain = _plain_words(words)
+    for i in rng.sample(plain, min(len(plain), max(1, len(words) // 10))):
         tag = rng.choice(("b", "i", "em", "code"))
         words[i] = f"<{tag}>{words[i]}</{tag}>"
     body = " ".join(words)
@@ -317,9 +331,9 @@ def _html(text: str, level: int, rng: random.Random) -> str:
 def _markdown(text: str, level: int, rng: random.Random) -> str:
     words = text.split(" ")
     marks = ("**{}**", "*{}*", "`{}`", "_{}_")
-    for i in rng.sample(range(len(words)), min(len(words), max(1, len(words) // (12 if level == 0 else 6)))):
-        if words[i].strip():
-            words[i] = rng.choice(marks).format(words[i])
+    plain = _plain_words(words)
+    for i in rng.sample(plain, min(len(plain), max(1, len(words) // (12 if level == 0 else 6)))):
+        words[i] = rng.choice(marks).format(words[i])
     body = " ".join(words)
     if level == 0:
         return body

@@ -6,8 +6,8 @@ Images (short side >= 240 px, so a 1/6 downscale keeps 40 px):
 - ``illustrations``: charts (matplotlib: line, bar, scatter, pie; random data and titles) and app
   screenshots (PIL: one window template, different text, colours and widgets); renders of one template
   are the hard negatives;
-- ``scans``: form pages of scikit-learn's handwritten digits on paper tone, with a shared printed header,
-  a slight skew and scanner noise (same form, different digits: hard negatives).
+- ``scans``: form pages of scikit-learn's handwritten digits in black or blue ink on tinted paper, with a
+  shared printed header, a slight skew and scanner noise (same form, different digits: hard negatives).
 
 Texts:
 - ``prose``: docstring paragraphs of the standard library and numpy (the paragraphs of bench_neardup's tune split);
@@ -17,7 +17,8 @@ Texts:
 
 Copies: every (kind, strength) cell gets ``per_cell`` copies of different originals, drawn in a seeded
 rotation (copy ``m`` is cell ``order[m % cells]`` of original ``m % originals``), so each original
-carries a few copies of different kinds.
+carries a few copies of different kinds. Where an edit leaves an original unchanged (greyscale of a grey
+photo, synonyms in a text without listed words), the next original in turn takes that copy.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 from _edit_kinds import IMAGE_EDITS, STRENGTHS, TEXT_EDITS, font
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 IMAGE_ORIGINS = ("photos", "illustrations", "scans")
 TEXT_ORIGINS = ("prose", "code", "web")
+DATA_VERSION = 3  # part of the cache key: bump when an origin or edit changes
 TUNE_ORIGINS = ("photos", "prose")  # what bench_neardup's defaults were set on; the others are held out
 DEGRADED_EDITS = {"jpeg", "downscale", "thumbnail", "png2jpeg+resize", "crop-centre", "crop-offcentre", "letterbox",
                   "pillarbox", "border", "blur", "noise", "watermark", "caption", "logo", "crop+bright", "box+scale",
@@ -145,7 +147,9 @@ def _scans(n: int, rng: random.Random) -> list[Image.Image]:
                            .resize((62, 62), Image.BICUBIC))
         page = page.rotate(rng.uniform(-1.0, 1.0), Image.BICUBIC, fillcolor=240)
         arr = np.asarray(page, dtype=np.float32) + np.random.default_rng(rng.randrange(2**32)).normal(0, 3, (256, 320))
-        pages.append(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).convert("RGB"))
+        paper = (rng.randint(245, 255), rng.randint(238, 250), rng.randint(220, 240))  # tinted paper,
+        ink = rng.choice(((10, 10, 20), (20, 30, 90), (40, 40, 40)))  # black or blue ink
+        pages.append(ImageOps.colorize(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)), ink, paper))
     return pages
 
 
@@ -218,6 +222,22 @@ BUILDERS = {"photos": _photos, "illustrations": _illustrations, "scans": _scans,
             "prose": _prose, "code": _code, "web": _web}
 
 
+def _changing_copy(originals: list, g: int, edit, level: int, seed: str) -> tuple[int, object]:
+    """The copy of original ``g``, or where the edit leaves it unchanged, of the next original it changes."""
+    for step in range(len(originals)):
+        k = (g + step) % len(originals)
+        copy = edit(originals[k], level, random.Random(seed))
+        if not _unchanged(originals[k], copy):
+            return k, copy
+    return g, edit(originals[g], level, random.Random(seed))
+
+
+def _unchanged(original, copy) -> bool:
+    if isinstance(original, str):
+        return original == copy
+    return original.size == copy.size and np.array_equal(np.asarray(original), np.asarray(copy.convert("RGB")))
+
+
 # -- matrix -----------------------------------------------------------------------------------
 
 
@@ -237,7 +257,7 @@ def build(origin: str, root: Path, n: int, per_cell: int, seed: int) -> list[dic
     """Write the originals and copies of ``origin`` under ``root`` (shuffled names); one record per item.
     Cached per (seed, n, per_cell): the same arguments give the same files."""
     modality = "images" if origin in IMAGE_ORIGINS else "texts"
-    cached = root / f"records-{seed}-{n}-{per_cell}.json"
+    cached = root / f"records-v{DATA_VERSION}-{seed}-{n}-{per_cell}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     rng = random.Random(f"{origin}-{seed}")
@@ -248,7 +268,7 @@ def build(origin: str, root: Path, n: int, per_cell: int, seed: int) -> list[dic
     records = [{"group": g, "kind": "original", "edit": "original", "level": -1, "item": x}
                for g, x in enumerate(originals)]
     for m, (g, kind, level) in enumerate(assignments(len(originals), modality, per_cell, seed)):
-        copy = edits[kind][1](originals[g], level, random.Random(f"{origin}-{seed}-{m}"))
+        g, copy = _changing_copy(originals, g, edits[kind][1], level, f"{origin}-{seed}-{m}")
         records.append({"group": g, "kind": f"{kind}@{STRENGTHS[level]}", "edit": kind, "level": level,
                         "item": copy, "degraded": kind in DEGRADED_EDITS})
     random.Random(f"shuffle-{origin}-{seed}").shuffle(records)

@@ -69,8 +69,7 @@ def append_csv(path: Path, rows: list[dict]) -> None:
 
 def _short(method: str) -> str:
     return (method.replace("curate ", "").replace("imagededup ", "").replace(" (distance 10)", "")
-            .replace("datasketch MinHashLSH (0.7, 5-gram)", "datasketch").replace(" perceptual-v2", "")
-            .replace(" MiniLM", ""))
+            .replace("datasketch MinHashLSH (0.7, 5-gram)", "datasketch").replace(" perceptual-v2", " perceptual"))
 
 
 def _pooled(rows: list[dict], key) -> dict:

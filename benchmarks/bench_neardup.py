@@ -580,6 +580,9 @@ def run_matrix(args: argparse.Namespace, commit: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="Parameter num_enc_workers")
     run = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "curate", "benchmarks/*.py"], capture_output=True,
+                           text=True, cwd=HERE.parent).stdout.strip()
+    commit += "+uncommitted" if dirty else ""  # the code measured is not the commit's
     out_csv = HERE / "results" / "neardup_matrix.csv"
     rows: list[dict] = []
     start = time.perf_counter()

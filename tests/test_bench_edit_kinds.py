@@ -15,7 +15,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from _edit_kinds import IMAGE_EDITS, STRENGTHS, TEXT_EDITS  # noqa: E402
-from _matrix_data import assignments, cells  # noqa: E402
+from _matrix_data import _changing_copy, assignments, cells  # noqa: E402
 
 PROSE = ('The "quick" brown fox jumps over the lazy dog, and the dog returns the favour. It is a simple '
          "example - used to show every letter of the alphabet. Each value of the first list is set by default. "
@@ -85,3 +85,11 @@ def test_rotation_gives_every_cell_its_copies_on_different_originals():
             originals.setdefault((k, lv), set()).add(g)
         assert all(len(gs) == 4 for gs in originals.values())
         assert plan == assignments(60, modality, 4, seed=0) != assignments(60, modality, 4, seed=1)
+
+
+def test_an_edit_that_changes_nothing_passes_to_the_next_original():
+    grey = _image().convert("L").convert("RGB")
+    g, copy = _changing_copy([grey, _image()], 0, IMAGE_EDITS["greyscale"][1], 1, "s")
+    assert g == 1 and not np.array_equal(np.asarray(copy), np.asarray(_image()))
+    g, copy = _changing_copy(["no listed word here", PROSE], 0, TEXT_EDITS["synonyms"][1], 2, "s")
+    assert g == 1 and copy != PROSE
