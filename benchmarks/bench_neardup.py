@@ -31,6 +31,15 @@ are grouped by connected components and the first member of each (manifest order
 
     python benchmarks/bench_neardup.py                 # both splits, about 5 minutes on 2 CPUs
     python benchmarks/bench_neardup.py --split tune --modality images
+
+Edit-robustness matrix (``--matrix``): 26 image and 14 text edit kinds at three strengths each
+(``_edit_kinds.py``) applied to originals of three origins per modality (``_matrix_data.py``: photos,
+illustrations, scans; prose, code, web pages), every method in the same run; per (kind, strength) recall
+and removal precision go to ``results/neardup_matrix.csv``, ``results/neardup_matrix.md`` and
+``results/neardup_matrix.png`` (``_matrix_report.py``). The tune origins are photos and prose.
+
+    python benchmarks/bench_neardup.py --matrix                    # all six origins, about 15 minutes on 2 CPUs
+    python benchmarks/bench_neardup.py --matrix --origin code web  # some origins only
 """
 
 from __future__ import annotations
@@ -63,6 +72,7 @@ sys.path.insert(0, str(HERE.parent))
 import curate  # noqa: E402
 
 WORK = HERE / "_work" / "neardup"
+MATRIX_ORIGINS = ("photos", "illustrations", "scans", "prose", "code", "web")  # as in _matrix_data
 IMAGE_KINDS = ("jpeg50", "half", "crop90", "bright", "rot5", "flip", "grey", "blur", "flip+jpeg")
 TEXT_KINDS = ("case", "drop10", "append", "swap", "typos5", "nopunct", "drop5+typos2")
 DEGRADED = {"jpeg50", "half", "crop90", "grey", "blur", "flip+jpeg", "case", "drop10", "typos5", "drop5+typos2"}
@@ -502,7 +512,8 @@ def timed(rows: list[dict], records: list[dict], method: str, fn) -> None:
     """Run ``fn`` (-> removals), score it against the planted groups and time it; append a row."""
     t = time.perf_counter()
     removed = fn()
-    rows.append({"method": method, "seconds": time.perf_counter() - t, **evaluate(records, removed)})
+    seconds = time.perf_counter() - t
+    rows.append({"method": method, "seconds": seconds, **evaluate(records, removed), "removals": removed})
 
 
 def run_images(records: list[dict], root: Path, threshold: float) -> list[dict]:
@@ -551,6 +562,60 @@ def run_texts(records: list[dict], root: Path, threshold: float) -> list[dict]:
 # -- main -------------------------------------------------------------------------------------
 
 
+def run_matrix(args: argparse.Namespace, commit: str) -> None:
+    """The edit-robustness matrix: every method on every chosen origin; CSV rows appended as each origin
+    ends, the markdown report and plot rewritten from this run's rows at the end."""
+    import logging
+    import warnings
+
+    import _matrix_data as md
+    import _matrix_report as mr
+
+    try:  # imagededup's per-call INFO lines and warnings drown the report
+        _imagededup()
+        import imagededup.handlers.search.retrieval  # noqa: F401
+    except ImportError:
+        pass
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("imagededup")]:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Parameter num_enc_workers")
+    run = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "curate", "benchmarks/*.py"], capture_output=True,
+                           text=True, cwd=HERE.parent).stdout.strip()
+    commit += "+uncommitted" if dirty else ""  # the code measured is not the commit's
+    out_csv = HERE / "results" / "neardup_matrix.csv"
+    rows: list[dict] = []
+    start = time.perf_counter()
+    for origin in args.origin:
+        root = WORK / "matrix" / origin
+        t = time.perf_counter()
+        records = md.build(origin, root, args.originals, args.per_cell, args.seed)
+        copies = sum(r["kind"] != "original" for r in records)
+        print(f"\n== matrix {origin}: {len(records)} items, {copies} copies (built in {time.perf_counter() - t:.0f}s)")
+        if origin in md.IMAGE_ORIGINS:
+            method_rows = run_images(records, root, args.image_threshold)
+        else:
+            method_rows = run_texts(records, root, args.text_threshold)
+        for r in method_rows:
+            print(f"{r['method']:40s} recall {r['recall']:.3f} precision {r['precision']:.3f} "
+                  f"(removed {r['removed']}, wrong {r['false_removals']}) kept-original {r['kept_original']:.2f}"
+                  f"  {r['seconds']:.1f}s")
+        new = mr.origin_rows(origin, records, method_rows, run, commit)
+        mr.append_csv(out_csv, new)
+        rows += new
+    load = os.getloadavg()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / "
+               f"{load[2]:.1f} at the end, peak RSS {rss:.0f} MB, {time.perf_counter() - start:.0f} s, commit {commit}")
+    print(f"\nmachine: {machine}")
+    header = (f"Edit-robustness matrix, run {run}: {machine}. Seed {args.seed}, {args.originals} originals per "
+              f"origin, {args.per_cell} copies per (kind, strength) cell, semantic thresholds "
+              f"{args.image_threshold} (images) / {args.text_threshold} (texts).")
+    (HERE / "results" / "neardup_matrix.md").write_text(mr.markdown(rows, header))
+    mr.plot(rows, HERE / "results" / "neardup_matrix.png", f"bench_neardup --matrix, commit {commit}, {run}")
+    print("wrote results/neardup_matrix.{csv,md,png}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--split", nargs="+", default=["tune", "heldout"], choices=["tune", "heldout"])
@@ -562,9 +627,19 @@ def main() -> None:
     p.add_argument("--image-threshold", type=float, default=0.9, help="semantic dedup threshold (images)")
     p.add_argument("--text-threshold", type=float, default=0.9, help="semantic dedup threshold (texts)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--matrix", action="store_true", help="the edit-robustness matrix instead of the splits")
+    p.add_argument("--origin", nargs="+", default=list(MATRIX_ORIGINS), choices=MATRIX_ORIGINS,
+                   help="--matrix: origins to run (photos, prose: tune; the others held out)")
+    p.add_argument("--originals", type=int, default=60, help="--matrix: originals per origin")
+    p.add_argument("--per-cell", type=int, default=4, help="--matrix: copies per (kind, strength) cell")
     args = p.parse_args()
+    if args.originals < 2 or args.per_cell < 1:
+        p.error("--originals must be at least 2 and --per-cell at least 1")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=HERE.parent).stdout.strip()
+    if args.matrix:
+        run_matrix(args, commit)
+        return
     for split in args.split:
         for modality in args.modality:
             root = WORK / split / modality
