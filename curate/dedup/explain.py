@@ -118,7 +118,7 @@ def explain_pair(ws: Workspace, id_a: str, id_b: str, run_id: str | None = None)
         copy = next((s.score for s in signals if s.signal == "copy"), None)
         screened = not passed and copy is not None and abs(copy - score) > 1e-6
         signals.append(SignalScore("verified", float(score), None, bool(passed),
-                                   note=_verdict_note(signals, bool(passed), screened)))
+                                   note=_verdict_note(signals, bool(passed), screened, method)))
     decision = _decisions(run, (id_a, id_b))
     groups = [decision[i].get("group") for i in (id_a, id_b)]
     same_group = groups[0] is not None and groups[0] == groups[1]
@@ -128,7 +128,9 @@ def explain_pair(ws: Workspace, id_a: str, id_b: str, run_id: str | None = None)
                        _verified_pair(ws, run, id_a, id_b), settings)
 
 
-def _verdict_note(signals: list[SignalScore], passed: bool, screened: bool) -> str:
+def _verdict_note(signals: list[SignalScore], passed: bool, screened: bool, method: str) -> str:
+    if method not in ("fuzzy", "near"):
+        return f"near's verifier; this {method} run did not verify pairs"
     if screened:
         return "coarse alignment score: far below the bar, not searched finely"
     measured = [s for s in signals if s.signal not in ("exact", "semantic", "phash") and s.met is not None]
@@ -225,7 +227,12 @@ def _semantic_signal(ws: Workspace, run: DecisionRun, method: str, config: NearC
         return [SignalScore("semantic", None, bar, None, note=f"not both embedded in {store.slug}")]
     vectors = store.gather(at)
     cosine = float(vectors[0] @ vectors[1])
-    what = "decision threshold" if method in ("semantic", "knn") else f"candidate bar; each item's {config.knn} nearest"
+    if method in ("semantic", "knn"):
+        what = "the run's decision threshold"
+    elif "semantic" in config.signals:
+        what = f"candidate bar; each item's {config.knn} nearest"
+    else:
+        what = "not a signal of this run"
     return [SignalScore("semantic", cosine, bar, cosine >= bar, note=f"cosine in {store.slug} ({what})")]
 
 

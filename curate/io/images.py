@@ -60,13 +60,18 @@ def decode_image(data: bytes, min_side: int = 0, mode: str = "RGB") -> DecodedIm
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # EXIF / palette warnings; decompression bombs still raise
             img = Image.open(io.BytesIO(bytes(data)))
-            width, height = _upright_size(img)
+            orientation = _orientation(img)
+            width, height = img.size
+            if orientation in (5, 6, 7, 8):  # turned by 90 degrees
+                width, height = height, width
             if min_side > 0 and img.format == "JPEG":
                 img.draft(mode, (min_side, min_side))
-            with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
-                img = ImageOps.exif_transpose(img)
             img.load()
-            return DecodedImage(visible(img).convert(mode), width, height)
+            if orientation != 1:  # (exif_transpose copies even an upright image)
+                with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
+                    img = ImageOps.exif_transpose(img)
+            seen = visible(img)
+            return DecodedImage(seen if seen.mode == mode else seen.convert(mode), width, height)
     except Exception as exc:  # Pillow raises many types on broken input
         raise ValueError(f"undecodable image ({type(exc).__name__}: {exc})") from exc
 
@@ -108,11 +113,9 @@ def _eight_bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L")
 
 
-def _upright_size(img: Image.Image) -> tuple[int, int]:
-    """The header's width and height, swapped when the EXIF orientation turns the image by 90 degrees."""
-    width, height = img.size
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1: upright, also when the EXIF block is missing or broken)."""
     try:
-        orientation = img.getexif().get(_ORIENTATION, 1)
+        return int(img.getexif().get(_ORIENTATION, 1))
     except Exception:
-        orientation = 1
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        return 1
