@@ -36,6 +36,8 @@ class Pictures:
         self.fetcher = PayloadFetcher()
 
     def decode(self, row: int) -> Image.Image | None:
+        """A row's image as a person sees it (:func:`curate.io.images.open_image`: upright, transparency
+        composited, a JPEG decoded at a reduced scale), at most ``max_side`` a side; None when unreadable."""
         record = {name: self.manifest.column(name)[row].as_py() for name in self.manifest.column_names}
         try:
             img = open_image(self.fetcher.fetch(record), min_side=self.max_side)

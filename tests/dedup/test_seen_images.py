@@ -92,6 +92,28 @@ def test_exif_orientation_is_applied_and_the_size_is_upright(photos):
     assert open_image(encoded(stored, "JPEG", quality=95)).size == (150, 200)  # no tag: as stored
 
 
+TURNS = [(3, Image.Transpose.ROTATE_180), (8, Image.Transpose.ROTATE_270), (2, Image.Transpose.FLIP_LEFT_RIGHT)]
+
+
+@pytest.mark.parametrize(("orientation", "stored_as"), TURNS)
+def test_every_orientation_tag_is_undone(photos, orientation, stored_as):
+    upright = photos["trees"]
+    seen = open_image(tagged(upright.transpose(stored_as), orientation))  # the camera stored it turned, tagged
+    assert seen.size == upright.size
+    assert np.abs(np.asarray(seen, np.float32) - np.asarray(upright, np.float32)).mean() < 3.0
+
+
+def test_a_broken_exif_block_keeps_the_pixels_and_deep_greys_are_scaled(photos):
+    data = bytearray(tagged(photos["trees"], 6))
+    at = data.find(b"Exif\0\0")
+    data[at + 6:at + 14] = b"\xff" * 8  # the TIFF header of the EXIF block: garbage
+    assert open_image(bytes(data)).size in (photos["trees"].size, photos["trees"].size[::-1])
+    ramp = (np.arange(64, dtype=np.uint16)[None, :] * 1024).repeat(4, axis=0)  # 0 .. 64512
+    deep = Image.fromarray(ramp.astype(np.int32), "I").convert("I;16")
+    seen = np.asarray(open_image(encoded(deep), mode="L"), np.float32)
+    assert seen.shape == (4, 64) and np.allclose(seen[0], ramp[0].astype(np.float64) * 255 / 65535, atol=1)
+
+
 def test_transparency_is_composited_on_the_background_so_an_alpha_picture_is_seen(photos):
     grey = np.asarray(photos["bloom"].convert("L"), np.float32) / 255.0
     for rgb in ((0, 0, 0), (40, 90, 200)):
