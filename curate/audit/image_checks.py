@@ -5,10 +5,10 @@ the image could not be judged (it did not decode: the ``undecodable`` score is t
 ``score >= threshold``, the threshold a field of :class:`ImageCheckConfig`, so stored scores can be
 re-flagged under other thresholds without decoding anything again.
 
-Each image is decoded once (Pillow; EXIF orientation applied; large JPEGs decoded at a reduced DCT
-scale with ``draft``) into an RGB thumbnail of at most ``THUMB`` pixels a side; the original width
-and height come from the header (after orientation). The checks (see :mod:`curate.audit.image_features`
-for the measurements):
+Each image is decoded once (:mod:`curate.io.images`: EXIF orientation applied, transparency
+composited, large JPEGs decoded at a reduced DCT scale with ``draft``) into an RGB thumbnail of at
+most ``THUMB`` pixels a side; the original width and height come from the header (after orientation).
+The checks (see :mod:`curate.audit.image_features` for the measurements):
 
 - ``blurry``: the blur of the image's own edges, estimated as a Gaussian sigma ``b`` in thumbnail pixels,
   as ``b / (b + 1.6)``. The gradient energy ``E(s)`` on the image's strongest structures is measured after
@@ -42,18 +42,16 @@ for the measurements):
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from curate.audit.image_features import ImageFeatures
 from curate.audit.outlier import outlier_scores
+from curate.io.images import decode_image
 
 THUMB = 256  # thumbnail side the checks are calibrated on
 
@@ -89,51 +87,16 @@ INFORMATIONAL = frozenset({"grayscale"})  # reported, not a defect
 
 
 def decode_features(data: bytes, side: int = THUMB) -> ImageFeatures | None:
-    """Decode ``data`` once into the thumbnail the checks read; ``None`` when it does not decode."""
+    """Decode ``data`` once (:func:`curate.io.images.decode_image`: upright, transparency composited,
+    JPEGs drafted) into the thumbnail the checks read; ``None`` when it does not decode."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
-            orientation = _orientation(img)
-            width, height = img.size
-            if orientation in (5, 6, 7, 8):  # turned by 90 degrees
-                width, height = height, width
-            if img.format == "JPEG":
-                img.draft("RGB", (side, side))  # DCT-domain downscale: keeps both sides >= side
-            if orientation != 1:
-                with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
-                    img = ImageOps.exif_transpose(img)
-            img.load()
-            rgb = _to_rgb(img)
-            if max(rgb.size) > side:
-                rgb.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
-            return ImageFeatures(np.asarray(rgb), width, height)
-    except Exception:  # Pillow raises many types on broken input
+        decoded = decode_image(data, min_side=side)
+    except ValueError:
         return None
-
-
-def _orientation(img: Image.Image) -> int:
-    """The EXIF orientation tag (1: as stored); read once, since a PNG's EXIF read decodes the image."""
-    try:
-        return int(img.getexif().get(0x0112, 1))
-    except Exception:
-        return 1
-
-
-def _to_rgb(img: Image.Image) -> Image.Image:
-    """RGB of any mode: alpha composited on white, 16-bit and float greys scaled to 8 bits."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float32)
-        top = float(arr.max()) if arr.size else 0.0
-        scale = 255.0 / 65535.0 if top > 255 and img.mode != "F" else (255.0 / top if top > 255 else 1.0)
-        if img.mode == "F" and 0 < top <= 1.0:
-            scale = 255.0
-        return Image.fromarray(np.clip(arr * scale, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img.convert("RGB")
+    rgb = decoded.image
+    if max(rgb.size) > side:
+        rgb.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return ImageFeatures(np.asarray(rgb), decoded.width, decoded.height)
 
 
 def _scores_of(data: bytes | None) -> tuple[float, ...]:

@@ -20,6 +20,8 @@ COMMANDS = {
     "embed": ("curate.cli.embed", "Embed every ok sample into embeddings/<model-slug>/ (fp16, L2-normalised)."),
     "dedup": ("curate.cli.dedup",
               "Remove duplicates; writes decisions/dedup/<run-id>.parquet (one row per manifest id)."),
+    "explain": ("curate.cli.explain",
+                "Show each signal's score and bar for two ids, and what the latest dedup run decided."),
     "audit": ("curate.cli.audit",
               "Audit every item for wrong labels and junk (blurry, dark, too short, outliers, ...); removes nothing."),
     "prune": ("curate.cli.prune",

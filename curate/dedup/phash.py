@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from curate.embed.perceptual import PerceptualEmbedder
+from curate.io.images import visible
 
 __all__ = [
     "HASH_BITS",
@@ -75,9 +76,9 @@ _H01 = np.uint64(0x0101010101010101)
 
 
 def _grey(img: Image.Image) -> Image.Image:
-    """8-bit luma (BT.601), whatever the mode; transparency is dropped."""
-    if img.mode not in ("RGB", "L"):
-        img = img.convert("RGB")
+    """8-bit luma (BT.601), whatever the mode; transparency composited as a person sees it
+    (:func:`curate.io.images.visible`)."""
+    img = visible(img)
     return img.convert("L") if img.mode == "RGB" else img
 
 

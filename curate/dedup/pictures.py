@@ -1,14 +1,14 @@
 """Images by manifest row, decoded on demand, for ``fuzzy``/``near``: the decode cache.
 
 The hashing pass decodes each image once; verification decodes an image again to build its
-:class:`~curate.dedup.image_verify.ImageView` (about 330 KB; the last ``views`` are kept: pairs are
+:class:`~curate.dedup.image_verify.ImageView` (about 330 KB) and its
+:class:`~curate.dedup.featureless.Uniformity` (the last ``views`` are kept: pairs are
 verified in row order, so the first image of a run of pairs stays cached) and, for pairs that pass the
 coarse screen, to measure its copy floor (kept, a float).
 """
 
 from __future__ import annotations
 
-import io
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +17,12 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
+from curate.dedup.featureless import Uniformity, uniformity
 from curate.dedup.image_verify import ImageView, copy_floor, image_view
 from curate.dedup.phash import image_hash
 from curate.dedup.quality import image_sharpness
 from curate.embed.payloads import PayloadFetcher
+from curate.io.images import open_image
 
 
 class Pictures:
@@ -28,17 +30,17 @@ class Pictures:
 
     def __init__(self, manifest: pa.Table, bar: Callable[..., Any], max_side: int = 256, views: int = 2048) -> None:
         self.manifest, self.bar, self.max_side = manifest, bar, max_side
-        self.views: OrderedDict[int, ImageView | None] = OrderedDict()
+        self.views: OrderedDict[int, tuple[ImageView, Uniformity] | None] = OrderedDict()
         self.floors: dict[int, float] = {}
         self.limit = views
         self.fetcher = PayloadFetcher()
 
     def decode(self, row: int) -> Image.Image | None:
+        """A row's image as a person sees it (:func:`curate.io.images.open_image`: upright, transparency
+        composited, a JPEG decoded at a reduced scale), at most ``max_side`` a side; None when unreadable."""
         record = {name: self.manifest.column(name)[row].as_py() for name in self.manifest.column_names}
         try:
-            img = Image.open(io.BytesIO(self.fetcher.fetch(record)))
-            img.draft("RGB", (self.max_side, self.max_side))
-            img = img.convert("RGB")
+            img = open_image(self.fetcher.fetch(record), min_side=self.max_side)
             img.thumbnail((self.max_side, self.max_side))
             return img
         except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
@@ -46,15 +48,25 @@ class Pictures:
 
     def view(self, row: int) -> ImageView | None:
         """The view of a row's image (None when it cannot be decoded), cached."""
+        seen = self._seen(row)
+        return None if seen is None else seen[0]
+
+    def uniformity(self, row: int) -> Uniformity | None:
+        """The mean colour and spread of a row's image (None when it cannot be decoded), cached with its view:
+        :mod:`curate.dedup.featureless` decides the pairs of featureless images from them."""
+        seen = self._seen(row)
+        return None if seen is None else seen[1]
+
+    def _seen(self, row: int) -> tuple[ImageView, Uniformity] | None:
         if row in self.views:
             self.views.move_to_end(row)
             return self.views[row]
         img = self.decode(row)
-        view = None if img is None else image_view(img)
-        self.views[row] = view
+        seen = None if img is None else (image_view(img), uniformity(img))
+        self.views[row] = seen
         if len(self.views) > self.limit:
             self.views.popitem(last=False)
-        return view
+        return seen
 
     def floor(self, row: int) -> float:
         """The copy floor of a row's image (:func:`~curate.dedup.image_verify.copy_floor`), cached."""

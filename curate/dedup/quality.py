@@ -19,7 +19,6 @@ rows a caller names (e.g. the members of duplicate groups only) through a payloa
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,7 @@ def image_sharpness(manifest_rows: np.ndarray, manifest: pa.Table,
     ``fetch``: manifest row dict -> payload bytes (default ``PayloadFetcher().fetch``). Each row is
     fetched and decoded once, so call it for the few rows that need it (duplicate group members).
     """
-    from PIL import Image
+    from curate.io.images import open_image
 
     if fetch is None:
         from curate.embed.payloads import PayloadFetcher
@@ -73,9 +72,7 @@ def image_sharpness(manifest_rows: np.ndarray, manifest: pa.Table,
             data = fetch(row)
             if not isinstance(data, bytes | bytearray | memoryview):
                 continue
-            with Image.open(io.BytesIO(data)) as img:
-                img.draft("L", (2 * THUMBNAIL, 2 * THUMBNAIL))  # JPEG: decode at a reduced scale
-                out[m] = sharpness(img)
+            out[m] = sharpness(open_image(data, min_side=2 * THUMBNAIL, mode="L"))  # JPEG: at a reduced scale
         except Exception:  # an unreadable payload has an unknown sharpness; the dedup goes on
             continue
     return out

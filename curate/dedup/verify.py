@@ -9,7 +9,9 @@
 - images: perceptual similarity after flip / crop / rotation alignment and tone mapping >= the pair's
   bar, ``image_similarity`` raised for images whose every copy scores high
   (:mod:`curate.dedup.image_verify`). Pairs far below the lowest bar are screened out before any
-  copy floor is measured.
+  copy floor is measured. Images are decoded as a person sees them (:mod:`curate.io.images`); a pair
+  with a featureless image (a solid colour, a 1 x 1 image) passes only when both are near-uniform and
+  their mean colours match (:mod:`curate.dedup.featureless`); an undecodable image never passes.
 - identical bytes (the ``exact`` signal) always pass, at score 1.
 
 ``loose``: the bar an item two verified steps from its keeper must clear with the keeper itself,
@@ -26,6 +28,7 @@ import pyarrow as pa
 from rapidfuzz.distance import Levenshtein
 
 from curate.dedup.candidates import SIGNALS
+from curate.dedup.featureless import featureless_pair
 from curate.dedup.image_verify import SCREEN_MARGIN, coarse_similarity, copy_similarity, pair_bar
 from curate.dedup.minhash import jaccard_pairs, normalise
 from curate.dedup.pictures import Pictures
@@ -85,10 +88,14 @@ class Verifier:
         return self._swap_check
 
     def image_pair(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
-        """Copy similarity against the pair's calibrated bar (:mod:`curate.dedup.image_verify`)."""
+        """Copy similarity against the pair's calibrated bar (:mod:`curate.dedup.image_verify`); a pair with a
+        featureless image by colour instead (:mod:`curate.dedup.featureless`); an undecodable image never passes."""
         va, vb = self.pictures.view(a), self.pictures.view(b)
         if va is None or vb is None:
             return 0.0, False
+        flat = featureless_pair(self.pictures.uniformity(a), self.pictures.uniformity(b), loose)
+        if flat is not None:  # a featureless image: a copy only of one of its colour
+            return flat
         relax = (lambda bar: 2 * bar - 1) if loose else (lambda bar: bar)
         lowest = relax(self.config.image_similarity) - SCREEN_MARGIN
         coarse = coarse_similarity(va, vb, enough=lowest)

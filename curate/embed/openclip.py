@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import re
 import threading
@@ -32,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from curate.embed.base import Embedder, Runtime
 from curate.errors import CurateError
+from curate.io.images import open_image
 
 SPEC_FORMS = "openclip:<arch>/<pretrained>, openclip:<arch>@/path/to/checkpoint.pt, openclip:<arch>"
 _SPEC = re.compile(r"openclip:(?P<arch>[^/@\s]+)(?:/(?P<tag>[^/@\s]+)|@(?P<ckpt>\S.*))?")
@@ -84,14 +84,10 @@ def checkpoint_digest(path: Path) -> str:
 
 
 def decode_image(data: bytes) -> Image.Image:
-    """Bytes to an upright RGB PIL image; ``ValueError`` when they are not a readable image."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        return img.convert("RGB")
-    except Exception as exc:  # Pillow raises many types for broken input
-        raise ValueError(f"undecodable image ({type(exc).__name__}: {exc})") from exc
+    """Bytes to an upright RGB PIL image as a person sees it (:func:`curate.io.images.open_image`: EXIF
+    orientation applied, transparency composited), at full size; ``ValueError`` when they are not a
+    readable image."""
+    return open_image(data)
 
 
 class OpenClipEmbedder(Embedder):

@@ -37,16 +37,14 @@ tests/embed/test_perceptual_v2.py, the demo's planted copies in tests/embed/test
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from functools import cached_property
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from curate.embed.base import Embedder
+from curate.io.images import open_image
 
 VERSION = 2
 COLOUR_DIM = 18  # chroma layout block (see PerceptualEmbedder._colour)
@@ -73,27 +71,6 @@ def gauss_matrix(n: int, sigma: float) -> np.ndarray:
     d = (x[:, None] - x[None, :]) / sigma
     k = np.where(np.abs(d) <= 4.0, np.exp(-0.5 * d**2), 0.0)  # cut at 4 sigma: no float32 denormals
     return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def decode_rgb(data: bytes, min_side: int = 0) -> Image.Image:
-    """Decode image bytes to an upright RGB image, or raise ``ValueError``.
-
-    JPEGs are decoded at a reduced DCT scale when the result keeps at least ``min_side``
-    pixels on each side, which makes large photos cheap to thumbnail.
-    """
-    if not data:
-        raise ValueError("empty image payload")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            if min_side and img.format == "JPEG":
-                img.draft(None, (min_side, min_side))
-            with contextlib.suppress(Exception):  # a broken EXIF block must not lose a decodable image
-                img = ImageOps.exif_transpose(img)
-            return img.convert("RGB")
-    except Exception as exc:  # Pillow raises many types on broken input
-        raise ValueError(f"undecodable image ({type(exc).__name__}: {exc})") from exc
 
 
 class PerceptualEmbedder(Embedder):
@@ -174,7 +151,7 @@ class PerceptualEmbedder(Embedder):
     def prepare(self, kind: str, payload: bytes | str) -> torch.Tensor:
         if kind != "image" or not isinstance(payload, (bytes, bytearray, memoryview)):
             raise ValueError(f"perceptual embedder takes image bytes, not {kind} {type(payload).__name__}")
-        img = decode_rgb(bytes(payload), min_side=2 * self.thumb)
+        img = open_image(bytes(payload), min_side=2 * self.thumb)
         small = img.resize((self.thumb, self.thumb), Image.BOX)
         rgb = np.asarray(small, dtype=np.float32) * (1.0 / 255.0)
         return torch.from_numpy(self.features(rgb))

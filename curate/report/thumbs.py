@@ -33,14 +33,12 @@ class Preview:
 
 def thumbnail_uri(data: bytes, px: int = THUMB_PX) -> str:
     """A ``px``-bounded JPEG thumbnail of an encoded image, as a base64 data: URI."""
-    from PIL import Image
+    from curate.io.images import open_image
 
-    with Image.open(io.BytesIO(data)) as img:
-        img.draft("RGB", (px * 2, px * 2))  # JPEG: decode at a reduced scale
-        thumb = img.convert("RGB")
-        thumb.thumbnail((px, px))
-        buf = io.BytesIO()
-        thumb.save(buf, "JPEG", quality=80)
+    thumb = open_image(data, min_side=px * 2)  # as a person sees it; JPEG: decoded at a reduced scale
+    thumb.thumbnail((px, px))
+    buf = io.BytesIO()
+    thumb.save(buf, "JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
