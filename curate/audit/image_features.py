@@ -71,12 +71,15 @@ _RATIOS = np.log((_SIGMAS**2 + _S2) / (_SIGMAS**2 + _S0)) / np.log((_SIGMAS**2 +
 
 
 class ImageFeatures:
-    """The measurements of one decoded image: an RGB thumbnail ``rgb`` (h, w, 3) uint8 and the original size."""
+    """The measurements of one decoded image: an RGB thumbnail ``rgb`` (h, w, 3) uint8 and the original size;
+    ``luma``, when given, is the 8-bit grey thumbnail every tone and structure check reads (else from ``rgb``)."""
 
-    def __init__(self, rgb: np.ndarray, width: int, height: int) -> None:
+    def __init__(self, rgb: np.ndarray, width: int, height: int, luma: np.ndarray | None = None) -> None:
         self.rgb = rgb
         self.width = int(width)
         self.height = int(height)
+        if luma is not None:  # the grey thumbnail, when it was scaled apart from ``rgb`` (then only colour reads rgb)
+            self.__dict__["luma"] = np.ascontiguousarray(luma, dtype=np.uint8)
 
     # -- shared intermediates -------------------------------------------------------------------------------------
 
