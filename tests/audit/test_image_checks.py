@@ -194,7 +194,8 @@ def test_exif_orientation_and_reduced_jpeg_decode():
     data = _enc(img, "JPEG", quality=90, exif=exif)
     feats = decode_features(data)
     assert (feats.width, feats.height) == (400, 1600)
-    assert feats.rgb.shape[0] > feats.rgb.shape[1] and max(feats.rgb.shape[:2]) <= 256
+    assert feats.luma.shape[0] > feats.luma.shape[1] and max(feats.luma.shape) == 256  # the calibrated side
+    assert feats.rgb.shape[0] > feats.rgb.shape[1] and max(feats.rgb.shape[:2]) < 2 * 256  # box-reduced colour
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "1", "CMYK", "I;16"])
