@@ -10,10 +10,10 @@ before it counts (:mod:`curate.dedup.verify`).
 
 Grouping without chains (:func:`curate.dedup.groups.pair_decisions`): ``group`` is the connected
 component of verified pairs, but an item is removed only as the duplicate of a kept item it matches
-itself. Members are visited in ``--keep`` order (``quality`` by default: most pixels, least
-compressed, sharpest; the most complete, best spelled text); each becomes the duplicate of the first
-kept member it has a verified pair with, or of a removed member's keeper when it is close to that
-keeper too (the loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a
+itself. Members are visited in ``--keep`` order (``quality`` by default: the original first, found by
+comparing the members of the group with each other, :mod:`curate.dedup.compare`); each becomes the
+duplicate of the first kept member it has a verified pair with, or of a removed member's keeper when it
+is close to that keeper too (the loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a
 only when a and c are close. ``score`` and ``signal`` are those of the item's pair with its keeper
 (``signal`` is ``transitive`` for a pair checked on demand). Every verified pair is in
 ``<run-id>-pairs.parquet`` (``a``, ``b``, ``score``, ``signal``).
