@@ -3,16 +3,23 @@
 Each image is read once into a :class:`Look` (a few numbers and a 32 x 32 grey shape). For a pair
 ``(x, y)`` the vote adds, for x (negated for y):
 
-- **resolution** (weight 2): at least 15% more content pixels (pixels inside any uniform border),
-  so a thumbnail or a crop loses;
-- **border** (weight 2): at least 3% less of the area in a uniform border (letterbox, pillarbox, pad);
+- **resolution** (weight 2): at least 15% more pixels (inside the bars for a letterboxed one), so a
+  thumbnail or a crop loses;
+- **border** (weight 2): the letterboxed or pillarboxed one loses: it has bars (at least 3% more of the
+  area) and the other's frame has the shape of its content (aspect ratios within 5%), its own frame not;
 - **colour** (weight 2): colour over greyscale;
 - **compression** (weight 1): a higher JPEG quality (estimated from the quantisation table; lossless
-  formats count as 100), so a re-compressed copy loses;
-- **detail** (weight 1): at least 15% more contrast-normalised Laplacian energy at the largest scale
-  both share (a blurred or smoothed copy has less fine detail than its original);
-- **tones** (weight 1): fewer damaged tones (empty grey levels inside the tonal range, the comb a
-  brightness or contrast stretch leaves, plus clipped pixels), at least 5 points apart;
+  formats count as 100), at least 10 apart, so a re-compressed copy loses;
+
+and, between images of the same framing only (pixels within 15%), where what differs is the
+treatment of the same pixels:
+
+- **detail** (weight 1, 2 from 50% more; only at equal compression, as JPEG ringing is not detail):
+  at least 5% more contrast-normalised Laplacian energy (the median over 16 tiles, so an overlay is
+  not detail) at the largest scale both share: a blurred or smoothed copy has less;
+- **tones** (weight 1): the one without the comb a brightness or contrast stretch leaves: empty levels
+  inside the tonal range, at least 10 points more and twice as many (clipped pixels say nothing here:
+  a blur or a JPEG softens an original's own clipped strokes);
 - **consensus** (weight 2, groups of three or more): closer to the group's per-pixel median shape
   (32 x 32 grey, normalised for brightness and contrast, each member flipped to match the best-ranked
   one): a watermarked, overlaid or brightened copy is an outlier, the original is what copies agree on.
@@ -42,12 +49,16 @@ _LUMA50_MEAN = 57.625
 class Look:
     """What the votes read of one image."""
 
-    pixels: float  # content pixels at full size (width * height less the border)
-    border: float  # fraction of the area in a uniform border
+    pixels: float  # width * height at full size
+    content: float  # pixels inside the bars
+    border: float  # fraction of the area in letterbox / pillarbox bars
+    aspect: float  # width / height of the frame
+    content_aspect: float  # width / height inside the bars
     chroma: float  # mean spread between colour channels (0..255); ~0 for greyscale
     quality: float  # estimated JPEG quality, 100 for lossless formats
-    detail: dict[int, float]  # contrast-normalised Laplacian energy of the content at each scale it reaches
-    tones: float  # empty grey levels inside the tonal range (fraction) + clipped pixels (fraction)
+    detail: dict[int, float]  # contrast-normalised Laplacian energy of the frame at each scale it reaches
+    content_detail: dict[int, float]  # the same inside the bars
+    gaps: float  # share of empty levels between the 1st and 99th percentile (mean over channels)
     shape: np.ndarray  # SHAPE x SHAPE grey content, zero mean and unit deviation
 
 
@@ -62,9 +73,10 @@ def jpeg_quality(img: Image.Image) -> float:
 
 
 def content_box(grey: np.ndarray, tolerance: float = 4.0) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)`` of the content inside a uniform border: edge lines whose pixels
-    stay within ``tolerance`` grey levels of the edge's own colour are trimmed. A featureless image
-    keeps its whole box."""
+    """``(top, bottom, left, right)`` of the content inside a letterbox or pillarbox: bars on two
+    opposite sides (within 25% or 2 px of each other's width) whose lines stay within ``tolerance``
+    grey levels of the edge's own colour. A flat region on one side is content (sky, a black
+    background), not a border; a featureless image keeps its whole box."""
     h, w = grey.shape
 
     def run(lines: np.ndarray) -> int:  # leading lines of one uniform colour
@@ -72,10 +84,12 @@ def content_box(grey: np.ndarray, tolerance: float = 4.0) -> tuple[int, int, int
         flat = np.abs(lines - colour).max(axis=1) <= tolerance
         return len(flat) if flat.all() else int(np.argmin(flat))
 
-    top, bottom = run(grey), run(grey[::-1])
-    left, right = run(grey.T), run(grey.T[::-1])
-    if top + bottom >= h - 2 or left + right >= w - 2:
-        return 0, h, 0, w
+    def bars(first: int, second: int, side: int) -> tuple[int, int]:
+        paired = min(first, second) > 0 and abs(first - second) <= max(2, 0.25 * max(first, second))
+        return (first, second) if paired and first + second < side - 2 else (0, 0)
+
+    top, bottom = bars(run(grey), run(grey[::-1]), h)
+    left, right = bars(run(grey.T), run(grey.T[::-1]), w)
     return top, h - bottom, left, w - right
 
 
@@ -97,32 +111,37 @@ def look(data: bytes) -> Look:
     content, shade = rgb[top:bottom, left:right], grey[top:bottom, left:right]
     chroma = float((content.max(axis=2) - content.min(axis=2)).mean())
     fy, fx = full.shape[0] / grey.shape[0], full.shape[1] / grey.shape[1]
-    tones = _tone_damage(full[int(top * fy):int(np.ceil(bottom * fy)), int(left * fx):int(np.ceil(right * fx))])
-    return Look(pixels=float(width * height) * (1.0 - border), border=border, chroma=chroma, quality=quality,
-                detail=_detail(shade), tones=tones, shape=_shape(shade))
+    inside = full[int(top * fy):int(np.ceil(bottom * fy)), int(left * fx):int(np.ceil(right * fx))]
+    return Look(pixels=float(width * height), content=float(width * height) * (1.0 - border), border=border,
+                aspect=grey.shape[1] / grey.shape[0], content_aspect=(right - left) / (bottom - top), chroma=chroma,
+                quality=quality, detail=_detail(grey), content_detail=_detail(shade), gaps=_gaps(inside),
+                shape=_shape(shade))
 
 
-def _tone_damage(rgb: np.ndarray) -> float:
-    """Mean over channels of: the share of empty levels between the 1st and 99th percentile, plus the
-    share of pixels at 0 or 255."""
+def _gaps(rgb: np.ndarray) -> float:
+    """The share of empty levels between the 1st and 99th percentile, a mean over channels."""
     out = []
     for c in range(rgb.shape[2]):
         hist = np.bincount(rgb[..., c].ravel(), minlength=256)
-        cdf = np.cumsum(hist) / max(hist.sum(), 1)
+        cdf = np.cumsum(hist) / max(int(hist.sum()), 1)
         lo, hi = int(np.searchsorted(cdf, 0.01)), int(np.searchsorted(cdf, 0.99))
-        gaps = float((hist[lo:hi + 1] == 0).mean()) if hi > lo else 0.0
-        out.append(gaps + float(hist[0] + hist[255]) / max(hist.sum(), 1))
+        out.append(float((hist[lo:hi + 1] == 0).mean()) if hi > lo else 0.0)
     return float(np.mean(out))
 
 
-def _detail(grey: np.ndarray) -> dict[int, float]:
+def _detail(grey: np.ndarray, blocks: int = 4) -> dict[int, float]:
+    """Per scale s the content reaches: the median over ``blocks`` x ``blocks`` tiles of the RMS Laplacian,
+    over the grey deviation (a median, so an overlay on a few tiles does not count as detail)."""
     out = {}
     for s in SCALES:
         if min(grey.shape) < s:
             break
         a = np.asarray(Image.fromarray(grey).resize((s, s), Image.BILINEAR), dtype=np.float64)
         lap = a[:-2, 1:-1] + a[2:, 1:-1] + a[1:-1, :-2] + a[1:-1, 2:] - 4.0 * a[1:-1, 1:-1]
-        out[s] = float(lap.std() / (a.std() + 1.0))
+        side = (s - 2) // blocks
+        tiles = lap[:side * blocks, :side * blocks].reshape(blocks, side, blocks, side)
+        energy = np.sqrt((tiles ** 2).mean(axis=(1, 3)))
+        out[s] = float(np.median(energy) / (a.std() + 1.0))
     return out
 
 
@@ -133,19 +152,39 @@ def _shape(grey: np.ndarray) -> np.ndarray:
 
 def pair_vote(x: Look, y: Look) -> float:
     """The vote for x being the original of y (> 0) or y of x (< 0), without the consensus."""
-    def side(a: bool, b: bool) -> float:
-        return float(a) - float(b)
-
-    vote = RESOLUTION * side(x.pixels >= 1.15 * y.pixels, y.pixels >= 1.15 * x.pixels)
-    vote += BORDER * side(y.border - x.border >= 0.03, x.border - y.border >= 0.03)
-    vote += COLOUR * side(x.chroma >= COLOURED and y.chroma < GREY, y.chroma >= COLOURED and x.chroma < GREY)
-    vote += COMPRESSION * side(x.quality - y.quality >= 10, y.quality - x.quality >= 10)
-    shared = [s for s in SCALES if s in x.detail and s in y.detail]
-    if shared:
-        dx, dy = x.detail[shared[-1]], y.detail[shared[-1]]
-        vote += DETAIL * side(dx >= 1.15 * dy, dy >= 1.15 * dx)
-    vote += TONES * side(y.tones - x.tones >= 0.05, x.tones - y.tones >= 0.05)
+    boxed_x, boxed_y = _letterboxed(x, y), _letterboxed(y, x)
+    px, py = x.content if boxed_x else x.pixels, y.content if boxed_y else y.pixels
+    vote = RESOLUTION * _side(px >= 1.15 * py, py >= 1.15 * px)
+    vote += BORDER * _side(boxed_y, boxed_x)
+    vote += COLOUR * _side(x.chroma >= COLOURED and y.chroma < GREY, y.chroma >= COLOURED and x.chroma < GREY)
+    vote += COMPRESSION * _side(x.quality - y.quality >= 10, y.quality - x.quality >= 10)
+    if max(px, py) >= 1.15 * min(px, py):
+        return vote  # other framings: detail and tones of different content say nothing
+    detail_x = x.content_detail if boxed_x or boxed_y else x.detail
+    detail_y = y.content_detail if boxed_x or boxed_y else y.detail
+    shared = [s for s in SCALES if s in detail_x and s in detail_y]
+    if shared and abs(x.quality - y.quality) < 10:
+        dx, dy = detail_x[shared[-1]], detail_y[shared[-1]]
+        vote += DETAIL * (_side(dx >= 1.05 * dy, dy >= 1.05 * dx) + _side(dx >= 1.5 * dy, dy >= 1.5 * dx))
+    vote += TONES * _side(_combed(y, x), _combed(x, y))
     return vote
+
+
+def _combed(a: Look, b: Look) -> bool:
+    """a has the comb of empty levels that a brightness or contrast stretch leaves, b not."""
+    return a.gaps - b.gaps >= 0.10 and a.gaps >= 2 * b.gaps
+
+
+def _side(a: bool, b: bool) -> float:
+    return float(a) - float(b)
+
+
+def _letterboxed(a: Look, b: Look) -> bool:
+    """a is b with bars added: more of a's area is bars, b's frame has the shape of a's content, a's does not."""
+    def alike(p: float, q: float) -> bool:
+        return abs(np.log(p / q)) < np.log(1.05)
+
+    return a.border - b.border >= 0.03 and alike(a.content_aspect, b.aspect) and not alike(a.aspect, b.aspect)
 
 
 class ImageCopies:
