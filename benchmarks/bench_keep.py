@@ -148,6 +148,7 @@ def build_texts(split: str, root: Path, seed: int, originals: int) -> list[dict]
         for k, item in enumerate(items):
             item["id"] = f"t{k:05d}"
             f.write(json.dumps({"id": item["id"], "text": item["text"]}) + "\n")
+    (root / "records.json").write_text(json.dumps(items))
     return items
 
 

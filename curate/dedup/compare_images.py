@@ -14,12 +14,15 @@ Each image is read once into a :class:`Look` (a few numbers and a 32 x 32 grey s
 and, between images of the same framing only (pixels within 15%), where what differs is the
 treatment of the same pixels:
 
+- **tones** first when one shows a strong comb (15 points more empty levels, twice as many) and the
+  detail differs by less than 50%: see below;
 - **detail** (weight 1, 2 from 50% more; only at equal compression, as JPEG ringing is not detail):
-  at least 5% more contrast-normalised Laplacian energy (the median over 16 tiles, so an overlay is
+  at least 15% more contrast-normalised Laplacian energy (the median over 16 tiles, so an overlay is
   not detail) at the largest scale both share: a blurred or smoothed copy has less;
-- **tones** (weight 1): the one without the comb a brightness or contrast stretch leaves: empty levels
-  inside the tonal range, at least 10 points more and twice as many (clipped pixels say nothing here:
-  a blur or a JPEG softens an original's own clipped strokes);
+- else **tones** (weight 1): the one without the comb a brightness or contrast stretch leaves: empty
+  levels inside the tonal range, at least 8 points more and 1.3 times as many (clipped pixels say
+  nothing here: a blur or a JPEG softens an original's own clipped strokes);
+- else detail again (weight 1) from 5% more;
 - **consensus** (weight 2, groups of three or more): closer to the group's per-pixel median shape
   (32 x 32 grey, normalised for brightness and contrast, each member flipped to match the best-ranked
   one): a watermarked, overlaid or brightened copy is an outlier, the original is what copies agree on.
@@ -163,16 +166,22 @@ def pair_vote(x: Look, y: Look) -> float:
     detail_x = x.content_detail if boxed_x or boxed_y else x.detail
     detail_y = y.content_detail if boxed_x or boxed_y else y.detail
     shared = [s for s in SCALES if s in detail_x and s in detail_y]
-    if shared and abs(x.quality - y.quality) < 10:
-        dx, dy = detail_x[shared[-1]], detail_y[shared[-1]]
-        vote += DETAIL * (_side(dx >= 1.05 * dy, dy >= 1.05 * dx) + _side(dx >= 1.5 * dy, dy >= 1.5 * dx))
-    vote += TONES * _side(_combed(y, x), _combed(x, y))
-    return vote
+    dx, dy = (detail_x[shared[-1]], detail_y[shared[-1]]) if shared and abs(x.quality - y.quality) < 10 else (1, 1)
+    strong = _side(_combed(y, x, 0.15, 2.0), _combed(x, y, 0.15, 2.0))
+    if strong and max(dx, dy) < 1.5 * min(dx, dy):  # a stretch moves the detail measure (clipping), not 50%
+        return vote + TONES * strong
+    if max(dx, dy) >= 1.15 * min(dx, dy):  # clearly sharper: a blur also fills the gaps between levels
+        return vote + DETAIL * (_side(dx >= 1.15 * dy, dy >= 1.15 * dx) + _side(dx >= 1.5 * dy, dy >= 1.5 * dx))
+    tones = _side(_combed(y, x), _combed(x, y))
+    if tones:  # a stretch moves detail a little either way: the comb decides
+        return vote + TONES * tones
+    return vote + DETAIL * _side(dx >= 1.05 * dy, dy >= 1.05 * dx)
 
 
-def _combed(a: Look, b: Look) -> bool:
-    """a has the comb of empty levels that a brightness or contrast stretch leaves, b not."""
-    return a.gaps - b.gaps >= 0.10 and a.gaps >= 2 * b.gaps
+def _combed(a: Look, b: Look, more: float = 0.08, times: float = 1.3) -> bool:
+    """a has the comb of empty levels that a brightness or contrast stretch leaves, b not: ``more`` of the
+    levels empty, and ``times`` as many."""
+    return a.gaps - b.gaps >= more and a.gaps >= times * b.gaps
 
 
 def _side(a: bool, b: bool) -> float:

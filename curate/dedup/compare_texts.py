@@ -13,9 +13,11 @@ separators) and aligned word by word (Levenshtein opcodes). For a pair ``(x, y)`
   and a copy with words appended that no other member holds beats its original only by this);
 - **markup** (weight 1): the text with fewer tags and entities wins;
 - **consensus** (weight 2, groups of three or more): the text with fewer substituted words in total
-  against the compared members (the medoid: independently damaged copies each differ from the original
-  by their own damage, and from each other by both). Inserted and deleted words do not count here: of
-  several truncations of one text the middle one is the medoid, not the original.
+  against the compared members, as a share of the aligned words, by at least 2 points per member (the
+  medoid: independently damaged copies each differ from the original by their own damage, and from
+  each other by both). Inserted and deleted words do not count here: of several truncations of one
+  text the middle one would be the medoid, and a truncated copy is not closer to the others for the
+  damaged words it lost.
 
 A text equal to the other in words (an all-caps copy, a copy without punctuation) gets no vote: the
 cheap key order decides (fewer capitals, longer). Document frequencies are counted over the corpus
@@ -33,7 +35,8 @@ from rapidfuzz.distance import Levenshtein
 from curate.dedup import quality
 
 MARKUP = r"<[^<>]{1,200}>|&#?[A-Za-z0-9]{1,10};"  # an HTML/XML tag or entity
-SEPARATORS = r"[\s\p{P}\p{S}]+"  # whitespace, punctuation and symbols split words
+NOT_WORDS = MARKUP + r"|[\p{P}\p{S}]+"  # markup, punctuation and symbols: word separators, like whitespace
+MEDOID_MARGIN = 0.02  # substituted share per other member two texts' totals must differ by to count
 MAX_WORDS = 5000  # words of a text that are aligned (the rest only counts in the cheap key order)
 SPELLING, SUPPORTED, UNSUPPORTED, MARKUP_WEIGHT, CONSENSUS = 2.0, 2.0, 1.0, 1.0, 2.0
 
@@ -43,8 +46,8 @@ def words(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
     (empty strings dropped; null for a null text)."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
-    plain = pc.utf8_lower(pc.replace_substring_regex(texts, MARKUP, " "))
-    split = pc.split_pattern_regex(plain, SEPARATORS)
+    plain = pc.utf8_lower(pc.replace_substring_regex(texts, NOT_WORDS, " "))
+    split = pc.utf8_split_whitespace(plain)  # several times faster than splitting at a pattern
     flat = pc.list_flatten(split)
     keep = pc.greater(pc.utf8_length(flat), 0)
     parent = pc.list_parent_indices(split)
@@ -65,7 +68,8 @@ def document_frequency(corpus: pa.Array | pa.ChunkedArray, vocabulary: list[str]
         sample = np.sort(np.random.default_rng(seed).choice(n, quality.VOCABULARY_TEXTS, replace=False))
         corpus = corpus.take(pa.array(sample))
     for lo in range(0, len(corpus), quality.CHUNK_TEXTS):
-        split = words(corpus.slice(lo, quality.CHUNK_TEXTS))
+        part = corpus.slice(lo, quality.CHUNK_TEXTS)  # as in words(); the empty strings match no word
+        split = pc.utf8_split_whitespace(pc.utf8_lower(pc.replace_substring_regex(part, NOT_WORDS, " ")))
         code = pc.index_in(pc.list_flatten(split), value_set=value_set)
         parent = np.asarray(pc.list_parent_indices(split), dtype=np.int64)
         found = np.asarray(code.is_valid(), dtype=bool)
@@ -109,7 +113,7 @@ class TextCopies:
         if k >= 3:
             total = substituted.sum(axis=1)
             gap = total[None, :] - total[:, None]  # > 0: the row has fewer substitutions than the column
-            out += CONSENSUS * np.sign(gap) * (np.abs(gap) > 1e-9)
+            out += CONSENSUS * np.sign(gap) * (np.abs(gap) >= MEDOID_MARGIN * (k - 1))
         readable = np.array([self.words[int(r)] is not None for r in rows])
         out[readable[:, None] & ~readable[None, :]] = 100.0  # an unreadable text loses to every readable one
         out[~readable[:, None] & readable[None, :]] = -100.0
@@ -117,7 +121,8 @@ class TextCopies:
 
     def pair(self, x: int, y: int, holders: dict[str, int] | None = None) -> tuple[float, float]:
         """``(vote, substituted)`` for rows x and y: the vote is > 0 when x is the original of y;
-        ``substituted`` is the share of aligned words that differ (over the longer text's word count).
+        ``substituted`` is the share of aligned words (equal or substituted, not inserted or deleted)
+        that differ: a truncated copy is not closer to the others for the words it lost.
         ``holders``: word -> compared texts holding it; a word only one of x and y holds is *supported*
         when a third compared text holds it too."""
         wx, wy = self.words[x], self.words[y]
@@ -126,12 +131,15 @@ class TextCopies:
         holders = holders or {}
         sx, sy = set(wx), set(wy)
         content = np.zeros(2)  # (supported, unsupported) words x holds and y lacks, less the converse
-        edits = spelling = 0
+        edits = spelling = aligned = 0
         for op in Levenshtein.opcodes(wx, wy):
             if op.tag == "replace":
                 for a, b in zip(wx[op.src_start:op.src_end], wy[op.dest_start:op.dest_end]):
                     spelling += int(np.sign(self.frequency.get(a, 0) - self.frequency.get(b, 0)))
                 edits += op.src_end - op.src_start
+                aligned += op.src_end - op.src_start
+            elif op.tag == "equal":
+                aligned += op.src_end - op.src_start
             elif op.tag in ("delete", "insert"):
                 sign, extra = (1, wx[op.src_start:op.src_end]) if op.tag == "delete" else \
                     (-1, wy[op.dest_start:op.dest_end])
@@ -140,4 +148,4 @@ class TextCopies:
                     content[0 if supported else 1] += sign
         vote = SPELLING * np.sign(spelling) + SUPPORTED * np.sign(content[0]) + UNSUPPORTED * np.sign(content[1])
         vote += MARKUP_WEIGHT * np.sign(self.markup[y] - self.markup[x])
-        return float(vote), edits / max(len(wx), len(wy), 1)
+        return float(vote), edits / max(aligned, 1)
