@@ -139,7 +139,8 @@ def build_texts(split: str, root: Path, seed: int, originals: int) -> list[dict]
     items = []
     for g, text in enumerate(paragraphs[:originals]):
         items.append({"group": g, "kind": "original", "text": text})
-        items += [{"group": g, "kind": k, "text": make(text, rng)} for k, make in TEXT_COPIES.items()]
+        copies = {k: make(text, rng) for k, make in TEXT_COPIES.items()}
+        items += [{"group": g, "kind": k, "text": t, "same": t == text} for k, t in copies.items()]
     items += [{"group": -1 - j, "kind": "other", "text": t} for j, t in enumerate(paragraphs[originals:])]
     rng.shuffle(items)
     shutil.rmtree(root, ignore_errors=True)
@@ -162,7 +163,7 @@ def ranking_shares(c, items: list[dict], kinds: tuple[str, ...]) -> dict[str, tu
     for item in items:
         if item["group"] >= 0:
             by_group.setdefault(item["group"], {})[item["kind"]] = row[item["id"]]
-            if item.get("same"):  # the copy is the original's own pixels (grey of a grey photo): either is right
+            if item.get("same"):  # the original's own pixels or text (grey of a grey photo): either is right
                 by_group[item["group"]].setdefault("same", []).append(item["kind"])
     same = {m["original"]: {m["original"], *(m[k] for k in m.get("same", ()))} for m in by_group.values()}
     out = {}
