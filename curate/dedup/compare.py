@@ -119,6 +119,6 @@ def compare_copies(manifest: pa.Table, ranks: np.ndarray, a: np.ndarray, b: np.n
         judges["image"] = ImageCopies(manifest, fetch)
     for members, compared, kind in chosen:
         best_first = compared[copeland_order(judges[kind].votes(compared))]
-        rest = members[~np.isin(members, compared)]
+        rest = members[~np.isin(members, compared)] if len(members) > len(compared) else members[:0]
         ranks[np.concatenate([best_first, rest])] = np.sort(ranks[members])
     return ranks

@@ -73,8 +73,9 @@ def document_frequency(corpus: pa.Array | pa.ChunkedArray, vocabulary: list[str]
         code = pc.index_in(pc.list_flatten(split), value_set=value_set)
         parent = np.asarray(pc.list_parent_indices(split), dtype=np.int64)
         found = np.asarray(code.is_valid(), dtype=bool)
-        pairs = np.unique(parent[found] * len(vocabulary) + np.asarray(code.drop_null(), dtype=np.int64))
-        counts += np.bincount(pairs % len(vocabulary), minlength=len(vocabulary))
+        pairs = np.sort(parent[found] * len(vocabulary) + np.asarray(code.drop_null(), dtype=np.int64))
+        first = np.r_[True, pairs[1:] != pairs[:-1]] if len(pairs) else np.zeros(0, dtype=bool)
+        counts += np.bincount(pairs[first] % len(vocabulary), minlength=len(vocabulary))  # (text, word) once
     return counts
 
 
@@ -86,11 +87,11 @@ class TextCopies:
         rows = np.unique(np.asarray(rows, dtype=np.int64))
         column = manifest.column("text")
         texts = column.take(pa.array(rows))
-        split = words(texts).to_pylist()
-        self.words = {int(r): (w or [])[:MAX_WORDS] if w is not None else None for r, w in zip(rows, split)}
+        split = words(texts)
+        self.words = {r: w[:MAX_WORDS] if w is not None else None for r, w in zip(rows.tolist(), split.to_pylist())}
         marks = pc.count_substring_regex(texts, MARKUP).fill_null(0)
         self.markup = dict(zip(rows.tolist(), np.asarray(marks, dtype=np.int64).tolist()))
-        vocabulary = sorted({w for ws in self.words.values() if ws for w in ws})
+        vocabulary = sorted(pc.unique(pc.list_flatten(split)).to_pylist())
         kinds = manifest.column("kind")
         corpus = column.filter(pc.fill_null(pc.equal(kinds, "text"), False))
         frequency = document_frequency(corpus, vocabulary, seed) if vocabulary else np.zeros(0)
@@ -101,9 +102,9 @@ class TextCopies:
         k = len(rows)
         out = np.zeros((k, k))
         substituted = np.zeros((k, k))
-        holders: dict[str, int] = {}  # compared texts holding each word
-        for r in rows:
-            for w in set(self.words[int(r)] or ()):
+        holders: dict[str, int] = {}  # compared texts holding each word (none is a third one in a pair)
+        for r in rows.tolist() if k >= 3 else ():
+            for w in set(self.words[r] or ()):
                 holders[w] = holders.get(w, 0) + 1
         for i in range(k):
             for j in range(i + 1, k):
@@ -114,9 +115,10 @@ class TextCopies:
             total = substituted.sum(axis=1)
             gap = total[None, :] - total[:, None]  # > 0: the row has fewer substitutions than the column
             out += CONSENSUS * np.sign(gap) * (np.abs(gap) >= MEDOID_MARGIN * (k - 1))
-        readable = np.array([self.words[int(r)] is not None for r in rows])
-        out[readable[:, None] & ~readable[None, :]] = 100.0  # an unreadable text loses to every readable one
-        out[~readable[:, None] & readable[None, :]] = -100.0
+        readable = np.array([self.words[r] is not None for r in rows.tolist()])
+        if not readable.all():
+            out[readable[:, None] & ~readable[None, :]] = 100.0  # an unreadable text loses to every readable one
+            out[~readable[:, None] & readable[None, :]] = -100.0
         return out
 
     def pair(self, x: int, y: int, holders: dict[str, int] | None = None) -> tuple[float, float]:
