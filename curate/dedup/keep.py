@@ -10,10 +10,13 @@ one rule holds everywhere:
 - ``random``: a seeded random order;
 - ``column:NAME[:asc|desc]``: by a manifest column (``desc``, the default, keeps the largest
   first, e.g. ``column:width``); nulls last;
-- ``quality`` (the default of semantic and knn dedup): the best copy (``quality.py``): images
-  with the most pixels, then the most bytes per pixel (least compressed), then the sharpest
-  when a ``sharpness`` array is given; texts with the longest whitespace-normalised text,
-  then the most distinct words. Kinds are ranked within themselves.
+- ``quality`` (the default of every dedup method but exact): the best copy by a key order
+  (``quality.py``): images with the most pixels, then the most bytes per pixel (least compressed),
+  then the sharpest when a ``sharpness`` array is given; texts with the longest
+  whitespace-normalised text, then the fewest words no other text writes, then the most distinct
+  words, then the fewest capitals. Kinds are ranked within themselves. ``near`` and ``fuzzy``
+  then reorder each group of verified pairs by comparing its members with each other
+  (``compare.py``: the original, the member the others were derived from, comes first).
 
 Ties fall back to manifest order, so ranks are deterministic.
 """

@@ -10,10 +10,10 @@ before it counts (:mod:`curate.dedup.verify`).
 
 Grouping without chains (:func:`curate.dedup.groups.pair_decisions`): ``group`` is the connected
 component of verified pairs, but an item is removed only as the duplicate of a kept item it matches
-itself. Members are visited in ``--keep`` order (``quality`` by default: most pixels, least
-compressed, sharpest; the most complete, best spelled text); each becomes the duplicate of the first
-kept member it has a verified pair with, or of a removed member's keeper when it is close to that
-keeper too (the loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a
+itself. Members are visited in ``--keep`` order (``quality`` by default: the original first, found by
+comparing the members of the group with each other, :mod:`curate.dedup.compare`); each becomes the
+duplicate of the first kept member it has a verified pair with, or of a removed member's keeper when it
+is close to that keeper too (the loose bar ``2 * bar - 1``, checked on demand), or is kept. So a~b~c removes c for a
 only when a and c are close. ``score`` and ``signal`` are those of the item's pair with its keeper
 (``signal`` is ``transitive`` for a pair checked on demand). Every verified pair is in
 ``<run-id>-pairs.parquet`` (``a``, ``b``, ``score``, ``signal``).
@@ -38,6 +38,7 @@ from curate.dedup.candidates import (
     propose,
     semantic_candidates,
 )
+from curate.dedup.compare import CompareConfig, compare_copies
 from curate.dedup.groups import pair_decisions
 from curate.dedup.keep import parse_policy, priority_ranks
 from curate.dedup.minhash import check_lsh
@@ -176,7 +177,7 @@ class NearDedup(Stage):
         verifier = Verifier(kinds, text_values, pictures, config, edit=method == "near")
         pairs = verify(found, verifier)
         ctx.lap("verify")
-        table = pair_decisions(manifest, ok, _ranks(manifest, ok, config, pairs, pictures), pairs,
+        table = pair_decisions(manifest, ok, _ranks(manifest, ok, config, pairs), pairs,
                                lambda keeper, item: verifier.score(keeper, item, loose=True))
         ctx.lap("decide")
         facts = {"method": method, "model": store.slug if store is not None else None,
@@ -186,11 +187,11 @@ class NearDedup(Stage):
         return Output(table, facts, {"pairs": pairs.table(manifest.column("id"))})
 
 
-def _ranks(manifest: pa.Table, ok: np.ndarray, config: NearConfig, pairs: Pairs, pictures: Pictures) -> np.ndarray:
-    """Keep priority of every row; ``quality`` measures the sharpness of the images in verified pairs."""
+def _ranks(manifest: pa.Table, ok: np.ndarray, config: NearConfig, pairs: Pairs) -> np.ndarray:
+    """Keep priority of every row; ``quality`` then reorders each group of verified pairs by comparing its
+    members with each other (:mod:`curate.dedup.compare`: the original first)."""
     rows = np.arange(manifest.num_rows)
-    sharpness = None
+    ranks = priority_ranks(config.keep, np.zeros(len(rows)), rows, manifest, config.seed)
     if config.keep == "quality" and len(pairs.a):
-        sharpness = pictures.sharpness(np.unique(np.concatenate([pairs.a, pairs.b])))
-    ranks = priority_ranks(config.keep, np.zeros(len(rows)), rows, manifest, config.seed, sharpness=sharpness)
+        ranks = compare_copies(manifest, ranks, pairs.a, pairs.b, config=CompareConfig(seed=config.seed))
     return np.where(ok, ranks, np.iinfo(np.int64).max)

@@ -1,4 +1,8 @@
-"""The ``quality`` keep policy: in each duplicate group the best copy survives.
+"""The ``quality`` keep policy's key order: in each duplicate group the best copy survives.
+
+The keys rank every item on its own, cheaply (``semantic`` and ``knn`` keep by them). ``near`` and
+``fuzzy`` go further: :mod:`curate.dedup.compare` reorders the members of each group by comparing
+them with each other (a longer OCR copy or a letterboxed image ranks high here, not there).
 
 Per kind, best first (smaller key = better; ties fall to the next key, then manifest order):
 
