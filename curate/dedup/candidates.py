@@ -4,7 +4,10 @@ then verified (:mod:`curate.dedup.verify`).
 - ``exact``: every row paired with the first row of the same bytes;
 - ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`);
 - ``phash``: images whose perceptual hashes differ in at most ``hamming`` bits, each image's
-  ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`);
+  ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`); and, for re-framed copies, images
+  whose hash (or border-trimmed hash) is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
+  hash or of a hash of one of its windows (an off-centre crop, a letterbox), each image's
+  ``MAX_WINDOW_CANDIDATES`` nearest of those;
 - ``semantic``: each item's ``knn`` nearest neighbours in an embedding store with cosine >=
   ``candidate_threshold``.
 
@@ -23,6 +26,8 @@ from curate.index.ann import build_index, search
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
 MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
+MAX_WINDOW_CANDIDATES = 4  # and re-framed candidates (trimmed and window hashes) per image
+WINDOW_HAMMING = 10  # bits a hash and a trimmed or window hash may differ in
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -60,15 +65,56 @@ def minhash_candidates(text_values: list, rows: np.ndarray, config, workers: int
     return rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)
 
 
+def image_hashes(pictures: Pictures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's perceptual hash, its :func:`~curate.dedup.phash.window_hashes` ([n, 6]) and whether
+    it could be decoded; one decode per image."""
+    hashes = np.zeros(len(rows), dtype=np.uint64)
+    windows = np.zeros((len(rows), 1 + len(phash.WINDOW_PLACES)), dtype=np.uint64)
+    have = np.zeros(len(rows), dtype=bool)
+    for k, r in enumerate(pictures.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
+        img = pictures.decode(r)
+        if img is not None:
+            hashes[k], windows[k], have[k] = np.uint64(phash.image_hash(img)), phash.window_hashes(img), True
+    return hashes, windows, have
+
+
 def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray:
-    """Pairs of ``rows`` (images) within ``hamming`` bits, each image's nearest few only."""
-    hashes, have = pictures.hashes(rows)
-    usable, hashes = rows[have], hashes[have]
+    """Pairs of ``rows`` (images) within ``hamming`` bits, each image's nearest few only, and the
+    re-framed pairs of :func:`window_pairs`."""
+    hashes, windows, have = image_hashes(pictures, rows)
+    usable, hashes, windows = rows[have], hashes[have], windows[have]
+    out = [usable[window_pairs(hashes, windows, min(config.hamming, WINDOW_HAMMING))]]
     local = phash.candidate_pairs(hashes, config.hamming)
+    if len(local):
+        distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
+        out.append(usable[nearest_per_item(local, distance, MAX_IMAGE_CANDIDATES)])
+    return np.concatenate(out)
+
+
+def window_pairs(hashes: np.ndarray, windows: np.ndarray, max_distance: int) -> np.ndarray:
+    """Pairs of items (``[m, 2]`` indices, a < b) where a whole-image hash of one (plain or border-trimmed)
+    is within ``max_distance`` bits of the other's border-trimmed hash or of one of its window hashes,
+    each item's ``MAX_WINDOW_CANDIDATES`` nearest. Every hash goes into one banded search
+    (:func:`~curate.dedup.phash.candidate_pairs`): no n x n step."""
+    n, per = windows.shape
+    every = np.concatenate([hashes, windows.ravel()])
+    owner = np.concatenate([np.arange(n), np.repeat(np.arange(n), per)])
+    whole = np.concatenate([np.ones(n, dtype=bool), np.tile(np.arange(per) == 0, n)])  # plain or trimmed
+    local = phash.candidate_pairs(every, max_distance)
     if not len(local):
         return np.empty((0, 2), dtype=np.int64)
-    distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
-    return usable[nearest_per_item(local, distance, MAX_IMAGE_CANDIDATES)]
+    i, j = local[:, 0], local[:, 1]
+    keep = (owner[i] != owner[j]) & (whole[i] | whole[j])
+    i, j = i[keep], j[keep]
+    if not len(i):
+        return np.empty((0, 2), dtype=np.int64)
+    a, b = np.minimum(owner[i], owner[j]), np.maximum(owner[i], owner[j])
+    distance = phash.popcount(every[i] ^ every[j])
+    order = np.lexsort((distance, b, a))  # the nearest hash pair of each item pair first
+    a, b, distance = a[order], b[order], distance[order]
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    pairs = np.stack([a[first], b[first]], axis=1)
+    return nearest_per_item(pairs, distance[first], MAX_WINDOW_CANDIDATES)
 
 
 def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndarray:

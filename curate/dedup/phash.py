@@ -51,6 +51,7 @@ __all__ = [
     "image_hash",
     "image_hashes",
     "popcount",
+    "window_hashes",
 ]
 
 HASH_BITS = 64
@@ -128,6 +129,26 @@ def image_hash(img: Image.Image) -> int:
     """
     bits = _hash_bits(img)
     return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
+
+
+WINDOW_SIDE = 0.8  # window_hashes: the side of each window, as a share of the image's
+WINDOW_PLACES = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # centre, then the four corners
+
+
+def window_hashes(img: Image.Image) -> np.ndarray:
+    """``uint64[1 + len(WINDOW_PLACES)]``: the :func:`image_hash` of the border-trimmed image, then of
+    windows of it (``WINDOW_SIDE`` of each side; the centre and the four corners). A letterboxed copy
+    hashes like its original once trimmed, and an off-centre crop like the window it was cut near."""
+    from curate.dedup.borders import trim_borders
+
+    img = trim_borders(img)
+    w, h = img.size
+    cw, ch = max(1, round(w * WINDOW_SIDE)), max(1, round(h * WINDOW_SIDE))
+    out = [image_hash(img)]
+    for fx, fy in WINDOW_PLACES:
+        x, y = round((w - cw) * fx), round((h - ch) * fy)
+        out.append(image_hash(img.crop((x, y, x + cw, y + ch))))
+    return np.array(out, dtype=np.uint64)
 
 
 def image_hashes(images: Iterable[Image.Image]) -> np.ndarray:
