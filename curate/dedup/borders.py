@@ -20,9 +20,16 @@ MIN_CONTENT = 0.25  # never trim a side to less than this share of the image (fe
 
 
 def _uniform_depth(lines: np.ndarray) -> int:
-    """How many leading lines of ``lines`` ([n, length, channels], outermost first) are border."""
+    """How many leading lines of ``lines`` ([n, length, channels], outermost first) are border. The
+    outermost line is checked alone first: most images have no border, and then nothing more is read."""
     ref = np.median(lines[0], axis=0)
-    close = np.all(np.abs(lines - ref) <= TOLERANCE, axis=2).mean(axis=1) >= UNIFORM_SHARE
+
+    def uniform(block: np.ndarray) -> np.ndarray:
+        return np.all(np.abs(block - ref) <= TOLERANCE, axis=2).mean(axis=1) >= UNIFORM_SHARE
+
+    if not uniform(lines[:1])[0]:
+        return 0
+    close = uniform(lines)
     return int(np.argmin(close)) if not close.all() else len(close)
 
 

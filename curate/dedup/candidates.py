@@ -5,8 +5,9 @@ then verified (:mod:`curate.dedup.verify`).
 - ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`);
 - ``phash``: images whose perceptual hashes differ in at most ``hamming`` bits, each image's
   ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`); and, for re-framed copies, images
-  whose hash (or border-trimmed hash) is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
-  hash or of a hash of one of its windows (an off-centre crop, a letterbox), each image's
+  whose border-trimmed hash is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
+  hash or of a hash of one of its windows (an off-centre crop, a letterbox; plain DCT hashes,
+  :func:`~curate.dedup.phash.window_hashes`), each image's
   ``MAX_WINDOW_CANDIDATES`` nearest of those;
 - ``semantic``: each item's ``knn`` nearest neighbours in an embedding store with cosine >=
   ``candidate_threshold``.
@@ -27,7 +28,7 @@ from curate.index.ann import build_index, search
 SIGNALS = ("exact", "minhash", "phash", "semantic")
 MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
 MAX_WINDOW_CANDIDATES = 4  # and re-framed candidates (trimmed and window hashes) per image
-WINDOW_HAMMING = 10  # bits a hash and a trimmed or window hash may differ in
+WINDOW_HAMMING = 12  # bits a trimmed hash and a trimmed or window hash may differ in (unrelated: 18 or more)
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -66,10 +67,10 @@ def minhash_candidates(text_values: list, rows: np.ndarray, config, workers: int
 
 
 def image_hashes(pictures: Pictures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's perceptual hash, its :func:`~curate.dedup.phash.window_hashes` ([n, 6]) and whether
+    """Each row's perceptual hash, its :func:`~curate.dedup.phash.window_hashes` ([n, 37]) and whether
     it could be decoded; one decode per image."""
     hashes = np.zeros(len(rows), dtype=np.uint64)
-    windows = np.zeros((len(rows), 1 + len(phash.WINDOW_PLACES)), dtype=np.uint64)
+    windows = np.zeros((len(rows), 1 + len(phash.WINDOW_SIDES) * len(phash.WINDOW_PLACES) ** 2), dtype=np.uint64)
     have = np.zeros(len(rows), dtype=bool)
     for k, r in enumerate(pictures.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
         img = pictures.decode(r)
@@ -83,7 +84,9 @@ def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray
     re-framed pairs of :func:`window_pairs`."""
     hashes, windows, have = image_hashes(pictures, rows)
     usable, hashes, windows = rows[have], hashes[have], windows[have]
-    out = [usable[window_pairs(hashes, windows, min(config.hamming, WINDOW_HAMMING))]]
+    if len(usable) < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    out = [usable[window_pairs(windows, min(config.hamming, WINDOW_HAMMING))]]
     local = phash.candidate_pairs(hashes, config.hamming)
     if len(local):
         distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
@@ -91,15 +94,15 @@ def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray
     return np.concatenate(out)
 
 
-def window_pairs(hashes: np.ndarray, windows: np.ndarray, max_distance: int) -> np.ndarray:
-    """Pairs of items (``[m, 2]`` indices, a < b) where a whole-image hash of one (plain or border-trimmed)
-    is within ``max_distance`` bits of the other's border-trimmed hash or of one of its window hashes,
-    each item's ``MAX_WINDOW_CANDIDATES`` nearest. Every hash goes into one banded search
+def window_pairs(windows: np.ndarray, max_distance: int) -> np.ndarray:
+    """Pairs of items (``[m, 2]`` indices, a < b) where the border-trimmed hash of one (``windows[:, 0]``)
+    is within ``max_distance`` bits of the other's or of one of its window hashes, each item's
+    ``MAX_WINDOW_CANDIDATES`` nearest. Every hash goes into one banded search
     (:func:`~curate.dedup.phash.candidate_pairs`): no n x n step."""
     n, per = windows.shape
-    every = np.concatenate([hashes, windows.ravel()])
-    owner = np.concatenate([np.arange(n), np.repeat(np.arange(n), per)])
-    whole = np.concatenate([np.ones(n, dtype=bool), np.tile(np.arange(per) == 0, n)])  # plain or trimmed
+    every = windows.ravel()
+    owner = np.repeat(np.arange(n), per)
+    whole = np.tile(np.arange(per) == 0, n)  # the trimmed image's hash
     local = phash.candidate_pairs(every, max_distance)
     if not len(local):
         return np.empty((0, 2), dtype=np.int64)

@@ -15,11 +15,12 @@ it. For those pairs:
 4. The container is warped into the frame of the contained image and the two are compared there,
    band-passed at the contained image's own resolution (text stays legible), in a ``cells`` x
    ``cells`` grid: the score is the pooled correlation of all cells but the worst ``overlay_share``
-   (a watermark, caption or logo), and 0 when more than that share of the cells changed. Renders
-   of one template (the same layout, other text or icons) differ over more than that share; other
+   (a watermark, caption or logo), and 0 when more than that share of the cells changed. Renders of
+   one template (the same layout, other text or icons) mostly differ over more than that; other
    scans of one digit hold few keypoints and differ a little everywhere, and the caller compares the
-   score with the pair's calibrated bar (:mod:`curate.dedup.image_verify`). A template whose renders
-   differ in less than ``overlay_share`` of the area cannot be told from an overlaid copy.
+   score with the pair's calibrated bar (:mod:`curate.dedup.image_verify`). Renders that differ in
+   under ``overlay_share`` of the area (a swapped icon, a short title and a few short lines) cannot be
+   told from an overlaid copy: they match.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from curate.dedup.phash import _blur, band_pass
 
 __all__ = ["ConsensusConfig", "Keypoints", "consensus_similarity", "keypoints"]
 
+ECC_MAX_SHIFT = 4.0  # pixels: a refinement that moves a corner further than this is not trusted
 FINE = (0.7, 2.0)  # the fine band (Gaussian sigmas, native pixels) that decides which cells changed
 
 
@@ -51,7 +53,8 @@ class ConsensusConfig:
     min_cover: float = 0.9  # share of the contained image's frame that must lie inside the other
     cells: int = 16  # the comparison grid (cells of at least 4 pixels)
     overlay_share: float = 0.15  # the worst cells left out of the score (overlays up to 10% of the area)
-    changed: float = 0.5  # a cell correlating below this is changed; more than overlay_share changed: no copy
+    changed: float = 0.5  # a cell whose squared difference (fine band) is above this times the mean cell's
+    # detail is changed; more than overlay_share changed: no copy
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,25 @@ def _cover(m: np.ndarray, inner: tuple[int, int], outer: tuple[int, int], sample
     return float(np.mean((px >= 0) & (px <= outer[1]) & (py >= 0) & (py <= outer[0])))
 
 
-def _warped_into(container: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _refined(contained: np.ndarray, container: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``m`` refined to sub-pixel accuracy by intensity alignment (ECC): keypoint positions are
+    quantised by ORB's pyramid, and a pixel off blurs the fine detail the cell check compares. The
+    fit is kept as it is when ECC does not converge or moves it by more than ``ECC_MAX_SHIFT`` pixels."""
+    warp = m.astype(np.float32).copy()
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 40, 1e-4)
+    try:
+        _, warp = cv2.findTransformECC(contained.astype(np.float32), container.astype(np.float32), warp,
+                                       cv2.MOTION_AFFINE, criteria, None, 3)
+    except cv2.error:
+        return m
+    h, w = contained.shape
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64).T
+    if np.max(np.abs((warp - m) @ corners)) > ECC_MAX_SHIFT:
+        return m
+    return warp.astype(np.float64)
+
+
+def _warped_into(contained: np.ndarray, container: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``container`` sampled in the contained frame (``m``: contained pixels -> container pixels),
     shrunk first where the container is the larger (no aliasing), and the mask of valid pixels."""
     shrink = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
@@ -140,7 +161,9 @@ def _warped_into(container: np.ndarray, m: np.ndarray, shape: tuple[int, int]) -
         size = (max(1, round(w / shrink)), max(1, round(h / shrink)))
         container = cv2.resize(container, size, interpolation=cv2.INTER_AREA)
         m = m * np.array([[size[0] / w], [size[1] / h]])
+    m = _refined(contained, container, m)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    shape = contained.shape
     out = cv2.warpAffine(container.astype(np.float32), m, (shape[1], shape[0]), flags=flags,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
     ones = np.ones(container.shape, dtype=np.float32)
@@ -158,11 +181,16 @@ def _inner_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def _grid(shape: tuple[int, int], cells: int) -> tuple[int, int]:
+    """Rows and columns of the comparison grid: ``cells`` a side, cells at least 4 pixels."""
+    return max(1, min(cells, shape[0] // 4)), max(1, min(cells, shape[1] // 4))
+
+
 def _cell_sums(a: np.ndarray, b: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per grid cell (at least 4 pixels a side): the sums of a*b, a*a and b*b."""
-    h, w = a.shape
-    ys = np.linspace(0, h, max(1, min(cells, h // 4)) + 1).round().astype(int)
-    xs = np.linspace(0, w, max(1, min(cells, w // 4)) + 1).round().astype(int)
+    """Per grid cell (row-major): the sums of a*b, a*a and b*b."""
+    rows, cols = _grid(a.shape, cells)
+    ys = np.linspace(0, a.shape[0], rows + 1).round().astype(int)
+    xs = np.linspace(0, a.shape[1], cols + 1).round().astype(int)
     sums = [np.add.reduceat(np.add.reduceat(x, ys[:-1], axis=0), xs[:-1], axis=1).ravel()
             for x in (a * b, a * a, b * b)]
     return sums[0], sums[1], sums[2]
@@ -173,11 +201,11 @@ def _cell_score(a: np.ndarray, b: np.ndarray, config: ConsensusConfig) -> float:
     ``overlay_share`` of cells where they differ most left out; 0 when more than that share of the
     cells is changed (a cell whose own correlation is below ``changed``, among the cells holding
     detail)."""
+    grid = _grid(a.shape, config.cells)
     fab, faa, fbb = _cell_sums(_fine(a), _fine(b), config.cells)
-    energy = faa + fbb
-    detailed = energy > 0.05 * np.median(energy[energy > 0]) if (energy > 0).any() else energy > 0
-    corr = np.where(detailed, fab / np.sqrt(np.maximum(faa * fbb, 1e-20)), 1.0)
-    if np.mean(corr < config.changed) > config.overlay_share:
+    difference = faa + fbb - 2 * fab  # a cell's squared difference, against the pair's mean cell detail
+    changed = (difference > config.changed * np.mean(faa + fbb)).reshape(grid)
+    if np.mean(changed) > config.overlay_share:
         return 0.0
     ab, aa, bb = _cell_sums(band_pass(a), band_pass(b), config.cells)
     diff = aa + bb - 2 * ab  # a cell's share of the pair's squared difference
@@ -207,7 +235,7 @@ def consensus_similarity(grey_a: np.ndarray, grey_b: np.ndarray, ka: Keypoints, 
         contained, container, to_container = grey_b, grey_a, m
     else:
         contained, container, to_container = grey_a, grey_b, inv
-    warped, mask = _warped_into(container, to_container, contained.shape)
+    warped, mask = _warped_into(contained, container, to_container)
     box = _inner_box(mask)
     if box is None:
         return None

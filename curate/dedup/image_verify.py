@@ -191,15 +191,20 @@ def _keypoints(view: ImageView) -> geometric.Keypoints:
     return view.cache["keypoints"]
 
 
-def reframed_similarity(a: ImageView, b: ImageView, bar: Callable[[], float] | None = None) -> float | None:
+def reframed_similarity(a: ImageView, b: ImageView, bar: Callable[[], float] | None = None,
+                        lowest: float | None = None) -> float | None:
     """For a pair the alignment cannot explain: its similarity after the crop / stretch / scale their
     keypoints agree on, one image inside the other (:func:`curate.dedup.geometric.consensus_similarity`),
     or, with no such map, the copy similarity of the border-trimmed views (a letterboxed thumbnail has
-    too few keypoints). None when neither applies. ``bar``: the pair's bar, asked for only when
-    needed (it may cost a copy floor). Keypoints are computed once per view, on first use."""
+    too few keypoints). None when neither applies. ``bar``: the pair's bar, asked for only when needed
+    (it may cost a copy floor); ``lowest``: trimmed views whose coarse score is below it are not
+    searched. Keypoints are computed once per view, on first use."""
     if a.features.flat_thumb or b.features.flat_thumb:
         return None
     score = geometric.consensus_similarity(a.detail, b.detail, _keypoints(a), _keypoints(b))
     if score is not None or (a.framed is None and b.framed is None):
         return score
-    return copy_similarity(a.framed or a, b.framed or b, None if bar is None else bar())
+    fa, fb = a.framed or a, b.framed or b
+    if lowest is not None and coarse_similarity(fa, fb, enough=lowest) < lowest:
+        return None
+    return copy_similarity(fa, fb, None if bar is None else bar())

@@ -131,23 +131,48 @@ def image_hash(img: Image.Image) -> int:
     return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
 
 
-WINDOW_SIDE = 0.8  # window_hashes: the side of each window, as a share of the image's
-WINDOW_PLACES = ((0.5, 0.5), (0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0))  # centre, then the four corners
+WINDOW_SIDES = (0.7, 0.77, 0.84, 0.92)  # window_hashes: window sides, as a share of the image's sides
+WINDOW_PLACES = (0.0, 0.5, 1.0)  # and where each window sits along each axis (start, middle, end)
+_DCT_SIDE = 32  # window hashes: the plain DCT hash of a 32 x 32 grey thumbnail, its 8 x 8 lowest frequencies
+
+
+@lru_cache(maxsize=1)
+def _dct_rows() -> np.ndarray:
+    """The 8 lowest rows of the orthonormal DCT-II matrix of size ``_DCT_SIDE``."""
+    n = np.arange(_DCT_SIDE)
+    rows = np.cos(np.pi * (2 * n[None, :] + 1) * np.arange(8)[:, None] / (2 * _DCT_SIDE))
+    rows[0] /= np.sqrt(2)
+    return (rows * np.sqrt(2 / _DCT_SIDE)).astype(np.float32)
+
+
+def _dct_hash(grey: np.ndarray) -> int:
+    import cv2
+
+    small = cv2.resize(grey, (_DCT_SIDE, _DCT_SIDE), interpolation=cv2.INTER_AREA)
+    d = _dct_rows()
+    coeffs = (d @ small @ d.T).ravel()[1:]  # 63 frequencies, DC dropped
+    bits = np.zeros(HASH_BITS, dtype=bool)
+    bits[1:] = coeffs > np.median(coeffs)
+    return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
 
 
 def window_hashes(img: Image.Image) -> np.ndarray:
-    """``uint64[1 + len(WINDOW_PLACES)]``: the :func:`image_hash` of the border-trimmed image, then of
-    windows of it (``WINDOW_SIDE`` of each side; the centre and the four corners). A letterboxed copy
-    hashes like its original once trimmed, and an off-centre crop like the window it was cut near."""
+    """``uint64[1 + len(WINDOW_SIDES) * len(WINDOW_PLACES) ** 2]``: a plain DCT hash of the
+    border-trimmed image, then of windows of it (each side in ``WINDOW_SIDES``, placed at the start,
+    middle or end of each axis). A letterboxed copy hashes like its original once trimmed, and an
+    off-centre crop like the window nearest to it (within about 12 bits where unrelated images differ
+    in 18 or more). Cheap: one grey array, one small resize per window."""
     from curate.dedup.borders import trim_borders
 
-    img = trim_borders(img)
-    w, h = img.size
-    cw, ch = max(1, round(w * WINDOW_SIDE)), max(1, round(h * WINDOW_SIDE))
-    out = [image_hash(img)]
-    for fx, fy in WINDOW_PLACES:
-        x, y = round((w - cw) * fx), round((h - ch) * fy)
-        out.append(image_hash(img.crop((x, y, x + cw, y + ch))))
+    grey = np.asarray(_grey(trim_borders(img)), dtype=np.float32)
+    h, w = grey.shape
+    out = [_dct_hash(grey)]
+    for side in WINDOW_SIDES:
+        cw, ch = max(1, round(w * side)), max(1, round(h * side))
+        for fy in WINDOW_PLACES:
+            for fx in WINDOW_PLACES:
+                x, y = round((w - cw) * fx), round((h - ch) * fy)
+                out.append(_dct_hash(grey[y:y + ch, x:x + cw]))
     return np.array(out, dtype=np.uint64)
 
 

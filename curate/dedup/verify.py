@@ -102,7 +102,7 @@ class Verifier:
             sim = copy_similarity(va, vb, bar())
             if sim >= bar():
                 return sim, True
-        reframed = reframed_similarity(va, vb, bar)  # a crop, stretch, border or overlay the alignment missed
+        reframed = reframed_similarity(va, vb, bar, lowest)  # a crop, stretch, border or overlay the alignment missed
         if reframed is None:
             return sim, False
         return max(sim, reframed), reframed >= bar()
