@@ -29,6 +29,7 @@ SIGNALS = ("exact", "minhash", "phash", "semantic")
 MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
 MAX_WINDOW_CANDIDATES = 4  # and re-framed candidates (trimmed and window hashes) per image
 WINDOW_HAMMING = 12  # bits a trimmed hash and a trimmed or window hash may differ in (unrelated: 18 or more)
+WINDOW_BANDS = 6  # the window search's bit bands: pairs within 5 bits always meet, farther ones often
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -94,30 +95,41 @@ def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray
     return np.concatenate(out)
 
 
-def window_pairs(windows: np.ndarray, max_distance: int) -> np.ndarray:
+def window_pairs(windows: np.ndarray, max_distance: int, bands: int = WINDOW_BANDS) -> np.ndarray:
     """Pairs of items (``[m, 2]`` indices, a < b) where the border-trimmed hash of one (``windows[:, 0]``)
     is within ``max_distance`` bits of the other's or of one of its window hashes, each item's
-    ``MAX_WINDOW_CANDIDATES`` nearest. Every hash goes into one banded search
-    (:func:`~curate.dedup.phash.candidate_pairs`): no n x n step."""
+    ``MAX_WINDOW_CANDIDATES`` nearest. A banded join of the n trimmed hashes with all the hashes (two
+    hashes that agree on one of ``bands`` bit bands meet; within ``bands - 1`` bits they always do):
+    no n x n step, and window hashes are never compared with each other."""
     n, per = windows.shape
     every = windows.ravel()
     owner = np.repeat(np.arange(n), per)
-    whole = np.tile(np.arange(per) == 0, n)  # the trimmed image's hash
-    local = phash.candidate_pairs(every, max_distance)
-    if not len(local):
-        return np.empty((0, 2), dtype=np.int64)
-    i, j = local[:, 0], local[:, 1]
-    keep = (owner[i] != owner[j]) & (whole[i] | whole[j])
+    whole_keys, every_keys = phash.band_keys(windows[:, 0], bands), phash.band_keys(every, bands)
+    found = [_band_join(whole_keys[b], every_keys[b]) for b in range(bands)]
+    i = np.concatenate([f[0] for f in found])  # an item
+    j = np.concatenate([f[1] for f in found])  # a hash of every
+    keep = (owner[j] != i) & (phash.popcount(windows[i, 0] ^ every[j]) <= max_distance)
     i, j = i[keep], j[keep]
     if not len(i):
         return np.empty((0, 2), dtype=np.int64)
-    a, b = np.minimum(owner[i], owner[j]), np.maximum(owner[i], owner[j])
-    distance = phash.popcount(every[i] ^ every[j])
+    a, b = np.minimum(i, owner[j]), np.maximum(i, owner[j])
+    distance = phash.popcount(windows[i, 0] ^ every[j])
     order = np.lexsort((distance, b, a))  # the nearest hash pair of each item pair first
     a, b, distance = a[order], b[order], distance[order]
     first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
     pairs = np.stack([a[first], b[first]], axis=1)
     return nearest_per_item(pairs, distance[first], MAX_WINDOW_CANDIDATES)
+
+
+def _band_join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``left[i] == right[j]``, by sorting ``right`` once."""
+    order = np.argsort(right, kind="stable")
+    keys = right[order]
+    lo, hi = np.searchsorted(keys, left, "left"), np.searchsorted(keys, left, "right")
+    counts = hi - lo
+    i = np.repeat(np.arange(len(left)), counts)
+    j = order[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)]
+    return i, j
 
 
 def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndarray:

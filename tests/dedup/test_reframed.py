@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageOps
 from curate.dedup import geometric
 from curate.dedup import image_verify as iv
 from curate.dedup.borders import border_box
-from curate.dedup.candidates import window_pairs
+from curate.dedup.candidates import WINDOW_BANDS, window_pairs
 from curate.dedup.near import NearConfig, NearDedup
 from curate.dedup.phash import window_hashes
 from curate.ingest import ingest
@@ -254,3 +254,19 @@ def test_keypoints_are_capped():
     img = np.asarray(photo("gravel", 256).convert("L"))
     config = geometric.ConsensusConfig(max_keypoints=50)
     assert 0 < len(geometric.keypoints(img, config).points) <= 50
+
+
+def test_window_pairs_find_every_pair_within_the_guaranteed_distance_against_brute_force():
+    rng = np.random.default_rng(5)
+    n, per = 60, 7
+    windows = rng.integers(0, 2**63, (n, per), dtype=np.int64).astype(np.uint64)
+    for k in range(0, n, 3):  # plant: item k+1's trimmed hash is near one of item k's hashes
+        flips = rng.choice(64, size=int(rng.integers(0, WINDOW_BANDS)), replace=False)
+        windows[k + 1, 0] = windows[k, int(rng.integers(0, per))] ^ np.uint64(sum(1 << int(f) for f in flips))
+    got = {tuple(p) for p in window_pairs(windows, WINDOW_BANDS - 1).tolist()}
+    want = set()
+    for i in range(n):
+        for j in range(n):
+            if i != j and min(bin(int(windows[i, 0]) ^ int(h)).count("1") for h in windows[j]) <= WINDOW_BANDS - 1:
+                want.add((min(i, j), max(i, j)))
+    assert len(want) >= n // 3 and got == want
