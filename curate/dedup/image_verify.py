@@ -191,18 +191,34 @@ def _keypoints(view: ImageView) -> geometric.Keypoints:
     return view.cache["keypoints"]
 
 
+FRAMING_GAIN = 0.05  # trimmed views are compared only when trimming brings the aspect ratios this much closer
+
+
+def _aspect(shape: tuple[int, ...]) -> float:
+    return float(np.log(shape[1] / shape[0]))
+
+
+def _framing_explains(a: ImageView, b: ImageView) -> bool:
+    """Whether trimming the borders reconciles the two images' shapes (a letterbox or pillarbox) by
+    at least ``FRAMING_GAIN`` in log aspect ratio. Two images trimmed alike (scans of digits on black)
+    gain nothing: their trimmed views would drop the placement that tells look-alikes apart."""
+    whole = abs(_aspect(a.grey.shape) - _aspect(b.grey.shape))
+    trimmed = abs(_aspect(a.detail.shape) - _aspect(b.detail.shape))
+    return trimmed < whole - FRAMING_GAIN
+
+
 def reframed_similarity(a: ImageView, b: ImageView, bar: Callable[[], float] | None = None,
                         lowest: float | None = None) -> float | None:
     """For a pair the alignment cannot explain: its similarity after the crop / stretch / scale their
     keypoints agree on, one image inside the other (:func:`curate.dedup.geometric.consensus_similarity`),
-    or, with no such map, the copy similarity of the border-trimmed views (a letterboxed thumbnail has
-    too few keypoints). None when neither applies. ``bar``: the pair's bar, asked for only when needed
-    (it may cost a copy floor); ``lowest``: trimmed views whose coarse score is below it are not
-    searched. Keypoints are computed once per view, on first use."""
+    or, with no such map, the copy similarity of the border-trimmed views when trimming reconciles
+    their shapes (a letterboxed thumbnail has too few keypoints). None when neither applies. ``bar``:
+    the pair's bar, asked for only when needed (it may cost a copy floor); ``lowest``: trimmed views
+    whose coarse score is below it are not searched. Keypoints are computed once per view, on first use."""
     if a.features.flat_thumb or b.features.flat_thumb:
         return None
     score = geometric.consensus_similarity(a.detail, b.detail, _keypoints(a), _keypoints(b))
-    if score is not None or (a.framed is None and b.framed is None):
+    if score is not None or (a.framed is None and b.framed is None) or not _framing_explains(a, b):
         return score
     fa, fb = a.framed or a, b.framed or b
     if lowest is not None and coarse_similarity(fa, fb, enough=lowest) < lowest:

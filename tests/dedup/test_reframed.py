@@ -100,7 +100,8 @@ EDITS = {
     "watermark": ("retina", None, lambda im: jpeg(watermark(im))),
     "caption": ("sklearn:flower", None, lambda im: jpeg(caption(im))),
     "crop+stretch": ("coins", None, lambda im: jpeg(stretch(crop(im, 0.7, 0.0, 1.0), 1.2))),
-    "letterbox+thumb": ("moon", None, lambda im: pad_square(shrink(im.crop((0, 20, 192, 150)), 0.3))),
+    "letterbox+thumb": ("hubble_deep_field", lambda im: im.crop((0, 20, 192, 150)),
+                        lambda im: pad_square(shrink(im, 0.32))),
 }
 
 
