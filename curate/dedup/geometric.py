@@ -199,8 +199,8 @@ def _cell_sums(a: np.ndarray, b: np.ndarray, cells: int) -> tuple[np.ndarray, np
 def _cell_score(a: np.ndarray, b: np.ndarray, config: ConsensusConfig) -> float:
     """Pooled correlation of two band-passed images of one shape over the grid's cells, the
     ``overlay_share`` of cells where they differ most left out; 0 when more than that share of the
-    cells is changed (a cell whose own correlation is below ``changed``, among the cells holding
-    detail)."""
+    cells is changed (a cell whose fine-band squared difference is above ``changed`` times the mean
+    cell's fine detail)."""
     grid = _grid(a.shape, config.cells)
     fab, faa, fbb = _cell_sums(_fine(a), _fine(b), config.cells)
     difference = faa + fbb - 2 * fab  # a cell's squared difference, against the pair's mean cell detail
