@@ -4,7 +4,11 @@ then verified (:mod:`curate.dedup.verify`).
 - ``exact``: every row paired with the first row of the same bytes;
 - ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`);
 - ``phash``: images whose perceptual hashes differ in at most ``hamming`` bits, each image's
-  ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`);
+  ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`); and, for re-framed copies, images
+  whose border-trimmed hash is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
+  hash or of a hash of one of its windows (an off-centre crop, a letterbox; plain DCT hashes,
+  :func:`~curate.dedup.phash.window_hashes`), each image's
+  ``MAX_WINDOW_CANDIDATES`` nearest of those;
 - ``semantic``: each item's ``knn`` nearest neighbours in an embedding store with cosine >=
   ``candidate_threshold``.
 
@@ -23,6 +27,9 @@ from curate.index.ann import build_index, search
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
 MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
+MAX_WINDOW_CANDIDATES = 4  # and re-framed candidates (trimmed and window hashes) per image
+WINDOW_HAMMING = 12  # bits a trimmed hash and a trimmed or window hash may differ in (unrelated: 18 or more)
+WINDOW_BANDS = 6  # the window search's bit bands: pairs within 5 bits always meet, farther ones often
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -60,15 +67,69 @@ def minhash_candidates(text_values: list, rows: np.ndarray, config, workers: int
     return rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)
 
 
+def image_hashes(pictures: Pictures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's perceptual hash, its :func:`~curate.dedup.phash.window_hashes` ([n, 37]) and whether
+    it could be decoded; one decode per image."""
+    hashes = np.zeros(len(rows), dtype=np.uint64)
+    windows = np.zeros((len(rows), 1 + len(phash.WINDOW_SIDES) * len(phash.WINDOW_PLACES) ** 2), dtype=np.uint64)
+    have = np.zeros(len(rows), dtype=bool)
+    for k, r in enumerate(pictures.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
+        img = pictures.decode(r)
+        if img is not None:
+            hashes[k], windows[k], have[k] = np.uint64(phash.image_hash(img)), phash.window_hashes(img), True
+    return hashes, windows, have
+
+
 def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray:
-    """Pairs of ``rows`` (images) within ``hamming`` bits, each image's nearest few only."""
-    hashes, have = pictures.hashes(rows)
-    usable, hashes = rows[have], hashes[have]
-    local = phash.candidate_pairs(hashes, config.hamming)
-    if not len(local):
+    """Pairs of ``rows`` (images) within ``hamming`` bits, each image's nearest few only, and the
+    re-framed pairs of :func:`window_pairs`."""
+    hashes, windows, have = image_hashes(pictures, rows)
+    usable, hashes, windows = rows[have], hashes[have], windows[have]
+    if len(usable) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
-    return usable[nearest_per_item(local, distance, MAX_IMAGE_CANDIDATES)]
+    out = [usable[window_pairs(windows, min(config.hamming, WINDOW_HAMMING))]]
+    local = phash.candidate_pairs(hashes, config.hamming)
+    if len(local):
+        distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
+        out.append(usable[nearest_per_item(local, distance, MAX_IMAGE_CANDIDATES)])
+    return np.concatenate(out)
+
+
+def window_pairs(windows: np.ndarray, max_distance: int, bands: int = WINDOW_BANDS) -> np.ndarray:
+    """Pairs of items (``[m, 2]`` indices, a < b) where the border-trimmed hash of one (``windows[:, 0]``)
+    is within ``max_distance`` bits of the other's or of one of its window hashes, each item's
+    ``MAX_WINDOW_CANDIDATES`` nearest. A banded join of the n trimmed hashes with all the hashes (two
+    hashes that agree on one of ``bands`` bit bands meet; within ``bands - 1`` bits they always do):
+    no n x n step, and window hashes are never compared with each other."""
+    n, per = windows.shape
+    every = windows.ravel()
+    owner = np.repeat(np.arange(n), per)
+    whole_keys, every_keys = phash.band_keys(windows[:, 0], bands), phash.band_keys(every, bands)
+    found = [_band_join(whole_keys[b], every_keys[b]) for b in range(bands)]
+    i = np.concatenate([f[0] for f in found])  # an item
+    j = np.concatenate([f[1] for f in found])  # a hash of every
+    keep = (owner[j] != i) & (phash.popcount(windows[i, 0] ^ every[j]) <= max_distance)
+    i, j = i[keep], j[keep]
+    if not len(i):
+        return np.empty((0, 2), dtype=np.int64)
+    a, b = np.minimum(i, owner[j]), np.maximum(i, owner[j])
+    distance = phash.popcount(windows[i, 0] ^ every[j])
+    order = np.lexsort((distance, b, a))  # the nearest hash pair of each item pair first
+    a, b, distance = a[order], b[order], distance[order]
+    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
+    pairs = np.stack([a[first], b[first]], axis=1)
+    return nearest_per_item(pairs, distance[first], MAX_WINDOW_CANDIDATES)
+
+
+def _band_join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with ``left[i] == right[j]``, by sorting ``right`` once."""
+    order = np.argsort(right, kind="stable")
+    keys = right[order]
+    lo, hi = np.searchsorted(keys, left, "left"), np.searchsorted(keys, left, "right")
+    counts = hi - lo
+    i = np.repeat(np.arange(len(left)), counts)
+    j = order[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)]
+    return i, j
 
 
 def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndarray:

@@ -16,6 +16,9 @@ alignment. Three additions turn it into a decision that holds on real data:
   centre crop, 70% of the size, JPEG quality 40), harsher than the copies a dataset holds. A pair
   must clear ``max(base, 1 - FLOOR_SLACK * (1 - floor))`` (at most ``MAX_BAR``) with the lower
   floor of its two images: a copy may lose ``FLOOR_SLACK`` times what that change costs the image.
+- **Re-framed copies.** A pair the alignment cannot explain (an off-centre crop, a stretch, a
+  letterbox, a thumbnail, an overlay) is checked by geometric consensus on the border-trimmed images
+  (:mod:`curate.dedup.geometric`), against the same calibrated bar.
 - **A cheap screen.** The coarse alignment of a pair (one matrix-vector product over the cached
   coarse stack, with and without the tone mapping) rejects pairs far below their bar before the
   fine search runs.
@@ -24,11 +27,14 @@ alignment. Three additions turn it into a decision that holds on real data:
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from curate.dedup import geometric
+from curate.dedup.borders import trim_borders
 from curate.dedup.phash import (
     _COARSE_PROBE,
     _PROBE,
@@ -42,7 +48,7 @@ from curate.dedup.phash import (
 )
 
 __all__ = ["FLOOR_SLACK", "ImageView", "coarse_similarity", "copy_floor", "copy_similarity", "image_view", "pair_bar",
-           "tone_mapped"]
+           "reframed_similarity", "tone_mapped"]
 
 FLOOR_SLACK = 1.5  # a copy may lose this many times what the standard change costs its image
 MAX_BAR = 0.99  # the calibrated bar never asks more than this
@@ -65,6 +71,9 @@ class ImageView:
     levels: np.ndarray  # the grey levels at quantiles 0, 1/64, ..., 1: its tone distribution
     ranks: np.ndarray  # each pixel's mid-quantile among the thumbnail's levels (what tone mapping maps)
     ordered: np.ndarray  # the thumbnail's grey levels, sorted (what other images are mapped onto)
+    detail: np.ndarray  # the border-trimmed grey image at its decoded size, uint8 (geometric consensus)
+    framed: ImageView | None = None  # the view of the border-trimmed image, when the image has a border
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # its keypoints, once computed
 
 
 def _saturated(grey: np.ndarray) -> float:
@@ -94,11 +103,14 @@ def _perturbed(img: Image.Image) -> Image.Image:
     return Image.open(io.BytesIO(buf.getvalue()))
 
 
-def image_view(img: Image.Image) -> ImageView:
-    """The :class:`ImageView` of an image."""
+def image_view(img: Image.Image, trim: bool = True) -> ImageView:
+    """The :class:`ImageView` of an image (``trim``: with the view of its border-trimmed self, if any)."""
     grey = grey_thumbnail(img)
+    trimmed = trim_borders(img)
+    framed = image_view(trimmed, trim=False) if trim and trimmed is not img else None
     return ImageView(align_features(band_pass(grey)), grey, _saturated(grey), np.quantile(grey, _QUANTILES),
-                     _mid_ranks(grey), np.sort(grey, axis=None))
+                     _mid_ranks(grey), np.sort(grey, axis=None), np.asarray(trimmed.convert("L"), dtype=np.uint8),
+                     framed)
 
 
 def copy_floor(img: Image.Image, view: ImageView) -> float:
@@ -171,3 +183,44 @@ def copy_similarity(a: ImageView, b: ImageView, bar: float | None = None) -> flo
         return plain
     ref, mapped = _roles(a, b)
     return plain if mapped is None else max(plain, aligned_similarity(ref.features, mapped, enough=bar))
+
+
+def _keypoints(view: ImageView) -> geometric.Keypoints:
+    if "keypoints" not in view.cache:
+        view.cache["keypoints"] = geometric.keypoints(view.detail)
+    return view.cache["keypoints"]
+
+
+FRAMING_GAIN = 0.05  # trimmed views are compared only when trimming brings the aspect ratios this much closer
+
+
+def _aspect(shape: tuple[int, ...]) -> float:
+    return float(np.log(shape[1] / shape[0]))
+
+
+def _framing_explains(a: ImageView, b: ImageView) -> bool:
+    """Whether trimming the borders reconciles the two images' shapes (a letterbox or pillarbox) by
+    at least ``FRAMING_GAIN`` in log aspect ratio. Two images trimmed alike (scans of digits on black)
+    gain nothing: their trimmed views would drop the placement that tells look-alikes apart."""
+    whole = abs(_aspect(a.grey.shape) - _aspect(b.grey.shape))
+    trimmed = abs(_aspect(a.detail.shape) - _aspect(b.detail.shape))
+    return trimmed < whole - FRAMING_GAIN
+
+
+def reframed_similarity(a: ImageView, b: ImageView, bar: Callable[[], float] | None = None,
+                        lowest: float | None = None) -> float | None:
+    """For a pair the alignment cannot explain: its similarity after the crop / stretch / scale their
+    keypoints agree on, one image inside the other (:func:`curate.dedup.geometric.consensus_similarity`),
+    or, with no such map, the copy similarity of the border-trimmed views when trimming reconciles
+    their shapes (a letterboxed thumbnail has too few keypoints). None when neither applies. ``bar``:
+    the pair's bar, asked for only when needed (it may cost a copy floor); ``lowest``: trimmed views
+    whose coarse score is below it are not searched. Keypoints are computed once per view, on first use."""
+    if a.features.flat_thumb or b.features.flat_thumb:
+        return None
+    score = geometric.consensus_similarity(a.detail, b.detail, _keypoints(a), _keypoints(b))
+    if score is not None or (a.framed is None and b.framed is None) or not _framing_explains(a, b):
+        return score
+    fa, fb = a.framed or a, b.framed or b
+    if lowest is not None and coarse_similarity(fa, fb, enough=lowest) < lowest:
+        return None
+    return copy_similarity(fa, fb, None if bar is None else bar())

@@ -8,10 +8,12 @@
   in the queue." / "... in the stack.") is within any edit bar and at Jaccard 0.7.
 - images: perceptual similarity after flip / crop / rotation alignment and tone mapping >= the pair's
   bar, ``image_similarity`` raised for images whose every copy scores high
-  (:mod:`curate.dedup.image_verify`). Pairs far below the lowest bar are screened out before any
-  copy floor is measured. Images are decoded as a person sees them (:mod:`curate.io.images`); a pair
-  with a featureless image (a solid colour, a 1 x 1 image) passes only when both are near-uniform and
-  their mean colours match (:mod:`curate.dedup.featureless`); an undecodable image never passes.
+  (:mod:`curate.dedup.image_verify`); a pair the alignment misses is checked again re-framed
+  (border-trimmed, or the crop / stretch / scale its keypoints agree on) against the same bar. Pairs
+  far below the lowest bar are screened out before any copy floor is measured. Images are decoded as
+  a person sees them (:mod:`curate.io.images`); a pair with a featureless image (a solid colour, a
+  1 x 1 image) passes only when both are near-uniform and their mean colours match
+  (:mod:`curate.dedup.featureless`); an undecodable image never passes.
 - identical bytes (the ``exact`` signal) always pass, at score 1.
 
 ``loose``: the bar an item two verified steps from its keeper must clear with the keeper itself,
@@ -29,7 +31,7 @@ from rapidfuzz.distance import Levenshtein
 
 from curate.dedup.candidates import SIGNALS
 from curate.dedup.featureless import featureless_pair
-from curate.dedup.image_verify import SCREEN_MARGIN, coarse_similarity, copy_similarity, pair_bar
+from curate.dedup.image_verify import SCREEN_MARGIN, coarse_similarity, copy_similarity, pair_bar, reframed_similarity
 from curate.dedup.minhash import jaccard_pairs, normalise
 from curate.dedup.pictures import Pictures
 from curate.dedup.text_verify import SwapCheck
@@ -99,11 +101,19 @@ class Verifier:
         relax = (lambda bar: 2 * bar - 1) if loose else (lambda bar: bar)
         lowest = relax(self.config.image_similarity) - SCREEN_MARGIN
         coarse = coarse_similarity(va, vb, enough=lowest)
-        if coarse < lowest:
-            return coarse, False
-        bar = relax(pair_bar(self.pictures.floor(a), self.pictures.floor(b), self.config.image_similarity))
-        sim = copy_similarity(va, vb, bar)
-        return sim, sim >= bar
+
+        def bar() -> float:
+            return relax(pair_bar(self.pictures.floor(a), self.pictures.floor(b), self.config.image_similarity))
+
+        sim = coarse
+        if coarse >= lowest:
+            sim = copy_similarity(va, vb, bar())
+            if sim >= bar():
+                return sim, True
+        reframed = reframed_similarity(va, vb, bar, lowest)  # a crop, stretch, border or overlay the alignment missed
+        if reframed is None:
+            return sim, False
+        return max(sim, reframed), reframed >= bar()
 
     def score(self, a: int, b: int, loose: bool = False) -> tuple[float, bool]:
         kind = self.kinds[a]
