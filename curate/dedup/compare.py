@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from curate.dedup.groups import components
+
 Votes = Callable[[np.ndarray], np.ndarray]  # compared manifest rows -> antisymmetric (k, k) votes
 
 
@@ -57,21 +59,7 @@ def groups_of(a: np.ndarray, b: np.ndarray, ranks: np.ndarray) -> list[np.ndarra
     if len(a) == 0:
         return []
     nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    parent = np.arange(len(nodes))
-
-    def find(x: int) -> int:
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:
-            parent[x], x = root, parent[x]
-        return root
-
-    for x, y in zip(inverse[: len(a)].tolist(), inverse[len(a):].tolist()):
-        rx, ry = find(x), find(y)
-        if rx != ry:
-            parent[max(rx, ry)] = min(rx, ry)
-    roots = np.array([find(x) for x in range(len(nodes))], dtype=np.int64)
+    roots = components(len(nodes), inverse[: len(a)], inverse[len(a):])
     order = np.lexsort((nodes, ranks[nodes], roots))  # by group, then rank, then row
     cuts = np.flatnonzero(np.diff(roots[order])) + 1
     return [nodes[part] for part in np.split(order, cuts)]
