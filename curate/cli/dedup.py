@@ -48,7 +48,7 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--containment", type=float, default=0.9, show_default=True,
               help="fuzzy/near, texts: a pair also counts when this share of the shorter text's n-grams (those "
                    "outside boilerplate) is inside the longer one: truncated and wrapped copies.")
-@click.option("--containment-ratio", type=float, default=0.5, show_default=True,
+@click.option("--containment-ratio", type=float, default=0.35, show_default=True,
               help="fuzzy/near, texts, containment: the shorter text must be at least this share of the longer "
                    "one's length (a short quote in a long text is not a copy).")
 @click.option("--containment-chars", type=int, default=100, show_default=True,

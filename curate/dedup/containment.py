@@ -5,7 +5,7 @@ original (0.75, or 0.5 for a wrapper as long as the text) but holds almost all o
 
 Candidates (no n x n step): every text is cut into content-defined chunks of its shingle
 sequence (a chunk ends where a shingle hash has its low ``CHUNK_BITS`` bits of the top word
-zero: about 32 characters on average). A chunk's key depends only on its own shingles, so the
+zero: about 16 characters on average). A chunk's key depends only on its own shingles, so the
 chunks inside a text and inside a copy that holds it (with anything before or after) have the
 same keys. Texts that share a chunk of at least ``MIN_CHUNK`` shingles are candidates; each text
 keeps its ``MAX_CANDIDATES`` partners that share most chunks.
@@ -31,8 +31,8 @@ import numpy as np
 
 from curate.dedup import minhash
 
-CHUNK_BITS = 5  # a chunk ends after about 2^5 = 32 shingles (characters)
-MIN_CHUNK = 12  # shorter chunks (common short phrases) propose nothing
+CHUNK_BITS = 4  # a chunk ends after about 2^4 = 16 shingles (characters)
+MIN_CHUNK = 8  # shorter chunks (common short phrases) propose nothing
 MAX_CANDIDATES = 8  # containment partners per text: those sharing most chunks
 _SHIFT = np.uint64(40)
 _CHUNK_MASK = np.uint64((1 << CHUNK_BITS) - 1)

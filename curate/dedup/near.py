@@ -68,7 +68,7 @@ class NearConfig:
     image_similarity: float = 0.92  # images: the lowest bar (raised per image, see image_verify) a pair needs
     hamming: int = 12  # images: perceptual-hash bits two candidates may differ in
     containment: float = 0.9  # texts: or this share of the shorter text's shingles inside the longer one
-    containment_ratio: float = 0.5  # texts, containment: the shorter text at least this share of the longer
+    containment_ratio: float = 0.35  # texts, containment: the shorter text at least this share of the longer
     containment_chars: int = 100  # texts, containment: the shorter text's characters outside boilerplate
     boilerplate_df: int = 50  # texts: chunks more distinct texts than this hold are boilerplate (no containment)
     edit_similarity: float = 0.85  # near, texts: or a normalised edit similarity at least this

@@ -15,8 +15,9 @@ same text. :func:`normalise_many` applies, in this order:
    step 1 again for texts that this made non-ASCII;
 5. case (``casefold``) and whitespace (every run one space, ends stripped).
 
-Speed: steps 1-3 and, for ASCII texts, 5 are Arrow (RE2) kernels over the whole batch; only texts
-with an ``&`` (step 4) or with non-ASCII characters (casefold) take a Python call each. Lone
+Speed: steps 1-3 are Arrow (RE2) kernels over the texts that need them (non-ASCII texts; texts with a
+markup character); step 4 is a Python call per text with an ``&``; step 5 is ``str.casefold`` and
+``str.split`` (an Arrow regex over every space was slower). Lone
 surrogates (which Arrow cannot hold) pass through as private-use characters and come back.
 """
 
@@ -52,7 +53,6 @@ _MARKDOWN = ((r"(?m)^[ \t]*(?:```|~~~)[^\n]*$", ""),  # code fence lines
              (r"\*+|~~+|`+", ""),
              (r"(^|[^[:alnum:]])_+", r"\1"),  # _ runs that open or close, not those inside a word
              (r"_+([^[:alnum:]]|$)", r"\1"))
-_WHITESPACE = r"[\t\n\v\f\r \x1c-\x1f]+"  # what str.split() splits ASCII text on
 _MARKS = r"[<*_#\[`~]|(?m)^[ \t]*[-=+>]"  # a text without these has no tag or Markdown mark to strip
 
 _SURROGATES = 0xD800
@@ -68,10 +68,9 @@ def normalise(text: str) -> str:
 
 def normalise_many(texts: Sequence[str]) -> list[str]:
     """The normalised form of every text, in order: markup, Unicode forms, case and whitespace."""
-    texts, hidden = _arrow_safe(texts)
-    if not texts:
+    arr, hidden = _arrow_safe(texts)
+    if not len(arr):
         return []
-    arr = pa.array(texts, pa.large_string())  # twice for batches with lone surrogates only
     non_ascii = _mask(pc.invert(pc.string_is_ascii(arr)))
     if non_ascii.any():
         arr = _apply(arr, non_ascii, _unicode_forms)
@@ -83,28 +82,18 @@ def normalise_many(texts: Sequence[str]) -> list[str]:
         out[i] = html.unescape(out[i])
         if not out[i].isascii():
             out[i] = unicodedata.normalize("NFKC", out[i]).translate(_PUNCTUATION)
-            non_ascii[i] = True
-    ascii_rows = np.flatnonzero(~non_ascii)
-    if len(ascii_rows):
-        plain = pa.array([out[i] for i in ascii_rows.tolist()], pa.large_string()) if non_ascii.any() else \
-            pa.array(out, pa.large_string())
-        plain = pc.utf8_trim(pc.replace_substring_regex(pc.ascii_lower(plain), _WHITESPACE, " "), " ")
-        for i, t in zip(ascii_rows.tolist(), plain.to_pylist()):
-            out[i] = t
-    for i in np.flatnonzero(non_ascii).tolist():
-        out[i] = " ".join(out[i].casefold().split())
+    out = [" ".join(t.casefold().split()) for t in out]  # faster than an Arrow regex over every space
     if hidden:
         for i in hidden:
             out[i] = out[i].translate(_SHOW)
     return out
 
 
-def _arrow_safe(texts: Sequence[str]) -> tuple[list[str], list[int]]:
-    """The texts with lone surrogates swapped for private-use characters, and which were swapped."""
+def _arrow_safe(texts: Sequence[str]) -> tuple[pa.Array, list[int]]:
+    """The texts as an Arrow array, lone surrogates swapped for private-use characters; which were swapped."""
     out = list(texts)
     try:
-        pa.array(out, pa.large_string())
-        return out, []
+        return pa.array(out, pa.large_string()), []
     except (UnicodeError, pa.ArrowException):
         pass
     hidden = []
@@ -114,7 +103,7 @@ def _arrow_safe(texts: Sequence[str]) -> tuple[list[str], list[int]]:
         except UnicodeEncodeError:
             out[i] = t.translate(_HIDE)
             hidden.append(i)
-    return out, hidden
+    return pa.array(out, pa.large_string()), hidden
 
 
 def _mask(values: pa.Array) -> np.ndarray:
