@@ -573,7 +573,8 @@ def run_images(records: list[dict], root: Path, threshold: float) -> list[dict]:
 
 
 def run_texts(records: list[dict], root: Path, threshold: float) -> list[dict]:
-    from curate.dedup.minhash import normalise
+    def normalise(text: str) -> str:  # datasketch's input: case and whitespace only (no markup removal of ours)
+        return " ".join(text.casefold().split())
 
     rows, c = run_curate(records, root, "texts.jsonl", "minilm", threshold)
     manifest_ids = c.manifest(["id"]).column("id").to_pylist()

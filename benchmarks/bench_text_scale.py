@@ -60,9 +60,10 @@ def vocabulary() -> tuple[np.ndarray, np.ndarray]:
     return np.array([w + " " for w in words], dtype=object), np.array([counts[w] for w in words], dtype=np.float64)
 
 
-def make_docs(n: int, dup_frac: float, seed: int) -> tuple[list[str], int]:
+def make_docs(n: int, dup_frac: float, seed: int) -> tuple[list[str], np.ndarray]:
     """``n`` documents of about 90 words drawn by docstring word frequency (a sentence mark every 12), the
-    last ``dup_frac`` of them planted copies of earlier ones."""
+    last ``dup_frac`` of them planted copies of earlier ones; returns the documents and the planted
+    pairs [m, 2] (original, copy)."""
     rng = np.random.default_rng(seed)
     words, freq = vocabulary()
     n_copies = int(n * dup_frac)
@@ -73,8 +74,10 @@ def make_docs(n: int, dup_frac: float, seed: int) -> tuple[list[str], int]:
     docs = ["".join(picks[e - k:e]).capitalize().rstrip() + "." for e, k in zip(ends.tolist(), lengths.tolist())]
     kinds = ("truncated", "wrapped", "html", "typos", "drop")
     wrap = ("Home | Docs | Blog | Sign in. Skip to content. ", " Copyright 2024 Example. All rights reserved.")
+    planted = []
     for i in range(n_copies):
-        src = docs[int(rng.integers(0, n - n_copies))]
+        planted.append((int(rng.integers(0, n - n_copies)), len(docs)))
+        src = docs[planted[-1][0]]
         kind = kinds[i % len(kinds)]
         if kind == "truncated":
             copy = src[:src.rfind(" ", 0, int(0.75 * len(src)) + 1)]
@@ -90,10 +93,10 @@ def make_docs(n: int, dup_frac: float, seed: int) -> tuple[list[str], int]:
         else:
             copy = " ".join(w for k, w in enumerate(src.split()) if k % 10 != 4)
         docs.append(copy)
-    return docs, n_copies
+    return docs, np.array(planted, dtype=np.int64).reshape(-1, 2)
 
 
-def run(docs: list[str], config: NearConfig, edit: bool) -> dict:
+def run(docs: list[str], config: NearConfig, edit: bool, planted: np.ndarray) -> dict:
     rows = np.arange(len(docs))
     t0 = time.perf_counter()
     pairs, boilerplate = text_candidates(docs, rows, config)
@@ -101,8 +104,10 @@ def run(docs: list[str], config: NearConfig, edit: bool) -> dict:
     verifier = Verifier(["text"] * len(docs), docs, None, config, edit=edit, boilerplate=boilerplate)
     score, passed = verifier.text_pairs(pairs[:, 0], pairs[:, 1]) if len(pairs) else (np.zeros(0), np.zeros(0, bool))
     t2 = time.perf_counter()
-    return {"candidates_s": t1 - t0, "verify_s": t2 - t1, "seconds": t2 - t0, "candidates": len(pairs),
-            "verified": int(passed.sum()), "boilerplate_chunks": len(boilerplate)}
+    found = np.sort(pairs[passed], axis=1) if len(pairs) else np.zeros((0, 2), np.int64)
+    recall = np.isin(planted[:, 0] * len(docs) + planted[:, 1], found[:, 0] * len(docs) + found[:, 1]).mean()
+    return {"recall": float(recall), "candidates_s": t1 - t0, "verify_s": t2 - t1, "seconds": t2 - t0,
+            "candidates": len(pairs), "verified": int(passed.sum()), "boilerplate_chunks": len(boilerplate)}
 
 
 def main() -> None:
@@ -112,7 +117,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     t = time.perf_counter()
-    docs, copies = make_docs(args.n, args.dup_frac, args.seed)
+    docs, planted = make_docs(args.n, args.dup_frac, args.seed)
+    copies = len(planted)
     sizes = np.fromiter(map(len, docs), dtype=np.int64)
     print(f"{len(docs):,} docs (mean {sizes.mean():.0f} chars), {copies:,} planted copies, made in "
           f"{time.perf_counter() - t:.0f} s", flush=True)
@@ -127,10 +133,11 @@ def main() -> None:
           f"{len(sample) / old:,.0f} docs/s", flush=True)
     results = {}
     for method, config, edit in (("fuzzy", NearConfig(signals=FUZZY_SIGNALS), False), ("near", NearConfig(), True)):
-        results[method] = r = run(docs, config, edit)
+        results[method] = r = run(docs, config, edit, planted)
         print(f"{method:6s} {r['seconds']:8.1f} s (candidates {r['candidates_s']:.1f} s, "
               f"verify {r['verify_s']:.1f} s), {r['candidates']:,} candidates, {r['verified']:,} verified, "
-              f"{r['boilerplate_chunks']:,} boilerplate chunks, {len(docs) / r['seconds']:,.0f} docs/s", flush=True)
+              f"{r['boilerplate_chunks']:,} boilerplate chunks, planted-pair recall {r['recall']:.3f}, "
+              f"{len(docs) / r['seconds']:,.0f} docs/s", flush=True)
     load = os.getloadavg()
     print(f"near / fuzzy = {results['near']['seconds'] / results['fuzzy']['seconds']:.2f}; machine "
           f"{platform.machine()}, {os.cpu_count()} CPUs, load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}, peak RSS "

@@ -79,7 +79,11 @@ def text_candidates(text_values: list, rows: np.ndarray, config,
     distinct = np.asarray(pc.index_in(pa.array(texts, pa.large_string()),
                                       value_set=pc.unique(pa.array(texts, pa.large_string()))), dtype=np.int64)
     contained, boilerplate = chunks.candidates(distinct, config.boilerplate_df)
-    local = np.concatenate([lsh, contained]) if len(contained) else lsh
+    local = lsh
+    if len(contained):  # both paths propose most true pairs: once each
+        codes = np.unique(np.concatenate([lsh[:, 0] * len(texts) + lsh[:, 1],
+                                          contained[:, 0] * len(texts) + contained[:, 1]]))
+        local = np.stack([codes // len(texts), codes % len(texts)], axis=1)
     return (rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)), boilerplate
 
 
