@@ -12,8 +12,10 @@ keeps its ``MAX_CANDIDATES`` partners that share most chunks.
 
 Boilerplate: a chunk held by more than ``boilerplate_df`` distinct texts (a header or footer that
 many pages share) proposes no pair, and its shingles do not count toward containment. The chunk
-counts are one sort over (chunk key, text) codes, 12 bytes per chunk (about 240 MB for 1M
-texts of 700 characters); only the boilerplate keys are kept (:class:`Boilerplate`).
+counts are one sort over (chunk key, text) codes, 12 bytes per chunk (about 400 MB for 1M
+texts of 700 characters, a few times that while sorting); only the boilerplate keys are kept. The
+pairs a chunk proposes are at most ``boilerplate_df^2 / 2``; they are counted (one ``np.unique``)
+before each text's best ``MAX_CANDIDATES`` are kept.
 
 Verification (:func:`containment_pairs`): for the shorter text A (normalised characters) and the
 longer B, ``|A' & B| / |A'|`` where A' is A's shingle set without the shingles of its
