@@ -7,8 +7,8 @@ Candidates (no n x n step): every text is cut into content-defined chunks of its
 sequence (a chunk ends where a shingle hash has its low ``CHUNK_BITS`` bits of the top word
 zero: about 16 characters on average). A chunk's key depends only on its own shingles, so the
 chunks inside a text and inside a copy that holds it (with anything before or after) have the
-same keys. Texts that share a chunk of at least ``MIN_CHUNK`` shingles are candidates; each text
-keeps its ``MAX_CANDIDATES`` partners that share most chunks.
+same keys. Texts that share at least ``MIN_SHARED`` chunks of at least ``MIN_CHUNK`` shingles are
+candidates; each text keeps its ``MAX_CANDIDATES`` partners that share most chunks.
 
 Boilerplate: a chunk held by more than ``boilerplate_df`` distinct texts (a header or footer that
 many pages share) proposes no pair, and its shingles do not count toward containment. The chunk
@@ -35,6 +35,7 @@ from curate.dedup import minhash
 
 CHUNK_BITS = 4  # a chunk ends after about 2^4 = 16 shingles (characters)
 MIN_CHUNK = 8  # shorter chunks (common short phrases) propose nothing
+MIN_SHARED = 2  # chunks two texts must share to be candidates (one is often a common phrase)
 MAX_CANDIDATES = 8  # containment partners per text: those sharing most chunks
 _SHIFT = np.uint64(40)
 _CHUNK_MASK = np.uint64((1 << CHUNK_BITS) - 1)
@@ -111,6 +112,7 @@ class ChunkIndex:
         if not len(pairs):
             return np.zeros((0, 2), np.int64), boilerplate
         codes, shared = np.unique(pairs[:, 0] * self.n + pairs[:, 1], return_counts=True)
+        codes, shared = codes[shared >= MIN_SHARED], shared[shared >= MIN_SHARED]
         pairs = np.stack([codes // self.n, codes % self.n], axis=1)
         from curate.dedup.candidates import nearest_per_item
 
