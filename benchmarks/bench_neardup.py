@@ -21,12 +21,15 @@ settings tuned on one can be checked on data they have never seen:
 Every original (scans: every third) gets one planted copy; kinds cycle. Images: jpeg50, half, crop90, bright (+25%),
 rot5, flip, grey, blur (Gaussian r=1.5), flip+jpeg. Texts: case (upper), drop10 (10% of words),
 append (a sentence), swap (halves), typos5 (5% of characters), nopunct (punctuation removed),
-drop5+typos2. Manifest order is shuffled, so keeping "the first" says nothing about originals.
+drop5+typos2, html-wrapped (a page: head, style, script, paragraphs, inline tags, entities), truncated-75
+(cut at a word near 75%), header/footer-wrapped (a site's navigation header and legal footer around it),
+markdown-rendered (heading, emphasis, a link, code spans). Manifest order is shuffled, so keeping "the first"
+says nothing about originals.
 
 Metrics per method: pair recall (a planted pair ends in one group), removal precision (a removed
 item's ``duplicate_of`` is in its planted group), recall per copy kind, and for groups whose copy
 is degraded (images: jpeg50, half, crop90, grey, blur, flip+jpeg; texts: case, drop10, typos5,
-drop5+typos2) how often the original is the copy kept. Peers get the same treatment: their pairs
+drop5+typos2, truncated-75) how often the original is the copy kept. Peers get the same treatment: their pairs
 are grouped by connected components and the first member of each (manifest order) is kept.
 
     python benchmarks/bench_neardup.py                 # both splits, about 5 minutes on 2 CPUs
@@ -74,8 +77,10 @@ import curate  # noqa: E402
 WORK = HERE / "_work" / "neardup"
 MATRIX_ORIGINS = ("photos", "illustrations", "scans", "prose", "code", "web")  # as in _matrix_data
 IMAGE_KINDS = ("jpeg50", "half", "crop90", "bright", "rot5", "flip", "grey", "blur", "flip+jpeg")
-TEXT_KINDS = ("case", "drop10", "append", "swap", "typos5", "nopunct", "drop5+typos2")
-DEGRADED = {"jpeg50", "half", "crop90", "grey", "blur", "flip+jpeg", "case", "drop10", "typos5", "drop5+typos2"}
+TEXT_KINDS = ("case", "drop10", "append", "swap", "typos5", "nopunct", "drop5+typos2", "html-wrapped", "truncated-75",
+              "header/footer-wrapped", "markdown-rendered")
+DEGRADED = {"jpeg50", "half", "crop90", "grey", "blur", "flip+jpeg", "case", "drop10", "typos5", "drop5+typos2",
+            "truncated-75"}
 PHOTOS = {"tune": ("astronaut", "camera", "coffee", "chelsea", "rocket", "hubble_deep_field", "brick", "moon"),
           "heldout": ("sklearn:china", "sklearn:flower", "retina", "immunohistochemistry", "stereo_motorcycle",
                       "coins", "grass", "gravel", "clock")}
@@ -352,6 +357,42 @@ APPENDED = ("See the user guide for more details.", "This behaviour may change i
             "Added for compatibility with older code.", "Examples are given in the documentation.")
 
 
+HEADERS = ("Home | Docs | Blog | Pricing | Sign in. Skip to main content. You are reading the archived "
+           "documentation; search the knowledge base or browse the categories below.",
+           "Menu: Products, Solutions, Resources, Company. Posted in Engineering Notes by the editorial team, "
+           "last updated three weeks ago. Reading time: four minutes.",
+           "Welcome to the community wiki! This page was imported automatically. Navigation: Main page, Recent "
+           "changes, Random article, Help, Donate.")
+FOOTERS = ("Copyright 2024 Example Corp. All rights reserved. Privacy | Terms | Cookies | Contact us. Subscribe "
+           "to our newsletter for monthly updates.",
+           "Was this page helpful? Yes / No. Share on social media. Related articles: getting started, "
+           "installation, troubleshooting, release notes.",
+           "Content is available under a free licence unless otherwise noted. This page was last edited on 3 May. "
+           "About | Disclaimers | Mobile view.")
+
+
+def _html_page(text: str, rng: random.Random) -> str:
+    sentences = re.split(r"(?<=[.!?]) ", text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    words = sentences[0].split(" ")
+    if len(words) > 4:
+        k = rng.randrange(1, len(words) - 1)
+        words[k] = f"<b>{words[k]}</b>" if rng.random() < 0.5 else f'<a href="/wiki/{words[k]}">{words[k]}</a>'
+    sentences[0] = " ".join(words)
+    body = "\n".join(f"<p>{s}</p>" for s in sentences)
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Docs</title><style>body {font: 14px sans}"
+            "</style><script>window.dataLayer = [];</script></head>\n<body><div class=\"content\">\n" + body
+            + "\n</div></body></html>")
+
+
+def _markdown(text: str, rng: random.Random) -> str:
+    sentences = re.split(r"(?<=[.!?]) ", text)
+    words = " ".join(sentences[1:]).split(" ") if len(sentences) > 1 else []
+    for k in sorted(rng.sample(range(len(words)), min(3, len(words)))):
+        style = rng.choice(["**{}**", "*{}*", "`{}`", "[{}](https://example.org/ref)"])
+        words[k] = style.format(words[k])
+    return "## " + sentences[0] + ("\n\n" + " ".join(words) if words else "")
+
+
 def text_copy(text: str, kind: str, rng: random.Random) -> str:
     if kind == "case":
         return text.upper()
@@ -366,11 +407,19 @@ def text_copy(text: str, kind: str, rng: random.Random) -> str:
         return _typos(text, 0.05, rng)
     if kind == "nopunct":
         return text.translate(str.maketrans("", "", string.punctuation))
+    if kind == "html-wrapped":
+        return _html_page(text, rng)
+    if kind == "truncated-75":
+        return text[:text.rfind(" ", 0, int(0.75 * len(text)) + 1)]
+    if kind == "header/footer-wrapped":
+        return rng.choice(HEADERS) + "\n\n" + text + "\n\n" + rng.choice(FOOTERS)
+    if kind == "markdown-rendered":
+        return _markdown(text, rng)
     return _typos(_drop(text, 0.05, rng), 0.02, rng)
 
 
 def build_texts(split: str, root: Path, seed: int, originals: int, negatives: int) -> list[dict]:
-    cached = root / f"records-{seed}-{originals}-{negatives}.json"
+    cached = root / f"records-{seed}-{originals}-{negatives}-k{len(TEXT_KINDS)}.json"
     if cached.exists():  # building reads every docstring of dozens of modules: minutes on a busy machine
         return json.loads(cached.read_text())
     rng = random.Random(seed)
@@ -535,7 +584,8 @@ def run_images(records: list[dict], root: Path, threshold: float) -> list[dict]:
 
 
 def run_texts(records: list[dict], root: Path, threshold: float) -> list[dict]:
-    from curate.dedup.minhash import normalise
+    def normalise(text: str) -> str:  # datasketch's input: case and whitespace only (no markup removal of ours)
+        return " ".join(text.casefold().split())
 
     rows, c = run_curate(records, root, "texts.jsonl", "minilm", threshold)
     manifest_ids = c.manifest(["id"]).column("id").to_pylist()

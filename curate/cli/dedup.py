@@ -45,6 +45,18 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
 @click.option("--jaccard", type=float, default=0.7, show_default=True,
               help="fuzzy/near, texts: verified character n-gram Jaccard a pair needs.")
 @click.option("--ngram", type=int, default=5, show_default=True, help="fuzzy/near, texts: character n-gram length.")
+@click.option("--containment", type=float, default=0.9, show_default=True,
+              help="fuzzy/near, texts: a pair also counts when this share of the shorter text's n-grams (those "
+                   "outside boilerplate) is inside the longer one: truncated and wrapped copies.")
+@click.option("--containment-ratio", type=float, default=0.35, show_default=True,
+              help="fuzzy/near, texts, containment: the shorter text must be at least this share of the longer "
+                   "one's length (a short quote in a long text is not a copy).")
+@click.option("--containment-chars", type=int, default=100, show_default=True,
+              help="fuzzy/near, texts, containment: the shorter text needs at least this many characters "
+                   "outside boilerplate.")
+@click.option("--boilerplate-df", type=int, default=50, show_default=True,
+              help="fuzzy/near, texts: passages (content-defined chunks) held by more distinct texts than this are "
+                   "boilerplate (shared headers, footers): they propose no pair and do not count toward containment.")
 @click.option("--bands", type=int, default=25, show_default=True,
               help="fuzzy/near, texts: MinHash LSH bands, at most 1024; bands x rows at most 1024.")
 @click.option("--rows", type=int, default=5, show_default=True,

@@ -2,7 +2,9 @@
 then verified (:mod:`curate.dedup.verify`).
 
 - ``exact``: every row paired with the first row of the same bytes;
-- ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`);
+- ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`), and texts sharing
+  content-defined chunks that few other texts hold, for truncated and wrapped copies whose Jaccard
+  is low (:mod:`curate.dedup.containment`; same pass over the shingles);
 - ``phash``: images whose perceptual hashes differ in at most ``hamming`` bits, each image's
   ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`); and, for re-framed copies, images
   whose border-trimmed hash is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from curate.dedup import minhash, phash
+from curate.dedup.containment import ChunkIndex
 from curate.dedup.pictures import Pictures
 from curate.index.ann import build_index, search
 
@@ -78,6 +82,29 @@ def image_hashes(pictures: Pictures, rows: np.ndarray) -> tuple[np.ndarray, np.n
         if img is not None:
             hashes[k], windows[k], have[k] = np.uint64(phash.image_hash(img)), phash.window_hashes(img), True
     return hashes, windows, have
+
+
+def text_candidates(text_values: list, rows: np.ndarray, config,
+                    workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(pairs, boilerplate)``: pairs of ``rows`` (texts) that share a MinHash LSH bucket or, each text's
+    few best, content-defined chunks (containment candidates); the keys of the chunks more than
+    ``config.boilerplate_df`` distinct texts hold (:mod:`curate.dedup.containment`)."""
+    mh = minhash.MinHashConfig(ngram=config.ngram, bands=config.bands, rows=config.rows, threshold=config.jaccard,
+                               seed=config.seed)
+    texts = [text_values[r] or "" for r in rows.tolist()]
+    chunks = ChunkIndex(len(texts), config.ngram)
+    sigs = minhash.signatures(texts, mh, workers=workers, device=config.device, on_shingles=chunks.add)
+    lsh = minhash.candidate_pairs(sigs, config.bands, config.rows)
+    del sigs
+    distinct = np.asarray(pc.index_in(pa.array(texts, pa.large_string()),
+                                      value_set=pc.unique(pa.array(texts, pa.large_string()))), dtype=np.int64)
+    contained, boilerplate = chunks.candidates(distinct, config.boilerplate_df)
+    local = lsh
+    if len(contained):  # both paths propose most true pairs: once each
+        codes = np.unique(np.concatenate([lsh[:, 0] * len(texts) + lsh[:, 1],
+                                          contained[:, 0] * len(texts) + contained[:, 1]]))
+        local = np.stack([codes // len(texts), codes % len(texts)], axis=1)
+    return (rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)), boilerplate
 
 
 def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray:

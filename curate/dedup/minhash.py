@@ -66,12 +66,14 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from curate.dedup.text_normalise import normalise as _normalise
+from curate.dedup.text_normalise import normalise_many
 from curate.errors import CurateError
 
 SIG_DTYPE = np.uint32
@@ -142,8 +144,8 @@ def _is_int(value: object) -> bool:
 
 
 def normalise(text: str) -> str:
-    """Casefold and collapse every whitespace run to one space (ends stripped)."""
-    return " ".join(text.casefold().split())
+    """Markup, Unicode forms, quotes and dashes, case and whitespace normalised (:mod:`curate.dedup.text_normalise`)."""
+    return _normalise(text)
 
 
 def _fmix64(h: np.ndarray) -> np.ndarray:
@@ -204,7 +206,7 @@ def normalised_codepoints(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]
 
     Lone surrogates are kept as code points (``surrogatepass``), so any ``str`` works.
     """
-    normed = [normalise(t) for t in texts]
+    normed = normalise_many(texts)
     lens = np.fromiter(map(len, normed), dtype=np.int64, count=len(normed))
     cps = np.frombuffer("".join(normed).encode("utf-32-le", "surrogatepass"), dtype="<u4")
     return cps, lens
@@ -346,7 +348,8 @@ def _on_device(out: np.ndarray, hashes: np.ndarray, offsets: np.ndarray, mask: n
 
 
 def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
-               workers: int | None = None, device: str | None = None) -> np.ndarray:
+               workers: int | None = None, device: str | None = None,
+               on_shingles: Callable[[int, np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
     """MinHash signatures ``[len(texts), bands * rows]`` (uint32) of the normalised texts.
 
     A text without shingles gets a row of ``EMPTY``, which never pairs. Batches of texts run
@@ -354,6 +357,8 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
     the result does not depend on ``batch`` or ``workers``. ``device``: a torch device for the
     permutation step (``auto``: the GPU when torch sees one); None or a CPU device keeps the numpy
     threads, which are faster on a CPU. Signatures are the same bit for bit on every device.
+    ``on_shingles(first, hashes, offsets)``: called with every batch's shingles (``batch_shingles`` of
+    texts ``first ..``), so another index is built from the same pass (from worker threads).
     """
     config.validate()
     if not _is_int(batch) or batch < 1:
@@ -368,6 +373,8 @@ def signatures(texts: Sequence[str], config: MinHashConfig, batch: int = 4096,
     def run(span: tuple[int, int]) -> None:
         s, e = span
         hashes, offsets = batch_shingles(texts[s:e], config.ngram)
+        if on_shingles is not None:
+            on_shingles(s, hashes, offsets)
         if len(hashes):
             (_on_device if on_device else _minhash_into)(out[s:e], hashes, offsets, mask, odd,
                                                            *((device,) if on_device else ()))

@@ -33,10 +33,10 @@ from curate.dedup.candidates import (
     SIGNALS,
     Found,
     exact_candidates,
-    minhash_candidates,
     phash_candidates,
     propose,
     semantic_candidates,
+    text_candidates,
 )
 from curate.dedup.compare import CompareConfig, compare_copies
 from curate.dedup.groups import pair_decisions
@@ -53,6 +53,8 @@ from curate.workspace import Workspace
 
 FUZZY_SIGNALS = tuple(s for s in SIGNALS if s != "semantic")
 NEAR_ONLY = ("edit_similarity", "candidate_threshold", "knn", "model")  # no use without the semantic signal
+CONTAINMENT = ("containment", "containment_ratio", "containment_chars", "boilerplate_df")  # in run ids when set
+TEXT_RULES = 2  # 2: markup-free normalisation and the containment rule; runs before it are recomputed
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,10 @@ class NearConfig:
     rows: int = 5
     image_similarity: float = 0.92  # images: the lowest bar (raised per image, see image_verify) a pair needs
     hamming: int = 12  # images: perceptual-hash bits two candidates may differ in
+    containment: float = 0.9  # texts: or this share of the shorter text's shingles inside the longer one
+    containment_ratio: float = 0.35  # texts, containment: the shorter text at least this share of the longer
+    containment_chars: int = 100  # texts, containment: the shorter text's characters outside boilerplate
+    boilerplate_df: int = 50  # texts: chunks more distinct texts than this hold are boilerplate (no containment)
     edit_similarity: float = 0.85  # near, texts: or a normalised edit similarity at least this
     candidate_threshold: float = 0.8  # semantic candidates: cosine to one of the k nearest at least this
     knn: int = 10  # semantic candidates: nearest neighbours looked at per item
@@ -105,14 +111,16 @@ class NearDedup(Stage):
             if given:
                 raise CurateError(f"{', '.join('--' + g.replace('_', '-') for g in given)}: near only (with the "
                                   "semantic signal)")
-        for name in ("jaccard", "image_similarity", "edit_similarity", "candidate_threshold"):
+        for name in ("jaccard", "containment", "containment_ratio", "image_similarity", "edit_similarity",
+                     "candidate_threshold"):
             value = getattr(config, name)
-            if not (np.isfinite(value) and 0.0 < value <= 1.0):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not (np.isfinite(value) and 0.0 < value <= 1.0):
                 raise CurateError(f"--{name.replace('_', '-')} must be in (0, 1], not {value}")
-        for name in ("ngram", "knn"):
+        for name, low in (("ngram", 1), ("knn", 1), ("containment_chars", 1), ("boilerplate_df", 1)):
             value = getattr(config, name)
-            if value < 1:
-                raise CurateError(f"--{name} must be >= 1, not {value}")
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise CurateError(f"--{name.replace('_', '-')} must be an integer >= {low}, not {value!r}")
         check_lsh(config.bands, config.rows)
         if not 0 <= config.hamming <= 64:
             raise CurateError(f"--hamming must be in [0, 64], not {config.hamming}")
@@ -131,6 +139,10 @@ class NearDedup(Stage):
         out = config_dict(config)
         for name in ("signals", *(NEAR_ONLY if method == "fuzzy" else ())):
             out.pop(name)
+        defaults = NearConfig()
+        for name in CONTAINMENT:  # at their defaults they leave the run ids of runs before them as they were
+            if getattr(config, name) == getattr(defaults, name):
+                out.pop(name)
         chosen = [s for s in SIGNALS if s in config.signals]
         if set(chosen) != set(SIGNALS if method == "near" else FUZZY_SIGNALS):
             out["signals"] = chosen
@@ -143,7 +155,10 @@ class NearDedup(Stage):
         return (Manifest(), Store(need="always" if config.model is not None else "if-any"), Overrides())
 
     def is_current(self, ws: Workspace, meta: dict[str, Any]) -> bool:
-        """Runs written before the pair column was renamed ``signal`` (from ``source``) are recomputed."""
+        """Runs written before the pair column was renamed ``signal`` (from ``source``), or before the
+        current text rules (``TEXT_RULES``), are recomputed."""
+        if meta.get("text_rules") != TEXT_RULES:
+            return False
         table, _ = run_paths(ws, self.name, meta["run_id"])
         with open_parquet(table) as pf:
             return "signal" in pf.schema_arrow.names
@@ -162,9 +177,11 @@ class NearDedup(Stage):
         if "exact" in config.signals:
             propose(found, "exact", exact_candidates(manifest, ok))
             ctx.lap("exact")
+        boilerplate = np.zeros(0, dtype=np.uint64)
         if "minhash" in config.signals:
             if len(texts) > 1:
-                propose(found, "minhash", minhash_candidates(text_values, texts, config))
+                pairs, boilerplate = text_candidates(text_values, texts, config)
+                propose(found, "minhash", pairs)
             ctx.lap("minhash")
         if "phash" in config.signals:
             if len(images) > 1:
@@ -174,13 +191,13 @@ class NearDedup(Stage):
             propose(found, "semantic", semantic_candidates(store, config))
             ctx.lap("semantic")
         method = method_of(config)
-        verifier = Verifier(kinds, text_values, pictures, config, edit=method == "near")
+        verifier = Verifier(kinds, text_values, pictures, config, edit=method == "near", boilerplate=boilerplate)
         pairs = verify(found, verifier)
         ctx.lap("verify")
         table = pair_decisions(manifest, ok, _ranks(manifest, ok, config, pairs), pairs,
                                lambda keeper, item: verifier.score(keeper, item, loose=True))
         ctx.lap("decide")
-        facts = {"method": method, "model": store.slug if store is not None else None,
+        facts = {"method": method, "model": store.slug if store is not None else None, "text_rules": TEXT_RULES,
                  "candidates": len(found), "verified": len(pairs.a),
                  "candidates_by_signal": {s: sum(s in v for v in found.values()) for s in SIGNALS},
                  "verified_by_signal": {s: sum(s in v.split(",") for v in pairs.signal) for s in SIGNALS}}

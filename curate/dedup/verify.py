@@ -6,6 +6,14 @@
   Short texts (under ``EDIT_MIN_CHARS`` normalised characters) are not matched by edit similarity and
   need a Jaccard of ``SHORT_JACCARD`` at least: there one changed word ("Return the number of items
   in the queue." / "... in the stack.") is within any edit bar and at Jaccard 0.7.
+- texts, containment (truncated and wrapped copies): or at least ``containment`` of the shorter text's
+  shingles inside the longer one, not counting shingles of boilerplate chunks (chunks that more than
+  ``boilerplate_df`` texts hold: a shared header or footer), when the shorter text is at least
+  ``containment_ratio`` of the longer one's length (a short quote in a long text is no copy) and has at
+  least ``containment_chars`` characters outside boilerplate (:mod:`curate.dedup.containment`). A pair
+  that passed by Jaccard or edit similarity is rejected when, without the boilerplate shingles, its
+  Jaccard is below ``jaccard`` and both texts have content besides it (pages alike by their template).
+- a text empty after normalisation (markup only, whitespace) matches nothing.
 - images: perceptual similarity after flip / crop / rotation alignment and tone mapping >= the pair's
   bar, ``image_similarity`` raised for images whose every copy scores high
   (:mod:`curate.dedup.image_verify`); a pair the alignment misses is checked again re-framed
@@ -30,10 +38,12 @@ import pyarrow as pa
 from rapidfuzz.distance import Levenshtein
 
 from curate.dedup.candidates import SIGNALS
+from curate.dedup.containment import containment_pairs, content_jaccard
 from curate.dedup.featureless import featureless_pair
 from curate.dedup.image_verify import SCREEN_MARGIN, coarse_similarity, copy_similarity, pair_bar, reframed_similarity
-from curate.dedup.minhash import jaccard_pairs, normalise
+from curate.dedup.minhash import jaccard_pairs
 from curate.dedup.pictures import Pictures
+from curate.dedup.text_normalise import normalise_many
 from curate.dedup.text_verify import SwapCheck
 
 EDIT_MIN_CHARS = 100  # texts shorter than this (normalised) pass on Jaccard only, at SHORT_JACCARD at least
@@ -58,27 +68,48 @@ class Pairs:
 class Verifier:
     """The precise pairwise measures of two manifest rows; ``edit``: near's text checks too."""
 
-    def __init__(self, kinds: list, text_values: list, pictures: Pictures, config, edit: bool) -> None:
+    def __init__(self, kinds: list, text_values: list, pictures: Pictures, config, edit: bool,
+                 boilerplate: np.ndarray | None = None) -> None:
         self.kinds, self.pictures, self.config, self.edit = kinds, pictures, config, edit
         self.texts = [t or "" for t in text_values]
+        self.boilerplate = np.zeros(0, np.uint64) if boilerplate is None else np.asarray(boilerplate, np.uint64)
         self._swap_check: SwapCheck | None = None
 
     def text_pairs(self, a: np.ndarray, b: np.ndarray, loose: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Jaccard of every pair, or (``edit``) normalised edit similarity where Jaccard misses it."""
-        jaccard, edit = self.config.jaccard, self.config.edit_similarity
+        """Jaccard of every pair, or containment (truncated and wrapped copies), or (``edit``) normalised
+        edit similarity where both miss it."""
+        cfg = self.config
+        jaccard, edit, contained = cfg.jaccard, cfg.edit_similarity, cfg.containment
         if loose:
-            jaccard, edit = 2 * jaccard - 1, 2 * edit - 1
-        score = jaccard_pairs(self.texts, np.stack([a, b], axis=1), self.config.ngram).astype(np.float32)
-        short = np.array([min(len(normalise(self.texts[x])), len(normalise(self.texts[y]))) < EDIT_MIN_CHARS
-                          for x, y in zip(a.tolist(), b.tolist())], dtype=bool)
+            jaccard, edit, contained = 2 * jaccard - 1, 2 * edit - 1, 2 * contained - 1
+        pairs = np.stack([a, b], axis=1).reshape(-1, 2)
+        score = jaccard_pairs(self.texts, pairs, cfg.ngram).astype(np.float32)
+        docs, local = np.unique(pairs.ravel(), return_inverse=True)
+        normed = normalise_many([self.texts[d] for d in docs.tolist()])
+        shorter = np.fromiter(map(len, normed), dtype=np.int64, count=len(normed))[local].reshape(-1, 2).min(
+            axis=1, initial=np.iinfo(np.int64).max)
+        short = shorter < EDIT_MIN_CHARS
         short_bar = max(jaccard, 2 * SHORT_JACCARD - 1 if loose else SHORT_JACCARD)
         passed = score >= np.where(short, short_bar, jaccard) - 1e-6  # float32 scores: no false miss at the bar
+        passed &= shorter > 0  # a text empty after normalisation matches nothing
+        missed = np.flatnonzero(~passed & (shorter >= cfg.containment_chars))
+        if len(missed):
+            share, content, ratio = containment_pairs(self.texts, pairs[missed], cfg.ngram, self.boilerplate)
+            hit = (share >= contained - 1e-9) & (ratio >= cfg.containment_ratio) \
+                & (content + cfg.ngram - 1 >= cfg.containment_chars)
+            score[missed[hit]], passed[missed[hit]] = share[hit], True
         if self.edit:
             for i in np.flatnonzero(~passed & ~short).tolist():
-                x, y = normalise(self.texts[a[i]]), normalise(self.texts[b[i]])
+                x, y = normed[local[2 * i]], normed[local[2 * i + 1]]
                 sim = Levenshtein.normalized_similarity(x, y, score_cutoff=edit)
                 if sim >= edit:
                     score[i], passed[i] = sim, True
+        by_shape = np.flatnonzero(passed)
+        by_shape = by_shape[~np.isin(by_shape, missed[hit])] if len(missed) else by_shape
+        if len(by_shape) and len(self.boilerplate):  # boilerplate alone must not make two texts alike
+            content, vetoable = content_jaccard(self.texts, pairs[by_shape], cfg.ngram, self.boilerplate)
+            passed[by_shape[vetoable & (content < jaccard - 1e-9)]] = False
+        if self.edit:
             checked = np.flatnonzero(passed)
             if len(checked):  # a swap of words other texts write: a look-alike, not a copy
                 passed[checked[self._swaps().rejects(list(zip(a[checked].tolist(), b[checked].tolist())))]] = False
@@ -136,6 +167,10 @@ def verify(found: dict[tuple[int, int], set[str]], verifier: Verifier) -> Pairs:
     exact = np.array(["exact" in found[k] for k in keys], dtype=bool)
     score[exact], passed[exact] = 1.0, True
     same_kind = np.array([kinds[x] == kinds[y] for x, y in keys], dtype=bool)
+    exact_text = np.flatnonzero(exact & np.array([kinds[x] == "text" for x, _ in keys], dtype=bool))
+    if len(exact_text):  # identical bytes, but nothing left after normalisation (markup only): no match
+        empty = np.array([not t for t in normalise_many([verifier.texts[x] for x in a[exact_text].tolist()])])
+        score[exact_text[empty]], passed[exact_text[empty]] = 0.0, False
     text = ~exact & same_kind & np.array([kinds[x] == "text" for x, _ in keys], dtype=bool)
     if text.any():
         score[text], passed[text] = verifier.text_pairs(a[text], b[text])

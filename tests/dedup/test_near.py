@@ -213,7 +213,8 @@ def test_fuzzy_is_near_without_the_semantic_signal_and_keeps_its_run_ids():
     other = dedup_config("near", {"signals": ["semantic", "exact"]})  # any order: one run id
     assert stage.prefix(other) == "near" and stage.settings(other)["signals"] == ["exact", "semantic"]
     with pytest.raises(CurateError, match=r"^\[dedup --method fuzzy\]: unknown setting\(s\) edit_similarity; "
-                                          r"valid: jaccard, ngram, bands, rows, image_similarity, hamming, keep, "):
+                                          r"valid: jaccard, ngram, bands, rows, image_similarity, hamming, "
+                                          r"containment, containment_ratio, containment_chars, boilerplate_df, keep, "):
         dedup_config("fuzzy", {"edit_similarity": 0.9})
     with pytest.raises(CurateError, match=r"method = 'fuzzy' does not take signals .*set method = 'near'"):
         check_dedup_keys("fuzzy", {"signals": ["exact"]})
@@ -274,7 +275,8 @@ def test_a_chain_that_drifts_keeps_its_far_end(tmp_path):
                                               for i, t in zip("abcd", steps)).encode())
     ws = Workspace(str(tmp_path / "ws"))
     ingest(ws, [str(src)], progress=False)
-    result = dedup(ws, "fuzzy", jaccard=bar, keep="column:bytes:desc", bands=60, rows=2)
+    # containment 1: the chain is of Jaccard steps (d's shingles are 0.8 inside a's, the loose containment bar)
+    result = dedup(ws, "fuzzy", jaccard=bar, keep="column:bytes:desc", bands=60, rows=2, containment=1.0)
     rows = {r["id"]: r for r in result.table.to_pylist()}
     assert rows["a"]["kept"] and rows["d"]["kept"]
     assert rows["b"]["duplicate_of"] == "a" and rows["c"]["duplicate_of"] == "a"
