@@ -22,6 +22,7 @@ from tests.conftest import write
 
 def paragraphs(n: int) -> list[str]:
     """Real English paragraphs: the standard library's own docstrings, distinct and long enough."""
+    import argparse
     import collections
     import csv
     import datetime
@@ -30,12 +31,16 @@ def paragraphs(n: int) -> list[str]:
     import inspect
     import itertools
     import json as json_module
+    import logging
     import pathlib
+    import shutil
     import textwrap
+    import threading
 
     out = []
+    # (modules after ``io`` only add paragraphs: the first ones stay what earlier tests were written on)
     for module in (functools, itertools, collections, pathlib, csv, json_module, datetime, textwrap, email,
-                   inspect, random, io):
+                   inspect, random, io, argparse, logging, shutil, threading):
         for name in sorted(dir(module)):
             doc = inspect.getdoc(getattr(module, name, None)) or ""
             text = " ".join(doc.split())
