@@ -178,15 +178,17 @@ def containment_pairs(texts: Sequence[str], pairs: np.ndarray, ngram: int,
 
 
 def content_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int,
-                    boilerplate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(jaccard, vetoable)`` of every pair over the shingles outside boilerplate chunks; ``vetoable``:
-    the pair has boilerplate shingles and both texts have content outside them (then the boilerplate,
-    not the content, may be what makes the two alike)."""
+                    boilerplate: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(jaccard, vetoable, content)`` of every pair over the shingles outside boilerplate chunks;
+    ``vetoable``: the pair has boilerplate shingles and both texts have content outside them (then the
+    boilerplate, not the content, may be what makes the two alike); ``content``: the smaller of the two
+    texts' distinct shingle counts outside boilerplate."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     jaccard = np.zeros(len(pairs), dtype=np.float64)
     vetoable = np.zeros(len(pairs), dtype=bool)
+    content = np.zeros(len(pairs), dtype=np.int64)
     if not len(pairs) or not len(boilerplate):
-        return jaccard, vetoable
+        return jaccard, vetoable, content
     docs, local = minhash._unique_inverse(pairs.ravel())
     local = local.reshape(-1, 2)
     hashes, offsets = minhash.batch_shingles([texts[int(d)] for d in docs], ngram)
@@ -198,7 +200,8 @@ def content_jaccard(texts: Sequence[str], pairs: np.ndarray, ngram: int,
     for k, (a, b) in enumerate(local.tolist()):
         sa, sb = own[a], own[b]
         vetoable[k] = (has_boiler[a] or has_boiler[b]) and len(sa) > 0 and len(sb) > 0
+        content[k] = min(len(sa), len(sb))
         if vetoable[k]:
             inter = len(np.intersect1d(sa, sb, assume_unique=True))
             jaccard[k] = inter / (len(sa) + len(sb) - inter)
-    return jaccard, vetoable
+    return jaccard, vetoable, content

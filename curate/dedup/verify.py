@@ -107,8 +107,13 @@ class Verifier:
         by_shape = np.flatnonzero(passed)
         by_shape = by_shape[~np.isin(by_shape, missed[hit])] if len(missed) else by_shape
         if len(by_shape) and len(self.boilerplate):  # boilerplate alone must not make two texts alike
-            content, vetoable = content_jaccard(self.texts, pairs[by_shape], cfg.ngram, self.boilerplate)
-            passed[by_shape[vetoable & (content < jaccard - 1e-9)]] = False
+            # pages alike by their template alone share almost no content (Jaccard about 0.1 without it), while
+            # a typo'd, OCR'd or word-dropped copy keeps about half its n-grams: where both have at least
+            # ``containment_chars`` n-grams of content the bar is the loose one, 2 * jaccard - 1; a page with
+            # only a line of its own (where a few common words reach any bar) must clear ``jaccard``
+            similar, vetoable, content = content_jaccard(self.texts, pairs[by_shape], cfg.ngram, self.boilerplate)
+            bar = np.where(content >= cfg.containment_chars, 2 * jaccard - 1, jaccard)
+            passed[by_shape[vetoable & (similar < bar - 1e-9)]] = False
         if self.edit:
             checked = np.flatnonzero(passed)
             if len(checked):  # a swap of words other texts write: a look-alike, not a copy
