@@ -4,7 +4,8 @@ Each image is read once into a :class:`Look` (a few numbers and a 32 x 32 grey s
 ``(x, y)`` the vote adds, for x (negated for y):
 
 - **resolution** (weight 2): at least 15% more pixels (inside the bars for a letterboxed one), so a
-  thumbnail or a crop loses;
+  thumbnail or a crop loses; only between images of one shape (aspect ratios within 5%): a stretched
+  copy's extra pixels are interpolated;
 - **border** (weight 2): the letterboxed or pillarboxed one loses: it has bars (at least 3% more of the
   area) and the other's frame has the shape of its content (aspect ratios within 5%), its own frame not;
 - **colour** (weight 2): colour over greyscale;
@@ -157,7 +158,10 @@ def pair_vote(x: Look, y: Look) -> float:
     """The vote for x being the original of y (> 0) or y of x (< 0), without the consensus."""
     boxed_x, boxed_y = _letterboxed(x, y), _letterboxed(y, x)
     px, py = x.content if boxed_x else x.pixels, y.content if boxed_y else y.pixels
-    vote = RESOLUTION * _side(px >= 1.15 * py, py >= 1.15 * px)
+    ax, ay = x.content_aspect if boxed_x else x.aspect, y.content_aspect if boxed_y else y.aspect
+    # more pixels of the same shape is more resolution (a thumbnail loses); of another shape it may be a
+    # stretch, whose extra pixels are interpolated: no vote
+    vote = RESOLUTION * _side(px >= 1.15 * py, py >= 1.15 * px) if _alike(ax, ay) else 0.0
     vote += BORDER * _side(boxed_y, boxed_x)
     vote += COLOUR * _side(x.chroma >= COLOURED and y.chroma < GREY, y.chroma >= COLOURED and x.chroma < GREY)
     vote += COMPRESSION * _side(x.quality - y.quality >= 10, y.quality - x.quality >= 10)
@@ -188,12 +192,14 @@ def _side(a: bool, b: bool) -> float:
     return float(a) - float(b)
 
 
+def _alike(p: float, q: float) -> bool:
+    """Aspect ratios within 5% of each other."""
+    return abs(np.log(p / q)) < np.log(1.05)
+
+
 def _letterboxed(a: Look, b: Look) -> bool:
     """a is b with bars added: more of a's area is bars, b's frame has the shape of a's content, a's does not."""
-    def alike(p: float, q: float) -> bool:
-        return abs(np.log(p / q)) < np.log(1.05)
-
-    return a.border - b.border >= 0.03 and alike(a.content_aspect, b.aspect) and not alike(a.aspect, b.aspect)
+    return a.border - b.border >= 0.03 and _alike(a.content_aspect, b.aspect) and not _alike(a.aspect, b.aspect)
 
 
 class ImageCopies:
