@@ -2,9 +2,10 @@
 
 The hashing pass decodes each image once; verification decodes an image again to build its
 :class:`~curate.dedup.image_verify.ImageView` (about 330 KB) and its
-:class:`~curate.dedup.featureless.Uniformity` (the last ``views`` are kept: pairs are
-verified in row order, so the first image of a run of pairs stays cached) and, for pairs that pass the
-coarse screen, to measure its copy floor (kept, a float).
+:class:`~curate.dedup.featureless.Uniformity` (the last ``views`` are kept: pairs are verified in
+an order that keeps an image's pairs close, see :func:`curate.dedup.verify.locality_order`) and,
+for pairs that pass the coarse screen, measures its copy floor (kept, a float) from the same decoded
+picture (the last ``IMAGES`` decoded are kept: a pair's floors follow its views).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from curate.dedup.quality import image_sharpness
 from curate.embed.payloads import PayloadFetcher
 from curate.io.images import open_image
 
+IMAGES = 16  # decoded pictures kept for the copy floors of the pair being verified (about 200 KB each)
+
 
 class Pictures:
     """``bar``: a progress bar factory (``RunContext.bar``) for the hashing pass."""
@@ -32,6 +35,7 @@ class Pictures:
         self.manifest, self.bar, self.max_side = manifest, bar, max_side
         self.views: OrderedDict[int, tuple[ImageView, Uniformity] | None] = OrderedDict()
         self.floors: dict[int, float] = {}
+        self.images: OrderedDict[int, Image.Image | None] = OrderedDict()
         self.limit = views
         self.fetcher = PayloadFetcher()
 
@@ -61,7 +65,7 @@ class Pictures:
         if row in self.views:
             self.views.move_to_end(row)
             return self.views[row]
-        img = self.decode(row)
+        img = self._image(row)
         seen = None if img is None else (image_view(img), uniformity(img))
         self.views[row] = seen
         if len(self.views) > self.limit:
@@ -71,9 +75,20 @@ class Pictures:
     def floor(self, row: int) -> float:
         """The copy floor of a row's image (:func:`~curate.dedup.image_verify.copy_floor`), cached."""
         if row not in self.floors:
-            view, img = self.view(row), self.decode(row)
+            view = self.view(row)
+            img = None if view is None else self._image(row)
             self.floors[row] = 1.0 if view is None or img is None else copy_floor(img, view)
         return self.floors[row]
+
+    def _image(self, row: int) -> Image.Image | None:
+        """:meth:`decode`, the last ``IMAGES`` kept (a view and then its floor decode the image once)."""
+        if row in self.images:
+            self.images.move_to_end(row)
+            return self.images[row]
+        img = self.images[row] = self.decode(row)
+        if len(self.images) > IMAGES:
+            self.images.popitem(last=False)
+        return img
 
     def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The perceptual hash of each row (has: False where it cannot be decoded)."""
