@@ -48,7 +48,7 @@ LABEL_ISSUE = "label-issue"  # droppable; its flag is the label_issue column
 EMBEDDING_CHECKS = ("outlier",)
 GROUP_CHECKS = ("label-conflict",)
 MANIFEST_COLUMNS = ["id", "kind", "source", "source_kind", "offset", "length", "text", "label", "status", "reason"]
-CHUNK = 256  # images fetched per batch handed to the decoding threads
+CHUNK = 256  # images fetched per batch handed to the checking processes
 
 
 def image_checks() -> tuple[str, ...]:
@@ -289,20 +289,21 @@ def _wanted(config: AuditConfig, ok: np.ndarray, kinds: np.ndarray, store, dedup
 
 def _image_scores(manifest: pa.Table, rows: np.ndarray, n: int, workers: int, ctx: RunContext) -> dict:
     """Every image check's score (NaN off the image rows); each image fetched and decoded once."""
-    from curate.audit.image_checks import image_check_scores
+    from curate.audit.image_checks import MIN_POOLED, check_pool, image_check_scores
     from curate.embed.payloads import PayloadFetcher
 
     names = image_checks()
     out = {name: np.full(n, np.nan, dtype=np.float32) for name in names}
     cols = ["kind", "source", "source_kind", "offset", "length", "text"]
     fetcher = PayloadFetcher()
+    pooled = workers if len(rows) >= MIN_POOLED else 1  # one pool of worker processes for the whole run
     try:
-        with ctx.bar(total=len(rows), desc="audit images", unit=" images") as bar:
+        with ctx.bar(total=len(rows), desc="audit images", unit=" images") as bar, check_pool(pooled) as pool:
             for lo in range(0, len(rows), CHUNK):
                 part = rows[lo:lo + CHUNK]
                 sub = manifest.select(cols).take(pa.array(part)).to_pylist()
                 payloads = [_fetch(fetcher, row) for row in sub]
-                got = image_check_scores(payloads, workers=max(1, workers))
+                got = image_check_scores(payloads, workers=1, pool=pool)
                 for name in names:
                     out[name][part] = got[name]
                 bar.update(len(part))

@@ -22,6 +22,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from curate.audit.image_checks import (
     IMAGE_CHECKS,
     ImageCheckConfig,
+    check_pool,
     decode_features,
     flags,
     image_check_scores,
@@ -219,11 +220,15 @@ def test_flags_follow_the_config_without_rescoring():
     assert not flags(s, ImageCheckConfig(blurry=score + 0.01))["blurry"][0]
 
 
-def test_threads_give_the_same_scores():
-    images = [_enc(_photo(n)) for n in ("astronaut", "coffee", "chelsea", "rocket")]
-    one, two = image_check_scores(images, workers=1), image_check_scores(images, workers=2)
+def test_worker_processes_give_the_same_scores():
+    images = [_enc(_photo(n)) for n in ("astronaut", "coffee", "chelsea", "rocket")] + [b"not an image", None]
+    one = image_check_scores(images, workers=1)
+    with check_pool(2) as pool:
+        assert pool is not None
+        two = image_check_scores(iter(images), pool=pool)  # any iterable, in input order
     for name in one:
         np.testing.assert_array_equal(one[name], two[name])
+    assert two["undecodable"].tolist() == [0, 0, 0, 0, 1, 1]
 
 
 # -- outlier (shared with texts) ----------------------------------------------------------------------------
