@@ -12,11 +12,10 @@ import pytest
 
 from curate.audit.labels import label_quality
 from curate.audit.stage import AuditConfig, audit
-from curate.cli import main
 from curate.decisions import latest_run
 from curate.dedup.exact import exact_dedup
 from curate.errors import CurateError
-from tests.conftest import vector_workspace
+from tests.conftest import run_cli, vector_workspace
 
 N, CLASSES = 30, ("c0", "c1", "c2")
 FLIPPED = (4, 17)  # given the next class's label
@@ -52,16 +51,6 @@ def _predictions(tmp_path, ids, truth, name="preds.parquet"):
     path = tmp_path / name
     pq.write_table(pa.table({"id": ids, "probs": probs.tolist()}), path)
     return str(path), probs
-
-
-def cli(capsys, *args):
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_planted_flips_from_predictions_match_label_quality(tmp_path):
@@ -132,7 +121,7 @@ def test_bad_predictions_are_one_line_errors_before_any_work(tmp_path, capsys, c
     else:  # four columns for three labels: which is which is not knowable
         path = tmp_path / "p.npy"
         np.save(path, np.full((N, 4), 0.25))
-    code, out, err = cli(capsys, "audit", "-w", str(ws.root.path), "--predictions", str(path), "--no-progress")
+    code, out, err = run_cli(capsys, "audit", "-w", str(ws.root.path), "--predictions", str(path), "--no-progress")
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
     assert not ws.decisions("audit").exists()
     with pytest.raises(CurateError):
@@ -145,7 +134,7 @@ def test_select_label_issues_exports_the_worst_first(tmp_path, capsys):
     path, _ = _predictions(tmp_path, ids, truth)
     audit(ws, AuditConfig(predictions=path), progress=False)
     out = tmp_path / "review" / "batch.json"
-    code, text, err = cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out", str(out))
+    code, text, err = run_cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out", str(out))
     assert code == 0, err
     tasks = json.loads(out.read_text())
     assert [t["data"]["id"] for t in tasks] == [ids[i] for i in FLIPPED]  # both score alike: manifest order
@@ -155,9 +144,9 @@ def test_select_label_issues_exports_the_worst_first(tmp_path, capsys):
     assert first["data"]["text"] == _texts(N)[FLIPPED[0]]
     assert (out.parent / "labeling-config.xml").exists() and (out.parent / "LABELING.md").exists()
     assert "2 of 2 label issues" in text
-    code, _, err = cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out", str(out))
+    code, _, err = run_cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out", str(out))
     assert code == 2 and "already exists" in err  # never overwritten without --force
-    code, _, err = cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out",
+    code, _, err = run_cli(capsys, "select", "-w", str(ws.root.path), "--label-issues", "-n", "5", "--out",
                        str(tmp_path / "b.csv"), "--strategy", "random")
     assert code == 2 and "--strategy" in err
 
@@ -170,7 +159,7 @@ def test_pipeline_file_with_an_audit_table_and_prune_drop(tmp_path, capsys):
     toml.write_text(f'workspace = "{ws.root.path}"\n[dedup]\nmethod = "exact"\n'
                     f'[audit]\npredictions = "{path}"\nchecks = ["too-short"]\nthresholds = {{too-short = 0.4}}\n'
                     '[prune]\ncount = 100\ndrop = ["label-issue"]\n')
-    code, out, err = cli(capsys, "run", str(toml), "--no-progress")
+    code, out, err = run_cli(capsys, "run", str(toml), "--no-progress")
     assert code == 0, err
     assert "[audit  ]" in out and "2 label issues" in out, out
     table = latest_run(ws, "prune").table
@@ -185,7 +174,7 @@ def test_review_override_keeps_an_item_the_audit_dropped(tmp_path, capsys):
     path, _ = _predictions(tmp_path, ids, truth)
     first = audit(ws, AuditConfig(predictions=path, drop=("label-issue",)), progress=False)
     assert [first.table.column("reason")[i].as_py() for i in FLIPPED] == ["label-issue"] * 2
-    code, _, err = cli(capsys, "override", "-w", str(ws.root.path), "--stage", "audit", "--keep", ids[FLIPPED[0]],
+    code, _, err = run_cli(capsys, "override", "-w", str(ws.root.path), "--stage", "audit", "--keep", ids[FLIPPED[0]],
                        "--note", "checked")
     assert code == 0, err
     second = audit(ws, AuditConfig(predictions=path, drop=("label-issue",)), progress=False)
