@@ -96,6 +96,50 @@ def original(base: Image.Image, rng: random.Random) -> Image.Image:
     return img
 
 
+def collage(bases: list[Image.Image], rng: random.Random) -> Image.Image:
+    """A picture of its own (``--data collage``): a crop of one sample photo as the background, 2-4
+    patches cut from other photos pasted over it (each 20-45% of the side, anywhere), a few filled
+    shapes, rescaled to a long side of 400-600 px and colour-jittered. Two collages share at most a
+    patch, so the candidate graph stays as sparse as a real collection's, where crops of 23 photos
+    (``--data crops``) grow denser with N."""
+    from PIL import ImageDraw
+
+    canvas = original(rng.choice(bases), rng)
+    w, h = canvas.size
+    for _ in range(rng.randint(2, 4)):
+        patch = rng.choice(bases)
+        pw, ph = max(8, int(w * rng.uniform(0.2, 0.45))), max(8, int(h * rng.uniform(0.2, 0.45)))
+        sx, sy = rng.randint(0, max(0, patch.width - pw)), rng.randint(0, max(0, patch.height - ph))
+        piece = patch.crop((sx, sy, sx + pw, sy + ph))
+        canvas.paste(piece, (rng.randint(0, w - pw), rng.randint(0, h - ph)))
+    draw = ImageDraw.Draw(canvas)
+    for _ in range(rng.randint(1, 3)):
+        x0, y0 = rng.randint(0, w - 2), rng.randint(0, h - 2)
+        box = (x0, y0, min(w - 1, x0 + rng.randint(w // 10, w // 3)), min(h - 1, y0 + rng.randint(h // 10, h // 3)))
+        fill = tuple(rng.randint(0, 255) for _ in range(3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+    return canvas
+
+
+def _build_part(args: tuple) -> list:
+    """One worker's share of :func:`build`: originals ``start..stop`` (and their planted copies)."""
+    img_dir, data, seed, start, stop, copies = args
+    bases = photos()
+    planted = []
+    for i in range(start, stop):
+        rng = random.Random(seed * 1_000_003 + i)
+        base = rng.choice(bases)
+        img = collage(bases, rng) if data == "collage" else original(base, rng)
+        stem = f"o{i:06d}"
+        img.save(Path(img_dir) / f"{stem}.jpg", quality=rng.randint(85, 95))
+        if i < copies:
+            kind = EDITS[i % len(EDITS)]
+            copy, quality = edited(img, kind, rng)
+            copy.save(Path(img_dir) / f"c{i:06d}.jpg", quality=quality)
+            planted.append((stem, f"c{i:06d}", kind))
+    return planted
+
+
 def edited(img: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Image, int]:
     """A planted copy of ``img`` and the JPEG quality to save it at."""
     if kind == "jpeg":
@@ -112,20 +156,36 @@ def edited(img: Image.Image, kind: str, rng: random.Random) -> tuple[Image.Image
     return ImageEnhance.Brightness(img).enhance(1 + sign * rng.uniform(0.15, 0.25)), rng.randint(85, 95)
 
 
-def build(n: int, seed: int) -> tuple[Path, list[tuple[str, str, str]]]:
-    """N JPEGs (about 5% planted copies) in ``WORK/N/img``, cached; returns the folder and the planted
-    (original, copy, edit) file stems."""
-    folder = WORK / str(n)
+def build(n: int, seed: int, data: str = "crops", workers: int = 1) -> tuple[Path, list[tuple[str, str, str]]]:
+    """N JPEGs (about 5% planted copies) in ``WORK/N/img`` (``WORK/collage-N/img`` for collages),
+    cached; returns the folder and the planted (original, copy, edit) file stems. ``crops`` keeps the
+    sequence of the first runs (one generator); ``collage`` seeds each image apart, so ``workers``
+    processes build it."""
+    folder = WORK / (str(n) if data == "crops" else f"{data}-{n}")
     img_dir, truth_file = folder / "img", folder / "planted.json"
     if truth_file.exists():
         return img_dir, [tuple(t) for t in json.loads(truth_file.read_text())]
     shutil.rmtree(img_dir, ignore_errors=True)
     img_dir.mkdir(parents=True)
+    copies = round(n * COPY_SHARE)
+    t = time.perf_counter()
+    if data == "collage":
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunk = 500
+        parts = [(str(img_dir), data, seed, s, min(n - copies, s + chunk), copies)
+                 for s in range(0, n - copies, chunk)]
+        planted = []
+        with ProcessPoolExecutor(workers) as pool:
+            for k, part in enumerate(pool.map(_build_part, parts)):
+                planted += part
+                print(f"  built {min(n - copies, (k + 1) * chunk)} originals, {time.perf_counter() - t:.0f} s",
+                      flush=True)
+        truth_file.write_text(json.dumps(planted))
+        return img_dir, planted
     rng = random.Random(seed)
     bases = photos()
-    copies = round(n * COPY_SHARE)
     planted = []
-    t = time.perf_counter()
     for i in range(n - copies):
         img = original(rng.choice(bases), rng)
         stem = f"o{i:06d}"
@@ -293,6 +353,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, nargs="+", default=[10000], help="number of images (each a cached data set)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", choices=["crops", "collage"], default="crops",
+                   help="crops: random crops of the 23 sample photos (denser with N); collage: pictures of their own")
+    p.add_argument("--build-workers", type=int, default=2, help="processes that build collage data")
+    p.add_argument("--build-only", action="store_true", help="build (cache) the data and stop")
     p.add_argument("--profile", action="store_true", help="cProfile the near dedup (slower; timings then inflated)")
     p.add_argument("--skip", nargs="*", default=[], choices=["phash", "curate"], help="tools not to run")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -307,7 +371,11 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     rows = []
     for n in args.n:
-        img_dir, planted = build(n, args.seed)
+        img_dir, planted = build(n, args.seed, args.data, args.build_workers)
+        tag = n if args.data == "crops" else f"{args.data}-{n}"
+        if args.build_only:
+            print(f"N={n}: {img_dir}, {len(planted)} planted copies")
+            continue
         folder = img_dir.parent
         load = round(os.getloadavg()[0], 2)
         print(f"N={n}: {len(planted)} planted copies; load {load}", flush=True)
@@ -328,8 +396,8 @@ def main() -> None:
                   f"seconds {res['seconds']}, "
                   f"signals {res['signals']}, "
                   f"{res['candidates']} candidates, stage {res['stage_s']} s, laps {res['laps']}", flush=True)
-            rows.append({"tool": "curate ingest", "n": n, **{k: v for k, v in ingest.items() if k != "stdout"}})
-            rows.append({"tool": "curate near" + (" (profiled)" if args.profile else ""), "n": n,
+            rows.append({"tool": "curate ingest", "n": tag, **{k: v for k, v in ingest.items() if k != "stdout"}})
+            rows.append({"tool": "curate near" + (" (profiled)" if args.profile else ""), "n": tag,
                          **{k: v for k, v in near.items() if k != "stdout"}, "recall": round(rec, 3),
                          "per_kind": per_kind, "pairs": len(res["pairs"]), "extra_pairs": extra,
                          "decodes": res["counts"]["decode_image"],
@@ -342,7 +410,7 @@ def main() -> None:
                         out)
             res = json.loads(out.read_text())
             rec, per_kind, extra = recall(res["pairs"], planted)
-            rows.append({"tool": "imagededup PHash", "n": n, **{k: v for k, v in ph.items() if k != "stdout"},
+            rows.append({"tool": "imagededup PHash", "n": tag, **{k: v for k, v in ph.items() if k != "stdout"},
                          "recall": round(rec, 3), "per_kind": per_kind, "pairs": len(res["pairs"]),
                          "extra_pairs": extra, "note": f"encode {res['encode_s']} s, find {res['find_s']} s"})
         for r in rows:

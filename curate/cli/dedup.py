@@ -67,6 +67,9 @@ from curate.cli.options import counts_line, out_option, run_line, stage_options
                    "copy scores high.")
 @click.option("--hamming", type=int, default=12, show_default=True,
               help="fuzzy/near, images: perceptual-hash bits two candidates may differ in.")
+@click.option("--workers", type=int, default=2, show_default=True,
+              help="fuzzy/near, images: processes that decode and hash the images (speed only: the decisions and "
+                   "the run id do not depend on it).")
 @click.option("--edit-similarity", type=float, default=0.85, show_default=True,
               help="near, texts: a pair also counts when its normalised edit similarity is at least this.")
 @click.option("--candidate-threshold", type=float, default=0.8, show_default=True,

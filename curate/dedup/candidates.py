@@ -24,9 +24,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curate.dedup import minhash, phash
+from curate.dedup import minhash
 from curate.dedup.containment import ChunkIndex
+from curate.dedup.hash_search import as_pairs, near_hashes
+from curate.dedup.phash import HASH_BITS, popcount
 from curate.dedup.pictures import Pictures
+from curate.dedup.signatures import Signatures, image_signatures
 from curate.index.ann import build_index, search
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
@@ -34,6 +37,10 @@ MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its n
 MAX_WINDOW_CANDIDATES = 4  # and re-framed candidates (trimmed and window hashes) per image
 WINDOW_HAMMING = 12  # bits a trimmed hash and a trimmed or window hash may differ in (unrelated: 18 or more)
 WINDOW_BANDS = 6  # the window search's bit bands: pairs within 5 bits always meet, farther ones often
+AGREE_BITS = 16  # canonical-hash candidates: plain hashes this close (unrelated images: 24 and more, mostly)
+CANON_COSINE = 0.97  # or canonical coefficients this close (a copy rotated 3 degrees: 0.96-0.99)
+MIN_BANDS = 5  # hash joins use at least this many bit bands (pairs within 4 bits always meet)
+SEARCH_BUDGET = 300_000_000  # same-band pairs a hash join may look at (about 10 s of NumPy on one core)
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -71,19 +78,6 @@ def minhash_candidates(text_values: list, rows: np.ndarray, config, workers: int
     return rows[local] if len(local) else np.empty((0, 2), dtype=np.int64)
 
 
-def image_hashes(pictures: Pictures, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each row's perceptual hash, its :func:`~curate.dedup.phash.window_hashes` ([n, 37]) and whether
-    it could be decoded; one decode per image."""
-    hashes = np.zeros(len(rows), dtype=np.uint64)
-    windows = np.zeros((len(rows), 1 + len(phash.WINDOW_SIDES) * len(phash.WINDOW_PLACES) ** 2), dtype=np.uint64)
-    have = np.zeros(len(rows), dtype=bool)
-    for k, r in enumerate(pictures.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
-        img = pictures.decode(r)
-        if img is not None:
-            hashes[k], windows[k], have[k] = np.uint64(phash.image_hash(img)), phash.window_hashes(img), True
-    return hashes, windows, have
-
-
 def text_candidates(text_values: list, rows: np.ndarray, config,
                     workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(pairs, boilerplate)``: pairs of ``rows`` (texts) that share a MinHash LSH bucket or, each text's
@@ -108,55 +102,73 @@ def text_candidates(text_values: list, rows: np.ndarray, config,
 
 
 def phash_candidates(pictures: Pictures, rows: np.ndarray, config) -> np.ndarray:
-    """Pairs of ``rows`` (images) within ``hamming`` bits, each image's nearest few only, and the
-    re-framed pairs of :func:`window_pairs`."""
-    hashes, windows, have = image_hashes(pictures, rows)
-    usable, hashes, windows = rows[have], hashes[have], windows[have]
+    """Pairs of ``rows`` (images) from their hashes (:mod:`curate.dedup.signatures`, one decode each):
+    :func:`hash_pairs`, each image's nearest few only, and the re-framed pairs of :func:`window_pairs`."""
+    signatures = image_signatures(pictures, rows, getattr(config, "workers", 1))
+    usable = rows[signatures.have]
+    signatures = signatures.take(signatures.have)
     if len(usable) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    out = [usable[window_pairs(windows, min(config.hamming, WINDOW_HAMMING))]]
-    local = phash.candidate_pairs(hashes, config.hamming)
+    out = [usable[window_pairs(signatures.windows, min(config.hamming, WINDOW_HAMMING))]]
+    local, distance = hash_pairs(signatures, config.hamming)
     if len(local):
-        distance = phash.popcount(hashes[local[:, 0]] ^ hashes[local[:, 1]])
         out.append(usable[nearest_per_item(local, distance, MAX_IMAGE_CANDIDATES)])
     return np.concatenate(out)
 
 
-def window_pairs(windows: np.ndarray, max_distance: int, bands: int = WINDOW_BANDS) -> np.ndarray:
+def hash_pairs(signatures: Signatures, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pairs, distance)``: images whose plain DCT hashes (border-trimmed, one of them maybe mirrored)
+    differ in at most ``max_distance`` bits, and images whose canonical hashes do (rotated copies, which
+    the plain hash does not see) when they agree on more: plain hashes within ``AGREE_BITS`` or canonical
+    coefficients at cosine ``CANON_COSINE`` (the 64 canonical bits alone put thousands of unrelated
+    photos within 12 bits of each other at 100,000 images)."""
+    n = len(signatures.have)
+    plain, mirror = signatures.plain, signatures.mirror
+    items = np.arange(n)
+    base = np.concatenate([plain, mirror])
+    i, o, d = near_hashes(plain, base, np.concatenate([items, items]), max_distance,
+                          affordable_bands(n, len(base), max_distance))
+    aligned, aligned_d = as_pairs(i, o, d)
+    canonical = signatures.canonical
+    i, o, d = near_hashes(canonical, canonical, items, max_distance, affordable_bands(n, n, max_distance))
+    rotated, rotated_d = as_pairs(i, o, d)
+    a, b = rotated[:, 0], rotated[:, 1]
+    agree = np.minimum(popcount(plain[a] ^ plain[b]), popcount(plain[a] ^ mirror[b])) <= AGREE_BITS
+    close = np.einsum("ij,ij->i", signatures.coefficients[a], signatures.coefficients[b]) >= CANON_COSINE
+    rotated, rotated_d = rotated[agree | close], rotated_d[agree | close]
+    pairs, distance = np.concatenate([aligned, rotated]), np.concatenate([aligned_d, rotated_d])
+    if not len(pairs):
+        return pairs.reshape(-1, 2), distance
+    return as_pairs(pairs[:, 0], pairs[:, 1], distance)
+
+
+def affordable_bands(queries: int, base: int, max_distance: int, most: int | None = None) -> int:
+    """Bit bands for a hash join of ``queries`` against ``base`` hashes: enough for every pair within
+    ``max_distance`` bits to meet (``max_distance + 1``, or ``most``) while the expected same-band pairs
+    (``queries * base * bands / 2 ** (64 / bands)``, uniform bits) stay under ``SEARCH_BUDGET``; never
+    fewer than ``MIN_BANDS`` (pairs within ``MIN_BANDS - 1`` bits always meet, farther ones often)."""
+    top = min(max_distance + 1, HASH_BITS) if most is None else most
+    for bands in range(top, MIN_BANDS, -1):
+        if queries * base * bands / 2 ** (HASH_BITS / bands) <= SEARCH_BUDGET:
+            return bands
+    return min(top, MIN_BANDS)
+
+
+def window_pairs(windows: np.ndarray, max_distance: int, bands: int | None = None) -> np.ndarray:
     """Pairs of items (``[m, 2]`` indices, a < b) where the border-trimmed hash of one (``windows[:, 0]``)
     is within ``max_distance`` bits of the other's or of one of its window hashes, each item's
-    ``MAX_WINDOW_CANDIDATES`` nearest. A banded join of the n trimmed hashes with all the hashes (two
-    hashes that agree on one of ``bands`` bit bands meet; within ``bands - 1`` bits they always do):
-    no n x n step, and window hashes are never compared with each other."""
+    ``MAX_WINDOW_CANDIDATES`` nearest. A banded join of the n trimmed hashes with all the hashes
+    (:func:`curate.dedup.hash_search.near_hashes`; ``bands``: ``WINDOW_BANDS``, fewer where the join
+    would cost too much): no n x n step, and window hashes are never compared with each other."""
     n, per = windows.shape
     every = windows.ravel()
-    owner = np.repeat(np.arange(n), per)
-    whole_keys, every_keys = phash.band_keys(windows[:, 0], bands), phash.band_keys(every, bands)
-    found = [_band_join(whole_keys[b], every_keys[b]) for b in range(bands)]
-    i = np.concatenate([f[0] for f in found])  # an item
-    j = np.concatenate([f[1] for f in found])  # a hash of every
-    keep = (owner[j] != i) & (phash.popcount(windows[i, 0] ^ every[j]) <= max_distance)
-    i, j = i[keep], j[keep]
+    if bands is None:
+        bands = affordable_bands(n, len(every), max_distance, most=WINDOW_BANDS)
+    i, o, d = near_hashes(windows[:, 0], every, np.repeat(np.arange(n), per), max_distance, bands)
     if not len(i):
         return np.empty((0, 2), dtype=np.int64)
-    a, b = np.minimum(i, owner[j]), np.maximum(i, owner[j])
-    distance = phash.popcount(windows[i, 0] ^ every[j])
-    order = np.lexsort((distance, b, a))  # the nearest hash pair of each item pair first
-    a, b, distance = a[order], b[order], distance[order]
-    first = np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])]
-    pairs = np.stack([a[first], b[first]], axis=1)
-    return nearest_per_item(pairs, distance[first], MAX_WINDOW_CANDIDATES)
-
-
-def _band_join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every (i, j) with ``left[i] == right[j]``, by sorting ``right`` once."""
-    order = np.argsort(right, kind="stable")
-    keys = right[order]
-    lo, hi = np.searchsorted(keys, left, "left"), np.searchsorted(keys, left, "right")
-    counts = hi - lo
-    i = np.repeat(np.arange(len(left)), counts)
-    j = order[np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(lo, counts)]
-    return i, j
+    pairs, distance = as_pairs(i, o, d)
+    return nearest_per_item(pairs, distance, MAX_WINDOW_CANDIDATES)
 
 
 def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndarray:

@@ -47,8 +47,8 @@ from curate.dedup.phash import (
     grey_thumbnail,
 )
 
-__all__ = ["FLOOR_SLACK", "ImageView", "coarse_similarity", "copy_floor", "copy_similarity", "image_view", "pair_bar",
-           "reframed_similarity", "tone_mapped"]
+__all__ = ["FLOOR_SLACK", "ImageView", "coarse_similarity", "copy_floor", "copy_similarity", "framed_view",
+           "image_view", "pair_bar", "reframed_similarity", "tone_mapped"]
 
 FLOOR_SLACK = 1.5  # a copy may lose this many times what the standard change costs its image
 MAX_BAR = 0.99  # the calibrated bar never asks more than this
@@ -72,8 +72,8 @@ class ImageView:
     ranks: np.ndarray  # each pixel's mid-quantile among the thumbnail's levels (what tone mapping maps)
     ordered: np.ndarray  # the thumbnail's grey levels, sorted (what other images are mapped onto)
     detail: np.ndarray  # the border-trimmed grey image at its decoded size, uint8 (geometric consensus)
-    framed: ImageView | None = None  # the view of the border-trimmed image, when the image has a border
-    cache: dict = field(default_factory=dict, compare=False, repr=False)  # its keypoints, once computed
+    bordered: bool = False  # whether trimming removed a border (then :func:`framed_view` is the trimmed image's)
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # its keypoints and framed view, once made
 
 
 def _saturated(grey: np.ndarray) -> float:
@@ -106,11 +106,20 @@ def _perturbed(img: Image.Image) -> Image.Image:
 def image_view(img: Image.Image, trim: bool = True) -> ImageView:
     """The :class:`ImageView` of an image (``trim``: with the view of its border-trimmed self, if any)."""
     grey = grey_thumbnail(img)
-    trimmed = trim_borders(img)
-    framed = image_view(trimmed, trim=False) if trim and trimmed is not img else None
+    trimmed = trim_borders(img) if trim else img
     return ImageView(align_features(band_pass(grey)), grey, _saturated(grey), np.quantile(grey, _QUANTILES),
                      _mid_ranks(grey), np.sort(grey, axis=None), np.asarray(trimmed.convert("L"), dtype=np.uint8),
-                     framed)
+                     trimmed is not img)
+
+
+def framed_view(view: ImageView) -> ImageView | None:
+    """The view of the border-trimmed image (None when the image has no border), made on first use: only
+    pairs the alignment misses ask for it."""
+    if not view.bordered:
+        return None
+    if "framed" not in view.cache:
+        view.cache["framed"] = image_view(Image.fromarray(view.detail), trim=False)
+    return view.cache["framed"]
 
 
 def copy_floor(img: Image.Image, view: ImageView) -> float:
@@ -218,9 +227,9 @@ def reframed_similarity(a: ImageView, b: ImageView, bar: Callable[[], float] | N
     if a.features.flat_thumb or b.features.flat_thumb:
         return None
     score = geometric.consensus_similarity(a.detail, b.detail, _keypoints(a), _keypoints(b))
-    if score is not None or (a.framed is None and b.framed is None) or not _framing_explains(a, b):
+    if score is not None or not (a.bordered or b.bordered) or not _framing_explains(a, b):
         return score
-    fa, fb = a.framed or a, b.framed or b
+    fa, fb = framed_view(a) or a, framed_view(b) or b
     if lowest is not None and coarse_similarity(fa, fb, enough=lowest) < lowest:
         return None
     return copy_similarity(fa, fb, None if bar is None else bar())

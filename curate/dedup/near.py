@@ -79,6 +79,7 @@ class NearConfig:
     keep: str = "quality"
     seed: int = 0
     device: str = "auto"  # texts: the MinHash permutation step runs on this torch device when it is a GPU
+    workers: int = 2  # images: processes that decode and hash (speed only: not part of the run id)
 
 
 def method_of(config: NearConfig) -> str:
@@ -117,7 +118,7 @@ class NearDedup(Stage):
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                     or not (np.isfinite(value) and 0.0 < value <= 1.0):
                 raise CurateError(f"--{name.replace('_', '-')} must be in (0, 1], not {value}")
-        for name, low in (("ngram", 1), ("knn", 1), ("containment_chars", 1), ("boilerplate_df", 1)):
+        for name, low in (("ngram", 1), ("knn", 1), ("containment_chars", 1), ("boilerplate_df", 1), ("workers", 1)):
             value = getattr(config, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise CurateError(f"--{name.replace('_', '-')} must be an integer >= {low}, not {value!r}")
@@ -137,7 +138,7 @@ class NearDedup(Stage):
         signals only when they are not the method's own."""
         method = method_of(config)
         out = config_dict(config)
-        for name in ("signals", *(NEAR_ONLY if method == "fuzzy" else ())):
+        for name in ("signals", "workers", *(NEAR_ONLY if method == "fuzzy" else ())):
             out.pop(name)
         defaults = NearConfig()
         for name in CONTAINMENT:  # at their defaults they leave the run ids of runs before them as they were
@@ -192,7 +193,7 @@ class NearDedup(Stage):
             ctx.lap("semantic")
         method = method_of(config)
         verifier = Verifier(kinds, text_values, pictures, config, edit=method == "near", boilerplate=boilerplate)
-        pairs = verify(found, verifier)
+        pairs = verify(found, verifier, workers=config.workers)
         ctx.lap("verify")
         table = pair_decisions(manifest, ok, _ranks(manifest, ok, config, pairs), pairs,
                                lambda keeper, item: verifier.score(keeper, item, loose=True))

@@ -46,11 +46,15 @@ __all__ = [
     "band_keys",
     "band_pass",
     "candidate_pairs",
+    "canonical_coefficients",
+    "frame_hashes",
     "grey_thumbnail",
     "hamming",
     "hash_bands",
+    "hash_of_coefficients",
     "image_hash",
     "image_hashes",
+    "mirrored",
     "popcount",
     "window_hashes",
 ]
@@ -83,7 +87,7 @@ def _grey(img: Image.Image) -> Image.Image:
     return img.convert("L") if img.mode == "RGB" else img
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=2048)  # one per side length and sigma: thumbnails take any side of 64-256 px
 def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
     """Row-normalised Gaussian smoothing matrix (edges renormalised, so no dark border)."""
     x = np.arange(n, dtype=np.float64)
@@ -92,9 +96,31 @@ def _gauss_matrix(n: int, sigma: float) -> np.ndarray:
     return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _gauss_taps(sigma: float) -> np.ndarray:
+    """The Gaussian's taps out to 4 sigma (as :func:`_gauss_matrix` cuts it), unnormalised."""
+    r = int(np.floor(4.0 * sigma + 1e-9))
+    k = np.arange(-r, r + 1, dtype=np.float64) / sigma
+    return np.exp(-0.5 * k**2).astype(np.float32)
+
+
+@lru_cache(maxsize=2048)
+def _gauss_norm(n: int, sigma: float) -> np.ndarray:
+    """What the taps sum to at each of ``n`` positions inside the edges (edges renormalised, no dark border)."""
+    taps = _gauss_taps(sigma)
+    r = len(taps) // 2
+    return np.convolve(np.ones(n, np.float64), taps, mode="full")[r:r + n].astype(np.float32)
+
+
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
-    # The transpose is made contiguous: OpenBLAS is ~100x slower on a transposed float32 view here.
-    return _gauss_matrix(a.shape[0], sigma) @ a @ np.ascontiguousarray(_gauss_matrix(a.shape[1], sigma).T)
+    """Gaussian blur with edges renormalised: :func:`_gauss_matrix` applied to rows and columns, as one
+    separable OpenCV filter (a dense matrix product here runs into BLAS threading on tiny arrays)."""
+    import cv2
+
+    taps = _gauss_taps(sigma)
+    out = cv2.sepFilter2D(np.ascontiguousarray(a, dtype=np.float32), cv2.CV_32F, taps, taps,
+                          borderType=cv2.BORDER_CONSTANT)
+    return out / _gauss_norm(a.shape[0], sigma)[:, None] / _gauss_norm(a.shape[1], sigma)[None, :]
 
 
 def _hash_layout() -> tuple[np.ndarray, np.ndarray]:
@@ -113,13 +139,21 @@ def _canonical() -> PerceptualEmbedder:
     return PerceptualEmbedder(thumb=HASH_THUMB, freqs=HASH_FREQS, whiten=0.0, blur=HASH_BLUR, scales=HASH_SCALES)
 
 
-def _hash_bits(img: Image.Image) -> np.ndarray:
+def canonical_coefficients(img: Image.Image) -> np.ndarray:
+    """The 64 coefficients :func:`image_hash` thresholds, each half (odd and even frequencies) minus its
+    median, as a unit ``float32`` vector: two images' cosine says what their Hamming distance says, with
+    the resolution the 64 bits lose (a candidate screen that needs no decode)."""
     grey = np.asarray(_grey(img).resize((HASH_THUMB, HASH_THUMB), Image.BOX), dtype=np.float32) / 255.0
-    coeffs = _canonical().structure(grey)[0][_POSITIONS]
-    bits = np.empty(HASH_BITS, dtype=bool)
+    coeffs = _canonical().structure(grey)[0][_POSITIONS].astype(np.float64)
     for block in (_ODD, ~_ODD):  # each block split at its own median: about half the bits set
-        bits[block] = coeffs[block] > np.median(coeffs[block])
-    return bits
+        coeffs[block] -= np.median(coeffs[block])
+    norm = float(np.linalg.norm(coeffs))
+    return (coeffs / norm if norm > 1e-12 else coeffs).astype(np.float32)
+
+
+def hash_of_coefficients(coeffs: np.ndarray) -> int:
+    """The 64-bit hash of :func:`canonical_coefficients`: a bit set where a coefficient is above its half's median."""
+    return int(np.packbits((coeffs > 0).astype(np.uint8)).view(">u8")[0])
 
 
 def image_hash(img: Image.Image) -> int:
@@ -128,8 +162,7 @@ def image_hash(img: Image.Image) -> int:
     Copies that were re-encoded, resized, brightened, flipped, lightly cropped or rotated
     land within a few bits of the original; unrelated images differ in about half.
     """
-    bits = _hash_bits(img)
-    return int(np.packbits(bits.astype(np.uint8)).view(">u8")[0])
+    return hash_of_coefficients(canonical_coefficients(img))
 
 
 WINDOW_SIDES = (0.7, 0.77, 0.84, 0.92)  # window_hashes: window sides, as a share of the image's sides
@@ -146,14 +179,32 @@ def _dct_rows() -> np.ndarray:
     return (rows * np.sqrt(2 / _DCT_SIDE)).astype(np.float32)
 
 
-def _dct_hashes(thumbs: np.ndarray) -> np.ndarray:
-    """The plain DCT hash of each ``[k, 32, 32]`` thumbnail, ``uint64[k]`` (bit 0 unused, 63
-    frequencies above their median set), all at once."""
+def _dct_coefficients(thumbs: np.ndarray) -> np.ndarray:
+    """The 8 x 8 lowest DCT frequencies of each ``[k, 32, 32]`` thumbnail, ``[k, 8, 8]`` (rows: vertical)."""
     d = _dct_rows()
-    coeffs = (d @ thumbs @ np.ascontiguousarray(d.T)).reshape(len(thumbs), -1)[:, 1:]  # batched matmul
-    bits = np.zeros((len(thumbs), HASH_BITS), dtype=np.uint8)
-    bits[:, 1:] = coeffs > np.median(coeffs, axis=1, keepdims=True)
+    return d @ thumbs @ np.ascontiguousarray(d.T)  # batched matmul
+
+
+def _dct_hashes(coeffs: np.ndarray) -> np.ndarray:
+    """The plain DCT hash of each ``[k, 8, 8]`` coefficient block, ``uint64[k]`` (bit 0 unused, the 63
+    frequencies above their median set)."""
+    flat = coeffs.reshape(len(coeffs), -1)[:, 1:]
+    flat = np.where(np.abs(flat) < 1e-3, 0.0, flat)  # float dust: a featureless image hashes to 0, not to noise
+    bits = np.zeros((len(coeffs), HASH_BITS), dtype=np.uint8)
+    bits[:, 1:] = flat > np.median(flat, axis=1, keepdims=True)
     return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def mirrored(coeffs: np.ndarray) -> np.ndarray:
+    """DCT coefficients of the horizontally mirrored thumbnails: odd horizontal frequencies change sign."""
+    return coeffs * np.where(np.arange(coeffs.shape[-1]) % 2 == 1, -1.0, 1.0).astype(coeffs.dtype)
+
+
+def frame_hashes(img: Image.Image) -> tuple[np.ndarray, int]:
+    """``(windows, mirror)``: :func:`window_hashes` and the plain DCT hash of the mirrored border-trimmed
+    image (what ``windows[0]`` is of the image itself), from one grey thumbnail and one batched DCT."""
+    coeffs = _dct_coefficients(_window_thumbs(img))
+    return _dct_hashes(coeffs), int(_dct_hashes(mirrored(coeffs[:1]))[0])
 
 
 def window_hashes(img: Image.Image) -> np.ndarray:
@@ -163,6 +214,11 @@ def window_hashes(img: Image.Image) -> np.ndarray:
     off-centre crop like the window nearest to it (within about 12 bits where unrelated images differ
     in 18 or more). Cheap: one grey array at most 128 pixels a side, one small resize per window, one
     batched DCT."""
+    return _dct_hashes(_dct_coefficients(_window_thumbs(img)))
+
+
+def _window_thumbs(img: Image.Image) -> np.ndarray:
+    """``[37, 32, 32]`` grey thumbnails: the border-trimmed image, then each window of it."""
     import cv2
 
     from curate.dedup.borders import trim_borders
@@ -178,9 +234,8 @@ def window_hashes(img: Image.Image) -> np.ndarray:
         cw, ch = max(1, round(w * side)), max(1, round(h * side))
         boxes += [(round((w - cw) * fx), round((h - ch) * fy), cw, ch) for fy in WINDOW_PLACES for fx in WINDOW_PLACES]
     size = (_DCT_SIDE, _DCT_SIDE)
-    thumbs = np.stack([cv2.resize(grey[y:y + ch, x:x + cw], size, interpolation=cv2.INTER_AREA)
-                       for x, y, cw, ch in boxes])
-    return _dct_hashes(thumbs)
+    return np.stack([cv2.resize(grey[y:y + ch, x:x + cw], size, interpolation=cv2.INTER_AREA)
+                     for x, y, cw, ch in boxes])
 
 
 def image_hashes(images: Iterable[Image.Image]) -> np.ndarray:
@@ -365,6 +420,22 @@ def _centred(values: np.ndarray) -> np.ndarray:
 _COARSE = _transforms((0.0, 1.0), SCALES, ANGLES, SHIFTS, SHIFTS)  # the coarse search grid, [T, 5]
 
 
+def _coarse_window(thumb: np.ndarray) -> np.ndarray:
+    """The middle of a thumbnail that the coarse transforms reach: its longer side cut to the shorter one
+    (plus one where their difference is odd, so the centre stays on the same pixel grid). The coarse probe
+    never leaves it (radius ``PROBE_RADIUS`` times the largest scale, plus a shift, is under half the
+    shorter side), so the stack is the same, and the sampler is one of three shapes, not one per aspect."""
+    h, w = thumb.shape
+    side = min(h, w)
+    ch, cw = side + (h - side) % 2, side + (w - side) % 2
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return np.ascontiguousarray(thumb[top:top + ch, left:left + cw])
+
+
+_COARSE_REACH = PROBE_RADIUS * max(SCALES) + max(SHIFTS) * np.sqrt(2)  # how far from the centre the coarse probe goes
+assert _COARSE_REACH < 0.49  # inside the window of :func:`_coarse_window`
+
+
 @lru_cache(maxsize=32)
 def _coarse_sampler(h: int, w: int):
     """The coarse stack's bilinear sampling as a sparse matrix ``[T * P, h * w]`` (4 weights a row):
@@ -410,7 +481,8 @@ def align_features(img: Image.Image | np.ndarray) -> AlignFeatures:
     thumb = img if isinstance(img, np.ndarray) else align_thumbnail(img)
     probe = _centred(_sample(thumb, _PROBE))
     coarse = _centred(_sample(thumb, _COARSE_PROBE))
-    stack = (_coarse_sampler(*thumb.shape) @ thumb.ravel()).reshape(len(_COARSE), len(_COARSE_PROBE))
+    centre = _coarse_window(thumb)
+    stack = (_coarse_sampler(*centre.shape) @ centre.ravel()).reshape(len(_COARSE), len(_COARSE_PROBE))
     stack -= stack.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(stack, axis=1, keepdims=True)
     stack = np.where(norms > 1e-12, stack / np.maximum(norms, 1e-12), 0.0).astype(np.float32)

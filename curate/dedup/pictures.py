@@ -28,6 +28,20 @@ from curate.io.images import open_image
 IMAGES = 16  # decoded pictures kept for the copy floors of the pair being verified (about 200 KB each)
 
 
+def decode_payload(data: bytes | None, max_side: int = 256) -> Image.Image | None:
+    """An encoded image as a person sees it (:func:`curate.io.images.open_image`: upright, transparency
+    composited, a JPEG decoded at a reduced scale), at most ``max_side`` a side; None when it cannot be
+    decoded (it is then never a duplicate)."""
+    if data is None:
+        return None
+    try:
+        img = open_image(data, min_side=max_side)
+        img.thumbnail((max_side, max_side))
+        return img
+    except Exception:
+        return None
+
+
 class Pictures:
     """``bar``: a progress bar factory (``RunContext.bar``) for the hashing pass."""
 
@@ -40,15 +54,18 @@ class Pictures:
         self.fetcher = PayloadFetcher()
 
     def decode(self, row: int) -> Image.Image | None:
-        """A row's image as a person sees it (:func:`curate.io.images.open_image`: upright, transparency
-        composited, a JPEG decoded at a reduced scale), at most ``max_side`` a side; None when unreadable."""
+        """A row's image as a person sees it (:func:`decode_payload`), at most ``max_side`` a side; None
+        when unreadable."""
+        return decode_payload(self.payload(row), self.max_side)
+
+    def payload(self, row: int) -> bytes | None:
+        """A row's encoded image (None when it cannot be read)."""
         record = {name: self.manifest.column(name)[row].as_py() for name in self.manifest.column_names}
         try:
-            img = open_image(self.fetcher.fetch(record), min_side=self.max_side)
-            img.thumbnail((self.max_side, self.max_side))
-            return img
+            data = self.fetcher.fetch(record)
         except Exception:  # unreadable now: it cannot be verified, so it is never a duplicate
             return None
+        return data if isinstance(data, bytes) else None
 
     def view(self, row: int) -> ImageView | None:
         """The view of a row's image (None when it cannot be decoded), cached."""

@@ -163,8 +163,10 @@ class Verifier:
         return float(sc[0]), bool(ok[0])
 
 
-def verify(found: dict[tuple[int, int], set[str]], verifier: Verifier) -> Pairs:
-    """Keep the candidate pairs whose precise measure clears the bar (exact bytes always do)."""
+def verify(found: dict[tuple[int, int], set[str]], verifier: Verifier, workers: int = 1) -> Pairs:
+    """Keep the candidate pairs whose precise measure clears the bar (exact bytes always do). Image pairs
+    are verified in ``workers`` processes when there are at least ``MIN_POOLED_PAIRS`` of them
+    (:func:`image_pair_scores`)."""
     kinds = verifier.kinds
     keys = sorted(found)
     a = np.array([k[0] for k in keys], dtype=np.int64)
@@ -182,10 +184,57 @@ def verify(found: dict[tuple[int, int], set[str]], verifier: Verifier) -> Pairs:
     if text.any():
         score[text], passed[text] = verifier.text_pairs(a[text], b[text])
     image = ~exact & same_kind & np.array([kinds[x] == "image" for x, _ in keys], dtype=bool)
-    for i in locality_order(a, b, np.flatnonzero(image)).tolist():
-        score[i], passed[i] = verifier.image_pair(int(a[i]), int(b[i]))
+    order = locality_order(a, b, np.flatnonzero(image))
+    score[order], passed[order] = image_pair_scores(verifier, a[order], b[order], workers)
     keep = np.flatnonzero(passed)
     return Pairs(a[keep], b[keep], score[keep], [",".join(s for s in SIGNALS if s in found[keys[i]]) for i in keep])
+
+
+MIN_POOLED_PAIRS = 512  # fewer image pairs are verified in this process: spawning workers would cost more
+PAIR_CHUNK = 256  # image pairs per task sent to a worker (consecutive in locality order: they share images)
+WORKER_VIEWS = 512  # views a worker keeps (about 330 KB each): its pairs come in locality order
+_worker_verifier: Verifier | None = None
+
+
+def image_pair_scores(verifier: Verifier, a: np.ndarray, b: np.ndarray, workers: int = 1,
+                      min_pooled: int = MIN_POOLED_PAIRS) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, passed)`` of image pairs ``a[i], b[i]`` (:meth:`Verifier.image_pair`), in ``workers``
+    spawned processes from ``min_pooled`` pairs up: each worker decodes the images of its chunks of
+    consecutive pairs, keeping its own views, so the pairs should come in :func:`locality_order`."""
+    score = np.zeros(len(a), dtype=np.float32)
+    passed = np.zeros(len(a), dtype=bool)
+    if workers <= 1 or len(a) < min_pooled:
+        for i, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
+            score[i], passed[i] = verifier.image_pair(x, y)
+        return score, passed
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pictures = verifier.pictures
+    starts = range(0, len(a), PAIR_CHUNK)
+    context = multiprocessing.get_context("spawn")  # the caller may hold torch or other threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(pictures.manifest, verifier.kinds, verifier.config, pictures.max_side)) as pool:
+        chunks = [(a[s:s + PAIR_CHUNK].tolist(), b[s:s + PAIR_CHUNK].tolist()) for s in starts]
+        with pictures.bar(total=len(a), desc="verifying image pairs", unit=" pairs") as progress:
+            for s, (got_score, got_passed) in zip(starts, pool.map(_verify_chunk, chunks)):
+                score[s:s + len(got_score)], passed[s:s + len(got_score)] = got_score, got_passed
+                progress.update(len(got_score))
+    return score, passed
+
+
+def _start_worker(manifest: pa.Table, kinds: list, config, max_side: int) -> None:
+    global _worker_verifier
+    from curate.runner import progress_bar
+
+    pictures = Pictures(manifest, lambda **kwargs: progress_bar(False, **kwargs), max_side=max_side,
+                        views=WORKER_VIEWS)
+    _worker_verifier = Verifier(kinds, [None] * len(kinds), pictures, config, edit=False)
+
+
+def _verify_chunk(pairs: tuple[list[int], list[int]]) -> tuple[list[float], list[bool]]:
+    out = [_worker_verifier.image_pair(x, y) for x, y in zip(*pairs)]
+    return [s for s, _ in out], [p for _, p in out]
 
 
 def locality_order(a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
