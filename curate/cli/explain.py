@@ -44,7 +44,7 @@ def render(found) -> str:
     lines = [f"explain {a}  ~  {b}  ({kinds}; dedup run {found.run_id}, method {found.method})",
              f"  {'signal':12s} {'score':>9s}  {'bar':>12s}  result"]
     for s in found.signals:
-        number = _count if s.signal == "phash" else _number  # differing bits: a count
+        number = _count if s.signal in ("phash", "canonical", "window") else _number  # differing bits: a count
         score = "-" if s.score is None else number(s.score)
         bar = "" if s.bar is None else ("<= " if not s.higher_is_closer else ">= ") + number(s.bar)
         result = {True: "met", False: "missed", None: "-"}[s.met]

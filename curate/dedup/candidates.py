@@ -5,12 +5,16 @@ then verified (:mod:`curate.dedup.verify`).
 - ``minhash``: texts sharing a MinHash LSH bucket (:mod:`curate.dedup.minhash`), and texts sharing
   content-defined chunks that few other texts hold, for truncated and wrapped copies whose Jaccard
   is low (:mod:`curate.dedup.containment`; same pass over the shingles);
-- ``phash``: images whose perceptual hashes differ in at most ``hamming`` bits, each image's
-  ``MAX_IMAGE_CANDIDATES`` nearest (:mod:`curate.dedup.phash`); and, for re-framed copies, images
-  whose border-trimmed hash is within ``WINDOW_HAMMING`` bits of the other's border-trimmed
-  hash or of a hash of one of its windows (an off-centre crop, a letterbox; plain DCT hashes,
-  :func:`~curate.dedup.phash.window_hashes`), each image's
-  ``MAX_WINDOW_CANDIDATES`` nearest of those;
+- ``phash``: images from one hashing pass (:mod:`curate.dedup.signatures`: one decode per image, in
+  worker processes): images whose plain DCT hashes of the border-trimmed picture (one of them maybe
+  mirrored) differ in at most ``hamming`` bits, and images whose mirror-invariant canonical hashes do
+  (rotated copies) when they also agree on more (:func:`hash_pairs`), each image's
+  ``MAX_IMAGE_CANDIDATES`` nearest; and, for re-framed copies, images whose border-trimmed hash is
+  within ``WINDOW_HAMMING`` bits of the other's or of a hash of one of its windows (an off-centre
+  crop, a letterbox; :func:`~curate.dedup.phash.window_hashes`), each image's
+  ``MAX_WINDOW_CANDIDATES`` nearest of those. Every hash search is a banded join in bounded memory
+  (:mod:`curate.dedup.hash_search`) with as many bands as the join can afford at this N: complete
+  for small sets, pairs within ``MIN_BANDS - 1`` bits always met at a million;
 - ``semantic``: each item's ``knn`` nearest neighbours in an embedding store with cosine >=
   ``candidate_threshold``.
 
@@ -26,7 +30,7 @@ import pyarrow.compute as pc
 
 from curate.dedup import minhash
 from curate.dedup.containment import ChunkIndex
-from curate.dedup.hash_search import as_pairs, near_hashes
+from curate.dedup.hash_search import as_pairs, join_load, near_hashes
 from curate.dedup.phash import HASH_BITS, popcount
 from curate.dedup.pictures import Pictures
 from curate.dedup.signatures import Signatures, image_signatures
@@ -41,6 +45,7 @@ AGREE_BITS = 16  # canonical-hash candidates: plain hashes this close (unrelated
 CANON_COSINE = 0.97  # or canonical coefficients this close (a copy rotated 3 degrees: 0.96-0.99)
 MIN_BANDS = 5  # hash joins use at least this many bit bands (pairs within 4 bits always meet)
 SEARCH_BUDGET = 300_000_000  # same-band pairs a hash join may look at (about 10 s of NumPy on one core)
+LOAD_SAMPLE = 4096  # queries (and 16 times as many base hashes) a join's load is counted on
 
 Found = dict[tuple[int, int], set[str]]  # pair (a < b) -> the signals that proposed it
 
@@ -127,10 +132,11 @@ def hash_pairs(signatures: Signatures, max_distance: int) -> tuple[np.ndarray, n
     items = np.arange(n)
     base = np.concatenate([plain, mirror])
     i, o, d = near_hashes(plain, base, np.concatenate([items, items]), max_distance,
-                          affordable_bands(n, len(base), max_distance))
+                          affordable_bands(plain, base, max_distance))
     aligned, aligned_d = as_pairs(i, o, d)
     canonical = signatures.canonical
-    i, o, d = near_hashes(canonical, canonical, items, max_distance, affordable_bands(n, n, max_distance))
+    i, o, d = near_hashes(canonical, canonical, items, max_distance, affordable_bands(canonical, canonical,
+                                                                                       max_distance))
     rotated, rotated_d = as_pairs(i, o, d)
     a, b = rotated[:, 0], rotated[:, 1]
     agree = np.minimum(popcount(plain[a] ^ plain[b]), popcount(plain[a] ^ mirror[b])) <= AGREE_BITS
@@ -142,14 +148,23 @@ def hash_pairs(signatures: Signatures, max_distance: int) -> tuple[np.ndarray, n
     return as_pairs(pairs[:, 0], pairs[:, 1], distance)
 
 
-def affordable_bands(queries: int, base: int, max_distance: int, most: int | None = None) -> int:
-    """Bit bands for a hash join of ``queries`` against ``base`` hashes: enough for every pair within
-    ``max_distance`` bits to meet (``max_distance + 1``, or ``most``) while the expected same-band pairs
-    (``queries * base * bands / 2 ** (64 / bands)``, uniform bits) stay under ``SEARCH_BUDGET``; never
-    fewer than ``MIN_BANDS`` (pairs within ``MIN_BANDS - 1`` bits always meet, farther ones often)."""
+def affordable_bands(query: np.ndarray, base: np.ndarray, max_distance: int, most: int | None = None,
+                     seed: int = 0) -> int:
+    """Bit bands for a hash join of ``query`` against ``base`` hashes: enough for every pair within
+    ``max_distance`` bits to meet (``max_distance + 1``, or ``most``) while the same-band pairs the join
+    would look at stay under ``SEARCH_BUDGET``; never fewer than ``MIN_BANDS`` (pairs within
+    ``MIN_BANDS - 1`` bits always meet, farther ones often). The load is counted on a sample of both
+    sides: perceptual hash bits are far from uniform (the canonical hash's bands hold 5-30 times the
+    pairs uniform bits would)."""
     top = min(max_distance + 1, HASH_BITS) if most is None else most
+    rng = np.random.default_rng(seed)
+    q = query if len(query) <= LOAD_SAMPLE else rng.choice(query, LOAD_SAMPLE, replace=False)
+    b = base if len(base) <= 16 * LOAD_SAMPLE else rng.choice(base, 16 * LOAD_SAMPLE, replace=False)
+    scale = (len(query) / max(1, len(q))) * (len(base) / max(1, len(b)))
     for bands in range(top, MIN_BANDS, -1):
-        if queries * base * bands / 2 ** (HASH_BITS / bands) <= SEARCH_BUDGET:
+        if len(query) * len(base) * bands / 2 ** (HASH_BITS / bands) > SEARCH_BUDGET:
+            continue  # too many even for uniform bits
+        if join_load(q, b, bands) * scale <= SEARCH_BUDGET:
             return bands
     return min(top, MIN_BANDS)
 
@@ -163,7 +178,7 @@ def window_pairs(windows: np.ndarray, max_distance: int, bands: int | None = Non
     n, per = windows.shape
     every = windows.ravel()
     if bands is None:
-        bands = affordable_bands(n, len(every), max_distance, most=WINDOW_BANDS)
+        bands = affordable_bands(windows[:, 0], every, max_distance, most=WINDOW_BANDS)
     i, o, d = near_hashes(windows[:, 0], every, np.repeat(np.arange(n), per), max_distance, bands)
     if not len(i):
         return np.empty((0, 2), dtype=np.int64)

@@ -31,16 +31,21 @@ from rapidfuzz.distance import Levenshtein
 
 from curate.decisions import DecisionRun, latest_run
 from curate.dedup import candidates, featureless
+from curate.dedup.candidates import AGREE_BITS, CANON_COSINE, WINDOW_HAMMING
 from curate.dedup.image_verify import copy_similarity, pair_bar
 from curate.dedup.minhash import jaccard_pairs, normalise
 from curate.dedup.near import NearConfig
-from curate.dedup.phash import hamming
+from curate.dedup.phash import hamming, popcount
 from curate.dedup.pictures import Pictures
+from curate.dedup.signatures import image_signatures
 from curate.dedup.verify import EDIT_MIN_CHARS, SHORT_JACCARD, Verifier
 from curate.errors import CurateError
 from curate.io.tables import read_table
 from curate.manifest import OK
+from curate.runner import progress_bar
 from curate.workspace import Workspace
+
+HASH_SIGNALS = ("phash", "canonical", "window")  # candidate proposals in differing bits, not verified measures
 
 __all__ = ["Explanation", "SignalScore", "explain_pair"]
 
@@ -105,7 +110,7 @@ def explain_pair(ws: Workspace, id_a: str, id_b: str, run_id: str | None = None)
     elif kinds[ra] != kinds[rb]:
         signals.append(SignalScore("verified", None, None, False, note=f"different kinds ({kinds[ra]}, {kinds[rb]})"))
     else:
-        pictures = Pictures(manifest, bar=lambda **kw: kw["iterable"])
+        pictures = Pictures(manifest, bar=lambda **kw: progress_bar(False, **kw))
         verifier = Verifier(kinds, texts, pictures, config, edit=method != "fuzzy")
         if kinds[ra] == "text":
             signals += _text_signals(texts, ra, rb, config, edit=method != "fuzzy")
@@ -133,7 +138,7 @@ def _verdict_note(signals: list[SignalScore], passed: bool, screened: bool, meth
         return f"near's verifier; this {method} run did not verify pairs"
     if screened:
         return "coarse alignment score: far below the bar, not searched finely"
-    measured = [s for s in signals if s.signal not in ("exact", "semantic", "phash") and s.met is not None]
+    measured = [s for s in signals if s.signal not in ("exact", "semantic", *HASH_SIGNALS) and s.met is not None]
     if not passed and any(s.met for s in measured):
         return "a measure passes, but a guard of the verifier rejects the pair (e.g. a swap of words other texts write)"
     return ""
@@ -182,14 +187,29 @@ def _text_signals(texts: list, ra: int, rb: int, config: NearConfig, edit: bool)
 
 def _image_signals(pictures: Pictures, ra: int, rb: int, config: NearConfig) -> list[SignalScore]:
     both = np.array([ra, rb], dtype=np.int64)
-    hashes, have = pictures.hashes(both)
-    if not have.all():
-        bad = " and ".join(str(pictures.manifest.column("id")[int(r)]) for r, h in zip(both, have) if not h)
+    sig = image_signatures(pictures, both, workers=1)
+    if not sig.have.all():
+        bad = " and ".join(str(pictures.manifest.column("id")[int(r)]) for r, h in zip(both, sig.have) if not h)
         return [SignalScore("phash", None, config.hamming, None, higher_is_closer=False,
                             note=f"{bad} cannot be decoded (never a duplicate)")]
-    distance = hamming(int(hashes[0]), int(hashes[1]))
-    out = [SignalScore("phash", float(distance), float(config.hamming), distance <= config.hamming,
-                       higher_is_closer=False, note="bits of the 64-bit perceptual hash that differ")]
+    (pa_, pb), (ma, mb) = sig.plain.tolist(), sig.mirror.tolist()
+    plain = min(hamming(pa_, pb), hamming(pa_, mb), hamming(ma, pb))
+    canonical = hamming(int(sig.canonical[0]), int(sig.canonical[1]))
+    cosine = float(sig.coefficients[0] @ sig.coefficients[1])
+    agrees = plain <= AGREE_BITS or cosine >= CANON_COSINE
+    window = int(min(popcount(sig.windows[0, 0] ^ sig.windows[1]).min(),
+                     popcount(sig.windows[1, 0] ^ sig.windows[0]).min()))
+    bar = min(config.hamming, WINDOW_HAMMING)
+    out = [SignalScore("phash", float(plain), float(config.hamming), plain <= config.hamming, higher_is_closer=False,
+                       note="bits of the 64-bit DCT hashes of the border-trimmed images (one maybe mirrored) "
+                            "that differ"),
+           SignalScore("canonical", float(canonical), float(config.hamming), canonical <= config.hamming and agrees,
+                       higher_is_closer=False,
+                       note=f"bits of the rotation- and mirror-tolerant hash; counts only with the DCT hashes within "
+                            f"{AGREE_BITS} bits or coefficient cosine >= {CANON_COSINE} (here {cosine:.3f})"),
+           SignalScore("window", float(window), float(bar), window <= bar, higher_is_closer=False,
+                       note="bits between one trimmed image's hash and the other's or one of its windows' "
+                            "(crops, letterboxes)")]
     ua, ub = pictures.uniformity(ra), pictures.uniformity(rb)
     flat = featureless.featureless_pair(ua, ub)
     if flat is not None:

@@ -54,6 +54,15 @@ def near_hashes(query: np.ndarray, base: np.ndarray, owner: np.ndarray, max_dist
     return i[first], o[first], d[first]
 
 
+def join_load(query: np.ndarray, base: np.ndarray, bands: int) -> int:
+    """How many same-band pairs :func:`near_hashes` would look at with ``bands`` bands."""
+    total = 0
+    for q, b in zip(band_keys(np.asarray(query, np.uint64), bands), band_keys(np.asarray(base, np.uint64), bands)):
+        keys = np.sort(b)
+        total += int((np.searchsorted(keys, q, "right") - np.searchsorted(keys, q, "left")).sum())
+    return total
+
+
 def _expand(lo: np.ndarray, hi: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every (query k, base index) with the base index in ``order[lo[k]:hi[k]]``."""
     counts = hi - lo

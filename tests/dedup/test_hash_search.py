@@ -9,8 +9,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from curate.dedup import phash
-from curate.dedup.candidates import MIN_BANDS, SEARCH_BUDGET, affordable_bands, hash_pairs
-from curate.dedup.hash_search import as_pairs, near_hashes
+from curate.dedup.candidates import MIN_BANDS, affordable_bands, hash_pairs
+from curate.dedup.hash_search import as_pairs, join_load, near_hashes
 from curate.dedup.signatures import Signatures, _signatures_of, signature
 
 
@@ -61,12 +61,22 @@ def test_near_hashes_finds_every_pair_a_complete_band_set_allows(budget):
         assert x == min(got.get((a, b), 99), got.get((b, a), 99))
 
 
-def test_affordable_bands_are_exact_when_small_and_bounded_when_large():
-    assert affordable_bands(3000, 6000, 12) == 13  # every pair within 12 bits meets
-    big = affordable_bands(100_000, 3_700_000, 12, most=6)
-    assert MIN_BANDS <= big < 6
-    assert 100_000 * 3_700_000 * big / 2 ** (64 / big) <= SEARCH_BUDGET
-    assert affordable_bands(10**7, 10**8, 12) == MIN_BANDS  # never fewer
+def test_affordable_bands_are_exact_when_small_and_bounded_when_large(monkeypatch):
+    import curate.dedup.candidates as candidates
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 2**63, 3000, dtype=np.uint64)
+    assert affordable_bands(small, small, 12) == 13  # every pair within 12 bits meets
+    assert affordable_bands(small, small, 12, most=6) == 6
+    # a skewed hash (every key shares its high bits): the measured load, not the uniform estimate, decides
+    skewed = small & np.uint64(0x00000000FFFFFFFF)
+    monkeypatch.setattr(candidates, "SEARCH_BUDGET", 2_000_000)
+    uniform = affordable_bands(small, small, 12)
+    assert MIN_BANDS <= affordable_bands(skewed, skewed, 12) < uniform <= 13
+    chosen = affordable_bands(small, small, 12)
+    assert join_load(small, small, chosen) <= 2_000_000 or chosen == MIN_BANDS
+    assert affordable_bands(skewed, skewed, 12) == MIN_BANDS or \
+        join_load(skewed, skewed, affordable_bands(skewed, skewed, 12)) <= 2_000_000
 
 
 def _png(img: Image.Image) -> bytes:
