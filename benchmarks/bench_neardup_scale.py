@@ -299,6 +299,7 @@ def child_dedup(ws: str, out: str, profile: bool) -> None:
                                      "signals": list(NearConfig().signals), "laps": result.meta.get("seconds"),
                                      "stage_s": result.meta.get("total_seconds"),
                                      "candidates": result.meta.get("candidates"),
+                                     "image_decodes": result.meta.get("image_decodes"),
                                      "removed": sum(1 for r in table if not r["kept"])}, default=str))
 
 
@@ -392,6 +393,9 @@ def main() -> None:
                 print(near["stdout"][:12000])
             res = json.loads(out.read_text())
             rec, per_kind, extra = recall([(stem_of(a), stem_of(b)) for a, b in res["pairs"]], planted)
+            # the stage counts its decodes, worker processes included (the counter here sees this process only);
+            # the keep order's looks at group members (compare_images) come on top, in this process
+            decodes = (res.get("image_decodes") or 0) + res["counts"]["decode_image"] - res["counts"]["Pictures.decode"]
             print(f"  curate ingest {ingest['wall_s']} s; near {near['wall_s']} s, calls {res['counts']}, "
                   f"seconds {res['seconds']}, "
                   f"signals {res['signals']}, "
@@ -400,8 +404,8 @@ def main() -> None:
             rows.append({"tool": "curate near" + (" (profiled)" if args.profile else ""), "n": tag,
                          **{k: v for k, v in near.items() if k != "stdout"}, "recall": round(rec, 3),
                          "per_kind": per_kind, "pairs": len(res["pairs"]), "extra_pairs": extra,
-                         "decodes": res["counts"]["decode_image"],
-                         "decodes_per_image": round(res["counts"]["decode_image"] / n, 2),
+                         "decodes": decodes,
+                         "decodes_per_image": round(decodes / n, 2),
                          "note": f"stage {res['stage_s']} s: {res['laps']}; {res['candidates']} candidates; "
                                  f"calls {res['counts']}; seconds {res['seconds']}"})
         if "phash" not in args.skip:

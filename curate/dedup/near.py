@@ -199,7 +199,7 @@ class NearDedup(Stage):
                                lambda keeper, item: verifier.score(keeper, item, loose=True))
         ctx.lap("decide")
         facts = {"method": method, "model": store.slug if store is not None else None, "text_rules": TEXT_RULES,
-                 "candidates": len(found), "verified": len(pairs.a),
+                 "candidates": len(found), "verified": len(pairs.a), "image_decodes": pictures.decodes,
                  "candidates_by_signal": {s: sum(s in v for v in found.values()) for s in SIGNALS},
                  "verified_by_signal": {s: sum(s in v.split(",") for v in pairs.signal) for s in SIGNALS}}
         return Output(table, facts, {"pairs": pairs.table(manifest.column("id"))})

@@ -52,10 +52,12 @@ class Pictures:
         self.images: OrderedDict[int, Image.Image | None] = OrderedDict()
         self.limit = views
         self.fetcher = PayloadFetcher()
+        self.decodes = 0  # images decoded for this run, worker processes included (the run's facts report it)
 
     def decode(self, row: int) -> Image.Image | None:
         """A row's image as a person sees it (:func:`decode_payload`), at most ``max_side`` a side; None
         when unreadable."""
+        self.decodes += 1
         return decode_payload(self.payload(row), self.max_side)
 
     def payload(self, row: int) -> bytes | None:

@@ -84,6 +84,7 @@ def image_signatures(pictures: Pictures, rows: np.ndarray, workers: int = 2,
                 _fill(out, _bounded_map(pool, payloads, ahead=4 * workers), progress)
         else:
             _fill(out, map(_signatures_of, payloads), progress)
+    pictures.decodes += n
     return out
 
 

@@ -217,8 +217,9 @@ def image_pair_scores(verifier: Verifier, a: np.ndarray, b: np.ndarray, workers:
                              initargs=(pictures.manifest, verifier.kinds, verifier.config, pictures.max_side)) as pool:
         chunks = [(a[s:s + PAIR_CHUNK].tolist(), b[s:s + PAIR_CHUNK].tolist()) for s in starts]
         with pictures.bar(total=len(a), desc="verifying image pairs", unit=" pairs") as progress:
-            for s, (got_score, got_passed) in zip(starts, pool.map(_verify_chunk, chunks)):
+            for s, (got_score, got_passed, decodes) in zip(starts, pool.map(_verify_chunk, chunks)):
                 score[s:s + len(got_score)], passed[s:s + len(got_score)] = got_score, got_passed
+                pictures.decodes += decodes
                 progress.update(len(got_score))
     return score, passed
 
@@ -232,9 +233,11 @@ def _start_worker(manifest: pa.Table, kinds: list, config, max_side: int) -> Non
     _worker_verifier = Verifier(kinds, [None] * len(kinds), pictures, config, edit=False)
 
 
-def _verify_chunk(pairs: tuple[list[int], list[int]]) -> tuple[list[float], list[bool]]:
+def _verify_chunk(pairs: tuple[list[int], list[int]]) -> tuple[list[float], list[bool], int]:
+    """A chunk's scores and verdicts, and how many images the worker decoded for it."""
+    before = _worker_verifier.pictures.decodes
     out = [_worker_verifier.image_pair(x, y) for x, y in zip(*pairs)]
-    return [s for s, _ in out], [p for _, p in out]
+    return [s for s, _ in out], [p for _, p in out], _worker_verifier.pictures.decodes - before
 
 
 def locality_order(a: np.ndarray, b: np.ndarray, which: np.ndarray) -> np.ndarray:
