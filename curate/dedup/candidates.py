@@ -34,7 +34,6 @@ from curate.dedup.hash_search import as_pairs, join_load, near_hashes
 from curate.dedup.phash import HASH_BITS, popcount
 from curate.dedup.pictures import Pictures
 from curate.dedup.signatures import Signatures, image_signatures
-from curate.index.ann import build_index, search
 
 SIGNALS = ("exact", "minhash", "phash", "semantic")
 MAX_IMAGE_CANDIDATES = 8  # perceptual-hash candidates verified per image: its nearest by Hamming distance
@@ -203,6 +202,8 @@ def nearest_per_item(pairs: np.ndarray, distance: np.ndarray, k: int) -> np.ndar
 
 def semantic_candidates(store, config, block: int = 16384) -> np.ndarray:
     """Pairs of manifest rows among each item's ``knn`` nearest with cosine >= ``candidate_threshold``."""
+    from curate.index.ann import build_index, search  # torch and FAISS: only where a store is used
+
     valid = np.flatnonzero(store.valid)
     if len(valid) < 2:
         return np.empty((0, 2), dtype=np.int64)

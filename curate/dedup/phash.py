@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
-from curate.embed.perceptual import PerceptualEmbedder
+from curate.embed.perceptual_form import PerceptualForm
 from curate.io.images import visible
 
 __all__ = [
@@ -135,8 +135,8 @@ _POSITIONS, _ODD = _hash_layout()
 
 
 @lru_cache(maxsize=1)
-def _canonical() -> PerceptualEmbedder:
-    return PerceptualEmbedder(thumb=HASH_THUMB, freqs=HASH_FREQS, whiten=0.0, blur=HASH_BLUR, scales=HASH_SCALES)
+def _canonical() -> PerceptualForm:
+    return PerceptualForm(thumb=HASH_THUMB, freqs=HASH_FREQS, whiten=0.0, blur=HASH_BLUR, scales=HASH_SCALES)
 
 
 def canonical_coefficients(img: Image.Image) -> np.ndarray:

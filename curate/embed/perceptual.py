@@ -44,36 +44,17 @@ import torch
 from PIL import Image
 
 from curate.embed.base import Embedder
+from curate.embed.perceptual_form import _EPS, PerceptualForm, dct_matrix, gauss_matrix  # noqa: F401 (re-exported)
 from curate.io.images import open_image
 
 VERSION = 2
 COLOUR_DIM = 18  # chroma layout block (see PerceptualEmbedder._colour)
-_EPS = 1e-6
 # ITU-R BT.601 luma / chroma weights (the ones JPEG uses).
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _CHROMA = np.array([[-0.168736, 0.5], [-0.331264, -0.418688], [0.5, -0.081312]], dtype=np.float32)  # Cb, Cr
 
 
-def dct_matrix(n: int) -> np.ndarray:
-    """The orthonormal DCT-II matrix ``D`` (``D @ x`` transforms a length-``n`` signal)."""
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    d = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
-    d[0] /= np.sqrt(2.0)
-    return d.astype(np.float32)
-
-
-def gauss_matrix(n: int, sigma: float) -> np.ndarray:
-    """``G @ x`` blurs a length-``n`` signal with a Gaussian (rows renormalised at the edges)."""
-    if sigma <= 0:
-        return np.eye(n, dtype=np.float32)
-    x = np.arange(n, dtype=np.float64)
-    d = (x[:, None] - x[None, :]) / sigma
-    k = np.where(np.abs(d) <= 4.0, np.exp(-0.5 * d**2), 0.0)  # cut at 4 sigma: no float32 denormals
-    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-class PerceptualEmbedder(Embedder):
+class PerceptualEmbedder(Embedder, PerceptualForm):
     """Mirror-invariant, crop- and rotation-tolerant DCT structure plus coarse chroma (no weights)."""
 
     spec = "perceptual"
@@ -101,47 +82,11 @@ class PerceptualEmbedder(Embedder):
         if not all(0 < s <= 1 for s in scales) or min(self._side(thumb, s) for s in scales) < max(2 * freqs, 4):
             raise ValueError(f"scales must be in (0, 1] and keep at least 2 x freqs={freqs} pixels of thumb={thumb}, "
                              f"got {scales}")
-        self.thumb = thumb
-        self.freqs = freqs
-        self.whiten = float(whiten)
-        self.blur = float(blur)
-        self.scales = scales
-        self.asym_weight = float(asym_weight)
+        PerceptualForm.__init__(self, thumb, freqs, whiten, blur, scales, asym_weight)
         self.min_contrast = float(min_contrast)
         self.colour_weight = float(colour_weight)
         self.flat_bias = float(flat_bias)
         self.dim = freqs * freqs - 1 + COLOUR_DIM + 1
-
-    @staticmethod
-    def _side(thumb: int, scale: float) -> int:
-        return int(round(thumb * scale / 2)) * 2
-
-    @cached_property
-    def _blur(self) -> tuple[np.ndarray, np.ndarray]:
-        # Transposes are kept contiguous: OpenBLAS is ~100x slower on a transposed float32 view here.
-        g = gauss_matrix(self.thumb, self.blur)
-        return g, np.ascontiguousarray(g.T)
-
-    @cached_property
-    def _regions(self) -> list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
-        """Per scale: offset, side, DCT rows (and their transpose) and 2-D Hann window of its centre square."""
-        out = []
-        for s in self.scales:
-            side = self._side(self.thumb, s)
-            hann = np.hanning(side + 2)[1:-1].astype(np.float32)
-            dct = dct_matrix(side)[: self.freqs]
-            out.append(((self.thumb - side) // 2, side, dct, np.ascontiguousarray(dct.T), np.outer(hann, hann)))
-        return out
-
-    @cached_property
-    def _gain(self) -> np.ndarray:
-        u = np.arange(self.freqs)
-        radius = np.sqrt(u[:, None] ** 2 + u[None, :] ** 2)
-        return ((1.0 + radius) ** self.whiten).reshape(-1)[1:].astype(np.float32)
-
-    @cached_property
-    def _odd(self) -> np.ndarray:
-        return np.arange(self.freqs) % 2 == 1
 
     @cached_property
     def _grid(self) -> tuple[int, int, int, int]:
@@ -155,36 +100,6 @@ class PerceptualEmbedder(Embedder):
         small = img.resize((self.thumb, self.thumb), Image.BOX)
         rgb = np.asarray(small, dtype=np.float32) * (1.0 / 255.0)
         return torch.from_numpy(self.features(rgb))
-
-    def _structure(self, window: np.ndarray, dct: np.ndarray, dct_t: np.ndarray) -> np.ndarray:
-        """Mirror-invariant ``freqs x freqs`` coefficient block of one windowed square."""
-        coeffs = dct @ window @ dct_t  # even columns: the mirror-symmetric part of the window
-        asym = np.abs(window - window[:, ::-1]) * 0.5  # |antisymmetric part|: mirror-symmetric
-        asym_coeffs = dct @ (asym - asym.mean()) @ dct_t
-        block = coeffs.copy()
-        block[:, self._odd] = asym_coeffs[:, np.flatnonzero(self._odd) - 1] * self.asym_weight
-        return block
-
-    def structure(self, grey: np.ndarray) -> tuple[np.ndarray, float]:
-        """Mirror-invariant structure of a grey ``[thumb, thumb]`` thumbnail and its RMS contrast.
-
-        The structure is the ``freqs x freqs`` block (row-major, DC dropped) pooled over the
-        centre squares of ``scales``, not yet normalised.
-        """
-        blur, blur_t = self._blur
-        grey = blur @ grey @ blur_t
-        structure = np.zeros(self.freqs * self.freqs - 1, dtype=np.float32)
-        contrast = 0.0
-        for k, (lo, side, dct, dct_t, hann) in enumerate(self._regions):
-            square = grey[lo : lo + side, lo : lo + side]
-            window = (square - square.mean()) * hann
-            if k == 0:  # ~ RMS contrast of the blurred image (the Hann window's mean square is 9/64)
-                contrast = float(np.sqrt(np.mean(window**2) / (9.0 / 64.0)))
-            coeffs = self._structure(window, dct, dct_t).reshape(-1)[1:] * self._gain  # drop DC: brightness
-            norm = float(np.linalg.norm(coeffs))
-            if norm > _EPS:
-                structure += coeffs / norm
-        return structure, contrast
 
     def features(self, rgb: np.ndarray) -> np.ndarray:
         """The vector for an RGB thumbnail ``[thumb, thumb, 3]`` with values in [0, 1]."""
