@@ -20,7 +20,6 @@ from PIL import Image
 
 from curate.dedup.featureless import Uniformity, uniformity
 from curate.dedup.image_verify import ImageView, copy_floor, image_view
-from curate.dedup.phash import image_hash
 from curate.dedup.quality import image_sharpness
 from curate.embed.payloads import PayloadFetcher
 from curate.io.images import open_image
@@ -108,16 +107,6 @@ class Pictures:
         if len(self.images) > IMAGES:
             self.images.popitem(last=False)
         return img
-
-    def hashes(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The perceptual hash of each row (has: False where it cannot be decoded)."""
-        out = np.zeros(len(rows), dtype=np.uint64)
-        have = np.zeros(len(rows), dtype=bool)
-        for k, r in enumerate(self.bar(iterable=rows.tolist(), desc="perceptual hashes", unit=" images")):
-            img = self.decode(r)
-            if img is not None:
-                out[k], have[k] = np.uint64(image_hash(img)), True
-        return out, have
 
     def sharpness(self, rows: np.ndarray) -> np.ndarray:
         """Per manifest row (NaN elsewhere): the sharpness of the image rows among ``rows``."""

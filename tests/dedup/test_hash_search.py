@@ -163,3 +163,11 @@ def test_image_pairs_verified_in_worker_processes_score_as_here(tmp_path, photos
     assert np.array_equal(here[1], pooled[1]) and np.allclose(here[0], pooled[0])
     copies = {(i, j) for i, j in zip(a.tolist(), b.tolist()) if i // 3 == j // 3}
     assert {(i, j) for i, j, ok in zip(a.tolist(), b.tolist(), here[1].tolist()) if ok} == copies
+
+
+@pytest.mark.parametrize("shape", [(64, 85), (256, 64), (3, 5), (1, 1)])
+def test_separable_blur_equals_the_renormalised_gaussian_matrices(shape):
+    a = np.random.default_rng(2).random(shape, dtype=np.float32)
+    for sigma in (1.0, 4.0):
+        reference = phash._gauss_matrix(shape[0], sigma) @ a @ phash._gauss_matrix(shape[1], sigma).T
+        assert np.abs(phash._blur(a, sigma) - reference).max() < 2e-6
