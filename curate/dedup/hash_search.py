@@ -35,17 +35,29 @@ def near_hashes(query: np.ndarray, base: np.ndarray, owner: np.ndarray, max_dist
     start = 0
     while start < len(query):
         stop = start + max(1, int(np.searchsorted(np.cumsum(load[start:]), budget, "right")))
+        block_i, block_o, block_d = [], [], []
         for (lo, hi), order in zip(spans, orders):
             i, j = _expand(lo[start:stop], hi[start:stop], order)
             i += start
             o = owner[j]
             d = popcount(query[i] ^ base[j])
             keep = (o != i) & (d <= max_distance)
-            out_i.append(i[keep])
-            out_o.append(o[keep])
-            out_d.append(d[keep])
+            block_i.append(i[keep])
+            block_o.append(o[keep])
+            block_d.append(d[keep])
+        # a query's matches all come in its block: each (query, owner) once here keeps memory to the answer
+        i, o, d = _nearest_once(np.concatenate(block_i), np.concatenate(block_o), np.concatenate(block_d))
+        out_i.append(i)
+        out_o.append(o)
+        out_d.append(d)
         start = stop
-    i, o, d = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (out_i, out_o, out_d))
+    if not out_i:
+        return (np.zeros(0, np.int64),) * 3
+    return np.concatenate(out_i), np.concatenate(out_o), np.concatenate(out_d)
+
+
+def _nearest_once(i: np.ndarray, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each (query, owner) once, at its smallest distance, sorted by query then owner."""
     if not len(i):
         return i, o, d
     order = np.lexsort((d, o, i))  # the nearest base hash of each (query, owner) first
