@@ -14,16 +14,6 @@ from curate.dedup.hash_search import as_pairs, join_load, near_hashes
 from curate.dedup.signatures import Signatures, _signatures_of, signature
 
 
-@pytest.fixture(scope="module")
-def photos() -> dict[str, Image.Image]:
-    """Non-overlapping crops of the two sample photos (different pictures, all with features)."""
-    from sklearn.datasets import load_sample_images
-
-    china, flower = (Image.fromarray(a) for a in load_sample_images().images)
-    return {"temple": china.crop((100, 20, 300, 170)), "trees": china.crop((450, 120, 640, 270)),
-            "bloom": flower.crop((170, 80, 450, 290)), "lake": china.crop((260, 240, 450, 390))}
-
-
 def _flipped(h: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
     out = h.copy()
     for k in range(len(out)):

@@ -25,16 +25,6 @@ from curate.workspace import Workspace
 ORIENTATION = 0x0112
 
 
-@pytest.fixture(scope="module")
-def photos() -> dict[str, Image.Image]:
-    """Non-overlapping crops of the two sample photos (different pictures, all with features)."""
-    from sklearn.datasets import load_sample_images
-
-    china, flower = (Image.fromarray(a) for a in load_sample_images().images)
-    return {"temple": china.crop((100, 20, 300, 170)), "trees": china.crop((450, 120, 640, 270)),
-            "bloom": flower.crop((170, 80, 450, 290)), "lake": china.crop((260, 240, 450, 390))}
-
-
 def encoded(img: Image.Image, fmt: str = "PNG", **save) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **save)
